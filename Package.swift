@@ -1,0 +1,87 @@
+// swift-tools-version: 6.1
+// Plinth: an ML platform in one native daemon. See ../shared/DESIGN.md for the layout.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Plinth",
+    products: [
+        .executable(name: "plinthd", targets: ["plinthd"]),
+        .executable(name: "plinthctl", targets: ["plinthctl"]),
+        .executable(name: "plinth-bench", targets: ["plinth-bench"]),
+        .library(name: "PlinthInference", targets: ["PlinthInference"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CLMDB", path: "Sources/CLMDB", pkgConfig: "lmdb",
+                       providers: [.apt(["liblmdb-dev"])]),
+        .target(name: "PlinthStorage", dependencies: ["CLMDB"], swiftSettings: strict),
+        .target(name: "PlinthFeatures",
+                dependencies: ["PlinthStorage", .product(name: "Yams", package: "Yams")],
+                swiftSettings: strict),
+        .target(name: "PlinthInference",
+                dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                swiftSettings: strict),
+        .target(name: "PlinthWire",
+                dependencies: [
+                    .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                    .product(name: "NIOCore", package: "swift-nio"),
+                ],
+                swiftSettings: strict),
+        .target(name: "PlinthServer",
+                dependencies: [
+                    "PlinthWire", "PlinthFeatures", "PlinthStorage",
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "NIOExtras", package: "swift-nio-extras"),
+                    .product(name: "Logging", package: "swift-log"),
+                    .product(name: "Yams", package: "Yams"),
+                ],
+                swiftSettings: strict),
+        .target(name: "PlinthClient",
+                dependencies: ["PlinthWire", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                swiftSettings: strict),
+        .executableTarget(name: "plinthd",
+                          dependencies: [
+                              "PlinthServer",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                              .product(name: "Logging", package: "swift-log"),
+                          ],
+                          swiftSettings: strict),
+        .executableTarget(name: "plinthctl",
+                          dependencies: [
+                              "PlinthClient", "PlinthWire", "PlinthInference",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                          ],
+                          swiftSettings: strict),
+        .executableTarget(name: "plinth-bench",
+                          dependencies: [
+                              "PlinthClient", "PlinthWire",
+                              .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                              .product(name: "Histogram", package: "hdrhistogram-swift"),
+                          ],
+                          swiftSettings: strict),
+        .testTarget(name: "PlinthStorageTests", dependencies: ["PlinthStorage"]),
+        .testTarget(name: "PlinthFeaturesTests", dependencies: ["PlinthFeatures", "PlinthStorage"]),
+        .testTarget(name: "PlinthWireTests",
+                    dependencies: ["PlinthWire", .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "NIOEmbedded", package: "swift-nio"),
+                                   .product(name: "NIOTestUtils", package: "swift-nio")]),
+        .testTarget(name: "PlinthServerTests",
+                    dependencies: ["PlinthServer", "PlinthClient", "PlinthWire"]),
+        .testTarget(name: "PlinthInferenceTests", dependencies: ["PlinthInference"],
+                    resources: [.copy("Fixtures")]),
+    ]
+)

@@ -1,0 +1,2 @@
+/* CLMDB: exposes the system liblmdb (Debian: liblmdb-dev) to Swift. */
+#include <lmdb.h>

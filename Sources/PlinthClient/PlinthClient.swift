@@ -1,0 +1,1 @@
+// PlinthClient: see DESIGN.md. Sources arrive with their issue.

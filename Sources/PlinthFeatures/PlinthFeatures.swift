@@ -1,0 +1,1 @@
+// PlinthFeatures: see DESIGN.md. Sources arrive with their issue.

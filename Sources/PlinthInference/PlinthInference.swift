@@ -1,0 +1,1 @@
+// PlinthInference: see DESIGN.md. Sources arrive with their issue.

@@ -1,0 +1,1 @@
+// PlinthServer: see DESIGN.md. Sources arrive with their issue.

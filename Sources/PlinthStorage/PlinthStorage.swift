@@ -1,0 +1,1 @@
+// PlinthStorage: see DESIGN.md. Sources arrive with their issue.
