@@ -19,13 +19,13 @@ inference=(plinth/v1/model.proto)
 out=Sources/PlinthWire/Generated
 rm -rf "$out" && mkdir -p "$out"
 protoc -I Proto --plugin=protoc-gen-swift="$plugin" \
-  --swift_opt=Visibility=Public --swift_out="$out" "${wire[@]}"
+  --swift_opt=Visibility=Public --swift_opt=UseAccessLevelOnImports=true --swift_out="$out" "${wire[@]}"
 
 if [ -f Proto/plinth/v1/model.proto ]; then
   out=Sources/PlinthInference/Generated
   rm -rf "$out" && mkdir -p "$out"
   protoc -I Proto --plugin=protoc-gen-swift="$plugin" \
-    --swift_opt=Visibility=Public --swift_out="$out" "${inference[@]}"
+    --swift_opt=Visibility=Public --swift_opt=UseAccessLevelOnImports=true --swift_out="$out" "${inference[@]}"
 fi
 
 py=Clients/python/plinth/_proto

@@ -1,1 +1,0 @@
-// PlinthFeatures: see DESIGN.md. Sources arrive with their issue.

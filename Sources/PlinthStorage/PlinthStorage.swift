@@ -1,1 +1,0 @@
-// PlinthStorage: see DESIGN.md. Sources arrive with their issue.

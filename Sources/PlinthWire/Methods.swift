@@ -1,0 +1,19 @@
+// Methods: the protocol version and the method paths of every service, in
+// one place for the server's dispatch table, the clients and the docs.
+
+public enum PlinthProtocol {
+    /// The protocol version this code speaks (HelloRequest.protocol_version).
+    public static let version: UInt32 = 1
+    public static let defaultMaxFrameBytes = 16 << 20
+    public static let defaultPort = 7433
+}
+
+public enum Method {
+    public static let hello = "/plinth.v1.Admin/Hello"
+    public static let health = "/plinth.v1.Admin/Health"
+    public static let serverInfo = "/plinth.v1.Admin/ServerInfo"
+    public static let applyDefinitions = "/plinth.v1.Features/ApplyDefinitions"
+    public static let listDefinitions = "/plinth.v1.Features/ListDefinitions"
+    public static let push = "/plinth.v1.Features/Push"
+    public static let getOnlineFeatures = "/plinth.v1.Features/GetOnlineFeatures"
+}
