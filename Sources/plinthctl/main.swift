@@ -1,1 +1,13 @@
-print("not built yet")
+// plinthctl: the Plinth command line — definitions, pushes, online reads,
+// daemon status.
+import ArgumentParser
+
+struct Plinthctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plinthctl",
+        abstract: "Command line for the Plinth daemon.",
+        version: plinthctlVersion,
+        subcommands: [Apply.self, Push.self, Get.self, Status.self, Definitions.self])
+}
+
+Plinthctl.main()

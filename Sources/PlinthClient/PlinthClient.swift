@@ -1,1 +1,0 @@
-// PlinthClient: see DESIGN.md. Sources arrive with their issue.

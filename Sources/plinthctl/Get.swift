@@ -1,0 +1,128 @@
+// plinthctl get: reads online features for one or more entity rows.
+import ArgumentParser
+import Foundation
+import PlinthClient
+import PlinthWire
+
+struct Get: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Read online features.",
+        discussion: "Each --entity is one row: KEY=VALUE, or KEY=VALUE,KEY=VALUE for views keyed by several entities.")
+
+    @Option(help: "Feature references view:feature, comma-separated.")
+    var features: String?
+
+    @Option(help: "A feature service instead of --features.")
+    var service: String?
+
+    @Option(name: .customLong("entity"), help: "An entity row, KEY=VALUE[,KEY=VALUE]. Repeat for more rows.")
+    var entities: [String] = []
+
+    @Flag(help: "Name columns view__feature.")
+    var fullFeatureNames = false
+
+    @OptionGroup var options: ConnectionOptions
+
+    func validate() throws {
+        if (features == nil) == (service == nil) { throw ValidationError("give exactly one of --features or --service") }
+        if entities.isEmpty { throw ValidationError("give at least one --entity KEY=VALUE") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let connection = try options.connect()
+            let definitions = try KnownDefinitions(connection)
+            let refs = features.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+            // Join key types come from the views the features belong to.
+            var keyTypes: [String: PBValueType] = [:]
+            let viewNames = refs.isEmpty ? (definitions.services[service ?? ""] ?? []).map { String($0.split(separator: ":")[0]) }
+                                         : refs.map { String($0.split(separator: ":").first ?? "") }
+            for name in viewNames { if let view = definitions.views[name] { for k in view.joinKeys { keyTypes[k.name] = k.type } } }
+            var order: [String] = []
+            var columns: [String: PBColumn] = [:]
+            for (row, text) in entities.enumerated() {
+                var seen: Set<String> = []
+                for pair in text.split(separator: ",") {
+                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard parts.count == 2 else { throw ValidationError("--entity '\(text)' is not KEY=VALUE") }
+                    let key = parts[0].trimmingCharacters(in: .whitespaces)
+                    if columns[key] == nil {
+                        guard row == 0 else { throw ValidationError("--entity rows must all give the same keys; '\(key)' is new in row \(row + 1)") }
+                        var column = PBColumn()
+                        column.name = key
+                        column.type = keyTypes[key] ?? (Int64(parts[1]) != nil ? .int64 : .string)
+                        columns[key] = column
+                        order.append(key)
+                    }
+                    seen.insert(key)
+                    do { try appendCell(parts[1], to: &columns[key]!, row: row) } catch let error as PlinthError {
+                        throw ValidationError("--entity '\(text)': \(error.message)")
+                    }
+                }
+                guard seen.count == order.count else { throw ValidationError("--entity rows must all give the same keys") }
+            }
+            var request = PBGetOnlineFeaturesRequest()
+            request.features = refs
+            request.featureService = service ?? ""
+            request.entities = order.compactMap { columns[$0] }
+            request.fullFeatureNames = fullFeatureNames
+            let response = try connection.call(Method.getOnlineFeatures, request, as: PBGetOnlineFeaturesResponse.self)
+            let statusNames = ["INVALID", "PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE"]
+            var jsonRows: [[String: Any]] = []
+            var tableRows: [[String]] = []
+            for row in 0..<entities.count {
+                var json: [String: Any] = [:]
+                var cells: [String] = []
+                for key in order {
+                    let column = columns[key]!
+                    let value: Any = column.type == .int64 ? column.int64Values[row] as Any : column.stringValues[row] as Any
+                    json[key] = value
+                    cells.append("\(value)")
+                }
+                var featureJSON: [String: Any] = [:]
+                for feature in response.features {
+                    let status = feature.statuses.indices.contains(row) ? feature.statuses[row].rawValue : 0
+                    let name = statusNames.indices.contains(status) ? statusNames[status] : "INVALID"
+                    let present = status == 1
+                    let value = present ? jsonValue(feature.values, row) : NSNull()
+                    let time = feature.eventTimeUs.indices.contains(row) ? feature.eventTimeUs[row] : 0
+                    featureJSON[feature.values.name] = ["value": value, "status": name,
+                                                        "event_time": time == 0 ? NSNull() : isoTime(micros: time) as Any]
+                    cells.append(present ? "\(display(value))" : "<\(name)>")
+                }
+                json["features"] = featureJSON
+                jsonRows.append(json)
+                tableRows.append(cells)
+            }
+            if options.json {
+                try printJSON(["results": jsonRows])
+            } else {
+                printTable(order + response.features.map(\.values.name), tableRows)
+            }
+        }
+    }
+}
+
+func jsonValue(_ column: PBColumn, _ row: Int) -> Any {
+    switch column.type {
+    case .int64: return column.int64Values[row]
+    case .float32: return shortest(column.float32Values[row])
+    case .float64: return column.float64Values[row]
+    case .bool: return column.boolValues[row]
+    case .string: return column.stringValues[row]
+    case .bytes: return column.bytesValues[row].base64EncodedString()
+    case .float32Vector:
+        let n = Int(column.vectorLength)
+        return column.float32Values[(row * n)..<((row + 1) * n)].map(shortest)
+    default: return NSNull()
+    }
+}
+
+func display(_ value: Any) -> String {
+    if let list = value as? [Double] { return "[" + list.map { "\($0)" }.joined(separator: ",") + "]" }
+    return "\(value)"
+}
+
+/// A float32 as the double with the same shortest decimal spelling, so
+/// 0.896 prints as 0.896 rather than 0.8960000276565552.
+func shortest(_ value: Float) -> Double { Double("\(value)") ?? Double(value) }

@@ -1,0 +1,129 @@
+// plinthctl push: writes rows from a CSV file to a feature view, in batches.
+import ArgumentParser
+import Foundation
+import PlinthClient
+import PlinthWire
+
+struct Push: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Push rows from a CSV file to a feature view.",
+        discussion: """
+        The header names the view's join keys, its features and an event_timestamp column \
+        (ISO 8601, no zone = UTC, or epoch seconds); created_timestamp is optional. \
+        Empty cells are null (except for strings); vectors are written "[1,2,3]".
+        """)
+
+    @Argument(help: "The feature view.")
+    var view: String
+
+    @Option(help: "The CSV file ('-' for standard input).")
+    var csv: String
+
+    @Option(help: "Where to write: online, offline or online_and_offline.")
+    var to: String = "online_and_offline"
+
+    @Option(help: "Rows per request.")
+    var batchSize: Int = 10_000
+
+    @OptionGroup var options: ConnectionOptions
+
+    func run() throws {
+        let target: PBPushTarget
+        switch to {
+        case "online": target = .online
+        case "offline": target = .offline
+        case "online_and_offline": target = .onlineAndOffline
+        default: throw ValidationError("--to must be online, offline or online_and_offline, not '\(to)'")
+        }
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
+        let text: String
+        if csv == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        } else {
+            do { text = try String(contentsOfFile: csv, encoding: .utf8) } catch {
+                throw ValidationError("cannot read \(csv): \(error.localizedDescription)")
+            }
+        }
+        try reportingErrors {
+            let connection = try options.connect()
+            let definitions = try KnownDefinitions(connection)
+            let view = try definitions.view(self.view)
+            var reader = CSVReader(text: text)
+            guard let (_, header) = try reader.next() else { throw PlinthError(code: 3, message: "\(csv) is empty") }
+            let columns = header.map { $0.trimmingCharacters(in: .whitespaces) }
+            var templates: [PBColumn?] = []
+            var eventIndex: Int?
+            var createdIndex: Int?
+            for (i, name) in columns.enumerated() {
+                if name == "event_timestamp" { eventIndex = i; templates.append(nil); continue }
+                if name == "created_timestamp" { createdIndex = i; templates.append(nil); continue }
+                var column = PBColumn()
+                column.name = name
+                if let key = view.joinKeys.first(where: { $0.name == name }) {
+                    column.type = key.type
+                } else if let feature = view.features.first(where: { $0.name == name }) {
+                    column.type = feature.type
+                    column.vectorLength = feature.vectorLength
+                } else {
+                    throw PlinthError(code: 3, message: "column '\(name)' is neither a join key nor a feature of '\(view.name)'")
+                }
+                templates.append(column)
+            }
+            guard let eventIndex else { throw PlinthError(code: 3, message: "\(csv) has no event_timestamp column") }
+            var total = PBPushResponse()
+            var batch = PBPushRequest()
+            func resetBatch() {
+                batch = PBPushRequest()
+                batch.featureView = view.name
+                batch.to = target
+                batch.columns = templates.compactMap { $0 }
+            }
+            func flush() throws {
+                guard !batch.eventTimeUs.isEmpty else { return }
+                let result = try connection.call(Method.push, batch, as: PBPushResponse.self)
+                total.rows += result.rows
+                total.onlineRowsWritten += result.onlineRowsWritten
+                total.onlineRowsStale += result.onlineRowsStale
+                total.offlineRowsWritten += result.offlineRowsWritten
+                if !options.json && total.rows >= 50_000 {
+                    FileHandle.standardError.write(Data("\rpushed \(total.rows) rows".utf8))
+                }
+                resetBatch()
+            }
+            resetBatch()
+            while let (line, fields) = try reader.next() {
+                if fields.count == 1 && fields[0].isEmpty { continue }
+                guard fields.count == columns.count else {
+                    throw PlinthError(code: 3, message: "\(csv) line \(line): \(fields.count) fields, the header has \(columns.count)")
+                }
+                let row = batch.eventTimeUs.count
+                guard let event = parseTimestamp(fields[eventIndex]) else {
+                    throw PlinthError(code: 3, message: "\(csv) line \(line), column event_timestamp: '\(fields[eventIndex])' is not a timestamp")
+                }
+                batch.eventTimeUs.append(event)
+                if let createdIndex {
+                    guard let created = parseTimestamp(fields[createdIndex]) else {
+                        throw PlinthError(code: 3, message: "\(csv) line \(line), column created_timestamp: '\(fields[createdIndex])' is not a timestamp")
+                    }
+                    batch.createdTimeUs.append(created)
+                }
+                var c = 0
+                for (i, template) in templates.enumerated() where template != nil {
+                    do { try appendCell(fields[i], to: &batch.columns[c], row: row) } catch let error as PlinthError {
+                        throw PlinthError(code: error.code, message: "\(csv) line \(line): \(error.message)")
+                    }
+                    c += 1
+                }
+                if batch.eventTimeUs.count >= batchSize { try flush() }
+            }
+            try flush()
+            if !options.json && total.rows >= 50_000 { FileHandle.standardError.write(Data("\n".utf8)) }
+            if options.json {
+                try printJSON(["rows": total.rows, "online_rows_written": total.onlineRowsWritten,
+                               "online_rows_stale": total.onlineRowsStale, "offline_rows_written": total.offlineRowsWritten])
+            } else {
+                print("pushed \(total.rows) rows to \(view.name): \(total.onlineRowsWritten) online (\(total.onlineRowsStale) older than the stored value, kept out), \(total.offlineRowsWritten) offline")
+            }
+        }
+    }
+}
