@@ -211,10 +211,11 @@ class Connection:
         while True:
             response = self._next_for(request_id)
             if response.HasField("status") and response.status.code != 0:
+                error = errors.error_for(response.status.code, response.status.message)
                 # Drain the rest of a failed stream so the next call starts clean.
                 while response.more:
                     response = self._next_for(request_id)
-                raise errors.error_for(response.status.code, response.status.message)
+                raise error
             parts.append(response.body)
             if not response.more:
                 return b"".join(parts)
