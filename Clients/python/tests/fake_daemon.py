@@ -64,12 +64,17 @@ class Fake:
 
     def close(self) -> None:
         self._listener.close()
+        self.drop_connections()
+
+    def drop_connections(self) -> None:
+        """Hang up on every client, as a restarting daemon would."""
         for conn in self._connections:
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             conn.close()
+        self._connections.clear()
 
     def _accept(self) -> None:
         while True:
