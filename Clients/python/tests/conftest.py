@@ -1,0 +1,151 @@
+"""Fixtures that run a real plinthd for the end-to-end tests.
+
+The binary is $PLINTHD, else <repo>/.build/debug/plinthd. Without it the
+end-to-end tests are skipped, except under CI (env CI set), where they fail:
+a CI run that silently tested nothing would look green.
+
+plinthd cannot report the port it picked for port 0, so a free port is found
+by binding a socket to port 0 and closing it; the daemon is then started on
+it with its own temporary data directory and stopped by PID (SIGTERM, then
+SIGKILL) at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+START_TIMEOUT = 30.0
+
+
+def plinthd_binary() -> str:
+    path = os.environ.get("PLINTHD") or str(REPO / ".build" / "debug" / "plinthd")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        message = (
+            "plinthd binary not found at %s: build it (swift build) or set PLINTHD" % path
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Plinthd:
+    """One plinthd process on 127.0.0.1 (and optionally a Unix socket)."""
+
+    def __init__(self, binary: str, folder: Path, config: Optional[str] = None, unix: bool = False) -> None:
+        self.port = free_port()
+        self.address = "127.0.0.1:%d" % self.port
+        self.data_dir = folder / "data"
+        self.log_path = folder / "plinthd.log"
+        self.unix_path: Optional[str] = None
+        args: List[str] = [binary, "--data-dir", str(self.data_dir), "--listen", self.address]
+        if config is not None:
+            config_path = folder / "plinthd.yaml"
+            config_path.write_text(config)
+            args += ["--config", str(config_path)]
+        if unix:
+            # Unix socket paths are limited to ~100 bytes: keep it short.
+            self.unix_path = "/tmp/plinth-%d-%d.sock" % (os.getpid(), self.port)
+            args += ["--unix", self.unix_path]
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
+        try:
+            self._wait_until_accepting()
+        except BaseException:
+            self.stop()
+            raise
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def _wait_until_accepting(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    "plinthd exited with %s before accepting connections:\n%s"
+                    % (self.process.returncode, self.log()),
+                    pytrace=False,
+                )
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                if self.unix_path is None or os.path.exists(self.unix_path):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        pytest.fail("plinthd did not accept connections within %ss:\n%s" % (START_TIMEOUT, self.log()),
+                    pytrace=False)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+        if self.unix_path and os.path.exists(self.unix_path):
+            os.unlink(self.unix_path)
+
+
+def plinthd_supports(binary: str, flag: str) -> bool:
+    try:
+        result = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return flag in result.stdout + result.stderr
+
+
+TOKENS = """\
+tokens:
+  - {name: reader, token: "r-secret", scopes: [read]}
+  - {name: writer, token: "w-secret", scopes: [read, write]}
+  - {name: ops, token: "a-secret", scopes: [read, write, admin]}
+"""
+
+
+@pytest.fixture(scope="session")
+def plinthd(tmp_path_factory):
+    """An open daemon (no tokens), shared by the tests; each test uses its
+    own names (see `names`)."""
+    daemon = Plinthd(plinthd_binary(), tmp_path_factory.mktemp("plinthd"))
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def secured_plinthd(tmp_path_factory):
+    """A daemon that requires tokens (reader, writer, ops)."""
+    daemon = Plinthd(plinthd_binary(), tmp_path_factory.mktemp("plinthd-auth"), config=TOKENS)
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def unix_plinthd(tmp_path_factory):
+    binary = plinthd_binary()
+    if not plinthd_supports(binary, "--unix"):
+        pytest.skip("this plinthd has no --unix option")
+    daemon = Plinthd(binary, tmp_path_factory.mktemp("plinthd-unix"), unix=True)
+    yield daemon
+    daemon.stop()
