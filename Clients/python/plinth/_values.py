@@ -175,6 +175,12 @@ def build_column(
         raise errors.InvalidArgumentError(
             "column %r has no usable type (%d)" % (name, value_type)
         )
+    fast = _numpy_cells(name, value_type, values)
+    if fast is not None:
+        cells, nulls = fast
+        getattr(column, _FIELDS[value_type]).extend(cells)
+        column.null_rows.extend(nulls)
+        return column
     convert = _CONVERTERS.get(value_type)
     for row, value in enumerate(values):
         if _is_null_cell(value, value_type):
@@ -199,6 +205,56 @@ def build_column(
         getattr(column, _FIELDS[value_type]).extend(cells)
     column.null_rows.extend(nulls)
     return column
+
+
+def _numpy_cells(name: str, value_type: int, values: Any) -> Optional[Tuple[List[Any], List[int]]]:
+    """Cells and null rows of a numeric numpy array, converted in bulk.
+
+    A DataFrame's numeric columns arrive as arrays; checking a million values
+    one by one in Python would dominate a push. None means "not an array this
+    handles": the caller converts value by value.
+    """
+    kind = getattr(getattr(values, "dtype", None), "kind", None)
+    if kind is None or getattr(values, "ndim", 0) != 1:
+        return None
+    import numpy as np  # present: `values` is a numpy array
+
+    if value_type == BOOL and kind == "b":
+        return values.tolist(), []
+    if value_type not in (INT64, FLOAT32, FLOAT64) or kind not in "iuf":
+        return None
+    nulls = np.flatnonzero(np.isnan(values)) if kind == "f" else np.empty(0, dtype=np.int64)
+    if value_type == INT64:
+        if kind == "f":
+            filled = np.where(np.isnan(values), 0.0, values)
+            bad = np.flatnonzero((filled != np.floor(filled)) | (np.abs(filled) >= 2.0 ** 63))
+            if len(bad):
+                row = int(bad[0])
+                raise errors.InvalidArgumentError(
+                    "column %r row %d: %r is not a valid int64" % (name, row, values[row].item())
+                )
+            return filled.astype(np.int64).tolist(), nulls.tolist()
+        if kind == "u" and len(values) and values.max() > _INT64_MAX:
+            row = int(np.argmax(values > _INT64_MAX))
+            raise errors.InvalidArgumentError(
+                "column %r row %d: %r is out of the int64 range" % (name, row, values[row].item())
+            )
+        return values.astype(np.int64).tolist(), []
+    if kind == "f" and len(nulls):
+        values = np.where(np.isnan(values), 0.0, values)
+    return values.astype(np.float64).tolist(), nulls.tolist()
+
+
+def times_to_micros(values: Any, what: str) -> List[int]:
+    """to_micros over a column, in bulk for a numpy datetime64 array."""
+    if getattr(getattr(values, "dtype", None), "kind", None) == "M":
+        import numpy as np
+
+        nat = np.flatnonzero(np.isnat(values))
+        if len(nat):
+            raise errors.InvalidArgumentError("%s row %d: a time is required, got NaT" % (what, nat[0]))
+        return values.astype("datetime64[us]").astype(np.int64).tolist()
+    return [to_micros(v, "%s row %d" % (what, i)) for i, v in enumerate(values)]
 
 
 def _is_null_cell(value: Any, value_type: int) -> bool:

@@ -30,7 +30,7 @@ from ._values import (
     column_values,
     is_null,
     parse_type_name,
-    to_micros,
+    times_to_micros,
 )
 from ._wire import Connection
 from .definitions import ApplyResult, Catalog, Definitions, PushResult
@@ -290,15 +290,13 @@ class Client:
         if EVENT_TIMESTAMP not in table:
             raise errors.InvalidArgumentError("rows need an %r column" % EVENT_TIMESTAMP)
         for name, _ in keys:
-            nulls = [i for i, v in enumerate(table[name]) if is_null(v)]
+            nulls = _null_rows(table[name])
             if nulls:
                 raise errors.InvalidArgumentError("join key %r is null in row %d" % (name, nulls[0]))
-        event_us = [to_micros(v, "%s row %d" % (EVENT_TIMESTAMP, i)) for i, v in enumerate(table[EVENT_TIMESTAMP])]
+        event_us = times_to_micros(table[EVENT_TIMESTAMP], EVENT_TIMESTAMP)
         created_us = None
         if CREATED_TIMESTAMP in table:
-            created_us = [
-                to_micros(v, "%s row %d" % (CREATED_TIMESTAMP, i)) for i, v in enumerate(table[CREATED_TIMESTAMP])
-            ]
+            created_us = times_to_micros(table[CREATED_TIMESTAMP], CREATED_TIMESTAMP)
         parsed = [(name, parse_type_name(type_text)) for name, type_text in typed]
         requests = []
         for start in range(0, count, batch_size):
@@ -384,9 +382,9 @@ class Client:
         entities: Dict[str, List[Any]] = {}
         for name in names:
             values = table[name]
-            for row, value in enumerate(values):
-                if is_null(value):
-                    raise errors.InvalidArgumentError("join key %r is null in entity row %d" % (name, row))
+            nulls = _null_rows(values)
+            if nulls:
+                raise errors.InvalidArgumentError("join key %r is null in entity row %d" % (name, nulls[0]))
             type_text = key_types.get(name) or catalog.join_key_type(name)
             value_type, length = parse_type_name(type_text) if type_text else (_infer_key_type(name, values), 0)
             column = build_column(name, value_type, length, values)
@@ -414,7 +412,7 @@ def _table(rows: Rows, what: str) -> Tuple[List[str], Dict[str, Sequence[Any]], 
         names = [str(c) for c in rows.columns]
         if len(set(names)) != len(names):
             raise errors.InvalidArgumentError("%s: the DataFrame has duplicate column names" % what)
-        return names, {str(c): rows[c].tolist() for c in rows.columns}, len(rows)
+        return names, {str(c): _frame_column(rows[c]) for c in rows.columns}, len(rows)
     if isinstance(rows, Mapping):
         names = [str(k) for k in rows]
         table = {str(k): _as_list(v, what, str(k)) for k, v in rows.items()}
@@ -447,10 +445,33 @@ def _table(rows: Rows, what: str) -> Tuple[List[str], Dict[str, Sequence[Any]], 
     return [str(n) for n in names], table, len(records)
 
 
+def _frame_column(series: Any) -> Sequence[Any]:
+    """A DataFrame column as a numpy array where its dtype allows bulk
+    conversion (numbers, bools, times; tz-aware times made UTC), else as a
+    list of Python objects."""
+    kind = getattr(series.dtype, "kind", None)
+    if kind in ("i", "u", "f", "b", "M"):
+        tz = getattr(series.dtype, "tz", None)
+        if tz is not None:
+            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        return series.to_numpy()
+    return series.tolist()
+
+
 def _as_list(values: Any, what: str, name: str) -> Sequence[Any]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise errors.InvalidArgumentError("%s[%r]: expected a list of values" % (what, name))
-    return values.tolist() if hasattr(values, "tolist") else list(values)
+    if type(values).__name__ == "Series" and (type(values).__module__ or "").startswith("pandas"):
+        return _frame_column(values)
+    if getattr(values, "ndim", None) == 1:  # a numpy array: kept for bulk conversion
+        return values
+    return list(values)
+
+
+def _null_rows(values: Sequence[Any]) -> List[int]:
+    if getattr(getattr(values, "dtype", None), "kind", "O") in ("i", "u", "b"):
+        return []  # integer and bool arrays cannot hold a null
+    return [i for i, v in enumerate(values) if is_null(v)]
 
 
 def _is_dataframe(value: Any) -> bool:

@@ -119,3 +119,31 @@ def test_column_length_mismatch_from_server_is_internal():
     column = common_pb2.Column(name="x", type=INT64, int64_values=[1, 2])
     with pytest.raises(plinth.InternalError):
         column_values(column, 3)
+
+
+def test_numpy_arrays_convert_in_bulk_with_the_same_rules():
+    column = build_column("n", INT64, 0, np.array([1.0, np.nan, -3.0]))
+    assert list(column.int64_values) == [1, 0, -3] and list(column.null_rows) == [1]
+    column = build_column("n", FLOAT32, 0, np.array([0.5, np.nan], dtype=np.float32))
+    assert list(column.float32_values) == [0.5, 0.0] and list(column.null_rows) == [1]
+    column = build_column("n", FLOAT64, 0, np.array([1, 2], dtype=np.uint8))
+    assert list(column.float64_values) == [1.0, 2.0] and list(column.null_rows) == []
+    column = build_column("b", BOOL, 0, np.array([True, False]))
+    assert list(column.bool_values) == [True, False]
+    with pytest.raises(plinth.InvalidArgumentError, match="'n' row 1"):
+        build_column("n", INT64, 0, np.array([1.0, 1.5]))
+    with pytest.raises(plinth.InvalidArgumentError, match="'n' row 0"):
+        build_column("n", INT64, 0, np.array([2 ** 63], dtype=np.uint64))
+    with pytest.raises(plinth.InvalidArgumentError, match="'b' row 0"):
+        build_column("b", BOOL, 0, np.array([1, 0]))
+    with pytest.raises(plinth.InvalidArgumentError, match="'s' row 0"):
+        build_column("s", STRING, 0, np.array([1.0]))
+
+
+def test_datetime64_arrays_convert_in_bulk():
+    from plinth._values import times_to_micros
+
+    values = np.array(["2023-11-14T22:13:20.000001", "1969-12-31T23:59:59"], dtype="datetime64[ns]")
+    assert times_to_micros(values, "t") == [T0 * 1_000_000 + 1, -1_000_000]
+    with pytest.raises(plinth.InvalidArgumentError, match="t row 1"):
+        times_to_micros(np.array(["2023-01-01", "NaT"], dtype="datetime64[s]"), "t")
