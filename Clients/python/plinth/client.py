@@ -23,9 +23,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from . import __version__, errors
 from ._proto.plinth.v1 import admin_pb2, features_pb2
 from ._values import (
-    BYTES,
-    INT64,
-    STRING,
     build_column,
     column_values,
     is_null,
@@ -234,6 +231,7 @@ class Client:
         target = _TARGETS[to.lower()]
         names, table, count = _table(rows, "rows")
         if count == 0:
+            self._view(view)  # an unknown view is an error even with no rows
             return PushResult()
         with self._lock:
             requests = self._push_requests(view, target, names, table, count, batch_size)
@@ -365,11 +363,14 @@ class Client:
             view_names = [ref.split(":", 1)[0] for ref in found.features]
         else:
             view_names = [ref.split(":", 1)[0] for ref in refs]
+        # Only the join keys the views need are sent; other entity_rows
+        # columns (Feast lets callers carry extra data) come back in to_dict
+        # unchanged.
         key_types: Dict[str, str] = {}
         for view_name in dict.fromkeys(view_names):
             catalog, _ = self._view(view_name)
             for key in catalog.join_keys(view_name):
-                if key.name not in table:
+                if key.name not in table and count:
                     raise errors.InvalidArgumentError(
                         "entity_rows lack join key %r (needed by view %r)" % (key.name, view_name)
                     )
@@ -380,29 +381,18 @@ class Client:
         else:
             request.features.extend(refs)
         entities: Dict[str, List[Any]] = {}
-        for name in names:
-            values = table[name]
+        for name in list(names) + [k for k in key_types if k not in table]:
+            values = table.get(name, [])
+            if name not in key_types:
+                entities[name] = values.tolist() if hasattr(values, "tolist") else list(values)
+                continue
             nulls = _null_rows(values)
             if nulls:
                 raise errors.InvalidArgumentError("join key %r is null in entity row %d" % (name, nulls[0]))
-            type_text = key_types.get(name) or catalog.join_key_type(name)
-            value_type, length = parse_type_name(type_text) if type_text else (_infer_key_type(name, values), 0)
-            column = build_column(name, value_type, length, values)
+            column = build_column(name, *parse_type_name(key_types[name]), values)
             request.entities.append(column)
             entities[name] = column_values(column, count)
         return request, entities
-
-
-def _infer_key_type(name: str, values: Sequence[Any]) -> int:
-    """The type of a join key no definition declares, from its first value."""
-    first = values[0] if len(values) else 0
-    if isinstance(first, (bytes, bytearray)):
-        return BYTES
-    if isinstance(first, str):
-        return STRING
-    if isinstance(first, bool):
-        raise errors.InvalidArgumentError("join key %r: a bool is not a key" % name)
-    return INT64
 
 
 def _table(rows: Rows, what: str) -> Tuple[List[str], Dict[str, Sequence[Any]], int]:

@@ -381,3 +381,32 @@ def test_client_reconnects_after_the_connection_drops(client, daemon):
         client.list_definitions()
     assert len(client.list_definitions()) == 1
     assert daemon.fake.method_names().count("/plinth.v1.Admin/Hello") == 2
+
+
+def test_extra_entity_columns_are_returned_but_not_sent(client, daemon):
+    daemon.online = online_response(
+        ["country"], {"country": [P]},
+        country=common_pb2.Column(type=common_pb2.VALUE_TYPE_STRING, string_values=["FR"]),
+    )
+    online = client.get_online_features(
+        features=["user_stats:country"], entity_rows=[{"request_amount": 3.5, "user_id": 1}]
+    )
+    assert [c.name for c in daemon.last_online.entities] == ["user_id"]
+    assert online.to_dict() == {"request_amount": [3.5], "user_id": [1], "country": ["FR"]}
+
+
+def test_no_entity_rows_still_asks_with_empty_key_columns(client, daemon):
+    daemon.online = online_response(
+        ["country"], {"country": []}, country=common_pb2.Column(type=common_pb2.VALUE_TYPE_STRING)
+    )
+    online = client.get_online_features(features=["user_stats:country"], entity_rows=[])
+    (key,) = daemon.last_online.entities
+    assert key.name == "user_id" and key.type == common_pb2.VALUE_TYPE_INT64 and len(key.int64_values) == 0
+    assert online.to_dict() == {"user_id": [], "country": []} and len(online) == 0
+
+
+def test_empty_push_still_checks_the_view(client, daemon):
+    assert client.push("user_stats", []) == plinth.PushResult()
+    with pytest.raises(plinth.NotFoundError):
+        client.push("ghost_view", [])
+    assert daemon.calls("Push") == 0
