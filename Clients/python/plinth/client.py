@@ -39,6 +39,9 @@ CREATED_TIMESTAMP = "created_timestamp"
 #: Rows per Push request: 10k rows of a dozen features stay far below the
 #: 16 MiB frame limit while amortising the per-request commit.
 DEFAULT_BATCH_SIZE = 10_000
+# Room for the Request envelope (id, method name, length prefixes) around a
+# PushRequest when checking it against the server's frame limit.
+_ENVELOPE_BYTES = 256
 
 _TARGETS = {
     "online": features_pb2.PUSH_TARGET_ONLINE,
@@ -296,16 +299,28 @@ class Client:
         if CREATED_TIMESTAMP in table:
             created_us = times_to_micros(table[CREATED_TIMESTAMP], CREATED_TIMESTAMP)
         parsed = [(name, parse_type_name(type_text)) for name, type_text in typed]
-        requests = []
-        for start in range(0, count, batch_size):
-            end = min(start + batch_size, count)
+        # A batch too big for one frame (wide vectors) is halved until it fits.
+        limit = self._connected().max_frame_bytes - _ENVELOPE_BYTES
+
+        def batch(start: int, end: int) -> features_pb2.PushRequest:
             request = features_pb2.PushRequest(feature_view=view_name, to=target)
             for name, (value_type, length) in parsed:
                 request.columns.append(build_column(name, value_type, length, table[name][start:end]))
             request.event_time_us.extend(event_us[start:end])
             if created_us is not None:
                 request.created_time_us.extend(created_us[start:end])
-            requests.append(request)
+            return request
+
+        requests = []
+        ranges = [(s, min(s + batch_size, count)) for s in range(0, count, batch_size)]
+        while ranges:
+            start, end = ranges.pop(0)
+            request = batch(start, end)
+            if request.ByteSize() > limit and end - start > 1:
+                middle = (start + end) // 2
+                ranges[:0] = [(start, middle), (middle, end)]
+                continue
+            requests.append(request)  # one row over the limit: the send says so
         return requests
 
     # --- online reads --------------------------------------------------------

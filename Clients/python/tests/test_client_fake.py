@@ -410,3 +410,14 @@ def test_empty_push_still_checks_the_view(client, daemon):
     with pytest.raises(plinth.NotFoundError):
         client.push("ghost_view", [])
     assert daemon.calls("Push") == 0
+
+
+def test_batches_too_big_for_a_frame_are_split(client, daemon):
+    daemon.fake.max_frame_bytes = 1200  # ~40 bytes a row: ~25 rows a frame
+    result = client.push("user_stats", rows(100), batch_size=100)
+    assert result.rows == 100
+    sizes = [len(p.event_time_us) for p in daemon.pushes]
+    assert len(sizes) > 1 and sum(sizes) == 100
+    assert all(len(r.SerializeToString()) <= 1200 for r in daemon.fake.requests)
+    ids = [i for p in daemon.pushes for i in column(p, "user_id").int64_values]
+    assert ids == list(range(100))
