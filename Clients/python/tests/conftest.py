@@ -4,10 +4,11 @@ The binary is $PLINTHD, else <repo>/.build/debug/plinthd. Without it the
 end-to-end tests are skipped, except under CI (env CI set), where they fail:
 a CI run that silently tested nothing would look green.
 
-plinthd cannot report the port it picked for port 0, so a free port is found
-by binding a socket to port 0 and closing it; the daemon is then started on
-it with its own temporary data directory and stopped by PID (SIGTERM, then
-SIGKILL) at teardown.
+Each daemon gets its own temporary data directory and is stopped by PID
+(SIGTERM, then SIGKILL) at teardown. Where plinthd has --ready-file it
+listens on port 0 and writes the address it bound there (no race for the
+port); otherwise a free port is found by binding a socket to port 0 and
+closing it, and the daemon is started on that.
 """
 
 from __future__ import annotations
@@ -48,19 +49,25 @@ class Plinthd:
     """One plinthd process on 127.0.0.1 (and optionally a Unix socket)."""
 
     def __init__(self, binary: str, folder: Path, config: Optional[str] = None, unix: bool = False) -> None:
-        self.port = free_port()
-        self.address = "127.0.0.1:%d" % self.port
         self.data_dir = folder / "data"
         self.log_path = folder / "plinthd.log"
         self.unix_path: Optional[str] = None
+        self.ready_file: Optional[Path] = None
+        if plinthd_supports(binary, "--ready-file"):
+            self.ready_file = folder / "ready"
+            self.address = "127.0.0.1:0"
+        else:
+            self.address = "127.0.0.1:%d" % free_port()
         args: List[str] = [binary, "--data-dir", str(self.data_dir), "--listen", self.address]
+        if self.ready_file is not None:
+            args += ["--ready-file", str(self.ready_file)]
         if config is not None:
             config_path = folder / "plinthd.yaml"
             config_path.write_text(config)
             args += ["--config", str(config_path)]
         if unix:
             # Unix socket paths are limited to ~100 bytes: keep it short.
-            self.unix_path = "/tmp/plinth-%d-%d.sock" % (os.getpid(), self.port)
+            self.unix_path = "/tmp/plinth-%d-%s.sock" % (os.getpid(), folder.name)
             args += ["--unix", self.unix_path]
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
@@ -76,6 +83,17 @@ class Plinthd:
         except OSError:
             return ""
 
+    def _bound_address(self) -> Optional[str]:
+        """The TCP address from the ready file, once it is complete."""
+        try:
+            text = self.ready_file.read_text()  # type: ignore[union-attr]
+        except OSError:
+            return None
+        lines = text.splitlines() if text.endswith("\n") else []
+        if self.unix_path is not None and not any(line.startswith("unix:") for line in lines):
+            return None
+        return next((line for line in lines if not line.startswith("unix:")), None)
+
     def _wait_until_accepting(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -85,12 +103,19 @@ class Plinthd:
                     % (self.process.returncode, self.log()),
                     pytrace=False,
                 )
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                if self.unix_path is None or os.path.exists(self.unix_path):
+            if self.ready_file is not None:
+                address = self._bound_address()
+                if address is not None:
+                    self.address = address
                     return
-            except OSError:
-                pass
+            else:
+                host, port = self.address.rsplit(":", 1)
+                try:
+                    socket.create_connection((host, int(port)), timeout=0.5).close()
+                    if self.unix_path is None or os.path.exists(self.unix_path):
+                        return
+                except OSError:
+                    pass
             time.sleep(0.05)
         pytest.fail("plinthd did not accept connections within %ss:\n%s" % (START_TIMEOUT, self.log()),
                     pytrace=False)

@@ -1,7 +1,8 @@
 """End-to-end tests of the client against a real plinthd (see conftest.py).
 
-Each test applies its own project with names made unique by a suffix, since
-views are named without a project on the wire and the daemon is shared.
+Each test applies its own project with names made unique by a suffix: the
+daemon is shared, and it keeps entity, view and service names global across
+projects (views are named without a project on the wire).
 """
 
 import itertools
@@ -21,10 +22,10 @@ _counter = itertools.count()
 DEFINITIONS = """\
 project: {project}
 entities:
-  - {{name: user, join_key: user_id, type: int64}}
+  - {{name: {entity}, join_key: user_id, type: int64}}
 feature_views:
   - name: {view}
-    entities: [user]
+    entities: [{entity}]
     ttl: {ttl}
     features:
       - {{name: txn_count_7d, type: int64}}
@@ -42,7 +43,9 @@ class Names:
         self.project = "fraud_" + n
         self.view = "user_stats_" + n
         self.service = "fraud_v1_" + n
-        self.yaml = DEFINITIONS.format(project=self.project, view=self.view, service=self.service, ttl=ttl)
+        self.entity = "user_" + n
+        self.yaml = DEFINITIONS.format(project=self.project, entity=self.entity, view=self.view,
+                                       service=self.service, ttl=ttl)
 
 
 def now():
@@ -104,15 +107,15 @@ def test_apply_then_list(client, tmp_path):
     result = client.apply(path)
     assert result.project == names.project and result.changed and result.version >= 1
     assert "feature_view:" + names.view in result.created
-    assert "entity:user" in result.created
+    assert "entity:" + names.entity in result.created
     again = client.apply(names.yaml)
     assert not again.changed and again.version == result.version
 
     (project,) = client.list_definitions(names.project)
     assert project.version == result.version
-    assert project.entities == [plinth.Entity("user", "user_id", "int64")]
+    assert project.entities == [plinth.Entity(names.entity, "user_id", "int64")]
     (view,) = project.feature_views
-    assert view.name == names.view and view.entities == ["user"]
+    assert view.name == names.view and view.entities == [names.entity]
     assert view.ttl_seconds == 7 * 86400
     assert [(f.name, f.type) for f in view.features] == [
         ("txn_count_7d", "int64"), ("avg_amount_7d", "float64"),
