@@ -198,7 +198,22 @@ class Connection:
         try:
             self._sock.sendall(frame)
         except OSError as error:
+            if not isinstance(error, socket.timeout):
+                self._raise_parting_error(error)
             self._fail(error)
+
+    def _raise_parting_error(self, error: OSError) -> None:
+        """After a failed send, raise the connection-level error the server
+        sent before hanging up (e.g. a frame over its limit), if it sent one:
+        that says why, where the reset alone does not."""
+        try:
+            self._sock.settimeout(0.5)  # type: ignore[union-attr]
+            response = common_pb2.Response.FromString(read_frame(self._rfile, MAX_RECEIVE_BYTES))
+        except Exception:  # nothing (readable) was sent: report the send failure
+            return
+        if response.id == 0 and response.HasField("status") and response.status.code:
+            self.close()
+            raise errors.error_for(response.status.code, response.status.message) from error
 
     def _receive(self, request_id: int) -> bytes:
         """Read frames until the last one for `request_id`; merge their bodies.

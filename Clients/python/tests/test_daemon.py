@@ -361,3 +361,49 @@ def test_unix_socket_address(unix_plinthd):
         client.push(names.view, user_rows([1]))
         online = client.get_online_features(features=[names.view + ":country"], entity_rows=[{"user_id": 1}])
         assert online.to_dict()["country"] == ["C1"]
+
+
+def test_a_frame_over_the_limit_gets_the_daemons_connection_error(client, plinthd):
+    from plinth._wire import Connection
+
+    conn = Connection(plinthd.address, None, "tests", 10.0, 10.0)
+    limit = conn.max_frame_bytes
+    conn.max_frame_bytes = 1 << 30  # skip the client's own check to reach the daemon's
+    try:
+        with pytest.raises(plinth.ResourceExhaustedError) as caught:
+            conn.call("/plinth.v1.Admin/Health", b"x" * (limit + 1024))
+        assert str(limit) in caught.value.message
+        assert conn.closed
+    finally:
+        conn.close()
+    assert client.health() == "SERVING"
+
+
+def test_offline_only_rows_are_not_served_online(client, names):
+    client.push(names.view, user_rows([60]), to="offline")
+    online = client.get_online_features(features=[names.view + ":country"], entity_rows=[{"user_id": 60}])
+    assert online.statuses()["country"] == ["NOT_FOUND"]
+
+
+def test_same_event_time_goes_to_the_later_created_time(client, names):
+    when = now() - timedelta(minutes=1)
+    client.push(names.view, user_rows([61], when=when, country="late", created_timestamp=when + timedelta(seconds=5)))
+    stale = client.push(names.view, user_rows([61], when=when, country="early",
+                                              created_timestamp=when + timedelta(seconds=1)))
+    assert stale.online_rows_stale == 1
+    online = client.get_online_features(features=[names.view + ":country"], entity_rows=[{"user_id": 61}])
+    assert online.to_dict()["country"] == ["late"]
+
+
+def test_removing_a_view_reports_it_deleted_and_it_is_gone(client, names):
+    yaml_without_view = "project: %s\nentities:\n  - {name: %s, join_key: user_id, type: int64}\n" % (
+        names.project, names.entity)
+    result = client.apply(yaml_without_view)
+    assert "feature_view:" + names.view in result.deleted
+    with pytest.raises(plinth.NotFoundError):
+        client.push(names.view, user_rows([1]))
+
+
+def test_listing_an_unknown_project_is_not_found(client):
+    with pytest.raises(plinth.NotFoundError):
+        client.list_definitions("no_such_project_%d" % os.getpid())
