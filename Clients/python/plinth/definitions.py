@@ -139,8 +139,8 @@ class Catalog:
     """Lookups over every project's definitions: views, services, join keys.
 
     View and service names are looked up across projects because the wire
-    names them without a project; the first project (in the daemon's order)
-    that declares a name wins.
+    names them without a project; the daemon keeps entity, view and service
+    names unique across projects, so a name finds at most one.
     """
 
     def __init__(self, projects: List[Definitions]) -> None:
