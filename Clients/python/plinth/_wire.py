@@ -158,7 +158,18 @@ class Connection:
         # Encode (and size-check) every request before sending any, so that a
         # request too large for the server fails with nothing half-sent.
         frames = [self._frame(method, body) for method, body in calls]
-        results: List[Optional[bytes]] = [None] * len(calls)
+        try:
+            return self._pipeline(frames, window)
+        except errors.PlinthError:
+            raise  # statuses leave the stream in step; transport errors closed it
+        except BaseException:
+            # Interrupted (e.g. KeyboardInterrupt) mid-frame: the stream can no
+            # longer be trusted to start at a frame boundary.
+            self.close()
+            raise
+
+    def _pipeline(self, frames: List[Tuple[int, bytes]], window: int) -> List[bytes]:
+        results: List[Optional[bytes]] = [None] * len(frames)
         failures: List[Tuple[int, errors.PlinthError]] = []
         in_flight: List[Tuple[int, int]] = []  # (call index, request id)
         for index, (request_id, frame) in enumerate(frames):

@@ -246,3 +246,16 @@ def test_unix_socket_address():
                 assert client.health() == "SERVING"
         finally:
             server.close()
+
+
+def test_an_interrupted_call_closes_the_connection(fake, connect, monkeypatch):
+    fake.methods[HEALTH] = lambda r: SERVING
+    conn = connect()
+
+    def interrupted(request_id):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(conn, "_receive", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        conn.call(HEALTH, b"")
+    assert conn.closed
