@@ -407,3 +407,27 @@ def test_removing_a_view_reports_it_deleted_and_it_is_gone(client, names):
 def test_listing_an_unknown_project_is_not_found(client):
     with pytest.raises(plinth.NotFoundError):
         client.list_definitions("no_such_project_%d" % os.getpid())
+
+
+def test_one_client_shared_by_threads(client, names):
+    import threading
+
+    client.push(names.view, user_rows(range(1, 21)))
+    results, failures = {}, []
+
+    def lookups(worker):
+        try:
+            for i in range(1, 21):
+                online = client.get_online_features(features=[names.view + ":txn_count_7d"],
+                                                    entity_rows=[{"user_id": i}])
+                results[(worker, i)] = online.to_dict()["txn_count_7d"][0]
+        except Exception as error:  # reported below, with the worker
+            failures.append((worker, error))
+
+    threads = [threading.Thread(target=lookups, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert results == {(w, i): i * 10 for w in range(4) for i in range(1, 21)}
