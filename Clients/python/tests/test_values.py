@@ -147,3 +147,16 @@ def test_datetime64_arrays_convert_in_bulk():
     assert times_to_micros(values, "t") == [T0 * 1_000_000 + 1, -1_000_000]
     with pytest.raises(plinth.InvalidArgumentError, match="t row 1"):
         times_to_micros(np.array(["2023-01-01", "NaT"], dtype="datetime64[s]"), "t")
+
+
+def test_naive_datetimes_are_utc_whatever_the_local_zone(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert to_micros(datetime(2023, 11, 14, 22, 13, 20)) == T0 * 1_000_000
+        assert to_micros(pd.Timestamp("2023-11-14 22:13:20")) == T0 * 1_000_000
+    finally:
+        monkeypatch.undo()
+        time.tzset()
