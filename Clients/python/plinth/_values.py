@@ -175,7 +175,10 @@ def build_column(
         raise errors.InvalidArgumentError(
             "column %r has no usable type (%d)" % (name, value_type)
         )
-    fast = _numpy_cells(name, value_type, values)
+    if value_type == VECTOR:
+        fast = _numpy_vectors(vector_length, values)
+    else:
+        fast = _numpy_cells(name, value_type, values)
     if fast is not None:
         cells, nulls = fast
         getattr(column, _FIELDS[value_type]).extend(cells)
@@ -243,6 +246,31 @@ def _numpy_cells(name: str, value_type: int, values: Any) -> Optional[Tuple[List
     if kind == "f" and len(nulls):
         values = np.where(np.isnan(values), 0.0, values)
     return values.astype(np.float64).tolist(), nulls.tolist()
+
+
+def _numpy_vectors(length: int, values: Sequence[Any]) -> Optional[Tuple[List[float], List[int]]]:
+    """Flattened cells and null rows of vectors given as numeric numpy
+    arrays, converted in one go. None when any value is something else (or
+    has the wrong length): the caller then checks value by value and names
+    the offending row."""
+    present: List[Any] = []
+    nulls: List[int] = []
+    for row, value in enumerate(values):
+        if _is_null_cell(value, VECTOR):
+            nulls.append(row)
+        elif getattr(getattr(value, "dtype", None), "kind", None) in ("i", "u", "f") and value.shape == (length,):
+            present.append(value)
+        else:
+            return None
+    if not present:
+        return None
+    import numpy as np  # present: the values are numpy arrays
+
+    matrix = np.zeros((len(present) + len(nulls), length), dtype=np.float32)
+    rows = np.ones(len(matrix), dtype=bool)
+    rows[nulls] = False
+    matrix[rows] = np.stack(present)
+    return matrix.ravel().tolist(), nulls
 
 
 def times_to_micros(values: Any, what: str) -> List[int]:
@@ -320,6 +348,7 @@ def _vector(value: Any, length: int) -> List[float]:
 _CONVERTERS = {INT64: _int64, FLOAT32: _float, FLOAT64: _float, BOOL: _bool, STRING: _string, BYTES: _bytes}
 _PLACEHOLDERS = {INT64: 0, FLOAT32: 0.0, FLOAT64: 0.0, BOOL: False, STRING: "", BYTES: b""}
 _FIELDS = {
+    VECTOR: "float32_values",
     INT64: "int64_values",
     FLOAT32: "float32_values",
     FLOAT64: "float64_values",

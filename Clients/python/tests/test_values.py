@@ -160,3 +160,16 @@ def test_naive_datetimes_are_utc_whatever_the_local_zone(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_numpy_vectors_convert_in_bulk():
+    values = [np.array([1, 2], dtype=np.int64), None, np.array([0.5, -1.0])]
+    column = build_column("e", VECTOR, 2, values)
+    assert list(column.float32_values) == [1.0, 2.0, 0.0, 0.0, 0.5, -1.0]
+    assert list(column.null_rows) == [1]
+    with pytest.raises(plinth.InvalidArgumentError, match="'e' row 1"):
+        build_column("e", VECTOR, 2, [np.zeros(2), np.zeros(3)])
+    with pytest.raises(plinth.InvalidArgumentError, match="'e' row 0"):
+        build_column("e", VECTOR, 2, [np.array(["1", "2"]), np.zeros(2)])
+    matrix = np.arange(6, dtype=np.float32).reshape(3, 2)
+    assert list(build_column("e", VECTOR, 2, list(matrix)).float32_values) == [0, 1, 2, 3, 4, 5]
