@@ -399,7 +399,7 @@ class Client:
         for name in list(names) + [k for k in key_types if k not in table]:
             values = table.get(name, [])
             if name not in key_types:
-                entities[name] = values.tolist() if hasattr(values, "tolist") else list(values)
+                entities[name] = _python_list(values)
                 continue
             nulls = _null_rows(values)
             if nulls:
@@ -471,6 +471,14 @@ def _as_list(values: Any, what: str, name: str) -> Sequence[Any]:
     if getattr(values, "ndim", None) == 1:  # a numpy array: kept for bulk conversion
         return values
     return list(values)
+
+
+def _python_list(values: Sequence[Any]) -> List[Any]:
+    """Values as Python objects; numpy times as datetimes, not integers."""
+    kind = getattr(getattr(values, "dtype", None), "kind", None)
+    if kind == "M":
+        values = values.astype("datetime64[us]")  # type: ignore[attr-defined]
+    return values.tolist() if hasattr(values, "tolist") else list(values)
 
 
 def _null_rows(values: Sequence[Any]) -> List[int]:

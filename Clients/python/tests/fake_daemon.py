@@ -97,13 +97,16 @@ class Fake:
                 responses = self._answer(request)
                 if responses is None:  # the script says: hang up
                     return
-                for response in responses:
-                    frame = encode_frame(response.SerializeToString())
-                    if self.drip:
-                        for i in range(len(frame)):
-                            conn.sendall(frame[i: i + 1])
-                    else:
-                        conn.sendall(frame)
+                try:
+                    for response in responses:
+                        frame = encode_frame(response.SerializeToString())
+                        if self.drip:
+                            for i in range(len(frame)):
+                                conn.sendall(frame[i: i + 1])
+                        else:
+                            conn.sendall(frame)
+                except OSError:  # the client hung up first
+                    return
         finally:
             rfile.close()
             conn.close()

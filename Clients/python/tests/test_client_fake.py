@@ -393,6 +393,10 @@ def test_extra_entity_columns_are_returned_but_not_sent(client, daemon):
     )
     assert [c.name for c in daemon.last_online.entities] == ["user_id"]
     assert online.to_dict() == {"request_amount": [3.5], "user_id": [1], "country": ["FR"]}
+    seen = pd.Timestamp("2023-11-14 22:13:20")
+    frame = pd.DataFrame({"user_id": [1], "seen": [seen]})
+    online = client.get_online_features(features=["user_stats:country"], entity_rows=frame)
+    assert online.to_dict()["seen"] == [seen.to_pydatetime()]
 
 
 def test_no_entity_rows_still_asks_with_empty_key_columns(client, daemon):
