@@ -2,7 +2,8 @@
 
 The client holds one connection to plinthd (TCP or a Unix socket), opened on
 first use with a Hello, and reopened on the next call after a transport
-failure. Calls are blocking; a lock makes one Client safe to share between
+failure. A read that finds its idle connection closed (the daemon restarted)
+is sent once more on a new connection; a write is never resent. Calls are blocking; a lock makes one Client safe to share between
 threads, at the cost of serialising their calls (open one Client per thread
 for parallel lookups).
 
@@ -54,6 +55,10 @@ _STALE_CODES = (errors.NotFoundError.default_code, errors.InvalidArgumentError.d
 
 _ADMIN = "/plinth.v1.Admin/"
 _FEATURES = "/plinth.v1.Features/"
+# Methods that change nothing, so resending one after a lost connection is safe.
+_READS = frozenset(
+    [_ADMIN + "Health", _ADMIN + "ServerInfo", _FEATURES + "ListDefinitions", _FEATURES + "GetOnlineFeatures"]
+)
 
 M = TypeVar("M")
 Rows = Union[Sequence[Mapping], Mapping, Any]
@@ -118,9 +123,19 @@ class Client:
         return self._connection
 
     def _call(self, method: str, request: Any, response_type: Callable[[bytes], M]) -> M:
+        body = request.SerializeToString()
         with self._lock:
-            body = self._connected().call(method, request.SerializeToString())
-        return response_type(body)
+            reused = self._connection is not None and not self._connection.closed
+            try:
+                answer = self._connected().call(method, body)
+            except errors.UnavailableError:
+                # A connection that sat idle may have been closed by a daemon
+                # restart: a read is safe to send once more on a new one. A
+                # write is not (it may have been applied), so it is not retried.
+                if not reused or method not in _READS:
+                    raise
+                answer = self._connected().call(method, body)
+        return response_type(answer)
 
     # --- admin ---------------------------------------------------------------
 

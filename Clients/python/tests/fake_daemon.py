@@ -63,7 +63,14 @@ class Fake:
         return [r.method for r in self.requests]
 
     def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept(); close() alone
+        # would leave the socket listening until accept() returned.
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self._listener.close()
+        self._thread.join(timeout=5)
         self.drop_connections()
 
     def drop_connections(self) -> None:

@@ -374,13 +374,27 @@ def test_environment_defaults(daemon, monkeypatch):
     assert admin_pb2.HelloRequest.FromString(daemon.fake.requests[0].body).token == "from-env"
 
 
-def test_client_reconnects_after_the_connection_drops(client, daemon):
+def test_reads_reconnect_after_the_connection_drops(client, daemon):
     client.list_definitions()
     daemon.fake.drop_connections()
+    assert len(client.list_definitions()) == 1  # resent on a new connection
+    assert daemon.fake.method_names().count("/plinth.v1.Admin/Hello") == 2
+
+
+def test_writes_are_not_resent_after_the_connection_drops(client, daemon):
+    client.push("user_stats", rows(1))
+    daemon.fake.drop_connections()
+    with pytest.raises(plinth.UnavailableError):
+        client.push("user_stats", rows(1))
+    assert daemon.calls("Push") == 1
+    assert client.push("user_stats", rows(1)).rows == 1  # the next call reconnects
+
+
+def test_a_daemon_that_is_gone_is_unavailable(client, daemon):
+    client.list_definitions()
+    daemon.fake.close()
     with pytest.raises(plinth.UnavailableError):
         client.list_definitions()
-    assert len(client.list_definitions()) == 1
-    assert daemon.fake.method_names().count("/plinth.v1.Admin/Hello") == 2
 
 
 def test_extra_entity_columns_are_returned_but_not_sent(client, daemon):
