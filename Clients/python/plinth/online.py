@@ -54,7 +54,11 @@ class OnlineResponse:
             self._values.append([v if s == _PRESENT else None for v, s in zip(values, statuses)])
             self._statuses.append([STATUS_NAMES.get(s, str(s)) for s in statuses])
             times = list(feature.event_time_us)
-            self._times.append(times if len(times) == rows else [0] * rows)
+            if times and len(times) != rows:
+                raise errors.InternalError(
+                    "server sent %d event times for %r and %d entity rows" % (len(times), name, rows)
+                )
+            self._times.append(times or [0] * rows)  # none sent: times unknown
             self._names.append(name)
 
     @property
