@@ -439,3 +439,16 @@ def test_batches_too_big_for_a_frame_are_split(client, daemon):
     assert all(len(r.SerializeToString()) <= 1200 for r in daemon.fake.requests)
     ids = [i for p in daemon.pushes for i in column(p, "user_id").int64_values]
     assert ids == list(range(100))
+
+
+@pytest.mark.parametrize("field", ["statuses", "event_time_us", "values"])
+def test_a_reply_that_does_not_match_the_entity_rows_is_internal(client, daemon, field):
+    daemon.online = online_response(
+        ["txn_count_7d"], {"txn_count_7d": [P, P]},
+        txn_count_7d=common_pb2.Column(type=common_pb2.VALUE_TYPE_INT64, int64_values=[1, 2]),
+    )
+    feature = daemon.online.features[0]
+    {"statuses": feature.statuses, "event_time_us": feature.event_time_us,
+     "values": feature.values.int64_values}[field].append(1)
+    with pytest.raises(plinth.InternalError):
+        client.get_online_features(features=["user_stats:txn_count_7d"], entity_rows={"user_id": [1, 2]})
