@@ -48,12 +48,19 @@ def free_port() -> int:
 class Plinthd:
     """One plinthd process on 127.0.0.1 (and optionally a Unix socket)."""
 
-    def __init__(self, binary: str, folder: Path, config: Optional[str] = None, unix: bool = False) -> None:
+    def __init__(
+        self, binary: str, folder: Path, config: Optional[str] = None, unix: bool = False,
+        address: Optional[str] = None,
+    ) -> None:
+        """Start plinthd with its data in `folder`/data (kept across restarts
+        in the same folder), on `address` if given, else on a free port."""
         self.data_dir = folder / "data"
         self.log_path = folder / "plinthd.log"
         self.unix_path: Optional[str] = None
         self.ready_file: Optional[Path] = None
-        if plinthd_supports(binary, "--ready-file"):
+        if address is not None:
+            self.address = address
+        elif plinthd_supports(binary, "--ready-file"):
             self.ready_file = folder / "ready"
             self.address = "127.0.0.1:0"
         else:
@@ -69,7 +76,7 @@ class Plinthd:
             # Unix socket paths are limited to ~100 bytes: keep it short.
             self.unix_path = "/tmp/plinth-%d-%s.sock" % (os.getpid(), folder.name)
             args += ["--unix", self.unix_path]
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
         try:
             self._wait_until_accepting()
@@ -174,3 +181,19 @@ def unix_plinthd(tmp_path_factory):
     daemon = Plinthd(binary, tmp_path_factory.mktemp("plinthd-unix"), unix=True)
     yield daemon
     daemon.stop()
+
+
+@pytest.fixture
+def start_plinthd(tmp_path):
+    """A factory for daemons of one test (all on `tmp_path`'s data), for
+    tests that stop and restart one; every daemon is stopped at teardown."""
+    binary = plinthd_binary()
+    started: List[Plinthd] = []
+
+    def start(address: Optional[str] = None) -> Plinthd:
+        started.append(Plinthd(binary, tmp_path, address=address))
+        return started[-1]
+
+    yield start
+    for daemon in started:
+        daemon.stop()

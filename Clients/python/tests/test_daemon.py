@@ -431,3 +431,23 @@ def test_one_client_shared_by_threads(client, names):
         thread.join(timeout=60)
     assert failures == []
     assert results == {(w, i): i * 10 for w in range(4) for i in range(1, 21)}
+
+
+def test_a_restart_keeps_the_data_and_reads_reconnect(start_plinthd):
+    first = start_plinthd()
+    names = Names()
+    with plinth.Client(first.address) as client:
+        client.apply(names.yaml)
+        client.push(names.view, user_rows([1, 2]))
+        first.stop()
+        second = start_plinthd(first.address)
+        # The client's connection died with the first daemon; the read is
+        # resent on a new one without the caller seeing the failure.
+        online = client.get_online_features(features=[names.view + ":country"],
+                                            entity_rows=[{"user_id": 1}, {"user_id": 2}])
+        assert online.to_dict()["country"] == ["C1", "C2"]
+        (project,) = client.list_definitions(names.project)
+        assert project.feature_views[0].name == names.view
+        second.stop()
+        with pytest.raises(plinth.UnavailableError):
+            client.health()  # nobody listens: the resend fails too
