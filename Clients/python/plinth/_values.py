@@ -87,7 +87,9 @@ def is_null(value: Any) -> bool:
         if kind == "f":
             return math.isnan(float(value))
         if kind in "mM":
-            return str(value) == "NaT"
+            import numpy  # present: `value` is a numpy scalar
+
+            return bool(numpy.isnat(value))
     return False
 
 

@@ -55,7 +55,7 @@ def test_bad_times_are_invalid_argument(value):
 
 
 def test_nulls():
-    for value in (None, float("nan"), np.float32("nan"), pd.NA, pd.NaT, np.datetime64("NaT")):
+    for value in (None, float("nan"), np.float32("nan"), pd.NA, pd.NaT, np.datetime64("NaT", "ns")):
         assert is_null(value), value
     for value in (0, 0.0, "", b"", False, np.int64(0), [None]):
         assert not is_null(value), value
