@@ -9,8 +9,10 @@ Times on the wire are int64 microseconds since the Unix epoch. User input may
 be a `datetime` (naive means UTC), a pandas `Timestamp`, a numpy
 `datetime64`, an ISO 8601 string, or an int/float number of epoch *seconds*.
 
-numpy and pandas are never imported here: values that come from them are
-recognised by their type's module, so the client runs without either.
+Values from numpy and pandas are recognised by their type's module, and
+numpy is imported only once such a value is in hand, so the client runs
+without either. Numeric numpy arrays (a DataFrame's columns) are converted
+in bulk.
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ from typing import Any, List, Optional, Sequence, Tuple
 from . import errors
 from ._proto.plinth.v1 import common_pb2
 
-VT = common_pb2
-INT64 = VT.VALUE_TYPE_INT64
-FLOAT32 = VT.VALUE_TYPE_FLOAT32
-FLOAT64 = VT.VALUE_TYPE_FLOAT64
-BOOL = VT.VALUE_TYPE_BOOL
-STRING = VT.VALUE_TYPE_STRING
-BYTES = VT.VALUE_TYPE_BYTES
-VECTOR = VT.VALUE_TYPE_FLOAT32_VECTOR
+INT64 = common_pb2.VALUE_TYPE_INT64
+FLOAT32 = common_pb2.VALUE_TYPE_FLOAT32
+FLOAT64 = common_pb2.VALUE_TYPE_FLOAT64
+BOOL = common_pb2.VALUE_TYPE_BOOL
+STRING = common_pb2.VALUE_TYPE_STRING
+BYTES = common_pb2.VALUE_TYPE_BYTES
+VECTOR = common_pb2.VALUE_TYPE_FLOAT32_VECTOR
 
 _TYPE_NAMES = {
     INT64: "int64",
