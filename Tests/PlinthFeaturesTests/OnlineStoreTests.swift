@@ -123,6 +123,8 @@ final class OnlineStoreTests: XCTestCase {
         refused({ _ = try self.read(["nope:x"], [1]) }, "unknown feature view 'nope'")
         refused({ _ = try self.read(["user_stats:nope"], [1]) }, "has no feature 'nope'")
         refused({ _ = try self.read(["bad"], [1]) }, "not a feature reference")
+        refused({ _ = try self.read(["user_stats:country", "user_stats:country"], [1]) }, "both named 'country'")
+        refused({ _ = try self.read(["user_stats:country", "user_stats:country"], [1], full: true) }, "requested twice")
         refused({ _ = try self.store.read(features: [], service: "nope", entities: [self.column("user_id", .int64, ints: [1])], fullFeatureNames: false) }, "unknown feature service")
         refused({ _ = try self.store.read(features: ["user_stats:country"], service: nil, entities: [self.column("user_id", .string, strings: ["1"])], fullFeatureNames: false) }, "is string but the view's key is int64")
         refused({ _ = try self.store.read(features: ["user_stats:country"], service: nil, entities: [self.column("uid", .int64, ints: [1])], fullFeatureNames: false) }, "needs entity column 'user_id'")
@@ -144,7 +146,8 @@ final class OnlineStoreTests: XCTestCase {
         refused(good + [column("extra", .int64, ints: [1])], "no feature or join key 'extra'")
         refused([column("user_id", .string, strings: ["1"])] + good.dropFirst(), "is string but join key")
         refused(good, events: [t, t], "has 1 rows but there are 2 event times")
-        refused(good, events: [], "at least one row")
+        let empty = good.map { c -> Column in var e = Column(name: c.name, type: c.type); e.nullRows = []; return e }
+        XCTAssertEqual(try store.push(view: "user_stats", columns: empty, eventTimes: []), PushResult())
         var badVector = good
         badVector[4] = column("embedding", .float32Vector(length: 8), floats: [1, 2, 3])
         refused(badVector, "not a multiple")

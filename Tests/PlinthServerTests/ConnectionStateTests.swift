@@ -32,6 +32,14 @@ final class ConnectionStateTests: XCTestCase {
         XCTAssertTrue(message.contains("write"))
     }
 
+    func testAFailedHelloRevokesEarlierRights() {
+        var state = ConnectionState(tokens: tokens)
+        guard case .success = state.hello(version: 1, token: "o-secret-1") else { return XCTFail() }
+        guard case .failure = state.hello(version: 1, token: "wrong-one") else { return XCTFail() }
+        guard case .refuse(let code, _) = state.admit(method: Method.listDefinitions, needs: .read) else { return XCTFail() }
+        XCTAssertEqual(code, StatusCode.unauthenticated)
+    }
+
     func testUnsupportedProtocolVersionIsRefused() {
         var state = ConnectionState(tokens: [])
         guard case .failure(let refusal) = state.hello(version: 2, token: "") else { return XCTFail() }
