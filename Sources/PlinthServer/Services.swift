@@ -11,25 +11,32 @@ import PlinthWire
 import Synchronization
 public import SwiftProtobuf
 
-/// Answers one request, from any thread.
+/// Answers one request, from any thread. A unary method calls `succeed` or
+/// `fail` once; a streaming method calls `stream` for each part but the
+/// last, then `succeed` (or `fail`) to end the stream.
 struct Responder: Sendable {
-    let deliver: @Sendable (_ code: Int, _ message: String, _ body: [UInt8]) -> Void
+    let deliver: @Sendable (_ code: Int, _ message: String, _ body: [UInt8], _ more: Bool) -> Void
 
-    func succeed(_ message: some SwiftProtobuf.Message) {
+    func succeed(_ message: some SwiftProtobuf.Message) { send(message, more: false) }
+
+    /// Sends one part of a streamed answer; more parts follow.
+    func stream(_ message: some SwiftProtobuf.Message) { send(message, more: true) }
+
+    private func send(_ message: some SwiftProtobuf.Message, more: Bool) {
         do {
             let bytes: [UInt8] = try message.serializedBytes()
-            deliver(StatusCode.ok, "", bytes)
+            deliver(StatusCode.ok, "", bytes, more)
         } catch {
-            deliver(StatusCode.internal, "could not encode the response: \(error)", [])
+            deliver(StatusCode.internal, "could not encode the response: \(error)", [], false)
         }
     }
 
     func fail(_ error: any Error) {
         let (code, message) = status(for: error)
-        deliver(code, message, [])
+        deliver(code, message, [], false)
     }
 
-    func fail(code: Int, _ message: String) { deliver(code, message, []) }
+    func fail(code: Int, _ message: String) { deliver(code, message, [], false) }
 }
 
 /// Counters shown by ServerInfo.
