@@ -21,9 +21,9 @@ public struct RowLayout: Sendable {
     public static let headerSize = 21
     public let features: [FeatureDefinition]
     public let schemaVersion: UInt32
-    let offsets: [Int]
+    public let offsets: [Int]
     let bitmapSize: Int
-    let fixedSize: Int
+    public let fixedSize: Int
     let indexByName: [String: Int]
 
     public init(features: [FeatureDefinition], schemaVersion: UInt32) {
@@ -126,6 +126,25 @@ public struct PackedRow {
         bytes[RowLayout.headerSize + index / 8] & (1 << UInt8(index % 8)) != 0
     }
 
+    /// The fixed-width bytes of feature `index` (for strings and bytes, the
+    /// offset and length pair).
+    @inline(__always)
+    public func fixed(_ index: Int, _ layout: RowLayout) -> UnsafeRawBufferPointer {
+        let at = layout.offsets[index]
+        return UnsafeRawBufferPointer(rebasing: bytes[at..<(at + layout.features[index].type.fixedWidth)])
+    }
+
+    /// The bytes of a string or bytes feature; nil when the row is damaged.
+    @inline(__always)
+    public func variable(_ index: Int, _ layout: RowLayout) -> UnsafeRawBufferPointer? {
+        let at = layout.offsets[index]
+        let offset = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+        let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)))
+        let start = layout.fixedSize + offset
+        guard start >= layout.fixedSize, start + length <= bytes.count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
+    }
+
     /// Appends feature `index` of this row (laid out by `layout`) to `column`.
     /// Returns false when the row is damaged (a variable part out of bounds).
     @inline(__always)
@@ -141,11 +160,7 @@ public struct PackedRow {
                 column.float32s.append(Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 4 * j, as: UInt32.self))))
             }
         case .string, .bytes:
-            let offset = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-            let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)))
-            let start = layout.fixedSize + offset
-            guard start + length <= bytes.count else { return false }
-            let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
+            guard let slice = variable(index, layout) else { return false }
             if layout.features[index].type == .string {
                 column.strings.append(String(decoding: slice, as: UTF8.self))
             } else {

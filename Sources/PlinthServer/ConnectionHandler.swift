@@ -136,7 +136,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func complete(id: UInt64, code: Int, message: String, body: [UInt8], more: Bool) {
+    private func complete(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool) {
         // Only the last frame of a stream ends the request.
         let closeNow = more ? false : state.finished()
         guard let context else { return }
@@ -145,9 +145,23 @@ final class ConnectionHandler: ChannelInboundHandler {
         if closeNow { context.close(promise: nil) }
     }
 
-    private func write(id: UInt64, code: Int, message: String, body: [UInt8], more: Bool = false, context: ChannelHandlerContext) {
+    private func write(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool = false, context: ChannelHandlerContext) {
+        switch body {
+        case .bytes(let bytes):
+            var out = context.channel.allocator.buffer(capacity: bytes.count + 32 + message.utf8.count)
+            Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBytes(bytes) }
+            context.write(wrapOutboundOut(out), promise: nil)
+        case .buffer(var buffer):
+            var out = context.channel.allocator.buffer(capacity: buffer.readableBytes + 32 + message.utf8.count)
+            Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBuffer(&buffer) }
+            context.write(wrapOutboundOut(out), promise: nil)
+        }
+        needsFlush = true
+    }
+
+    private func write(id: UInt64, code: Int, message: String, body: [UInt8], context: ChannelHandlerContext) {
         var out = context.channel.allocator.buffer(capacity: body.count + 32 + message.utf8.count)
-        Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBytes(body) }
+        Envelope.writeResponse(id: id, code: code, message: message, more: false, into: &out) { $0.writeBytes(body) }
         context.write(wrapOutboundOut(out), promise: nil)
         needsFlush = true
     }

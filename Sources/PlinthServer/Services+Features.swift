@@ -91,17 +91,15 @@ extension Services {
         do {
             let request = try decode(PBGetOnlineFeaturesRequest.self, body)
             let entities = try request.entities.map { try Column(wire: $0) }
-            let results = try store.read(features: request.features, service: request.featureService,
-                                         entities: entities, fullFeatureNames: request.fullFeatureNames)
-            var out = PBGetOnlineFeaturesResponse()
-            out.features = results.map { result in
-                var column = PBFeatureColumn()
-                column.values = result.values.wire
-                column.statuses = result.statuses.map { PBFieldStatus(rawValue: Int($0.rawValue)) ?? .invalid }
-                column.eventTimeUs = result.eventTimes
-                return column
+            let plan = try store.plan(features: request.features, service: request.featureService,
+                                      fullFeatureNames: request.fullFeatureNames)
+            // Encode inside the lookup: the rows point into the memory map.
+            let out = try store.lookup(plan, entities: entities) { rows in
+                var out = responseAllocator.buffer(capacity: 64 + rows.count * plan.outputs.count * 16)
+                OnlineResponseEncoder.encode(rows, into: &out)
+                return out
             }
-            respond.succeed(out)
+            respond.succeed(encoded: out)
         } catch { respond.fail(error) }
     }
 }
