@@ -65,10 +65,26 @@ public final class OnlineStore: Sendable {
     /// `service` against the current definitions. Plans are cached per
     /// definitions snapshot, so a repeated request resolves no names.
     public func plan(features: [String], service: String?, fullFeatureNames: Bool) throws -> ReadPlan {
+        try cachedPlan(.names(features: features, service: service ?? "", fullFeatureNames: fullFeatureNames)) { snapshot in
+            try ReadPlan(snapshot: snapshot, features: features, service: service, fullFeatureNames: fullFeatureNames)
+        }
+    }
+
+    /// The plan for a request identified by `encodedKey` (any bytes that
+    /// determine its features, service and naming, e.g. their wire
+    /// encoding); `names` gives them when the plan is not cached.
+    public func plan(encodedKey: [UInt8],
+                     names: () throws -> (features: [String], service: String, fullFeatureNames: Bool)) throws -> ReadPlan {
+        try cachedPlan(.encoded(EncodedKey(bytes: encodedKey))) { snapshot in
+            let (features, service, full) = try names()
+            return try ReadPlan(snapshot: snapshot, features: features, service: service, fullFeatureNames: full)
+        }
+    }
+
+    private func cachedPlan(_ key: PlanKey, _ make: (CatalogSnapshot) throws -> ReadPlan) throws -> ReadPlan {
         let snapshot = catalog.snapshot
-        let key = PlanKey(features: features, service: service ?? "", fullFeatureNames: fullFeatureNames)
         if let cached = plans.withLock({ $0[key] }), cached.snapshot === snapshot { return cached }
-        let plan = try ReadPlan(snapshot: snapshot, features: features, service: service, fullFeatureNames: fullFeatureNames)
+        let plan = try make(snapshot)
         plans.withLock { cache in
             // Bounded: a client that never repeats a request must not grow it.
             if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
@@ -127,8 +143,8 @@ public final class OnlineStore: Sendable {
                 result.eventTimes.reserveCapacity(rows.count)
                 for row in 0..<rows.count {
                     switch rows.cell(o, row) {
-                    case .value(let packed, let index, let layout):
-                        _ = packed.append(index, layout, to: &result.values)
+                    case .value(let packed, let at, let base):
+                        _ = packed.append(output.feature.type, at: at, base: base, to: &result.values)
                         result.statuses.append(.present)
                         result.eventTimes.append(packed.eventTime)
                     case .missing(let status, let eventTime):
@@ -145,13 +161,13 @@ public final class OnlineStore: Sendable {
             throw FeatureStoreError.invalidArgument("no entity columns: give one column per join key")
         }
         let rows = first.count
-        var names: Set<String> = []
-        for column in entities {
+        for (i, column) in entities.enumerated() {
             if let problem = column.shapeProblem() { throw FeatureStoreError.invalidArgument(problem) }
             guard column.count == rows else {
                 throw FeatureStoreError.invalidArgument("entity column '\(column.name)' has \(column.count) rows, '\(first.name)' has \(rows)")
             }
-            guard names.insert(column.name).inserted else {
+            // A handful of key columns: a quadratic check allocates nothing.
+            if entities[..<i].contains(where: { $0.name == column.name }) {
                 throw FeatureStoreError.invalidArgument("entity column '\(column.name)' is given twice")
             }
         }

@@ -4,12 +4,28 @@
 // rows found for each (view, entity row) and decides, in one place, what
 // each result cell is. The Column builder and the server's direct protobuf
 // encoder both read cells through `cell`, so they cannot disagree.
+import Foundation
 
-/// The cache key of a plan.
-struct PlanKey: Hashable {
-    let features: [String]
-    let service: String
-    let fullFeatureNames: Bool
+/// The cache key of a plan: the request's names, or the bytes that
+/// encode them on the wire (so a hot request need not build any string).
+enum PlanKey: Hashable {
+    case names(features: [String], service: String, fullFeatureNames: Bool)
+    case encoded(EncodedKey)
+}
+
+/// Bytes hashed and compared in bulk (Array<UInt8> hashes byte by byte).
+struct EncodedKey: Hashable {
+    let bytes: [UInt8]
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    static func == (a: EncodedKey, b: EncodedKey) -> Bool {
+        a.bytes.count == b.bytes.count && a.bytes.withUnsafeBytes { x in
+            b.bytes.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+        }
+    }
 }
 
 public final class ReadPlan: Sendable {
@@ -24,10 +40,33 @@ public final class ReadPlan: Sendable {
         public let name: String
     }
 
+    /// What the per-cell loop needs about an output, with no reference
+    /// counted members, so reading it in a loop costs no ARC traffic.
+    public struct HotOutput: Sendable {
+        public let view: Int
+        public let index: Int
+        public let offset: Int
+        public let isVariable: Bool
+        public let type: FeatureType
+        /// The output name's UTF-8 bytes in `namesUTF8`.
+        public let nameStart: Int
+        public let nameEnd: Int
+    }
+
+    struct HotView {
+        let schemaVersion: UInt32
+        let fixedSize: Int
+        let ttlMicros: Int64
+    }
+
     let snapshot: CatalogSnapshot
     /// Each view once, in first-requested order: one lookup per view per row.
     public let views: [ResolvedView]
     public let outputs: [Output]
+    public let hotOutputs: [HotOutput]
+    let hotViews: [HotView]
+    /// Every output name's UTF-8 bytes, back to back.
+    public let namesUTF8: [UInt8]
 
     init(snapshot: CatalogSnapshot, features: [String], service: String?, fullFeatureNames: Bool) throws {
         self.snapshot = snapshot
@@ -71,13 +110,30 @@ public final class ReadPlan: Sendable {
         }
         self.views = views
         self.outputs = outputs
+        var utf8: [UInt8] = []
+        var hot: [HotOutput] = []
+        for o in outputs {
+            let start = utf8.count
+            utf8.append(contentsOf: o.name.utf8)
+            hot.append(HotOutput(view: o.view, index: o.index, offset: views[o.view].layout.offsets[o.index],
+                                 isVariable: o.feature.type.isVariableWidth, type: o.feature.type,
+                                 nameStart: start, nameEnd: utf8.count))
+        }
+        hotOutputs = hot
+        namesUTF8 = utf8
+        hotViews = views.map { v in
+            let ttl = v.definition.ttlSeconds
+            return HotView(schemaVersion: v.layout.schemaVersion, fixedSize: v.layout.fixedSize,
+                           ttlMicros: ttl > 0 ? ttl.multipliedReportingOverflow(by: 1_000_000).partialValue : 0)
+        }
     }
 }
 
 /// What one result cell is.
 public enum Cell {
-    /// A value: feature `index` of `row`, laid out by `layout`; bounds checked.
-    case value(PackedRow, index: Int, layout: RowLayout)
+    /// A value: its fixed slot starts at byte `at` of `row`; a string's or
+    /// bytes' variable part starts at `variableBase`. Bounds are checked.
+    case value(PackedRow, at: Int, variableBase: Int)
     /// No value, with the status saying why and the row's event time (0 if none).
     case missing(FieldStatus, eventTime: Int64)
 }
@@ -100,33 +156,30 @@ public struct RowLookup: ~Copyable {
     /// The cell of output `output` for entity row `row`.
     @inline(__always)
     public func cell(_ output: Int, _ row: Int) -> Cell {
-        let out = plan.outputs[output]
-        let view = plan.views[out.view]
+        let out = plan.hotOutputs[output]
+        let view = plan.hotViews[out.view]
         guard let bytes = found[out.view * count + row], let packed = PackedRow(bytes) else {
             return .missing(.notFound, eventTime: 0)
         }
-        let layout: RowLayout
-        let index: Int
-        if packed.schemaVersion == view.layout.schemaVersion {
-            layout = view.layout
-            index = out.index
-        } else {
-            // Written under an earlier schema: find the feature by name and type.
-            guard let old = view.layouts[packed.schemaVersion],
-                  let oldIndex = old.index(of: out.feature.name, type: out.feature.type) else {
-                return .missing(.nullValue, eventTime: packed.eventTime)
-            }
-            layout = old
-            index = oldIndex
-        }
-        guard packed.fits(layout) else { return .missing(.nullValue, eventTime: packed.eventTime) }
-        let ttl = view.definition.ttlSeconds
-        if ttl > 0, now - packed.eventTime > ttl.multipliedReportingOverflow(by: 1_000_000).partialValue {
+        if view.ttlMicros > 0, now - packed.eventTime > view.ttlMicros {
             return .missing(.outsideMaxAge, eventTime: packed.eventTime)
         }
-        if packed.isNull(index) || (layout.features[index].type.isVariableWidth && packed.variable(index, layout) == nil) {
+        var index = out.index, at = out.offset, base = view.fixedSize
+        if packed.schemaVersion != view.schemaVersion {
+            // Written under an earlier schema: find the feature by name and type.
+            let feature = plan.outputs[output].feature
+            guard let old = plan.views[out.view].layouts[packed.schemaVersion],
+                  let oldIndex = old.index(of: feature.name, type: feature.type) else {
+                return .missing(.nullValue, eventTime: packed.eventTime)
+            }
+            index = oldIndex
+            at = old.offsets[oldIndex]
+            base = old.fixedSize
+        }
+        guard packed.bytes.count >= base else { return .missing(.nullValue, eventTime: packed.eventTime) }
+        if packed.isNull(index) || (out.isVariable && packed.variable(at: at, base: base) == nil) {
             return .missing(.nullValue, eventTime: packed.eventTime)
         }
-        return .value(packed, index: index, layout: layout)
+        return .value(packed, at: at, variableBase: base)
     }
 }

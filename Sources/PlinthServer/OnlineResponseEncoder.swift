@@ -1,134 +1,191 @@
 // OnlineResponseEncoder: writes a plinth.v1.GetOnlineFeaturesResponse
 // straight from the packed rows in the memory map into the outbound
 // buffer — no intermediate columns, no generated message structs. It is
-// the hot path of every online read; EnvelopeTests-style tests check that
+// the hot path of every online read; OnlineResponseEncoderTests check that
 // the generated decoder reads exactly what the domain's Column path gives.
 //
-// Message lengths are written as 5-byte padded varints and filled in when
-// the field is done, so nothing is encoded twice.
+// It resolves every cell once (value pointer, status, time), bounds the
+// size, then writes through one raw pointer inside a single ByteBuffer call:
+// per-byte ByteBuffer writes each pay a dynamic exclusivity check on the
+// buffer's storage (measured with callgrind: ~300,000 instructions per
+// 16-feature answer, most of them in swift_beginAccess).
+// Message lengths are 5-byte padded varints filled in when the field is
+// done, so nothing is encoded twice.
 import NIOCore
 import PlinthFeatures
 
 enum OnlineResponseEncoder {
+    /// One cell, resolved once: where its value's bytes are (nil when
+    /// missing), how many, its status and event time. Trivial, so the write
+    /// loops below read it without reference counting.
+    struct ResolvedCell {
+        var value: UnsafeRawPointer?
+        var length: Int
+        var status: UInt8
+        var eventTime: Int64
+    }
+
     static func encode(_ rows: borrowing RowLookup, into out: inout ByteBuffer) {
         let plan = rows.plan
-        for o in plan.outputs.indices {
-            let output = plan.outputs[o]
-            let featureColumn = beginField(1, &out)          // features (FeatureColumn)
-            let values = beginField(1, &out)                 // FeatureColumn.values (Column)
-            writeString(1, output.name, &out)
-            let (wireType, vectorLength) = output.feature.type.wire
-            writeTag(2, 0, &out); writeVarint(UInt64(wireType.rawValue), &out)
-            if vectorLength > 0 { writeTag(3, 0, &out); writeVarint(UInt64(vectorLength), &out) }
-
-            switch output.feature.type {
-            case .int64:
-                let packed = beginField(4, &out)
-                for row in 0..<rows.count {
-                    if case .value(let p, let i, let layout) = rows.cell(o, row) {
-                        writeVarint(UInt64(bitPattern: p.fixed(i, layout).loadUnaligned(as: Int64.self).littleEndian), &out)
-                    } else { out.writeInteger(UInt8(0)) }
-                }
-                endField(packed, &out)
-            case .float32, .float32Vector:
-                let width = output.feature.type.fixedWidth
-                let packed = beginField(5, &out)
-                for row in 0..<rows.count {
-                    if case .value(let p, let i, let layout) = rows.cell(o, row) {
-                        out.writeBytes(p.fixed(i, layout))   // already little-endian float32s
-                    } else { out.writeRepeatingByte(0, count: width) }
-                }
-                endField(packed, &out)
-            case .float64:
-                let packed = beginField(6, &out)
-                for row in 0..<rows.count {
-                    if case .value(let p, let i, let layout) = rows.cell(o, row) {
-                        out.writeBytes(p.fixed(i, layout))
-                    } else { out.writeRepeatingByte(0, count: 8) }
-                }
-                endField(packed, &out)
-            case .bool:
-                let packed = beginField(7, &out)
-                for row in 0..<rows.count {
-                    if case .value(let p, let i, let layout) = rows.cell(o, row) {
-                        out.writeInteger(p.fixed(i, layout)[0] != 0 ? UInt8(1) : 0)
-                    } else { out.writeInteger(UInt8(0)) }
-                }
-                endField(packed, &out)
-            case .string, .bytes:
-                let field = output.feature.type == .string ? 8 : 9
-                for row in 0..<rows.count {
-                    writeTag(field, 2, &out)
-                    if case .value(let p, let i, let layout) = rows.cell(o, row), let bytes = p.variable(i, layout) {
-                        writeVarint(UInt64(bytes.count), &out)
-                        out.writeBytes(bytes)
-                    } else { writeVarint(0, &out) }
+        let n = rows.count
+        plan.hotOutputs.withUnsafeBufferPointer { outputs in
+            plan.namesUTF8.withUnsafeBytes { names in
+                withUnsafeTemporaryAllocation(of: ResolvedCell.self, capacity: max(1, n * outputs.count)) { cells in
+                    var bound = 0
+                    for o in outputs.indices {
+                        let output = outputs[o]
+                        let width = output.type.fixedWidth
+                        // Headers and name; per row: null row, status, time, tag and length or varint.
+                        bound += 64 + (output.nameEnd - output.nameStart) + n * (16 + 10)
+                        for row in 0..<n {
+                            let cell: ResolvedCell
+                            switch rows.cell(o, row) {
+                            case .value(let p, let at, let base):
+                                if output.isVariable, let bytes = p.variable(at: at, base: base) {
+                                    cell = ResolvedCell(value: bytes.baseAddress, length: bytes.count, status: FieldStatus.present.rawValue, eventTime: p.eventTime)
+                                } else {
+                                    cell = ResolvedCell(value: p.bytes.baseAddress.map { $0 + at }, length: width, status: FieldStatus.present.rawValue, eventTime: p.eventTime)
+                                }
+                                bound += cell.length
+                            case .missing(let status, let eventTime):
+                                cell = ResolvedCell(value: nil, length: 0, status: status.rawValue, eventTime: eventTime)
+                                bound += width
+                            }
+                            cells.initializeElement(at: o * n + row, to: cell)
+                        }
+                    }
+                    out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
+                        var w = RawWriter(raw)
+                        write(outputs, names: names, rows: n, cells: UnsafeBufferPointer(cells), &w)
+                        return w.count
+                    }
                 }
             }
-            // null_rows: every row without a value.
-            let nulls = beginField(10, &out)
-            for row in 0..<rows.count {
-                if case .missing = rows.cell(o, row) { writeVarint(UInt64(row), &out) }
-            }
-            endField(nulls, &out)
-            endField(values, &out)
-
-            let statuses = beginField(2, &out)
-            for row in 0..<rows.count {
-                switch rows.cell(o, row) {
-                case .value: out.writeInteger(UInt8(FieldStatus.present.rawValue))
-                case .missing(let status, _): out.writeInteger(status.rawValue)
-                }
-            }
-            endField(statuses, &out)
-            let times = beginField(3, &out)
-            for row in 0..<rows.count {
-                switch rows.cell(o, row) {
-                case .value(let p, _, _): writeVarint(UInt64(bitPattern: p.eventTime), &out)
-                case .missing(_, let eventTime): writeVarint(UInt64(bitPattern: eventTime), &out)
-                }
-            }
-            endField(times, &out)
-            endField(featureColumn, &out)
         }
     }
 
-    @inline(__always)
-    static func writeTag(_ field: Int, _ wire: Int, _ out: inout ByteBuffer) {
-        writeVarint(UInt64(field << 3 | wire), &out)
+    private static func write(_ outputs: UnsafeBufferPointer<ReadPlan.HotOutput>, names: UnsafeRawBufferPointer, rows n: Int,
+                              cells: UnsafeBufferPointer<ResolvedCell>, _ w: inout RawWriter) {
+        for o in outputs.indices {
+            let output = outputs[o]
+            let mine = UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)])
+            let featureColumn = w.beginField(1)          // features (FeatureColumn)
+            let values = w.beginField(1)                 // FeatureColumn.values (Column)
+            w.tag(1, 2)                                  // Column.name
+            w.varint(UInt64(output.nameEnd - output.nameStart))
+            w.bytes(UnsafeRawBufferPointer(rebasing: names[output.nameStart..<output.nameEnd]))
+            let (wireType, vectorLength) = output.type.wire
+            w.tag(2, 0); w.varint(UInt64(wireType.rawValue))
+            if vectorLength > 0 { w.tag(3, 0); w.varint(UInt64(vectorLength)) }
+
+            switch output.type {
+            case .int64:
+                let packed = w.beginField(4)
+                for cell in mine {
+                    if let p = cell.value { w.varint(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))) } else { w.byte(0) }
+                }
+                w.endField(packed)
+            case .float32, .float32Vector, .float64:
+                let width = output.type.fixedWidth
+                let packed = w.beginField(output.type == .float64 ? 6 : 5)
+                for cell in mine {
+                    // Stored little-endian, as protobuf's fixed32/fixed64 are.
+                    if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: width)) } else { w.zeros(width) }
+                }
+                w.endField(packed)
+            case .bool:
+                let packed = w.beginField(7)
+                for cell in mine {
+                    if let p = cell.value { w.byte(p.load(as: UInt8.self) != 0 ? 1 : 0) } else { w.byte(0) }
+                }
+                w.endField(packed)
+            case .string, .bytes:
+                let field = output.type == .string ? 8 : 9
+                for cell in mine {
+                    w.tag(field, 2)
+                    w.varint(UInt64(cell.length))
+                    if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: cell.length)) }
+                }
+            }
+            let nulls = w.beginField(10)                 // Column.null_rows
+            for row in 0..<n where mine[row].value == nil { w.varint(UInt64(row)) }
+            w.endField(nulls)
+            w.endField(values)
+
+            let statuses = w.beginField(2)
+            for cell in mine { w.byte(cell.status) }
+            w.endField(statuses)
+            let times = w.beginField(3)
+            for cell in mine { w.varint(UInt64(bitPattern: cell.eventTime)) }
+            w.endField(times)
+            w.endField(featureColumn)
+        }
+    }
+}
+
+/// Appends protobuf wire bytes through a raw pointer. The caller sizes the
+/// buffer (see `sizeBound`); every write stays inside it or traps.
+struct RawWriter {
+    private let base: UnsafeMutableRawPointer
+    private let capacity: Int
+    private(set) var count = 0
+
+    init(_ buffer: UnsafeMutableRawBufferPointer) {
+        base = buffer.baseAddress!
+        capacity = buffer.count
     }
 
-    @inline(__always)
-    static func writeVarint(_ value: UInt64, _ out: inout ByteBuffer) {
+    @inline(__always) mutating func byte(_ b: UInt8) {
+        precondition(count < capacity)
+        base.storeBytes(of: b, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    @inline(__always) mutating func varint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {
-            out.writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
+            byte(UInt8(truncatingIfNeeded: v) | 0x80)
             v >>= 7
         }
-        out.writeInteger(UInt8(v))
+        byte(UInt8(v))
     }
 
-    static func writeString(_ field: Int, _ text: String, _ out: inout ByteBuffer) {
-        writeTag(field, 2, &out)
-        writeVarint(UInt64(text.utf8.count), &out)
-        out.writeString(text)
+    @inline(__always) mutating func tag(_ field: Int, _ wire: Int) { varint(UInt64(field << 3 | wire)) }
+
+    @inline(__always) mutating func bytes(_ source: UnsafeRawBufferPointer) {
+        precondition(count + source.count <= capacity)
+        if let src = source.baseAddress { (base + count).copyMemory(from: src, byteCount: source.count) }
+        count += source.count
     }
 
-    /// Writes a length-delimited field's tag and a 5-byte length placeholder;
-    /// returns where its content starts.
-    @inline(__always)
-    static func beginField(_ field: Int, _ out: inout ByteBuffer) -> Int {
-        writeTag(field, 2, &out)
-        out.writeInteger(UInt32(0x8080_8080))
-        out.writeInteger(UInt8(0))
-        return out.writerIndex
+    @inline(__always) mutating func zeros(_ n: Int) {
+        precondition(count + n <= capacity)
+        (base + count).initializeMemory(as: UInt8.self, repeating: 0, count: n)
+        count += n
     }
 
-    @inline(__always)
-    static func endField(_ start: Int, _ out: inout ByteBuffer) {
-        var length = UInt32(out.writerIndex - start)
+    mutating func string(_ field: Int, _ text: String) {
+        tag(field, 2)
+        var text = text
+        text.withUTF8 { utf8 in
+            varint(UInt64(utf8.count))
+            bytes(UnsafeRawBufferPointer(utf8))
+        }
+    }
+
+    /// Writes a length-delimited field's tag and a 5-byte length
+    /// placeholder; returns where its content starts.
+    @inline(__always) mutating func beginField(_ field: Int) -> Int {
+        tag(field, 2)
+        for _ in 0..<4 { byte(0x80) }
+        byte(0)
+        return count
+    }
+
+    @inline(__always) mutating func endField(_ start: Int) {
+        var length = UInt32(count - start)
         for i in 0..<5 {
-            out.setInteger(UInt8(truncatingIfNeeded: length & 0x7F) | (i < 4 ? 0x80 : 0), at: start - 5 + i)
+            base.storeBytes(of: UInt8(truncatingIfNeeded: length & 0x7F) | (i < 4 ? 0x80 : 0), toByteOffset: start - 5 + i, as: UInt8.self)
             length >>= 7
         }
     }

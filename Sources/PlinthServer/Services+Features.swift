@@ -89,10 +89,11 @@ extension Services {
 
     func getOnlineFeatures(_ body: ByteBuffer, _ respond: Responder) {
         do {
-            let request = try decode(PBGetOnlineFeaturesRequest.self, body)
-            let entities = try request.entities.map { try Column(wire: $0) }
-            let plan = try store.plan(features: request.features, service: request.featureService,
-                                      fullFeatureNames: request.fullFeatureNames)
+            let request = try OnlineRequestDecoder.decode(body)
+            let entities = request.entities
+            let plan = try store.plan(encodedKey: request.planKey) {
+                (request.references, request.service, request.fullFeatureNames)
+            }
             // Encode inside the lookup: the rows point into the memory map.
             let out = try store.lookup(plan, entities: entities) { rows in
                 var out = responseAllocator.buffer(capacity: 64 + rows.count * plan.outputs.count * 16)
