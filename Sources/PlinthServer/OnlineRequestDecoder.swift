@@ -25,12 +25,15 @@ struct OnlineRequest {
     var entities: [Column] = []
 
     /// The references as strings; built only when a plan is not cached.
-    var references: [String] {
-        planKey.withUnsafeBytes { raw in
+    func references() throws -> [String] {
+        try planKey.withUnsafeBytes { raw in
             var reader = ProtoReader(bytes: raw, position: referencesStart)
             var out: [String] = []
-            while !reader.atEnd, let bytes = try? reader.lengthDelimited() {
-                out.append(String(decoding: bytes, as: UTF8.self))
+            while !reader.atEnd {
+                guard let text = String(validating: try reader.lengthDelimited(), as: UTF8.self) else {
+                    throw ProtoReader.malformed("a feature reference is not valid UTF-8")
+                }
+                out.append(text)
             }
             return out
         }
@@ -113,10 +116,9 @@ enum OnlineRequestDecoder {
                 let field = key >> 3, wire = key & 7
                 switch (field, wire) {
                 case (1, 2):
+                    // Validated only when a plan is built (`references`):
+                    // a cached key was valid when it was cached.
                     let reference = try reader.lengthDelimited()
-                    guard String(validating: reference, as: UTF8.self) != nil else {
-                        throw ProtoReader.malformed("a feature reference is not valid UTF-8")
-                    }
                     appendVarint(UInt64(reference.count), to: &references)
                     references.append(contentsOf: reference)
                 case (2, 2):
@@ -140,6 +142,9 @@ enum OnlineRequestDecoder {
     }
 
     private static func utf8(_ bytes: UnsafeRawBufferPointer, what: String) throws -> String {
+        // ASCII is valid UTF-8 and common; the general validator costs a
+        // generic-metadata lookup per call.
+        if !bytes.contains(where: { $0 >= 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ProtoReader.malformed("\(what) is not valid UTF-8")
         }

@@ -92,7 +92,7 @@ extension Services {
             let request = try OnlineRequestDecoder.decode(body)
             let entities = request.entities
             let plan = try store.plan(encodedKey: request.planKey) {
-                (request.references, request.service, request.fullFeatureNames)
+                (try request.references(), request.service, request.fullFeatureNames)
             }
             // Encode inside the lookup: the rows point into the memory map.
             let out = try store.lookup(plan, entities: entities) { rows in

@@ -17,7 +17,7 @@ final class OnlineRequestDecoderTests: XCTestCase {
         var blobs = PBColumn(); blobs.name = "k"; blobs.type = .bytes; blobs.bytesValues = [Data([0]), Data(), Data([1, 2])]
         request.entities = [ids, shops, blobs]
         let decoded = try OnlineRequestDecoder.decode(ByteBuffer(bytes: try request.serializedBytes() as [UInt8]))
-        XCTAssertEqual(decoded.references, request.features)
+        XCTAssertEqual(try decoded.references(), request.features)
         XCTAssertTrue(decoded.fullFeatureNames)
         XCTAssertEqual(decoded.service, "")
         XCTAssertEqual(decoded.entities.map(\.name), ["user_id", "shop", "k"])
@@ -31,7 +31,7 @@ final class OnlineRequestDecoderTests: XCTestCase {
         byService.entities = [ids]
         let other = try OnlineRequestDecoder.decode(ByteBuffer(bytes: try byService.serializedBytes() as [UInt8]))
         XCTAssertEqual(other.service, "fraud_v1")
-        XCTAssertEqual(other.references, [])
+        XCTAssertEqual(try other.references(), [])
         XCTAssertNotEqual(other.planKey, decoded.planKey)
     }
 
@@ -42,11 +42,16 @@ final class OnlineRequestDecoderTests: XCTestCase {
         var body: [UInt8] = [0x20, 0x01, 0x1A, UInt8(column.count)] + column
         body += [0x3D, 1, 2, 3, 4, 0x0A, 0x03, 0x76, 0x3A, 0x66]
         let decoded = try OnlineRequestDecoder.decode(ByteBuffer(bytes: body))
-        XCTAssertEqual(decoded.references, ["v:f"])
+        XCTAssertEqual(try decoded.references(), ["v:f"])
         XCTAssertTrue(decoded.fullFeatureNames)
         XCTAssertEqual(decoded.entities.first?.name, "id")
         XCTAssertEqual(decoded.entities.first?.int64s, [5, 7])
         XCTAssertEqual(decoded.entities.first?.nullRows, [1])
+    }
+
+    func testAReferenceThatIsNotUTF8IsRefusedWhenResolved() throws {
+        let decoded = try OnlineRequestDecoder.decode(ByteBuffer(bytes: [0x0A, 0x02, 0xFF, 0xFE]))
+        XCTAssertThrowsError(try decoded.references()) { XCTAssertEqual(($0 as? WireError)?.code, 3) }
     }
 
     func testPlanKeysDistinguishWhatMatters() throws {
@@ -66,7 +71,6 @@ final class OnlineRequestDecoderTests: XCTestCase {
         let bad: [[UInt8]] = [
             [0x0A, 0x10, 0x61],                 // reference longer than the body
             [0x1A, 0x03, 0x10, 0x80],           // truncated varint inside a column
-            [0x0A, 0x02, 0xFF, 0xFE],           // reference not UTF-8
             [0x1A, 0x02, 0x10, 0x63],           // unknown value type 99
             [0x0F],                             // wire type 7
             [0x1A, 0x04, 0x22, 0x05, 0x01, 0x02], // packed int64s longer than the column
