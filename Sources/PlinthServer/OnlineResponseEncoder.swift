@@ -9,8 +9,9 @@
 // per-byte ByteBuffer writes each pay a dynamic exclusivity check on the
 // buffer's storage (measured with callgrind: ~300,000 instructions per
 // 16-feature answer, most of them in swift_beginAccess).
-// Message lengths are 5-byte padded varints filled in when the field is
-// done, so nothing is encoded twice.
+// Message lengths are varints padded to the width their output's size bound
+// needs (usually 1 byte), filled in when the field is done, so nothing is
+// encoded twice.
 import NIOCore
 import PlinthFeatures
 
@@ -31,10 +32,12 @@ enum OnlineResponseEncoder {
         plan.hotOutputs.withUnsafeBufferPointer { outputs in
             plan.namesUTF8.withUnsafeBytes { names in
                 withUnsafeTemporaryAllocation(of: ResolvedCell.self, capacity: max(1, n * outputs.count)) { cells in
+                  withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, outputs.count)) { outputBounds in
                     var bound = 0
                     for o in outputs.indices {
                         let output = outputs[o]
                         let width = output.type.fixedWidth
+                        let before = bound
                         // Headers and name; per row: null row, status, time, tag and length or varint.
                         bound += 64 + (output.nameEnd - output.nameStart) + n * (16 + 10)
                         for row in 0..<n {
@@ -53,21 +56,28 @@ enum OnlineResponseEncoder {
                             }
                             cells.initializeElement(at: o * n + row, to: cell)
                         }
+                        outputBounds.initializeElement(at: o, to: bound - before)
                     }
                     out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
                         var w = RawWriter(raw)
-                        write(outputs, names: names, rows: n, cells: UnsafeBufferPointer(cells), &w)
+                        write(outputs, names: names, rows: n, cells: UnsafeBufferPointer(cells),
+                              bounds: UnsafeBufferPointer(outputBounds), &w)
                         return w.count
                     }
+                  }
                 }
             }
         }
     }
 
     private static func write(_ outputs: UnsafeBufferPointer<ReadPlan.HotOutput>, names: UnsafeRawBufferPointer, rows n: Int,
-                              cells: UnsafeBufferPointer<ResolvedCell>, _ w: inout RawWriter) {
+                              cells: UnsafeBufferPointer<ResolvedCell>, bounds: UnsafeBufferPointer<Int>, _ w: inout RawWriter) {
         for o in outputs.indices {
             let output = outputs[o]
+            // Every length inside this output is at most its bound, so its
+            // placeholders need only that many varint bytes (1 for a small
+            // answer instead of 5).
+            w.lengthWidth = RawWriter.varintSize(UInt64(bounds[o]))
             let mine = UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)])
             let featureColumn = w.beginField(1)          // features (FeatureColumn)
             let values = w.beginField(1)                 // FeatureColumn.values (Column)
@@ -129,6 +139,15 @@ struct RawWriter {
     private let base: UnsafeMutableRawPointer
     private let capacity: Int
     private(set) var count = 0
+    /// Bytes reserved for each length placeholder; at least the size of the
+    /// largest length that will be filled in.
+    var lengthWidth = 5
+
+    static func varintSize(_ value: UInt64) -> Int {
+        var n = 1, v = value
+        while v >= 0x80 { v >>= 7; n += 1 }
+        return n
+    }
 
     init(_ buffer: UnsafeMutableRawBufferPointer) {
         base = buffer.baseAddress!
@@ -173,19 +192,24 @@ struct RawWriter {
         }
     }
 
-    /// Writes a length-delimited field's tag and a 5-byte length
-    /// placeholder; returns where its content starts.
+    /// Writes a length-delimited field's tag and a `lengthWidth`-byte
+    /// length placeholder; returns where its content starts. The length is
+    /// filled in by `endField` as a varint padded to that width (valid
+    /// protobuf: continuation bits with zero payload).
     @inline(__always) mutating func beginField(_ field: Int) -> Int {
         tag(field, 2)
-        for _ in 0..<4 { byte(0x80) }
-        byte(0)
+        precondition(count + lengthWidth <= capacity)
+        count += lengthWidth
         return count
     }
 
     @inline(__always) mutating func endField(_ start: Int) {
-        var length = UInt32(count - start)
-        for i in 0..<5 {
-            base.storeBytes(of: UInt8(truncatingIfNeeded: length & 0x7F) | (i < 4 ? 0x80 : 0), toByteOffset: start - 5 + i, as: UInt8.self)
+        var length = UInt64(count - start)
+        let width = lengthWidth
+        precondition(RawWriter.varintSize(length) <= width, "a length outgrew its placeholder")
+        for i in 0..<width {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: length & 0x7F) | (i < width - 1 ? 0x80 : 0),
+                            toByteOffset: start - width + i, as: UInt8.self)
             length >>= 7
         }
     }
