@@ -13,8 +13,14 @@ if [ -z "$plugin" ]; then
   plugin="$(swift build -c release --scratch-path .build-protoc --show-bin-path)/protoc-gen-swift"
 fi
 
-wire=(plinth/v1/common.proto plinth/v1/admin.proto plinth/v1/features.proto)
+# Every proto but the model IR belongs to the wire target; the IR belongs
+# to PlinthInference, which has no network code.
 inference=(plinth/v1/model.proto)
+wire=()
+for f in Proto/plinth/v1/*.proto; do
+  rel=${f#Proto/}
+  [ "$rel" = "${inference[0]}" ] || wire+=("$rel")
+done
 
 out=Sources/PlinthWire/Generated
 rm -rf "$out" && mkdir -p "$out"

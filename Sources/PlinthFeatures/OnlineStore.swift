@@ -108,6 +108,16 @@ public final class OnlineStore: Sendable {
             if seenViews.insert(view.name).inserted { viewOrder.append(view) }
         }
 
+        var outputNames: Set<String> = []
+        for slot in slots {
+            let name = fullFeatureNames ? "\(slot.view.name)__\(slot.feature.name)" : slot.feature.name
+            guard outputNames.insert(name).inserted else {
+                throw FeatureStoreError.invalidArgument(fullFeatureNames
+                    ? "feature '\(name)' is requested twice"
+                    : "two requested features are both named '\(name)'; set full_feature_names to name them view__feature")
+            }
+        }
+
         let rows = try entityRowCount(entities)
         var keyColumns: [String: Column] = [:]
         for column in entities { keyColumns[column.name] = column }
@@ -225,7 +235,6 @@ public final class OnlineStore: Sendable {
             throw FeatureStoreError.notFound("unknown feature view '\(name)'")
         }
         let rows = eventTimes.count
-        guard rows > 0 else { throw FeatureStoreError.invalidArgument("a push needs at least one row with an event time") }
         guard rows <= maxRows else { throw FeatureStoreError.tooLarge("\(rows) rows in one push; the limit is \(maxRows)") }
         guard createdTimes.isEmpty || createdTimes.count == rows else {
             throw FeatureStoreError.invalidArgument("\(createdTimes.count) created times for \(rows) rows")

@@ -127,26 +127,27 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func responder(id: UInt64, context: ChannelHandlerContext) -> Responder {
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
-        return Responder { code, message, body in
+        return Responder { code, message, body, more in
             if loop.inEventLoop {
-                bound.value.complete(id: id, code: code, message: message, body: body)
+                bound.value.complete(id: id, code: code, message: message, body: body, more: more)
             } else {
-                loop.execute { bound.value.complete(id: id, code: code, message: message, body: body) }
+                loop.execute { bound.value.complete(id: id, code: code, message: message, body: body, more: more) }
             }
         }
     }
 
-    private func complete(id: UInt64, code: Int, message: String, body: [UInt8]) {
-        let closeNow = state.finished()
+    private func complete(id: UInt64, code: Int, message: String, body: [UInt8], more: Bool) {
+        // Only the last frame of a stream ends the request.
+        let closeNow = more ? false : state.finished()
         guard let context else { return }
-        write(id: id, code: code, message: message, body: body, context: context)
+        write(id: id, code: code, message: message, body: body, more: more, context: context)
         if !reading { context.flush(); needsFlush = false }
         if closeNow { context.close(promise: nil) }
     }
 
-    private func write(id: UInt64, code: Int, message: String, body: [UInt8], context: ChannelHandlerContext) {
+    private func write(id: UInt64, code: Int, message: String, body: [UInt8], more: Bool = false, context: ChannelHandlerContext) {
         var out = context.channel.allocator.buffer(capacity: body.count + 32 + message.utf8.count)
-        Envelope.writeResponse(id: id, code: code, message: message, more: false, into: &out) { $0.writeBytes(body) }
+        Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBytes(body) }
         context.write(wrapOutboundOut(out), promise: nil)
         needsFlush = true
     }

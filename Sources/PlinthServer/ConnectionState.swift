@@ -62,6 +62,9 @@ struct ConnectionState {
             return .success((.all, ""))
         }
         guard let match = tokens.first(where: { constantTimeEqual($0.secret, token) }) else {
+            // A failed Hello revokes what an earlier one granted: the
+            // connection must not keep rights its latest token lacks.
+            phase = .awaitingHello
             return .failure(HelloRefusal(code: StatusCode.unauthenticated,
                                          message: token.isEmpty ? "this server requires a token in Hello" : "the token is not valid"))
         }

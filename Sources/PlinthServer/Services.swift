@@ -11,25 +11,32 @@ import PlinthWire
 import Synchronization
 public import SwiftProtobuf
 
-/// Answers one request, from any thread.
+/// Answers one request, from any thread. A unary method calls `succeed` or
+/// `fail` once; a streaming method calls `stream` for each part but the
+/// last, then `succeed` (or `fail`) to end the stream.
 struct Responder: Sendable {
-    let deliver: @Sendable (_ code: Int, _ message: String, _ body: [UInt8]) -> Void
+    let deliver: @Sendable (_ code: Int, _ message: String, _ body: [UInt8], _ more: Bool) -> Void
 
-    func succeed(_ message: some SwiftProtobuf.Message) {
+    func succeed(_ message: some SwiftProtobuf.Message) { send(message, more: false) }
+
+    /// Sends one part of a streamed answer; more parts follow.
+    func stream(_ message: some SwiftProtobuf.Message) { send(message, more: true) }
+
+    private func send(_ message: some SwiftProtobuf.Message, more: Bool) {
         do {
             let bytes: [UInt8] = try message.serializedBytes()
-            deliver(StatusCode.ok, "", bytes)
+            deliver(StatusCode.ok, "", bytes, more)
         } catch {
-            deliver(StatusCode.internal, "could not encode the response: \(error)", [])
+            deliver(StatusCode.internal, "could not encode the response: \(error)", [], false)
         }
     }
 
     func fail(_ error: any Error) {
         let (code, message) = status(for: error)
-        deliver(code, message, [])
+        deliver(code, message, [], false)
     }
 
-    func fail(code: Int, _ message: String) { deliver(code, message, []) }
+    func fail(code: Int, _ message: String) { deliver(code, message, [], false) }
 }
 
 /// Counters shown by ServerInfo.
@@ -68,127 +75,15 @@ public final class Services: Sendable {
     }
 
     /// Every method but Hello, which the connection handles itself because
-    /// it changes the connection's state.
-    static let table: [String: MethodSpec] = [
-        Method.health: MethodSpec(scope: []) { _, _, respond in
-            var out = PBHealthResponse()
-            out.status = .serving
-            respond.succeed(out)
-        },
-        Method.serverInfo: MethodSpec(scope: .read) { services, _, respond in
-            respond.succeed(services.serverInfo())
-        },
-        Method.applyDefinitions: MethodSpec(scope: .admin) { services, body, respond in
-            services.applyDefinitions(body, respond)
-        },
-        Method.listDefinitions: MethodSpec(scope: .read) { services, body, respond in
-            do {
-                let request = try decode(PBListDefinitionsRequest.self, body)
-                let snapshot = services.catalog.snapshot
-                var out = PBListDefinitionsResponse()
-                if request.project.isEmpty {
-                    out.projects = snapshot.projects.keys.sorted().compactMap { snapshot.projects[$0]?.wire }
-                } else if let project = snapshot.projects[request.project] {
-                    out.projects = [project.wire]
-                } else {
-                    throw FeatureStoreError.notFound("unknown project '\(request.project)'")
-                }
-                respond.succeed(out)
-            } catch { respond.fail(error) }
-        },
-        Method.push: MethodSpec(scope: .write) { services, body, respond in
-            services.push(body, respond)
-        },
-        Method.getOnlineFeatures: MethodSpec(scope: .read) { services, body, respond in
-            services.getOnlineFeatures(body, respond)
-        },
-    ]
-
-    func serverInfo() -> PBServerInfoResponse {
-        var out = PBServerInfoResponse()
-        out.serverVersion = plinthVersion
-        out.protocolVersion = PlinthProtocol.version
-        out.dataDir = store.environment.path
-        out.startedAtUs = stats.startedAt
-        out.uptimeSeconds = UInt64(max(0, (currentMicros() - stats.startedAt) / 1_000_000))
-        out.openConnections = UInt64(max(0, stats.connections.load(ordering: .relaxed)))
-        out.requestsTotal = stats.requests.load(ordering: .relaxed)
-        out.mapSizeBytes = UInt64(store.environment.mapSize)
-        out.mapUsedBytes = UInt64(store.environment.usedBytes)
-        out.definitionsVersion = catalog.snapshot.version
-        out.listenAddresses = listenAddresses.withLock { $0 }
-        out.authRequired = !config.tokens.isEmpty
-        return out
-    }
-
-    func applyDefinitions(_ body: ByteBuffer, _ respond: Responder) {
-        do {
-            let request = try decode(PBApplyDefinitionsRequest.self, body)
-            let spec = try DefinitionParser.parse(request.yaml)
-            catalog.apply(spec, dryRun: request.dryRun, now: currentMicros()) { result in
-                switch result {
-                case .success(let applied):
-                    var out = PBApplyDefinitionsResponse()
-                    out.project = applied.project
-                    out.version = applied.version
-                    out.changed = applied.changed
-                    out.created = applied.created
-                    out.updated = applied.updated
-                    out.deleted = applied.deleted
-                    respond.succeed(out)
-                case .failure(let error):
-                    respond.fail(error)
-                }
-            }
-        } catch { respond.fail(error) }
-    }
-
-    func push(_ body: ByteBuffer, _ respond: Responder) {
-        do {
-            let request = try decode(PBPushRequest.self, body)
-            let target: PushTarget
-            switch request.to {
-            case .unspecified, .onlineAndOffline: target = .onlineAndOffline
-            case .online: target = .online
-            case .offline: target = .offline
-            case .UNRECOGNIZED(let n): throw WireError(code: StatusCode.invalidArgument, message: "unknown push target \(n)")
-            }
-            let columns = try request.columns.map { try Column(wire: $0) }
-            let prepared = try store.prepare(view: request.featureView, columns: columns, eventTimes: request.eventTimeUs,
-                                             createdTimes: request.createdTimeUs, target: target)
-            store.write(prepared) { result in
-                switch result {
-                case .success(let pushed):
-                    var out = PBPushResponse()
-                    out.rows = UInt64(pushed.rows)
-                    out.onlineRowsWritten = UInt64(pushed.onlineRowsWritten)
-                    out.onlineRowsStale = UInt64(pushed.onlineRowsStale)
-                    out.offlineRowsWritten = UInt64(pushed.offlineRowsWritten)
-                    respond.succeed(out)
-                case .failure(let error):
-                    respond.fail(error)
-                }
-            }
-        } catch { respond.fail(error) }
-    }
-
-    func getOnlineFeatures(_ body: ByteBuffer, _ respond: Responder) {
-        do {
-            let request = try decode(PBGetOnlineFeaturesRequest.self, body)
-            let entities = try request.entities.map { try Column(wire: $0) }
-            let results = try store.read(features: request.features, service: request.featureService,
-                                         entities: entities, fullFeatureNames: request.fullFeatureNames)
-            var out = PBGetOnlineFeaturesResponse()
-            out.features = results.map { result in
-                var column = PBFeatureColumn()
-                column.values = result.values.wire
-                column.statuses = result.statuses.map { PBFieldStatus(rawValue: Int($0.rawValue)) ?? .invalid }
-                column.eventTimeUs = result.eventTimes
-                return column
-            }
-            respond.succeed(out)
-        } catch { respond.fail(error) }
-    }
+    /// it changes the connection's state. Each service declares its own
+    /// methods in its `Services+Name.swift` file.
+    static let table: [String: MethodSpec] = {
+        var table: [String: MethodSpec] = [:]
+        for service in [adminMethods, featureMethods] {
+            table.merge(service) { _, _ in preconditionFailure("a method path is declared twice") }
+        }
+        return table
+    }()
 }
 
 public let plinthVersion = "0.1.0"

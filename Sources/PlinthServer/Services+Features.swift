@@ -1,0 +1,107 @@
+// Services+Features: the Features service's methods — definitions,
+// pushes and online reads — mapped onto PlinthFeatures.
+import NIOCore
+import PlinthFeatures
+import PlinthWire
+
+extension Services {
+    static let featureMethods: [String: MethodSpec] = [
+        Method.applyDefinitions: MethodSpec(scope: .admin) { services, body, respond in
+            services.applyDefinitions(body, respond)
+        },
+        Method.listDefinitions: MethodSpec(scope: .read) { services, body, respond in
+            services.listDefinitions(body, respond)
+        },
+        Method.push: MethodSpec(scope: .write) { services, body, respond in
+            services.push(body, respond)
+        },
+        Method.getOnlineFeatures: MethodSpec(scope: .read) { services, body, respond in
+            services.getOnlineFeatures(body, respond)
+        },
+    ]
+
+    func listDefinitions(_ body: ByteBuffer, _ respond: Responder) {
+        do {
+            let request = try decode(PBListDefinitionsRequest.self, body)
+            let snapshot = catalog.snapshot
+            var out = PBListDefinitionsResponse()
+            if request.project.isEmpty {
+                out.projects = snapshot.projects.keys.sorted().compactMap { snapshot.projects[$0]?.wire }
+            } else if let project = snapshot.projects[request.project] {
+                out.projects = [project.wire]
+            } else {
+                throw FeatureStoreError.notFound("unknown project '\(request.project)'")
+            }
+            respond.succeed(out)
+        } catch { respond.fail(error) }
+    }
+
+    func applyDefinitions(_ body: ByteBuffer, _ respond: Responder) {
+        do {
+            let request = try decode(PBApplyDefinitionsRequest.self, body)
+            let spec = try DefinitionParser.parse(request.yaml)
+            catalog.apply(spec, dryRun: request.dryRun, now: currentMicros()) { result in
+                switch result {
+                case .success(let applied):
+                    var out = PBApplyDefinitionsResponse()
+                    out.project = applied.project
+                    out.version = applied.version
+                    out.changed = applied.changed
+                    out.created = applied.created
+                    out.updated = applied.updated
+                    out.deleted = applied.deleted
+                    respond.succeed(out)
+                case .failure(let error):
+                    respond.fail(error)
+                }
+            }
+        } catch { respond.fail(error) }
+    }
+
+    func push(_ body: ByteBuffer, _ respond: Responder) {
+        do {
+            let request = try decode(PBPushRequest.self, body)
+            let target: PushTarget
+            switch request.to {
+            case .unspecified, .onlineAndOffline: target = .onlineAndOffline
+            case .online: target = .online
+            case .offline: target = .offline
+            case .UNRECOGNIZED(let n): throw WireError(code: StatusCode.invalidArgument, message: "unknown push target \(n)")
+            }
+            let columns = try request.columns.map { try Column(wire: $0) }
+            let prepared = try store.prepare(view: request.featureView, columns: columns, eventTimes: request.eventTimeUs,
+                                             createdTimes: request.createdTimeUs, target: target)
+            store.write(prepared) { result in
+                switch result {
+                case .success(let pushed):
+                    var out = PBPushResponse()
+                    out.rows = UInt64(pushed.rows)
+                    out.onlineRowsWritten = UInt64(pushed.onlineRowsWritten)
+                    out.onlineRowsStale = UInt64(pushed.onlineRowsStale)
+                    out.offlineRowsWritten = UInt64(pushed.offlineRowsWritten)
+                    respond.succeed(out)
+                case .failure(let error):
+                    respond.fail(error)
+                }
+            }
+        } catch { respond.fail(error) }
+    }
+
+    func getOnlineFeatures(_ body: ByteBuffer, _ respond: Responder) {
+        do {
+            let request = try decode(PBGetOnlineFeaturesRequest.self, body)
+            let entities = try request.entities.map { try Column(wire: $0) }
+            let results = try store.read(features: request.features, service: request.featureService,
+                                         entities: entities, fullFeatureNames: request.fullFeatureNames)
+            var out = PBGetOnlineFeaturesResponse()
+            out.features = results.map { result in
+                var column = PBFeatureColumn()
+                column.values = result.values.wire
+                column.statuses = result.statuses.map { PBFieldStatus(rawValue: Int($0.rawValue)) ?? .invalid }
+                column.eventTimeUs = result.eventTimes
+                return column
+            }
+            respond.succeed(out)
+        } catch { respond.fail(error) }
+    }
+}

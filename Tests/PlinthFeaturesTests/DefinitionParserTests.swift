@@ -1,0 +1,103 @@
+// The YAML definitions parser: accepts the documented form, and refuses a
+// bad file whole with every problem named by field and line.
+import XCTest
+@testable import PlinthFeatures
+
+let exampleYAML = """
+project: fraud
+entities:
+  - {name: user, join_key: user_id, type: int64}
+feature_views:
+  - name: user_stats
+    entities: [user]
+    ttl: 7d
+    features:
+      - {name: txn_count_7d, type: int64}
+      - {name: avg_amount_7d, type: float64}
+      - {name: country, type: string}
+      - {name: embedding, type: "float32[8]"}
+feature_services:
+  - {name: fraud_v1, features: ["user_stats:txn_count_7d", "user_stats:avg_amount_7d"]}
+"""
+
+final class DefinitionParserTests: XCTestCase {
+    func testParsesTheDocumentedExample() throws {
+        let spec = try DefinitionParser.parse(exampleYAML)
+        XCTAssertEqual(spec.project, "fraud")
+        XCTAssertEqual(spec.entities, [EntityDefinition(name: "user", joinKey: "user_id", type: .int64)])
+        XCTAssertEqual(spec.featureViews.first?.ttlSeconds, 7 * 86_400)
+        XCTAssertEqual(spec.featureViews.first?.features.map(\.type), [.int64, .float64, .string, .float32Vector(length: 8)])
+        XCTAssertEqual(spec.featureServices.first?.features, ["user_stats:txn_count_7d", "user_stats:avg_amount_7d"])
+    }
+
+    func testEveryProblemIsReportedWithItsLine() {
+        let yaml = """
+        project: fraud
+        entities:
+          - {name: user, join_key: user_id, type: float64}
+        feature_views:
+          - name: stats
+            entities: [usr]
+            ttl: 7 days
+            featurs: []
+            features:
+              - {name: a, type: int65}
+              - {name: a, type: int64}
+              - {name: a, type: int64}
+        feature_services:
+          - {name: s, features: ["stats:nope", "other:a", "bad"]}
+        """
+        XCTAssertThrowsError(try DefinitionParser.parse(yaml)) { error in
+            guard let error = error as? DefinitionError else { return XCTFail("\(error)") }
+            let text = error.problems.map(\.description)
+            func has(_ line: Int, _ fragment: String) {
+                XCTAssertTrue(text.contains { $0.hasPrefix("line \(line):") && $0.contains(fragment) },
+                              "expected line \(line) to mention '\(fragment)' in \(text)")
+            }
+            has(3, "an entity key must be int64, string or bytes")
+            has(6, "unknown entity 'usr'")
+            has(7, "not a duration")
+            has(8, "unknown field 'featurs'")
+            has(10, "unknown type 'int65'")
+            has(12, "declared twice")
+            has(14, "has no feature 'nope'")
+            has(14, "unknown feature view 'other'")
+            has(14, "expected a reference")
+        }
+    }
+
+    func testRefusesNonYAMLAndEmptyDocuments() {
+        XCTAssertThrowsError(try DefinitionParser.parse("project: [unclosed")) { error in
+            XCTAssertTrue("\(error)".contains("not valid YAML"), "\(error)")
+        }
+        XCTAssertThrowsError(try DefinitionParser.parse(""))
+        XCTAssertThrowsError(try DefinitionParser.parse("- just\n- a list\n")) { error in
+            XCTAssertTrue("\(error)".contains("expected a mapping"), "\(error)")
+        }
+    }
+
+    func testDurations() {
+        XCTAssertEqual(DefinitionParser.parseDuration("0"), 0)
+        XCTAssertEqual(DefinitionParser.parseDuration("3600"), 3600)
+        XCTAssertEqual(DefinitionParser.parseDuration("90s"), 90)
+        XCTAssertEqual(DefinitionParser.parseDuration("1h30m"), 5400)
+        XCTAssertEqual(DefinitionParser.parseDuration("2w"), 1_209_600)
+        XCTAssertNil(DefinitionParser.parseDuration("7 days"))
+        XCTAssertNil(DefinitionParser.parseDuration("d"))
+        XCTAssertNil(DefinitionParser.parseDuration("5"+"0000000000000000000d"))
+        XCTAssertNil(DefinitionParser.parseDuration("-1"))
+    }
+
+    func testVectorTypesAreBounded() {
+        XCTAssertEqual(FeatureType(spelling: "float32[3]"), .float32Vector(length: 3))
+        XCTAssertNil(FeatureType(spelling: "float32[0]"))
+        XCTAssertNil(FeatureType(spelling: "float32[99999999]"))
+        XCTAssertNil(FeatureType(spelling: "float32[x]"))
+    }
+
+    func testWildcardServiceExpandsToTheViewsFeatures() throws {
+        let yaml = exampleYAML.replacingOccurrences(of: #"["user_stats:txn_count_7d", "user_stats:avg_amount_7d"]"#, with: #"["user_stats:*"]"#)
+        let spec = try DefinitionParser.parse(yaml)
+        XCTAssertEqual(spec.featureServices.first?.features.count, 4)
+    }
+}
