@@ -34,8 +34,8 @@ def main():
              (f"{s['connections']}x{s['depth']}", f"{s['connections']} connections x {s['depth']} pipelined, 1 entity (GET)")]
     run["reads"] = []
     for key, title in cases:
-        p = load(os.path.join(d, f"read-{key}-plinth.json"))
-        r = load(os.path.join(d, f"read-{key}-redis.json"))
+        both = load(os.path.join(d, f"read-{key}.json"))
+        p, r = both["plinth"], both["redis"]
         ratios = {k: round(p["latency_micros"][k] / r["latency_micros"][k], 2) for k in ("p50", "p99", "p99.9")}
         ratios["throughput"] = round(p["requests_per_second"] / r["requests_per_second"], 2)
         run["reads"].append({"case": key, "title": title, "plinth": p, "redis": r, "plinth_over_redis": ratios})
@@ -65,7 +65,8 @@ def main():
 
     print(f"\n`{run['command']}` at {run['date']}, commit {run['commit']}, {run['cpus']} CPUs ({run['cpu_model']}), "
           f"load average at start {run['load_average_at_start']}; Redis {run['redis_version']}; "
-          f"{s['entities']:,} entities x {s['features']} float32; {s['duration']} s per case after {s['warmup']} s warm-up.\n")
+          f"{s['entities']:,} entities x {s['features']} float32; each read case measured {s['duration']} s per system in "
+          f"{s['rounds']} alternating rounds, each after a {s['warmup']} s warm-up.\n")
     print("| Case | System | req/s | entities/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for c in run["reads"]:

@@ -8,16 +8,18 @@
 # missing), a virtualenv under Benchmarks/.venv for Feast. Servers listen on
 # free loopback ports, live in a temporary directory, and are stopped by PID
 # on exit. Every load is bounded in count and time. Knobs (environment):
-# DURATION, WARMUP, ENTITIES, FEATURES, CONNECTIONS, DEPTH, BATCH,
-# PUSH_CONNECTIONS, PUSH_PIPELINE, FEAST_ENTITIES, FEAST_REQUESTS, SKIP_FEAST,
-# SKIP_NO_SYNC.
+# DURATION (measured seconds per system and read case), WARMUP (seconds per
+# round), ROUNDS, ENTITIES, FEATURES, CONNECTIONS, DEPTH, BATCH,
+# PUSH_CONNECTIONS, PUSH_PIPELINE, FEAST_ENTITIES, FEAST_REQUESTS,
+# SKIP_FEAST, SKIP_NO_SYNC.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BENCH="$ROOT/Benchmarks"
 HERE="$BENCH/online"
 DURATION=${DURATION:-10}
-WARMUP=${WARMUP:-1}
+WARMUP=${WARMUP:-0.5}
+ROUNDS=${ROUNDS:-5}
 ENTITIES=${ENTITIES:-1000000}
 FEATURES=${FEATURES:-16}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -99,7 +101,7 @@ mkdir -p "$OUT"
   echo " \"load_average_at_start\": \"$(cut -d' ' -f1-3 /proc/loadavg)\","
   echo " \"redis_version\": \"$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')\","
   echo " \"swift\": \"$(swift --version 2>&1 | head -1)\","
-  echo " \"settings\": {\"duration\": $DURATION, \"warmup\": $WARMUP, \"entities\": $ENTITIES, \"features\": $FEATURES,"
+  echo " \"settings\": {\"duration\": $DURATION, \"warmup\": $WARMUP, \"rounds\": $ROUNDS, \"entities\": $ENTITIES, \"features\": $FEATURES,"
   echo "   \"connections\": $CONNECTIONS, \"depth\": $DEPTH, \"batch\": $BATCH, \"push_connections\": $PUSH_CONNECTIONS,"
   echo "   \"push_pipeline\": $PUSH_PIPELINE, \"feast_entities\": $FEAST_ENTITIES}}"
 } >"$OUT/machine.json"
@@ -109,13 +111,14 @@ log "Push: $ENTITIES rows x $FEATURES float32 into plinthd (durable), MSET into 
 "$BIN/plinth-bench" load --address "$PLINTH_ADDR" "${LOAD[@]}" >"$OUT/load-plinth.json"
 "$BIN/plinth-bench" redis-load --address "$REDIS_ADDR" "${LOAD[@]}" >"$OUT/load-redis.json"
 
-# Each case runs Plinth then Redis back to back with the same keys (same seed).
-READ=(--features "$FEATURES" --key-space "$ENTITIES" --duration "$DURATION" --warmup "$WARMUP" --json)
+# Each case alternates Plinth and Redis in ROUNDS rounds (plinth-bench
+# compare), with the same keys for both, so load from elsewhere on the
+# machine during the run falls on both systems.
+READ=(--features "$FEATURES" --key-space "$ENTITIES" --duration "$DURATION" --warmup "$WARMUP" --rounds "$ROUNDS" --json)
 read_case() {
   local name=$1; shift
   log "reads: $name ($*)"
-  "$BIN/plinth-bench" get --address "$PLINTH_ADDR" "${READ[@]}" "$@" >"$OUT/read-$name-plinth.json"
-  "$BIN/plinth-bench" redis-get --address "$REDIS_ADDR" "${READ[@]}" "$@" >"$OUT/read-$name-redis.json"
+  "$BIN/plinth-bench" compare --plinth "$PLINTH_ADDR" --redis "$REDIS_ADDR" "${READ[@]}" "$@" >"$OUT/read-$name.json"
 }
 read_case 1x1 --connections 1 --pipeline 1 --entities-per-request 1
 read_case 1x100 --connections 1 --pipeline 1 --entities-per-request 100

@@ -29,9 +29,14 @@ struct DriverOptions: Sendable {
     var timeLimit: Double
 }
 
+/// A latency histogram in nanoseconds, up to two minutes.
+func latencyHistogram() -> Histogram<UInt64> {
+    Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
+}
+
 /// What one connection measured.
 struct ConnectionResult: Sendable {
-    var histogram = Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000_000, numberOfSignificantValueDigits: .three)
+    var histogram = latencyHistogram()
     var measured = 0
     var lastDone: UInt64 = 0
     var verified = 0
@@ -68,7 +73,8 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 }
 
 enum Driver {
-    static func run<C: ReadCodec & Sendable>(_ codec: C, operation: String, _ options: DriverOptions) throws -> RunSummary {
+    /// Runs one measurement of `codec` with `options`.
+    static func run<C: ReadCodec & Sendable>(_ codec: C, _ options: DriverOptions) throws -> Measurement {
         // Connect everything before the clock starts.
         var sockets: [Handoff<Socket>] = []
         for _ in 0..<options.connections {
@@ -98,13 +104,15 @@ enum Driver {
         }
         let results = box.all
         if let error = results.compactMap(\.error).first { throw BenchError(error) }
-        var histogram = results[0].histogram
-        for r in results.dropFirst() { histogram.add(r.histogram) }
-        let measured = results.reduce(0) { $0 + $1.measured }
+        var measurement = Measurement()
+        for r in results {
+            measurement.histogram.add(r.histogram)
+            measurement.requests += r.measured
+            measurement.verified += r.verified
+        }
         let end = results.map(\.lastDone).max() ?? warmupEnd
-        let seconds = Double(end > warmupEnd ? end - warmupEnd : 1) / 1e9
-        return RunSummary(system: codec.system, operation: operation, options: options, histogram: histogram,
-                          measured: measured, seconds: seconds, verified: results.reduce(0) { $0 + $1.verified })
+        measurement.seconds = Double(end > warmupEnd ? end - warmupEnd : 1) / 1e9
+        return measurement
     }
 
     private static func loop<C: ReadCodec>(_ codec: C, socket: Socket, index: Int, options: DriverOptions, quota: Int,
@@ -187,6 +195,22 @@ enum Driver {
     }
 }
 
+/// What a run (or several rounds of it) measured: the raw material of a summary.
+struct Measurement {
+    var histogram = latencyHistogram()
+    var requests = 0
+    /// Measured seconds (after the warm-up), summed over rounds.
+    var seconds = 0.0
+    var verified = 0
+
+    mutating func add(_ other: Measurement) {
+        histogram.add(other.histogram)
+        requests += other.requests
+        seconds += other.seconds
+        verified += other.verified
+    }
+}
+
 /// One run's figures: what the tables and the JSON report.
 struct RunSummary: Codable {
     var system: String
@@ -200,9 +224,10 @@ struct RunSummary: Codable {
     var entitiesPerSecond: Double
     var latencyMicros: [String: Double]
     var verifiedAnswers: Int
+    var rounds: Int
 
-    init(system: String, operation: String, options: DriverOptions, histogram: Histogram<UInt64>, measured: Int,
-         seconds: Double, verified: Int) {
+    init(system: String, operation: String, options: DriverOptions, _ m: Measurement, rounds: Int = 1) {
+        let histogram = m.histogram, measured = m.requests, seconds = m.seconds, verified = m.verified
         self.system = system
         self.operation = operation
         connections = options.connections
@@ -219,6 +244,7 @@ struct RunSummary: Codable {
             "max": us(histogram.max), "mean": (histogram.mean / 10).rounded() / 100,
         ]
         verifiedAnswers = verified
+        self.rounds = rounds
     }
 
     var line: String {
@@ -227,6 +253,6 @@ struct RunSummary: Codable {
         return "\(system) \(operation): \(connections) conn x \(pipeline) in flight, \(entitiesPerRequest) entities/request: "
             + "\(Int(requestsPerSecond)) req/s, \(Int(entitiesPerSecond)) entities/s over \(String(format: "%.1f", seconds)) s; "
             + "latency µs p50 \(f("p50")) p90 \(f("p90")) p99 \(f("p99")) p99.9 \(f("p99.9")) max \(f("max")) "
-            + "(\(requests) requests, \(verifiedAnswers) answers checked value by value)"
+            + "(\(requests) requests\(rounds > 1 ? " in \(rounds) rounds" : ""), \(verifiedAnswers) answers checked value by value)"
     }
 }

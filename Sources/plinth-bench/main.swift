@@ -12,7 +12,7 @@ struct PlinthBench: ParsableCommand {
         commandName: "plinth-bench",
         abstract: "Load generator for plinthd's online reads and pushes, with a Redis mode for comparison.",
         discussion: "Traffic goes to 127.0.0.1 only. Every run is bounded by --duration or --requests and by --time-limit.",
-        subcommands: [Load.self, Get.self, RedisLoad.self, RedisGet.self])
+        subcommands: [Load.self, Get.self, RedisLoad.self, RedisGet.self, Compare.self])
 }
 
 /// The shape of the data set, shared by every command.
@@ -99,6 +99,8 @@ struct ReadFlags: ParsableArguments {
         if let requests, requests <= 0 { throw ValidationError("--requests must be positive") }
     }
 
+    var redisOperation: String { entitiesPerRequest == 1 ? "get" : "mget" }
+
     func options(address: String) -> DriverOptions {
         DriverOptions(address: address, connections: connections, pipeline: pipeline, entitiesPerRequest: entitiesPerRequest,
                       duration: requests == nil ? (duration ?? 10) : nil, requests: requests, warmup: warmup,
@@ -183,8 +185,9 @@ struct Get: ParsableCommand {
     @OptionGroup var flags: ReadFlags
 
     func run() throws {
-        let summary = try Driver.run(PlinthReadCodec(features: data.features),
-                                     operation: "get_online_features", flags.options(address: address))
+        let options = flags.options(address: address)
+        let summary = RunSummary(system: "plinth", operation: "get_online_features", options: options,
+                                 try Driver.run(PlinthReadCodec(features: data.features), options))
         try emit(summary, json: flags.json, line: summary.line)
     }
 }
@@ -201,9 +204,69 @@ struct RedisGet: ParsableCommand {
     @OptionGroup var flags: ReadFlags
 
     func run() throws {
-        let summary = try Driver.run(RedisReadCodec(features: data.features),
-                                     operation: flags.entitiesPerRequest == 1 ? "get" : "mget", flags.options(address: address))
+        let options = flags.options(address: address)
+        let summary = RunSummary(system: "redis", operation: flags.redisOperation, options: options,
+                                 try Driver.run(RedisReadCodec(features: data.features), options))
         try emit(summary, json: flags.json, line: summary.line)
+    }
+}
+
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "get against plinthd and redis-get against redis-server, in alternating rounds, with one summary each.",
+        discussion: """
+        The measured time (--duration, or --requests) is split into --rounds rounds per system; rounds alternate \
+        between the systems, and which goes first alternates too, so a change in the machine's load during the run \
+        falls on both. Each round starts with its own warm-up and its own connections; both systems get the same \
+        keys in a round. The rounds' histograms are merged.
+        """)
+
+    @Option(help: "plinthd address, 127.0.0.1:PORT.")
+    var plinth: String
+
+    @Option(help: "redis-server address, 127.0.0.1:PORT.")
+    var redis: String
+
+    @Option(help: "Rounds per system.")
+    var rounds: Int = 5
+
+    @OptionGroup var data: DataOptions
+    @OptionGroup var flags: ReadFlags
+
+    struct Output: Encodable {
+        let plinth: RunSummary
+        let redis: RunSummary
+    }
+
+    func validate() throws {
+        guard (1...100).contains(rounds) else { throw ValidationError("--rounds must be 1 to 100") }
+        if let requests = flags.requests, requests < rounds { throw ValidationError("--requests must be at least --rounds") }
+    }
+
+    func run() throws {
+        let plinthCodec = try PlinthReadCodec(features: data.features)
+        let redisCodec = RedisReadCodec(features: data.features)
+        var base = flags.options(address: "")
+        if let duration = base.duration { base.duration = duration / Double(rounds) }
+        var plinthTotal = Measurement(), redisTotal = Measurement()
+        for round in 0..<rounds {
+            var options = base
+            options.seed = base.seed &+ UInt64(round)
+            if let requests = base.requests { options.requests = requests / rounds + (round < requests % rounds ? 1 : 0) }
+            for system in round % 2 == 0 ? ["plinth", "redis"] : ["redis", "plinth"] {
+                if system == "plinth" {
+                    options.address = plinth
+                    plinthTotal.add(try Driver.run(plinthCodec, options))
+                } else {
+                    options.address = redis
+                    redisTotal.add(try Driver.run(redisCodec, options))
+                }
+            }
+        }
+        let output = Output(
+            plinth: RunSummary(system: "plinth", operation: "get_online_features", options: base, plinthTotal, rounds: rounds),
+            redis: RunSummary(system: "redis", operation: flags.redisOperation, options: base, redisTotal, rounds: rounds))
+        try emit(output, json: flags.json, line: output.plinth.line + "\n" + output.redis.line)
     }
 }
 
