@@ -39,6 +39,9 @@ def main():
         ratios = {k: round(p["latency_micros"][k] / r["latency_micros"][k], 2) for k in ("p50", "p99", "p99.9")}
         ratios["throughput"] = round(p["requests_per_second"] / r["requests_per_second"], 2)
         run["reads"].append({"case": key, "title": title, "plinth": p, "redis": r, "plinth_over_redis": ratios})
+    instructions_path = os.path.join(d, "instructions.json")
+    if os.path.exists(instructions_path):
+        run["instructions_per_request"] = load(instructions_path)
     feast_path = os.path.join(d, "feast.json")
     if os.path.exists(feast_path):
         run["feast"] = load(feast_path)
@@ -85,6 +88,13 @@ def main():
         b = m["batch_latency_millis"]
         print(f"| {names[key]}: {m['rows']:,} rows in batches of {m['batch']:,}, {m['connections']} conn x {m['pipeline']} | "
               f"{fmt(m['rows_per_second'], 0)} | {fmt(m['feature_values_per_second'], 0)} | {b['p50']} | {b['p99']} |")
+    if "instructions_per_request" in run:
+        ir = run["instructions_per_request"]
+        print("\n| Server instructions per request (callgrind, user space) | plinthd | redis-server | Plinth/Redis |")
+        print("|---|---:|---:|---:|")
+        for k, label in (("1", "1 entity (GET)"), ("100", "100 entities (MGET)")):
+            print(f"| {label}, {ir['requests'][k]:,} requests | {ir['plinth'][k]:,} | {ir['redis'][k]:,} | "
+                  f"{ir['plinth'][k] / ir['redis'][k]:.1f}x |")
     if "feast" in run:
         f = run["feast"]
         print(f"\n| Feast {f['feast_version']} (Python {f['python']}), get_online_features().to_dict() | entities | "

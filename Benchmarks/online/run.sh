@@ -11,7 +11,7 @@
 # DURATION (measured seconds per system and read case), WARMUP (seconds per
 # round), ROUNDS, ENTITIES, FEATURES, CONNECTIONS, DEPTH, BATCH,
 # PUSH_CONNECTIONS, PUSH_PIPELINE, FEAST_ENTITIES, FEAST_REQUESTS,
-# SKIP_FEAST, SKIP_NO_SYNC.
+# SKIP_FEAST, SKIP_NO_SYNC, SKIP_CALLGRIND.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,6 +31,7 @@ FEAST_ENTITIES=${FEAST_ENTITIES:-10000}
 FEAST_REQUESTS=${FEAST_REQUESTS:-2000}
 SKIP_FEAST=${SKIP_FEAST:-0}
 SKIP_NO_SYNC=${SKIP_NO_SYNC:-0}
+SKIP_CALLGRIND=${SKIP_CALLGRIND:-0}
 
 log() { echo "run.sh: $*" >&2; }
 
@@ -125,6 +126,14 @@ read_case 1x100 --connections 1 --pipeline 1 --entities-per-request 100
 read_case "${CONNECTIONS}x${DEPTH}" --connections "$CONNECTIONS" --pipeline "$DEPTH" --entities-per-request 1
 
 stop_pid "$PLINTH_PID"
+if [ "$SKIP_CALLGRIND" != 1 ]; then
+  if command -v valgrind >/dev/null; then
+    log "instructions per request under callgrind (takes a minute or two)"
+    "$HERE/instructions.sh" "$BIN" "$WORK/plinthd-data" "$WORK" "$FEATURES" "$ENTITIES" >"$OUT/instructions.json"
+  else
+    log "valgrind is not installed: no instruction counts (apt-get install valgrind)"
+  fi
+fi
 if [ "$SKIP_NO_SYNC" != 1 ]; then
   start_plinthd plinthd-nosync --no-sync
   log "Push again into a fresh plinthd started with --no-sync"
