@@ -28,7 +28,7 @@ def main():
     run = load(os.path.join(d, "machine.json"))
     s = run["settings"]
     run["load"] = {name: load(os.path.join(d, f"load-{name}.json"))
-                   for name in ("plinth", "redis", "plinth-nosync") if os.path.exists(os.path.join(d, f"load-{name}.json"))}
+                   for name in ("plinth", "plinth-online", "plinth-nosync", "redis") if os.path.exists(os.path.join(d, f"load-{name}.json"))}
     cases = [("1x1", "1 connection, 1 entity (Redis GET)"),
              ("1x100", "1 connection, 100 entities (Redis MGET)"),
              (f"{s['connections']}x{s['depth']}", f"{s['connections']} connections x {s['depth']} pipelined, 1 entity (GET)")]
@@ -83,6 +83,7 @@ def main():
     print("\n| Push | rows/s | feature values/s | batch ack p50 ms | batch ack p99 ms |")
     print("|---|---:|---:|---:|---:|")
     names = {"plinth": "plinthd Push, sync on (default), online+offline", "plinth-nosync": "plinthd Push, --no-sync, online+offline",
+             "plinth-online": "plinthd Push, sync on, online face only",
              "redis": "redis-server MSET (no persistence)"}
     for key, m in run["load"].items():
         b = m["batch_latency_millis"]
@@ -97,15 +98,17 @@ def main():
                   f"{ir['plinth'][k] / ir['redis'][k]:.1f}x |")
     if "feast" in run:
         f = run["feast"]
-        print(f"\n| Feast {f['feast_version']} (Python {f['python']}), get_online_features().to_dict() | entities | "
-              "calls | p50 µs | p99 µs | writes rows/s |")
-        print("|---|---:|---:|---:|---:|---:|")
+        plinth_p50 = {1: one["plinth"]["latency_micros"]["p50"], 100: hundred["plinth"]["latency_micros"]["p50"]}
+        print(f"\n| Feast {f['feast_version']} (Python {f['python']}), get_online_features().to_dict() | calls | "
+              "p50 µs | p99 µs | writes rows/s | Plinth p50 µs (this run) | Feast/Plinth p50 |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for store in f["stores"]:
             for r in store["reads"]:
                 l = r["latency_micros"]
-                print(f"| {store['online_store']} online store, {r['entities_per_request']} entit{'y' if r['entities_per_request'] == 1 else 'ies'}/call "
-                      f"({store['entities']:,} entities stored) | {r['entities_per_request']} | {r['requests']} | {fmt(l['p50'])} | {fmt(l['p99'])} | "
-                      f"{fmt(store['write_rows_per_second'], 0)} |")
+                k = r["entities_per_request"]
+                print(f"| {store['online_store']} online store, {k} entit{'y' if k == 1 else 'ies'}/call "
+                      f"({store['entities']:,} entities stored) | {r['requests']} | {fmt(l['p50'])} | {fmt(l['p99'])} | "
+                      f"{fmt(store['write_rows_per_second'], 0)} | {fmt(plinth_p50[k])} | {l['p50'] / plinth_p50[k]:.1f}x |")
     print("\n| Target (issue 2) | Measured | Result |")
     print("|---|---:|---|")
     for t in run["targets"]:

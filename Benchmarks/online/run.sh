@@ -134,6 +134,13 @@ if [ "$SKIP_CALLGRIND" != 1 ]; then
     log "valgrind is not installed: no instruction counts (apt-get install valgrind)"
   fi
 fi
+# Push again into fresh daemons: online only (what Redis's MSET does too),
+# and with --no-sync.
+start_plinthd plinthd-online
+log "Push again, online face only, into a fresh plinthd (sync on)"
+"$BIN/plinth-bench" load --address "$PLINTH_ADDR" --to online "${LOAD[@]}" >"$OUT/load-plinth-online.json"
+stop_pid "$PLINTH_PID"
+rm -rf "$WORK/plinthd-online-data"
 if [ "$SKIP_NO_SYNC" != 1 ]; then
   start_plinthd plinthd-nosync --no-sync
   log "Push again into a fresh plinthd started with --no-sync"
