@@ -11,6 +11,7 @@ JSON document on stdout.
 """
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -48,9 +49,10 @@ def frame(entities: int, features: int, event_time: datetime) -> pd.DataFrame:
 
 
 def percentile(sorted_values, p):
+    """Nearest-rank percentile of an ascending list."""
     if not sorted_values:
         return 0.0
-    k = min(len(sorted_values) - 1, max(0, int(round(p / 100 * len(sorted_values) + 0.5)) - 1))
+    k = min(len(sorted_values) - 1, max(0, math.ceil(p / 100 * len(sorted_values)) - 1))
     return sorted_values[k]
 
 
@@ -71,7 +73,7 @@ def time_reads(store, refs, entities, per_request, count, seconds, rng):
             for j in range(len(refs)):
                 got = result[f"f{j}"]
                 for r, k in enumerate(keys):
-                    if got[r] is None or abs(got[r] - value(k, j)) > 0:
+                    if got[r] is None or got[r] != value(k, j):
                         raise SystemExit(f"feast returned f{j}={got[r]} for id {k}, expected {value(k, j)}")
             checked += 1
     latencies.sort()

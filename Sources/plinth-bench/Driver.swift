@@ -1,13 +1,14 @@
-// Driver: the closed-loop load generator behind `get` and `redis-get`.
+// Driver: the closed-loop load generator behind `get`, `redis-get` and
+// `compare`.
 // One thread per connection with a blocking socket (the machine this runs
 // on has two cores; an event loop would buy nothing), each keeping
 // `pipeline` requests in flight: it writes the requests it may send in one
 // send(), blocks in recv(), times every answer found in what arrived, and
 // writes as many new requests as answers came back. Latency is measured
 // from the send() of a request to the recv() that completed its answer, in
-// nanoseconds into an HdrHistogram (three significant digits, so a
-// 20 µs p50 is resolved to 0.01 µs; the brief's µs figures are printed
-// from it).
+// nanoseconds into an HdrHistogram (three significant digits: a 20 µs
+// latency is resolved to about 0.02 µs, where whole microseconds would
+// blur a 1.2x ratio); the summaries print µs.
 import Foundation
 import Histogram
 
