@@ -26,10 +26,7 @@ final class Socket {
     /// Connects to "host:port" (loopback only: the benchmark must not send
     /// traffic anywhere else).
     init(address: String, receiveBuffer: Int = 1 << 20) throws {
-        let (host, port) = try Self.parse(address)
-        guard host == "127.0.0.1" || host == "localhost" else {
-            throw BenchError("plinth-bench only talks to 127.0.0.1, not '\(host)'")
-        }
+        let port = try Self.loopbackPort(address)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
         var addr = sockaddr_in()
@@ -55,11 +52,17 @@ final class Socket {
         buffer.deallocate()
     }
 
-    static func parse(_ address: String) throws -> (String, UInt16) {
+    /// The port of "127.0.0.1:PORT" (or "localhost:PORT"); any other host is
+    /// refused, so the benchmark never sends traffic off the machine.
+    static func loopbackPort(_ address: String) throws -> UInt16 {
         guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
             throw BenchError("address '\(address)' is not host:port")
         }
-        return (String(address[..<colon]), port)
+        let host = address[..<colon]
+        guard host == "127.0.0.1" || host == "localhost" else {
+            throw BenchError("plinth-bench only talks to 127.0.0.1, not '\(host)'")
+        }
+        return port
     }
 
     /// Writes all of `bytes`.

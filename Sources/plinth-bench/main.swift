@@ -144,6 +144,7 @@ struct Load: ParsableCommand {
         case "online_and_offline": target = .onlineAndOffline
         default: throw ValidationError("--to must be online, offline or online_and_offline")
         }
+        _ = try Socket.loopbackPort(address)
         // Definitions through the project's own client: setup, not timed.
         let connection = try Connection(address: address, clientName: "plinth-bench")
         var apply = PBApplyDefinitionsRequest()
