@@ -242,8 +242,16 @@ public final class OnlineStore: Sendable {
         keyEnds.reserveCapacity(rows)
         valueEnds.reserveCapacity(rows)
         values.reserveCapacity(rows * view.layout.fixedSize)
+        keyBytes.reserveCapacity(rows * 16)
         for row in 0..<rows {
-            keyBytes.append(contentsOf: makeKey { appendKey(view.meta.viewID, keys, row: row, into: &$0) })
+            let inline = withUnsafeTemporaryAllocation(byteCount: KeyEncoder.maxInlineKey, alignment: 8) { buffer -> Bool in
+                var encoder = KeyEncoder(buffer)
+                appendKey(view.meta.viewID, keys, row: row, into: &encoder)
+                if encoder.overflowed { return false }
+                keyBytes.append(contentsOf: encoder.bytes)
+                return true
+            }
+            if !inline { keyBytes.append(contentsOf: makeKey { appendKey(view.meta.viewID, keys, row: row, into: &$0) }) }
             keyEnds.append(keyBytes.count)
             let created = createdTimes.isEmpty ? now : createdTimes[row]
             view.layout.encode(row: row, columns: features, nulls: nulls, eventTime: eventTimes[row],
@@ -276,6 +284,9 @@ public final class OnlineStore: Sendable {
         var result = PushResult(rows: push.rows)
         try push.keys.withUnsafeBytes { keys in
             try push.values.withUnsafeBytes { values in
+                // The offline key is the online key plus two times: built in
+                // a reused buffer, not allocated per row.
+                var offlineKey = [UInt8](repeating: 0, count: 64)
                 var keyStart = 0, valueStart = 0
                 for row in 0..<push.rows {
                     let key = UnsafeRawBufferPointer(rebasing: keys[keyStart..<push.keyEnds[row]])
@@ -287,12 +298,14 @@ public final class OnlineStore: Sendable {
                         // The offline key orders a view's rows by entity, then
                         // event time, then created time: a point-in-time
                         // lookup is one cursor seek.
-                        let offlineKey = makeKey { encoder in
+                        if offlineKey.count < key.count + 16 { offlineKey = [UInt8](repeating: 0, count: key.count + 16) }
+                        try offlineKey.withUnsafeMutableBytes { buffer in
+                            var encoder = KeyEncoder(buffer)
                             encoder.append(raw: key)
                             encoder.append(event)
                             encoder.append(created)
+                            try txn.put(offline, encoder.bytes, value)
                         }
-                        try offlineKey.withUnsafeBytes { try txn.put(offline, $0, value) }
                         result.offlineRowsWritten += 1
                     }
                     if push.target.online {
