@@ -138,6 +138,14 @@ public enum Cell {
     case missing(FieldStatus, eventTime: Int64)
 }
 
+/// One (view, entity row) of a lookup, before any feature is read.
+public enum RowState {
+    case missing(FieldStatus, eventTime: Int64)
+    /// `currentSchema`: written under the view's current schema and long
+    /// enough for it, so features are at their current offsets.
+    case found(PackedRow, currentSchema: Bool)
+}
+
 /// The rows found for one lookup. Valid only inside `OnlineStore.lookup`.
 public struct RowLookup: ~Copyable {
     public let plan: ReadPlan
@@ -156,27 +164,48 @@ public struct RowLookup: ~Copyable {
     /// The cell of output `output` for entity row `row`.
     @inline(__always)
     public func cell(_ output: Int, _ row: Int) -> Cell {
-        let out = plan.hotOutputs[output]
-        let view = plan.hotViews[out.view]
-        guard let bytes = found[out.view * count + row], let packed = PackedRow(bytes) else {
+        cell(output, in: self.row(plan.hotOutputs[output].view, row))
+    }
+
+    /// What is known of one (view, entity row) before looking at a feature:
+    /// found or not, expired or not, written under the current schema or not.
+    /// Callers that read many features of a row resolve it once.
+    @inline(__always)
+    public func row(_ view: Int, _ row: Int) -> RowState {
+        guard let bytes = found[view * count + row], let packed = PackedRow(bytes) else {
             return .missing(.notFound, eventTime: 0)
         }
-        if view.ttlMicros > 0, now - packed.eventTime > view.ttlMicros {
+        let hot = plan.hotViews[view]
+        if hot.ttlMicros > 0, now - packed.eventTime > hot.ttlMicros {
             return .missing(.outsideMaxAge, eventTime: packed.eventTime)
         }
-        var index = out.index, at = out.offset, base = view.fixedSize
-        if packed.schemaVersion != view.schemaVersion {
+        return .found(packed, currentSchema: packed.schemaVersion == hot.schemaVersion && packed.bytes.count >= hot.fixedSize)
+    }
+
+    /// The cell of output `output` in a row resolved by `row(_:_:)` for the
+    /// output's view.
+    @inline(__always)
+    public func cell(_ output: Int, in state: RowState) -> Cell {
+        let packed: PackedRow
+        let currentSchema: Bool
+        switch state {
+        case .missing(let status, let eventTime): return .missing(status, eventTime: eventTime)
+        case .found(let p, let current): packed = p; currentSchema = current
+        }
+        let out = plan.hotOutputs[output]
+        var index = out.index, at = out.offset, base = plan.hotViews[out.view].fixedSize
+        if !currentSchema {
             // Written under an earlier schema: find the feature by name and type.
             let feature = plan.outputs[output].feature
             guard let old = plan.views[out.view].layouts[packed.schemaVersion],
-                  let oldIndex = old.index(of: feature.name, type: feature.type) else {
+                  let oldIndex = old.index(of: feature.name, type: feature.type),
+                  packed.bytes.count >= old.fixedSize else {
                 return .missing(.nullValue, eventTime: packed.eventTime)
             }
             index = oldIndex
             at = old.offsets[oldIndex]
             base = old.fixedSize
         }
-        guard packed.bytes.count >= base else { return .missing(.nullValue, eventTime: packed.eventTime) }
         if packed.isNull(index) || (out.isVariable && packed.variable(at: at, base: base) == nil) {
             return .missing(.nullValue, eventTime: packed.eventTime)
         }

@@ -17,47 +17,76 @@ import PlinthFeatures
 
 enum OnlineResponseEncoder {
     /// One cell, resolved once: where its value's bytes are (nil when
-    /// missing), how many, its status and event time. Trivial, so the write
-    /// loops below read it without reference counting.
+    /// missing), how many, its status, and its row's event time as an
+    /// encoded varint (the same for every feature of a row, so encoded once
+    /// per row). Trivial, so the write loops read it without reference counting.
     struct ResolvedCell {
         var value: UnsafeRawPointer?
         var length: Int
         var status: UInt8
-        var eventTime: Int64
+        var time: EncodedVarint
+    }
+
+    /// A varint's bytes, little-end first, in a register.
+    struct EncodedVarint {
+        var bytes: (UInt64, UInt16) = (0, 0)
+        var count: Int = 0
+
+        init() {}
+
+        init(_ value: UInt64) {
+            var v = value, lo: UInt64 = 0, hi: UInt16 = 0, n = 0
+            repeat {
+                let byte = UInt64(v & 0x7F) | (v >= 0x80 ? 0x80 : 0)
+                if n < 8 { lo |= byte << (8 * UInt64(n)) } else { hi |= UInt16(byte) << (8 * UInt16(n - 8)) }
+                v >>= 7
+                n += 1
+            } while v != 0
+            bytes = (lo, hi)
+            count = n
+        }
     }
 
     static func encode(_ rows: borrowing RowLookup, into out: inout ByteBuffer) {
         let plan = rows.plan
         let n = rows.count
+        let views = plan.views.count
         plan.hotOutputs.withUnsafeBufferPointer { outputs in
             plan.namesUTF8.withUnsafeBytes { names in
                 withUnsafeTemporaryAllocation(of: ResolvedCell.self, capacity: max(1, n * outputs.count)) { cells in
                   withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, outputs.count)) { outputBounds in
+                    // Resolve each (view, row) once, then each feature's cell in it.
                     var bound = 0
-                    for o in outputs.indices {
-                        let output = outputs[o]
-                        let width = output.type.fixedWidth
-                        let before = bound
-                        // Headers and name; per row: null row, status, time, tag and length or varint.
-                        bound += 64 + (output.nameEnd - output.nameStart) + n * (16 + 10)
+                    for o in outputs.indices { outputBounds.initializeElement(at: o, to: 64 + (outputs[o].nameEnd - outputs[o].nameStart) + n * 26) }
+                    for v in 0..<views {
                         for row in 0..<n {
-                            let cell: ResolvedCell
-                            switch rows.cell(o, row) {
-                            case .value(let p, let at, let base):
-                                if output.isVariable, let bytes = p.variable(at: at, base: base) {
-                                    cell = ResolvedCell(value: bytes.baseAddress, length: bytes.count, status: FieldStatus.present.rawValue, eventTime: p.eventTime)
-                                } else {
-                                    cell = ResolvedCell(value: p.bytes.baseAddress.map { $0 + at }, length: width, status: FieldStatus.present.rawValue, eventTime: p.eventTime)
-                                }
-                                bound += cell.length
-                            case .missing(let status, let eventTime):
-                                cell = ResolvedCell(value: nil, length: 0, status: status.rawValue, eventTime: eventTime)
-                                bound += width
+                            let state = rows.row(v, row)
+                            let time: EncodedVarint
+                            switch state {
+                            case .missing(_, let t): time = EncodedVarint(UInt64(bitPattern: t))
+                            case .found(let p, _): time = EncodedVarint(UInt64(bitPattern: p.eventTime))
                             }
-                            cells.initializeElement(at: o * n + row, to: cell)
+                            for o in outputs.indices where outputs[o].view == v {
+                                let output = outputs[o]
+                                let cell: ResolvedCell
+                                switch rows.cell(o, in: state) {
+                                case .value(let p, let at, let base):
+                                    if output.isVariable, let bytes = p.variable(at: at, base: base) {
+                                        cell = ResolvedCell(value: bytes.baseAddress, length: bytes.count, status: FieldStatus.present.rawValue, time: time)
+                                    } else {
+                                        cell = ResolvedCell(value: p.bytes.baseAddress.map { $0 + at }, length: output.type.fixedWidth,
+                                                            status: FieldStatus.present.rawValue, time: time)
+                                    }
+                                case .missing(let status, _):
+                                    cell = ResolvedCell(value: nil, length: 0, status: status.rawValue, time: time)
+                                }
+                                outputBounds[o] += max(cell.length, output.type.fixedWidth)
+                                cells.initializeElement(at: o * n + row, to: cell)
+                            }
                         }
-                        outputBounds.initializeElement(at: o, to: bound - before)
                     }
+                    for o in outputs.indices { bound += outputBounds[o] }
+                    out.reserveCapacity(minimumWritableBytes: bound)
                     out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
                         var w = RawWriter(raw)
                         write(outputs, names: names, rows: n, cells: UnsafeBufferPointer(cells),
@@ -95,11 +124,19 @@ enum OnlineResponseEncoder {
                     if let p = cell.value { w.varint(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))) } else { w.byte(0) }
                 }
                 w.endField(packed)
-            case .float32, .float32Vector, .float64:
+            case .float32:
+                let packed = w.beginField(5)
+                // Stored little-endian, as protobuf's fixed32 is.
+                for cell in mine { w.word32(cell.value.map { $0.loadUnaligned(as: UInt32.self) } ?? 0) }
+                w.endField(packed)
+            case .float64:
+                let packed = w.beginField(6)
+                for cell in mine { w.word64(cell.value.map { $0.loadUnaligned(as: UInt64.self) } ?? 0) }
+                w.endField(packed)
+            case .float32Vector:
                 let width = output.type.fixedWidth
-                let packed = w.beginField(output.type == .float64 ? 6 : 5)
+                let packed = w.beginField(5)
                 for cell in mine {
-                    // Stored little-endian, as protobuf's fixed32/fixed64 are.
                     if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: width)) } else { w.zeros(width) }
                 }
                 w.endField(packed)
@@ -126,7 +163,7 @@ enum OnlineResponseEncoder {
             for cell in mine { w.byte(cell.status) }
             w.endField(statuses)
             let times = w.beginField(3)
-            for cell in mine { w.varint(UInt64(bitPattern: cell.eventTime)) }
+            for cell in mine { w.encoded(cell.time) }
             w.endField(times)
             w.endField(featureColumn)
         }
@@ -175,6 +212,33 @@ struct RawWriter {
         precondition(count + source.count <= capacity)
         if let src = source.baseAddress { (base + count).copyMemory(from: src, byteCount: source.count) }
         count += source.count
+    }
+
+    @inline(__always) mutating func word32(_ value: UInt32) {
+        precondition(count + 4 <= capacity)
+        base.storeBytes(of: value, toByteOffset: count, as: UInt32.self)
+        count += 4
+    }
+
+    @inline(__always) mutating func word64(_ value: UInt64) {
+        precondition(count + 8 <= capacity)
+        base.storeBytes(of: value, toByteOffset: count, as: UInt64.self)
+        count += 8
+    }
+
+    /// Writes a varint encoded ahead of time.
+    @inline(__always) mutating func encoded(_ varint: OnlineResponseEncoder.EncodedVarint) {
+        precondition(count + 10 <= capacity || count + varint.count <= capacity)
+        if count + 10 <= capacity {
+            // Store whole words and advance by the real length: cheaper than a loop.
+            base.storeBytes(of: varint.bytes.0.littleEndian, toByteOffset: count, as: UInt64.self)
+            base.storeBytes(of: varint.bytes.1.littleEndian, toByteOffset: count + 8, as: UInt16.self)
+            count += varint.count
+        } else {
+            for i in 0..<varint.count {
+                byte(i < 8 ? UInt8(truncatingIfNeeded: varint.bytes.0 >> (8 * UInt64(i))) : UInt8(truncatingIfNeeded: varint.bytes.1 >> (8 * UInt16(i - 8))))
+            }
+        }
     }
 
     @inline(__always) mutating func zeros(_ n: Int) {
