@@ -70,8 +70,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .refuse(let code, let message):
             write(id: id, code: code, message: message, body: [], context: context)
         case .dispatch:
-            state.started()
-            spec.run(services, envelope.body, responder(id: id, context: context))
+            if let inline = spec.inline {
+                answerInline(id: id, body: envelope.body, inline, context: context)
+            } else {
+                state.started()
+                spec.run(services, envelope.body, responder(id: id, context: context))
+            }
         }
     }
 
@@ -122,6 +126,25 @@ final class ConnectionHandler: ChannelInboundHandler {
             logger.info("hello refused", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(refusal.message)"])
             write(id: id, code: refusal.code, message: refusal.message, body: [], context: context)
         }
+    }
+
+    /// Runs a synchronous method and writes its answer with no closure, hop
+    /// or copy: the body goes after a gap the frame header is filled into.
+    private func answerInline(id: UInt64, body: ByteBuffer,
+                              _ inline: (Services, ByteBuffer, inout ByteBuffer) throws -> Void, context: ChannelHandlerContext) {
+        var out = context.channel.allocator.buffer(capacity: 1024)
+        out.moveWriterIndex(forwardBy: Envelope.maxResponseHeader)
+        let bodyStart = out.writerIndex
+        do {
+            try inline(services, body, &out)
+        } catch {
+            let (code, message) = status(for: error)
+            write(id: id, code: code, message: message, body: [], context: context)
+            return
+        }
+        Envelope.writeResponseHeader(id: id, bodyStart: bodyStart, in: &out)
+        context.write(wrapOutboundOut(out), promise: nil)
+        needsFlush = true
     }
 
     private func responder(id: UInt64, context: ChannelHandlerContext) -> Responder {

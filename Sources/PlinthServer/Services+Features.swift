@@ -15,8 +15,8 @@ extension Services {
         Method.push: MethodSpec(scope: .write) { services, body, respond in
             services.push(body, respond)
         },
-        Method.getOnlineFeatures: MethodSpec(scope: .read) { services, body, respond in
-            services.getOnlineFeatures(body, respond)
+        Method.getOnlineFeatures: MethodSpec(scope: .read) { services, body, out in
+            try services.getOnlineFeatures(body, into: &out)
         },
     ]
 
@@ -87,20 +87,14 @@ extension Services {
         } catch { respond.fail(error) }
     }
 
-    func getOnlineFeatures(_ body: ByteBuffer, _ respond: Responder) {
-        do {
-            let request = try OnlineRequestDecoder.decode(body)
-            let entities = request.entities
-            let plan = try store.plan(encodedKey: request.planKey) {
-                (try request.references(), request.service, request.fullFeatureNames)
-            }
-            // Encode inside the lookup: the rows point into the memory map.
-            let out = try store.lookup(plan, entities: entities) { rows in
-                var out = responseAllocator.buffer(capacity: 64 + rows.count * plan.outputs.count * 16)
-                OnlineResponseEncoder.encode(rows, into: &out)
-                return out
-            }
-            respond.succeed(encoded: out)
-        } catch { respond.fail(error) }
+    func getOnlineFeatures(_ body: ByteBuffer, into out: inout ByteBuffer) throws {
+        let request = try OnlineRequestDecoder.decode(body)
+        let plan = try store.plan(encodedKey: request.planKey) {
+            (try request.references(), request.service, request.fullFeatureNames)
+        }
+        // Encode inside the lookup: the rows point into the memory map.
+        try store.lookup(plan, entities: request.entities) { rows in
+            OnlineResponseEncoder.encode(rows, into: &out)
+        }
     }
 }

@@ -59,6 +59,28 @@ final class ServerStats: Sendable {
 struct MethodSpec: Sendable {
     let scope: Scope
     let run: @Sendable (Services, ByteBuffer, Responder) -> Void
+    /// For methods answered synchronously on the event loop (reads): writes
+    /// the response body into `out` directly, skipping the Responder's
+    /// closure and the copy into a second buffer.
+    let inline: (@Sendable (Services, ByteBuffer, inout ByteBuffer) throws -> Void)?
+
+    init(scope: Scope, run: @escaping @Sendable (Services, ByteBuffer, Responder) -> Void) {
+        self.scope = scope
+        self.run = run
+        self.inline = nil
+    }
+
+    init(scope: Scope, inline: @escaping @Sendable (Services, ByteBuffer, inout ByteBuffer) throws -> Void) {
+        self.scope = scope
+        self.inline = inline
+        self.run = { services, body, respond in
+            var out = responseAllocator.buffer(capacity: 256)
+            do {
+                try inline(services, body, &out)
+                respond.succeed(encoded: out)
+            } catch { respond.fail(error) }
+        }
+    }
 }
 
 let responseAllocator = ByteBufferAllocator()
