@@ -1,0 +1,420 @@
+// The tree-ensemble kernels. Two layouts, chosen per model when it is built:
+//
+// * Perfect layout: every tree is padded to the ensemble's maximum depth D and
+//   stored breadth-first as 2^D−1 eight-byte nodes {feature | default-left
+//   bit, threshold} followed by its 2^D leaves. A walk is exactly D steps of
+//   `i = 2i + 1 + goRight`, with no leaf test and no unpredictable loop exit,
+//   so several trees (single row) or several rows (batch) can be walked in
+//   lockstep and their memory loads overlap. This is the array layout that
+//   treelite/tl2cgen-style compiled code and QuickScorer-like kernels reach
+//   for: thresholds and feature indices packed together, top levels of each
+//   tree sharing a cache line. Padding nodes compare against NaN with the
+//   default-left bit set, which always goes left. Used when the model has no
+//   categorical or zero-as-missing splits and D ≤ 10 (so padding is bounded).
+// * Pointer layout: 16-byte nodes with explicit children, as in the IR; it
+//   handles every split kind and any depth.
+//
+// Both layouts sum leaf values per tree in the model's precision, in tree
+// order, starting from the base margin: XGBoost sums float32 in that order,
+// which is what bit-for-bit agreement needs.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A node of the perfect layout.
+struct PerfectNode {
+    /// Feature index; the top bit is set when a missing value goes left.
+    var feature: UInt32
+    var threshold: Float
+}
+
+/// One step down a perfect-layout tree: from node `i` to its child.
+@inline(__always)
+func step(_ nodes: UnsafeMutablePointer<PerfectNode>, _ i: Int, _ row: UnsafePointer<Float>) -> Int {
+    let n = nodes[i]
+    return 2 &* i &+ 1 &+ goesRight(row[Int(n.feature & 0x7FFF_FFFF)], n.threshold, n.feature >> 31)
+}
+
+/// A node of the pointer layout.
+struct PointerNode {
+    /// Feature index in the low 29 bits; flags above.
+    var feature: UInt32
+    /// Threshold, or for a categorical split the bit pattern of its set index.
+    var threshold: Float
+    /// Global node index if ≥ 0, else `~global leaf index`.
+    var left: Int32
+    var right: Int32
+
+    static let defaultLeft: UInt32 = 1 << 31
+    static let categorical: UInt32 = 1 << 30
+    static let zeroMissing: UInt32 = 1 << 29
+    static let featureMask: UInt32 = (1 << 29) - 1
+}
+
+/// The largest feature count the packed node formats can address.
+let maxFeatureCount = Int(PointerNode.featureMask)
+
+/// Whether a present or missing value goes right at a plain numerical split.
+/// Branch-free: for a number, `x >= t` is the comparison; for NaN both
+/// comparisons are false and the default-left bit decides.
+@inline(__always)
+func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
+    let ge = x >= threshold ? 1 : 0
+    let notLess = x < threshold ? 0 : 1
+    let defaultRight = Int(1 &- defaultLeftBit)
+    return ge | (notLess & defaultRight)
+}
+
+final class TreeEvaluator: Evaluator, @unchecked Sendable {
+    // @unchecked: all storage is written once in init and only read afterwards.
+    private let precision: TreeEnsemble.Precision
+    private let outputCount: Int
+    private let transform: OutputTransform
+    private let treeCount: Int
+    private let treeOutputs: UnsafeMutablePointer<Int32>
+    /// Per output: base margin, and 1/tree count when averaging (else 1).
+    private let baseMargins: UnsafeMutablePointer<Double>
+    private let scale: UnsafeMutablePointer<Double>
+    private let averaging: Bool
+    private let singleOutput: Bool
+    /// Values per input row (the distance between rows in a block).
+    private let featureStride: Int
+
+    // Perfect layout (depth > 0), else pointer layout.
+    let perfectDepth: Int
+    private let perfectNodes: UnsafeMutablePointer<PerfectNode>
+    private let perfectLeavesF: UnsafeMutablePointer<Float>
+    private let perfectLeavesD: UnsafeMutablePointer<Double>
+
+    private let nodes: UnsafeMutablePointer<PointerNode>
+    private let roots: UnsafeMutablePointer<Int32>
+    private let leaves: UnsafeMutablePointer<Double>
+    private let leavesF: UnsafeMutablePointer<Float>
+    private let catWords: UnsafeMutablePointer<UInt32>
+    /// Per category set: start in `catWords` and word count.
+    private let catRanges: UnsafeMutablePointer<SIMD2<Int32>>
+
+    private let allocations: [UnsafeMutableRawPointer]
+
+    static let maxPerfectDepth = 10
+
+    init(_ e: TreeEnsemble) {
+        precision = e.precision
+        outputCount = e.outputCount
+        transform = e.transform
+        treeCount = e.trees.count
+        averaging = e.averageTrees
+        singleOutput = e.outputCount == 1
+        featureStride = e.featureCount
+        var owned = [UnsafeMutableRawPointer]()
+        func alloc<T>(_ type: T.Type, _ count: Int) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(1, count))
+            owned.append(UnsafeMutableRawPointer(p))
+            return p
+        }
+
+        treeOutputs = alloc(Int32.self, e.trees.count)
+        for (i, o) in e.treeOutputs.enumerated() { treeOutputs[i] = o }
+        baseMargins = alloc(Double.self, e.outputCount)
+        scale = alloc(Double.self, e.outputCount)
+        var perOutput = [Int](repeating: 0, count: e.outputCount)
+        for o in e.treeOutputs { perOutput[Int(o)] += 1 }
+        for o in 0..<e.outputCount {
+            baseMargins[o] = e.baseMargins[o]
+            scale[o] = e.averageTrees && perOutput[o] > 0 ? 1.0 / Double(perOutput[o]) : 1.0
+        }
+
+        let depths = e.depths()
+        let maxDepth = depths.max() ?? 0
+        let plain = e.trees.allSatisfy { t in t.nodes.allSatisfy { $0.categorySet < 0 && !$0.zeroIsMissing } }
+        let depth = Swift.max(1, maxDepth)
+        if plain && maxDepth <= Self.maxPerfectDepth {
+            perfectDepth = depth
+            let innerCount = (1 << depth) - 1
+            let leafCount = 1 << depth
+            perfectNodes = alloc(PerfectNode.self, e.trees.count * innerCount)
+            perfectLeavesF = alloc(Float.self, e.trees.count * leafCount)
+            perfectLeavesD = alloc(Double.self, e.trees.count * leafCount)
+            for (t, tree) in e.trees.enumerated() {
+                Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
+                           nodes: perfectNodes + t * innerCount, leavesF: perfectLeavesF + t * leafCount,
+                           leavesD: perfectLeavesD + t * leafCount)
+            }
+            nodes = alloc(PointerNode.self, 0)
+            roots = alloc(Int32.self, 0)
+            leaves = alloc(Double.self, 0)
+            leavesF = alloc(Float.self, 0)
+            catWords = alloc(UInt32.self, 0)
+            catRanges = alloc(SIMD2<Int32>.self, 0)
+        } else {
+            perfectDepth = 0
+            perfectNodes = alloc(PerfectNode.self, 0)
+            perfectLeavesF = alloc(Float.self, 0)
+            perfectLeavesD = alloc(Double.self, 0)
+            let nodeCount = e.trees.reduce(0) { $0 + $1.nodes.count }
+            let leafCount = e.trees.reduce(0) { $0 + $1.leaves.count }
+            let setCount = e.trees.reduce(0) { $0 + $1.categorySets.count }
+            let wordCount = e.trees.reduce(0) { $0 + $1.categorySets.reduce(0) { $0 + $1.count } }
+            nodes = alloc(PointerNode.self, nodeCount)
+            roots = alloc(Int32.self, e.trees.count)
+            leaves = alloc(Double.self, leafCount)
+            leavesF = alloc(Float.self, leafCount)
+            catWords = alloc(UInt32.self, wordCount)
+            catRanges = alloc(SIMD2<Int32>.self, setCount)
+            var nodeBase = 0, leafBase = 0, setBase = 0, wordBase = 0
+            for (t, tree) in e.trees.enumerated() {
+                for (s, set) in tree.categorySets.enumerated() {
+                    catRanges[setBase + s] = SIMD2(Int32(wordBase), Int32(set.count))
+                    for (w, word) in set.enumerated() { catWords[wordBase + w] = word }
+                    wordBase += set.count
+                }
+                for (l, v) in tree.leaves.enumerated() {
+                    leaves[leafBase + l] = v
+                    leavesF[leafBase + l] = Float(v)
+                }
+                func global(_ child: Int32) -> Int32 {
+                    child >= 0 ? Int32(nodeBase) + child : ~(Int32(leafBase) + ~child)
+                }
+                roots[t] = tree.nodes.isEmpty ? ~Int32(leafBase) : Int32(nodeBase)
+                for (n, node) in tree.nodes.enumerated() {
+                    var f = UInt32(node.feature)
+                    if node.defaultLeft { f |= PointerNode.defaultLeft }
+                    if node.zeroIsMissing { f |= PointerNode.zeroMissing }
+                    var threshold = node.threshold
+                    if node.categorySet >= 0 {
+                        f |= PointerNode.categorical
+                        threshold = Float(bitPattern: UInt32(setBase) + UInt32(node.categorySet))
+                    }
+                    nodes[nodeBase + n] = PointerNode(feature: f, threshold: threshold,
+                                                      left: global(node.left), right: global(node.right))
+                }
+                nodeBase += tree.nodes.count
+                leafBase += tree.leaves.count
+                setBase += tree.categorySets.count
+            }
+        }
+        allocations = owned
+    }
+
+    deinit {
+        for p in allocations { p.deallocate() }
+    }
+
+    /// Writes one IR subtree into the perfect layout; a leaf above the bottom
+    /// level becomes an always-left padding node over copies of itself.
+    private static func place(tree: TreeEnsemble.Tree, ref: Int32, position: Int, level: Int, depth: Int,
+                              nodes: UnsafeMutablePointer<PerfectNode>, leavesF: UnsafeMutablePointer<Float>,
+                              leavesD: UnsafeMutablePointer<Double>) {
+        if level == depth {
+            let value = tree.leaves[Int(~ref)]
+            let slot = position - ((1 << depth) - 1)
+            leavesD[slot] = value
+            leavesF[slot] = Float(value)
+            return
+        }
+        var leftRef = ref, rightRef = ref
+        if ref >= 0 {
+            let node = tree.nodes[Int(ref)]
+            nodes[position] = PerfectNode(feature: UInt32(node.feature) | (node.defaultLeft ? 1 << 31 : 0),
+                                          threshold: node.threshold)
+            leftRef = node.left
+            rightRef = node.right
+        } else {
+            nodes[position] = PerfectNode(feature: 1 << 31, threshold: .nan)
+        }
+        place(tree: tree, ref: leftRef, position: 2 * position + 1, level: level + 1, depth: depth,
+              nodes: nodes, leavesF: leavesF, leavesD: leavesD)
+        place(tree: tree, ref: rightRef, position: 2 * position + 2, level: level + 1, depth: depth,
+              nodes: nodes, leavesF: leavesF, leavesD: leavesD)
+    }
+
+    // MARK: - Single row
+
+    func predictRow(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Double>, _ kind: OutputKind) {
+        switch precision {
+        case .float32: accumulateRow(row, out, Float.self)
+        case .float64: accumulateRow(row, out, Double.self)
+        }
+        if kind == .probability { Transform.apply(transform, out, outputCount) }
+    }
+
+    @inline(__always)
+    private func leafValue<L: BinaryFloatingPoint>(_ index: Int, _: L.Type) -> L {
+        if L.self == Float.self { return L(perfectDepth > 0 ? perfectLeavesF[index] : leavesF[index]) }
+        return L(perfectDepth > 0 ? perfectLeavesD[index] : leaves[index])
+    }
+
+    private func accumulateRow<L: BinaryFloatingPoint>(_ row: UnsafePointer<Float>,
+                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
+        // Sums start at the base margin (XGBoost's order); with averaging they
+        // start at zero and the base is added after scaling.
+        for o in 0..<outputCount { out[o] = averaging ? 0 : Double(L(baseMargins[o])) }
+        if singleOutput {
+            var acc = L(out[0])
+            if perfectDepth > 0 {
+                walkPerfect(row) { t, leaf in acc += leafValue(leaf, L.self) }
+            } else {
+                for t in 0..<treeCount { acc += leafValue(walkPointer(row, roots[t]), L.self) }
+            }
+            out[0] = Double(acc)
+        } else {
+            // Storing a float32 sum in a Double and back is exact, so the
+            // caller's buffer can hold the per-output sums.
+            if perfectDepth > 0 {
+                walkPerfect(row) { t, leaf in
+                    let o = Int(treeOutputs[t])
+                    out[o] = Double(L(out[o]) + leafValue(leaf, L.self))
+                }
+            } else {
+                for t in 0..<treeCount {
+                    let o = Int(treeOutputs[t])
+                    out[o] = Double(L(out[o]) + leafValue(walkPointer(row, roots[t]), L.self))
+                }
+            }
+        }
+        if averaging {
+            for o in 0..<outputCount { out[o] = out[o] * scale[o] + baseMargins[o] }
+        }
+    }
+
+    /// Walks every tree for one row, four trees in lockstep, calling `visit`
+    /// with (tree, global leaf index) in tree order.
+    @inline(__always)
+    private func walkPerfect(_ row: UnsafePointer<Float>, _ visit: (Int, Int) -> Void) {
+        let depth = perfectDepth
+        let innerCount = (1 << depth) - 1
+        let leafCount = 1 << depth
+        var t = 0
+        while t + 4 <= treeCount {
+            let n0 = perfectNodes + t * innerCount
+            let n1 = n0 + innerCount
+            let n2 = n1 + innerCount
+            let n3 = n2 + innerCount
+            var i0 = 0, i1 = 0, i2 = 0, i3 = 0
+            for _ in 0..<depth {
+                i0 = step(n0, i0, row)
+                i1 = step(n1, i1, row)
+                i2 = step(n2, i2, row)
+                i3 = step(n3, i3, row)
+            }
+            visit(t, t * leafCount + i0 - innerCount)
+            visit(t + 1, (t + 1) * leafCount + i1 - innerCount)
+            visit(t + 2, (t + 2) * leafCount + i2 - innerCount)
+            visit(t + 3, (t + 3) * leafCount + i3 - innerCount)
+            t += 4
+        }
+        while t < treeCount {
+            let n0 = perfectNodes + t * innerCount
+            var i0 = 0
+            for _ in 0..<depth { i0 = step(n0, i0, row) }
+            visit(t, t * leafCount + i0 - innerCount)
+            t += 1
+        }
+    }
+
+    /// Walks one tree of the pointer layout; returns the global leaf index.
+    @inline(__always)
+    private func walkPointer(_ row: UnsafePointer<Float>, _ root: Int32) -> Int {
+        var i = root
+        while i >= 0 {
+            let n = nodes[Int(i)]
+            let x = row[Int(n.feature & PointerNode.featureMask)]
+            let right: Bool
+            if n.feature & (PointerNode.categorical | PointerNode.zeroMissing) == 0 {
+                right = goesRight(x, n.threshold, n.feature >> 31) != 0
+            } else {
+                right = slowGoesRight(x, n)
+            }
+            i = right ? n.right : n.left
+        }
+        return Int(~i)
+    }
+
+    private func slowGoesRight(_ x: Float, _ n: PointerNode) -> Bool {
+        if n.feature & PointerNode.categorical != 0 {
+            // LightGBM: NaN and negative categories go right; the category is the
+            // value truncated toward zero (C's static_cast<int>), and values past
+            // Int32's range behave as negative, as they do on x86.
+            if x.isNaN || x <= -1 || x >= 2_147_483_648 { return true }
+            let category = Int(x)
+            let range = catRanges[Int(n.threshold.bitPattern)]
+            let word = category >> 5
+            if word >= Int(range.y) { return true }
+            let bits = catWords[Int(range.x) + word]
+            return (bits >> UInt32(category & 31)) & 1 == 0
+        }
+        // Zero as missing: NaN and |x| ≤ 1e-35 follow the default direction.
+        if x.isNaN || (x >= -1e-35 && x <= 1e-35) {
+            return n.feature & PointerNode.defaultLeft == 0
+        }
+        return !(x < n.threshold)
+    }
+
+    // MARK: - Batch
+
+    func predictBlock(_ rows: UnsafePointer<Float>, _ count: Int, _ out: UnsafeMutablePointer<Double>,
+                      _ kind: OutputKind) {
+        guard perfectDepth > 0 else {
+            for r in 0..<count { predictRow(rows + r * featureStride, out + r * outputCount, kind) }
+            return
+        }
+        switch precision {
+        case .float32: blockPerfect(rows, count, out, Float.self)
+        case .float64: blockPerfect(rows, count, out, Double.self)
+        }
+        if kind == .probability {
+            for r in 0..<count { Transform.apply(transform, out + r * outputCount, outputCount) }
+        }
+    }
+
+    /// Tree-major walk of a block: each tree's nodes stay in cache while every
+    /// row of the block passes through it, four rows in lockstep.
+    private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
+                                                       _ out: UnsafeMutablePointer<Double>, _: L.Type) {
+        let depth = perfectDepth
+        let innerCount = (1 << depth) - 1
+        let leafCount = 1 << depth
+        let stride = featureStride
+        withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
+            guard let acc = accBuffer.baseAddress else { return }
+            for r in 0..<count {
+                for o in 0..<outputCount { acc[r * outputCount + o] = averaging ? 0 : L(baseMargins[o]) }
+            }
+            for t in 0..<treeCount {
+                let n = perfectNodes + t * innerCount
+                let lf = t * leafCount - innerCount
+                let o = Int(treeOutputs[t])
+                var r = 0
+                while r + 4 <= count {
+                    let x0 = rows + r * stride, x1 = x0 + stride, x2 = x1 + stride, x3 = x2 + stride
+                    var i0 = 0, i1 = 0, i2 = 0, i3 = 0
+                    for _ in 0..<depth {
+                        i0 = step(n, i0, x0)
+                        i1 = step(n, i1, x1)
+                        i2 = step(n, i2, x2)
+                        i3 = step(n, i3, x3)
+                    }
+                    acc[r * outputCount + o] += leafValue(lf + i0, L.self)
+                    acc[(r + 1) * outputCount + o] += leafValue(lf + i1, L.self)
+                    acc[(r + 2) * outputCount + o] += leafValue(lf + i2, L.self)
+                    acc[(r + 3) * outputCount + o] += leafValue(lf + i3, L.self)
+                    r += 4
+                }
+                while r < count {
+                    let x0 = rows + r * stride
+                    var i0 = 0
+                    for _ in 0..<depth { i0 = step(n, i0, x0) }
+                    acc[r * outputCount + o] += leafValue(lf + i0, L.self)
+                    r += 1
+                }
+            }
+            for i in 0..<(count * outputCount) {
+                let o = i % outputCount
+                out[i] = averaging ? Double(acc[i]) * scale[o] + baseMargins[o] : Double(acc[i])
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Regenerates Tests/PlinthInferenceTests/Fixtures: trains small models with
+# XGBoost, LightGBM and scikit-learn and records their predictions, so the
+# Swift tests can check Plinth scores every row as the original does.
+# Installs the libraries into Benchmarks/.venv (git-ignored) on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=Benchmarks/.venv
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q xgboost lightgbm scikit-learn numpy
+"$venv/bin/python" scripts/gen_inference_fixtures.py "$@"
+echo "fixtures written to ${1:-Tests/PlinthInferenceTests/Fixtures}"
