@@ -134,6 +134,8 @@ def main():
     lgb_model("lgb_multiclass", {"objective": "multiclass", "num_class": 3, "num_leaves": 15}, 20, y_multi, [0])
     lgb_model("lgb_rf", {"objective": "binary", "boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.6,
                          "num_leaves": 15}, 20, y_bin, [])
+    lgb_model("lgb_zero_missing", {"objective": "binary", "num_leaves": 15, "zero_as_missing": True}, 20, y_bin, [])
+    lgb_model("lgb_no_missing", {"objective": "regression", "num_leaves": 15, "use_missing": False}, 20, y_reg, [])
 
     # scikit-learn -----------------------------------------------------------
     def sk_model(name, model, label, classifier):

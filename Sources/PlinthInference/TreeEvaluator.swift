@@ -10,7 +10,8 @@
 //   for: thresholds and feature indices packed together, top levels of each
 //   tree sharing a cache line. Padding nodes compare against NaN with the
 //   default-left bit set, which always goes left. Used when the model has no
-//   categorical or zero-as-missing splits and D ≤ 10 (so padding is bounded).
+//   categorical or zero-as-missing splits, no tree is deeper than 12 and the
+//   padding stays within a fixed multiple of the model's size.
 // * Pointer layout: 16-byte nodes with explicit children, as in the IR; it
 //   handles every split kind and any depth.
 //
@@ -83,8 +84,17 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// Values per input row (the distance between rows in a block).
     private let featureStride: Int
 
-    // Perfect layout (depth > 0), else pointer layout.
+    // Perfect layout (perfectDepth > 0), else pointer layout. Trees are padded
+    // to the deepest tree of their group of four (the trees walked in
+    // lockstep), not of the whole ensemble, so one deep tree does not inflate
+    // the rest.
+    /// The deepest padded tree; 0 when the pointer layout is used.
     let perfectDepth: Int
+    private let treeDepth: UnsafeMutablePointer<Int>
+    private let treeNodeBase: UnsafeMutablePointer<Int>
+    /// Leaf base minus the tree's inner node count: the final walk index plus
+    /// this is the leaf's global index.
+    private let treeLeafBias: UnsafeMutablePointer<Int>
     private let perfectNodes: UnsafeMutablePointer<PerfectNode>
     private let perfectLeavesF: UnsafeMutablePointer<Float>
     private let perfectLeavesD: UnsafeMutablePointer<Double>
@@ -99,7 +109,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
 
     private let allocations: [UnsafeMutableRawPointer]
 
-    static let maxPerfectDepth = 10
+    static let maxPerfectDepth = 12
 
     init(_ e: TreeEnsemble) {
         precision = e.precision
@@ -128,20 +138,38 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         }
 
         let depths = e.depths()
-        let maxDepth = depths.max() ?? 0
         let plain = e.trees.allSatisfy { t in t.nodes.allSatisfy { $0.categorySet < 0 && !$0.zeroIsMissing } }
-        let depth = Swift.max(1, maxDepth)
-        if plain && maxDepth <= Self.maxPerfectDepth {
-            perfectDepth = depth
-            let innerCount = (1 << depth) - 1
-            let leafCount = 1 << depth
-            perfectNodes = alloc(PerfectNode.self, e.trees.count * innerCount)
-            perfectLeavesF = alloc(Float.self, e.trees.count * leafCount)
-            perfectLeavesD = alloc(Double.self, e.trees.count * leafCount)
+        var groupDepths = [Int](repeating: 1, count: e.trees.count)
+        for g in stride(from: 0, to: e.trees.count, by: 4) {
+            let end = Swift.min(g + 4, e.trees.count)
+            let d = Swift.max(1, depths[g..<end].max() ?? 1)
+            for t in g..<end { groupDepths[t] = d }
+        }
+        let paddedNodes = groupDepths.reduce(0) { $0 + (1 << Swift.min($1, 30)) }
+        let realNodes = e.trees.reduce(0) { $0 + $1.nodes.count + $1.leaves.count }
+        let maxDepth = groupDepths.max() ?? 1
+        // Padding is bounded: at most maxPerfectDepth levels and a fixed
+        // multiple of the model's real size, so memory follows the model.
+        if plain && maxDepth <= Self.maxPerfectDepth && paddedNodes <= 64 * realNodes + (1 << 20) {
+            perfectDepth = maxDepth
+            treeDepth = alloc(Int.self, e.trees.count)
+            treeNodeBase = alloc(Int.self, e.trees.count)
+            treeLeafBias = alloc(Int.self, e.trees.count)
+            perfectNodes = alloc(PerfectNode.self, paddedNodes)
+            perfectLeavesF = alloc(Float.self, paddedNodes)
+            perfectLeavesD = alloc(Double.self, paddedNodes)
+            var nodeBase = 0, leafBase = 0
             for (t, tree) in e.trees.enumerated() {
+                let depth = groupDepths[t]
+                let innerCount = (1 << depth) - 1
+                treeDepth[t] = depth
+                treeNodeBase[t] = nodeBase
+                treeLeafBias[t] = leafBase - innerCount
                 Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
-                           nodes: perfectNodes + t * innerCount, leavesF: perfectLeavesF + t * leafCount,
-                           leavesD: perfectLeavesD + t * leafCount)
+                           nodes: perfectNodes + nodeBase, leavesF: perfectLeavesF + leafBase,
+                           leavesD: perfectLeavesD + leafBase)
+                nodeBase += innerCount
+                leafBase += innerCount + 1
             }
             nodes = alloc(PointerNode.self, 0)
             roots = alloc(Int32.self, 0)
@@ -151,6 +179,9 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             catRanges = alloc(SIMD2<Int32>.self, 0)
         } else {
             perfectDepth = 0
+            treeDepth = alloc(Int.self, 0)
+            treeNodeBase = alloc(Int.self, 0)
+            treeLeafBias = alloc(Int.self, 0)
             perfectNodes = alloc(PerfectNode.self, 0)
             perfectLeavesF = alloc(Float.self, 0)
             perfectLeavesD = alloc(Double.self, 0)
@@ -238,6 +269,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         case .float32: accumulateRow(row, out, Float.self)
         case .float64: accumulateRow(row, out, Double.self)
         }
+        finishAveraging(out, kind)
         if kind == .probability { Transform.apply(transform, out, outputCount) }
     }
 
@@ -275,8 +307,16 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 }
             }
         }
-        if averaging {
-            for o in 0..<outputCount { out[o] = out[o] * scale[o] + baseMargins[o] }
+    }
+
+    /// Averages the sums of a random forest. LightGBM reports the raw score of
+    /// an averaged model as the plain sum and averages only before its output
+    /// transform; Plinth follows it so margins match LightGBM's raw scores.
+    @inline(__always)
+    private func finishAveraging(_ out: UnsafeMutablePointer<Double>, _ kind: OutputKind) {
+        guard averaging else { return }
+        for o in 0..<outputCount {
+            out[o] = (kind == .probability ? out[o] * scale[o] : out[o]) + baseMargins[o]
         }
     }
 
@@ -284,15 +324,14 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// with (tree, global leaf index) in tree order.
     @inline(__always)
     private func walkPerfect(_ row: UnsafePointer<Float>, _ visit: (Int, Int) -> Void) {
-        let depth = perfectDepth
-        let innerCount = (1 << depth) - 1
-        let leafCount = 1 << depth
         var t = 0
         while t + 4 <= treeCount {
-            let n0 = perfectNodes + t * innerCount
-            let n1 = n0 + innerCount
-            let n2 = n1 + innerCount
-            let n3 = n2 + innerCount
+            // The four trees of a group share one padded depth.
+            let depth = treeDepth[t]
+            let n0 = perfectNodes + treeNodeBase[t]
+            let n1 = perfectNodes + treeNodeBase[t + 1]
+            let n2 = perfectNodes + treeNodeBase[t + 2]
+            let n3 = perfectNodes + treeNodeBase[t + 3]
             var i0 = 0, i1 = 0, i2 = 0, i3 = 0
             for _ in 0..<depth {
                 i0 = step(n0, i0, row)
@@ -300,17 +339,17 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 i2 = step(n2, i2, row)
                 i3 = step(n3, i3, row)
             }
-            visit(t, t * leafCount + i0 - innerCount)
-            visit(t + 1, (t + 1) * leafCount + i1 - innerCount)
-            visit(t + 2, (t + 2) * leafCount + i2 - innerCount)
-            visit(t + 3, (t + 3) * leafCount + i3 - innerCount)
+            visit(t, treeLeafBias[t] + i0)
+            visit(t + 1, treeLeafBias[t + 1] + i1)
+            visit(t + 2, treeLeafBias[t + 2] + i2)
+            visit(t + 3, treeLeafBias[t + 3] + i3)
             t += 4
         }
         while t < treeCount {
-            let n0 = perfectNodes + t * innerCount
+            let n0 = perfectNodes + treeNodeBase[t]
             var i0 = 0
-            for _ in 0..<depth { i0 = step(n0, i0, row) }
-            visit(t, t * leafCount + i0 - innerCount)
+            for _ in 0..<treeDepth[t] { i0 = step(n0, i0, row) }
+            visit(t, treeLeafBias[t] + i0)
             t += 1
         }
     }
@@ -365,6 +404,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         case .float32: blockPerfect(rows, count, out, Float.self)
         case .float64: blockPerfect(rows, count, out, Double.self)
         }
+        for r in 0..<count { finishAveraging(out + r * outputCount, kind) }
         if kind == .probability {
             for r in 0..<count { Transform.apply(transform, out + r * outputCount, outputCount) }
         }
@@ -374,9 +414,6 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// row of the block passes through it, four rows in lockstep.
     private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
-        let depth = perfectDepth
-        let innerCount = (1 << depth) - 1
-        let leafCount = 1 << depth
         let stride = featureStride
         withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
             guard let acc = accBuffer.baseAddress else { return }
@@ -384,8 +421,9 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 for o in 0..<outputCount { acc[r * outputCount + o] = averaging ? 0 : L(baseMargins[o]) }
             }
             for t in 0..<treeCount {
-                let n = perfectNodes + t * innerCount
-                let lf = t * leafCount - innerCount
+                let n = perfectNodes + treeNodeBase[t]
+                let lf = treeLeafBias[t]
+                let depth = treeDepth[t]
                 let o = Int(treeOutputs[t])
                 var r = 0
                 while r + 4 <= count {
@@ -411,10 +449,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                     r += 1
                 }
             }
-            for i in 0..<(count * outputCount) {
-                let o = i % outputCount
-                out[i] = averaging ? Double(acc[i]) * scale[o] + baseMargins[o] : Double(acc[i])
-            }
+            for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
         }
     }
 }

@@ -1,0 +1,40 @@
+// Exactness of LightGBM models against LightGBM's own predictions: binary
+// with a categorical feature, regression, multiclass, random forest
+// (averaged trees), zero-as-missing and use_missing=false (NaN scored as 0).
+
+import Testing
+@testable import PlinthInference
+
+@Suite struct LightGBMImporterTests {
+    func check(_ name: String, rows: String = "rows.csv") throws {
+        let model = try LightGBMImporter.load(text: try Fixture.bytes("\(name).txt"))
+        let (m, p) = try compare(model, rows: try Fixture.rows(rows), expected: try Fixture.expected("\(name).expected.csv"))
+        #expect(m <= 1e-9, "\(name): worst margin error \(m)")
+        #expect(p <= 1e-9, "\(name): worst probability error \(p)")
+    }
+
+    @Test func binaryWithCategoricalFeature() throws { try check("lgb_binary_cat") }
+    @Test func regression() throws { try check("lgb_regression") }
+    @Test func multiclass() throws { try check("lgb_multiclass") }
+    @Test func randomForestAveragesTrees() throws { try check("lgb_rf") }
+    @Test func zeroAsMissing() throws { try check("lgb_zero_missing") }
+    @Test func missingDisabledScoresNaNAsZero() throws { try check("lgb_no_missing") }
+
+    @Test func categoricalModelUsesPointerLayoutAndNumericUsesPerfect() throws {
+        let cat = try LightGBMImporter.load(text: try Fixture.bytes("lgb_binary_cat.txt"))
+        let reg = try LightGBMImporter.load(text: try Fixture.bytes("lgb_regression.txt"))  // depth 12
+        #expect((cat.evaluator as? TreeEvaluator)?.perfectDepth == 0)
+        #expect(((reg.evaluator as? TreeEvaluator)?.perfectDepth ?? 0) > 0)
+    }
+
+    @Test func strictThresholdMatchesLessOrEqualOnDoubles() {
+        for t in [0.066577952355146422, -1.1452788114547727, 0, 1e-35, -3.5, 1.0000000001, 16777217.0] {
+            let s = LightGBMImporter.strictThreshold(t)
+            var x = Float(t).nextDown.nextDown
+            for _ in 0..<5 {
+                #expect((x < s) == (Double(x) <= t), "threshold \(t), x \(x)")
+                x = x.nextUp
+            }
+        }
+    }
+}
