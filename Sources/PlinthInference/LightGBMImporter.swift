@@ -133,7 +133,9 @@ public enum LightGBMImporter {
                                    _ parse: (Substring) -> T?) throws(ModelError) -> [T] {
         guard let text = fields[key] else { throw .missingField(format: format, field: "Tree=\(t).\(key)") }
         var out = [T]()
-        out.reserveCapacity(count)
+        // Each value takes at least two characters, so the text bounds the
+        // reservation even when a corrupt header claims a huge count.
+        out.reserveCapacity(min(count, text.utf8.count / 2 + 1))
         for part in text.split(separator: " ") {
             guard let v = parse(part) else {
                 throw .invalidField(format: format, field: "Tree=\(t).\(key)", detail: "'\(part)' is not a number")

@@ -77,8 +77,8 @@ public struct Model: Sendable {
             outputCount = network.outputCount
             evaluator = NetworkEvaluator(network)
         }
-        guard featureCount >= 1 else {
-            throw .invalidField(format: "model", field: "feature count", detail: "must be at least 1")
+        guard featureCount >= 1, featureCount <= maxFeatureCount else {
+            throw .invalidField(format: "model", field: "feature count", detail: "\(featureCount) is not in 1...\(maxFeatureCount)")
         }
         if let featureNames, featureNames.count != featureCount {
             throw .invalidField(format: "model", field: "feature names",
@@ -142,5 +142,22 @@ public struct Model: Sendable {
         guard rowCount > 0, let r = rows.baseAddress, let o = output.baseAddress else { return }
         BatchRunner.run(evaluator: evaluator, rows: r, rowCount: rowCount, featureCount: featureCount,
                         output: o, outputCount: outputCount, kind: kind, threads: max(1, threads))
+    }
+}
+
+extension Model: CustomStringConvertible {
+    /// A one-line summary (kind, size, features, outputs) for logs and errors.
+    public var description: String {
+        let what: String
+        switch kind {
+        case let .trees(e):
+            let nodes = e.trees.reduce(0) { $0 + $1.nodes.count }
+            what = "tree ensemble of \(e.trees.count) trees (\(nodes) splits, \(e.precision.rawValue) sums)"
+        case let .linear(l):
+            what = "linear model (\(l.outputCount) outputs)"
+        case let .network(n):
+            what = "dense network (\(n.layers.map { String($0.outputCount) }.joined(separator: "-")) units)"
+        }
+        return "\(what), \(featureCount) features, \(outputCount) outputs"
     }
 }

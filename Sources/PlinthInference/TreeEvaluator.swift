@@ -55,8 +55,10 @@ struct PointerNode {
     static let featureMask: UInt32 = (1 << 29) - 1
 }
 
-/// The largest feature count the packed node formats can address.
-let maxFeatureCount = Int(PointerNode.featureMask)
+/// The largest feature count a model may declare: far beyond any real model,
+/// within what the packed node formats can address, and small enough that a
+/// corrupt header cannot make a caller allocate gigabytes for one row.
+let maxFeatureCount = 1 << 24
 
 /// Whether a present or missing value goes right at a plain numerical split.
 /// Branch-free: for a number, `x >= t` is the comparison; for NaN both
