@@ -76,17 +76,17 @@ public struct DenseNetwork: Sendable, Equatable {
     }
 }
 
-/// Dot product of two float64 vectors, eight lanes at a time.
+/// Dot product of two float64 vectors, eight lanes at a time (multiply then add, as above).
 @inline(__always)
 func dot(_ x: UnsafePointer<Double>, _ w: UnsafePointer<Double>, _ n: Int) -> Double {
     var acc0 = SIMD4<Double>(), acc1 = SIMD4<Double>()
     var j = 0
     let xr = UnsafeRawPointer(x), wr = UnsafeRawPointer(w)
     while j + 8 <= n {
-        acc0 = acc0.addingProduct(xr.loadUnaligned(fromByteOffset: j * 8, as: SIMD4<Double>.self),
-                                  wr.loadUnaligned(fromByteOffset: j * 8, as: SIMD4<Double>.self))
-        acc1 = acc1.addingProduct(xr.loadUnaligned(fromByteOffset: (j + 4) * 8, as: SIMD4<Double>.self),
-                                  wr.loadUnaligned(fromByteOffset: (j + 4) * 8, as: SIMD4<Double>.self))
+        acc0 += xr.loadUnaligned(fromByteOffset: j * 8, as: SIMD4<Double>.self)
+            * wr.loadUnaligned(fromByteOffset: j * 8, as: SIMD4<Double>.self)
+        acc1 += xr.loadUnaligned(fromByteOffset: (j + 4) * 8, as: SIMD4<Double>.self)
+            * wr.loadUnaligned(fromByteOffset: (j + 4) * 8, as: SIMD4<Double>.self)
         j += 8
     }
     var sum = (acc0 + acc1).sum()

@@ -42,6 +42,8 @@ public struct LinearModel: Sendable, Equatable {
 }
 
 /// Dot product of float32 inputs with float64 weights, eight lanes at a time.
+/// Multiply then add, not `addingProduct`: without an FMA target the latter
+/// becomes a libm call per lane, several times slower.
 @inline(__always)
 func dot(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Double>, _ n: Int) -> Double {
     var acc0 = SIMD4<Double>(), acc1 = SIMD4<Double>()
@@ -52,8 +54,8 @@ func dot(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Double>, _ n: Int) -> Dou
         let xb = xr.loadUnaligned(fromByteOffset: (j + 4) * 4, as: SIMD4<Float>.self)
         let wa = wr.loadUnaligned(fromByteOffset: j * 8, as: SIMD4<Double>.self)
         let wb = wr.loadUnaligned(fromByteOffset: (j + 4) * 8, as: SIMD4<Double>.self)
-        acc0 = acc0.addingProduct(SIMD4<Double>(xa), wa)
-        acc1 = acc1.addingProduct(SIMD4<Double>(xb), wb)
+        acc0 += SIMD4<Double>(xa) * wa
+        acc1 += SIMD4<Double>(xb) * wb
         j += 8
     }
     var sum = (acc0 + acc1).sum()
