@@ -9,9 +9,10 @@
 //   treelite/tl2cgen-style compiled code and QuickScorer-like kernels reach
 //   for: thresholds and feature indices packed together, top levels of each
 //   tree sharing a cache line. Padding nodes compare against NaN with the
-//   default-left bit set, which always goes left. Used when the model has no
-//   categorical or zero-as-missing splits, no tree is deeper than 12 and the
-//   padding stays within a fixed multiple of the model's size.
+//   default-left bit set, which always goes left. Categorical splits are
+//   flagged nodes, checked only in models that have them. Used when the model
+//   has no zero-as-missing splits, no tree is deeper than 12 and the padding
+//   stays within a fixed multiple of the model's size.
 // * Pointer layout: 16-byte nodes with explicit children, as in the IR; it
 //   handles every split kind and any depth.
 //
@@ -27,16 +28,44 @@ import Darwin
 
 /// A node of the perfect layout.
 struct PerfectNode {
-    /// Feature index; the top bit is set when a missing value goes left.
+    /// Feature index in the low 30 bits; bit 31 is set when a missing value
+    /// goes left, bit 30 for a categorical split.
     var feature: UInt32
+    /// Threshold, or for a categorical split the bit pattern of its set index.
     var threshold: Float
+
+    static let defaultLeft: UInt32 = 1 << 31
+    static let categorical: UInt32 = 1 << 30
+    static let featureMask: UInt32 = (1 << 30) - 1
 }
 
 /// How a perfect-layout step decides. When the rows in hand have no missing
 /// value, `x >= t` alone decides (padding nodes compare with NaN, which is
 /// false: left), which saves a third of the work of every step.
 protocol SplitRule {
+    /// Whether the model has categorical splits (checked per step only then).
+    static var categories: Bool { get }
     static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int
+}
+
+extension SplitRule {
+    static var categories: Bool { false }
+}
+
+enum WithMissingAndCategories: SplitRule {
+    static var categories: Bool { true }
+    @inline(__always)
+    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
+        WithMissing.goesRight(x, threshold, defaultLeftBit)
+    }
+}
+
+enum NoMissingWithCategories: SplitRule {
+    static var categories: Bool { true }
+    @inline(__always)
+    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
+        NoMissing.goesRight(x, threshold, defaultLeftBit)
+    }
 }
 
 enum WithMissing: SplitRule {
@@ -49,14 +78,6 @@ enum WithMissing: SplitRule {
 enum NoMissing: SplitRule {
     @inline(__always)
     static func goesRight(_ x: Float, _ threshold: Float, _: UInt32) -> Int { x >= threshold ? 1 : 0 }
-}
-
-/// One step down a perfect-layout tree: from node `i` to its child.
-@inline(__always)
-func step<R: SplitRule>(_ nodes: UnsafeMutablePointer<PerfectNode>, _ i: Int, _ row: UnsafePointer<Float>,
-                        _: R.Type) -> Int {
-    let n = nodes[i]
-    return 2 &* i &+ 1 &+ R.goesRight(row[Int(n.feature & 0x7FFF_FFFF)], n.threshold, n.feature >> 31)
 }
 
 /// Whether any of `count` values is NaN.
@@ -137,6 +158,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private let catWords: UnsafeMutablePointer<UInt32>
     /// Per category set: start in `catWords` and word count.
     private let catRanges: UnsafeMutablePointer<SIMD2<Int32>>
+    private let hasCategories: Bool
 
     private let allocations: [UnsafeMutableRawPointer]
 
@@ -169,7 +191,24 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         }
 
         let depths = e.depths()
-        let plain = e.trees.allSatisfy { t in t.nodes.allSatisfy { $0.categorySet < 0 && !$0.zeroIsMissing } }
+        // Category sets, all trees concatenated; both layouts use them.
+        let setCount = e.trees.reduce(0) { $0 + $1.categorySets.count }
+        let wordCount = e.trees.reduce(0) { $0 + $1.categorySets.reduce(0) { $0 + $1.count } }
+        catWords = alloc(UInt32.self, wordCount)
+        catRanges = alloc(SIMD2<Int32>.self, setCount)
+        var setBases = [Int]()
+        var setBase = 0, wordBase = 0
+        for tree in e.trees {
+            setBases.append(setBase)
+            for set in tree.categorySets {
+                catRanges[setBase] = SIMD2(Int32(wordBase), Int32(set.count))
+                for (w, word) in set.enumerated() { catWords[wordBase + w] = word }
+                wordBase += set.count
+                setBase += 1
+            }
+        }
+        hasCategories = setCount > 0
+        let plain = e.trees.allSatisfy { t in t.nodes.allSatisfy { !$0.zeroIsMissing } }
         var groupDepths = [Int](repeating: 1, count: e.trees.count)
         for g in stride(from: 0, to: e.trees.count, by: 4) {
             let end = Swift.min(g + 4, e.trees.count)
@@ -197,7 +236,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 treeNodeBase[t] = nodeBase
                 treeLeafBias[t] = leafBase - innerCount
                 Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
-                           nodes: perfectNodes + nodeBase, leavesF: perfectLeavesF + leafBase,
+                           setBase: setBases[t], nodes: perfectNodes + nodeBase, leavesF: perfectLeavesF + leafBase,
                            leavesD: perfectLeavesD + leafBase)
                 nodeBase += innerCount
                 leafBase += innerCount + 1
@@ -207,8 +246,6 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             pointerDepth = alloc(Int.self, 0)
             leaves = alloc(Double.self, 0)
             leavesF = alloc(Float.self, 0)
-            catWords = alloc(UInt32.self, 0)
-            catRanges = alloc(SIMD2<Int32>.self, 0)
         } else {
             perfectDepth = 0
             treeDepth = alloc(Int.self, 0)
@@ -219,23 +256,14 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             perfectLeavesD = alloc(Double.self, 0)
             let nodeCount = e.trees.reduce(0) { $0 + $1.nodes.count }
             let leafCount = e.trees.reduce(0) { $0 + $1.leaves.count }
-            let setCount = e.trees.reduce(0) { $0 + $1.categorySets.count }
-            let wordCount = e.trees.reduce(0) { $0 + $1.categorySets.reduce(0) { $0 + $1.count } }
             nodes = alloc(PointerNode.self, nodeCount)
             roots = alloc(Int32.self, e.trees.count)
             pointerDepth = alloc(Int.self, e.trees.count)
             for (t, d) in depths.enumerated() { pointerDepth[t] = d }
             leaves = alloc(Double.self, leafCount)
             leavesF = alloc(Float.self, leafCount)
-            catWords = alloc(UInt32.self, wordCount)
-            catRanges = alloc(SIMD2<Int32>.self, setCount)
-            var nodeBase = 0, leafBase = 0, setBase = 0, wordBase = 0
+            var nodeBase = 0, leafBase = 0
             for (t, tree) in e.trees.enumerated() {
-                for (s, set) in tree.categorySets.enumerated() {
-                    catRanges[setBase + s] = SIMD2(Int32(wordBase), Int32(set.count))
-                    for (w, word) in set.enumerated() { catWords[wordBase + w] = word }
-                    wordBase += set.count
-                }
                 for (l, v) in tree.leaves.enumerated() {
                     leaves[leafBase + l] = v
                     leavesF[leafBase + l] = Float(v)
@@ -251,14 +279,13 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                     var threshold = node.threshold
                     if node.categorySet >= 0 {
                         f |= PointerNode.categorical
-                        threshold = Float(bitPattern: UInt32(setBase) + UInt32(node.categorySet))
+                        threshold = Float(bitPattern: UInt32(setBases[t]) + UInt32(node.categorySet))
                     }
                     nodes[nodeBase + n] = PointerNode(feature: f, threshold: threshold,
                                                       left: global(node.left), right: global(node.right))
                 }
                 nodeBase += tree.nodes.count
                 leafBase += tree.leaves.count
-                setBase += tree.categorySets.count
             }
         }
         allocations = owned
@@ -271,8 +298,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// Writes one IR subtree into the perfect layout; a leaf above the bottom
     /// level becomes an always-left padding node over copies of itself.
     private static func place(tree: TreeEnsemble.Tree, ref: Int32, position: Int, level: Int, depth: Int,
-                              nodes: UnsafeMutablePointer<PerfectNode>, leavesF: UnsafeMutablePointer<Float>,
-                              leavesD: UnsafeMutablePointer<Double>) {
+                              setBase: Int, nodes: UnsafeMutablePointer<PerfectNode>,
+                              leavesF: UnsafeMutablePointer<Float>, leavesD: UnsafeMutablePointer<Double>) {
         if level == depth {
             let value = tree.leaves[Int(~ref)]
             let slot = position - ((1 << depth) - 1)
@@ -283,17 +310,22 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         var leftRef = ref, rightRef = ref
         if ref >= 0 {
             let node = tree.nodes[Int(ref)]
-            nodes[position] = PerfectNode(feature: UInt32(node.feature) | (node.defaultLeft ? 1 << 31 : 0),
-                                          threshold: node.threshold)
+            var feature = UInt32(node.feature) | (node.defaultLeft ? PerfectNode.defaultLeft : 0)
+            var threshold = node.threshold
+            if node.categorySet >= 0 {
+                feature |= PerfectNode.categorical
+                threshold = Float(bitPattern: UInt32(setBase + Int(node.categorySet)))
+            }
+            nodes[position] = PerfectNode(feature: feature, threshold: threshold)
             leftRef = node.left
             rightRef = node.right
         } else {
-            nodes[position] = PerfectNode(feature: 1 << 31, threshold: .nan)
+            nodes[position] = PerfectNode(feature: PerfectNode.defaultLeft, threshold: .nan)
         }
         place(tree: tree, ref: leftRef, position: 2 * position + 1, level: level + 1, depth: depth,
-              nodes: nodes, leavesF: leavesF, leavesD: leavesD)
+              setBase: setBase, nodes: nodes, leavesF: leavesF, leavesD: leavesD)
         place(tree: tree, ref: rightRef, position: 2 * position + 2, level: level + 1, depth: depth,
-              nodes: nodes, leavesF: leavesF, leavesD: leavesD)
+              setBase: setBase, nodes: nodes, leavesF: leavesF, leavesD: leavesD)
     }
 
     // MARK: - Single row
@@ -360,10 +392,11 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// with (tree, global leaf index) in tree order.
     @inline(__always)
     private func walkPerfect(_ row: UnsafePointer<Float>, _ visit: (Int, Int) -> Void) {
-        if hasMissing(row, featureStride) {
-            walkPerfect(row, WithMissing.self, visit)
-        } else {
-            walkPerfect(row, NoMissing.self, visit)
+        switch (hasMissing(row, featureStride), hasCategories) {
+        case (true, false): walkPerfect(row, WithMissing.self, visit)
+        case (false, false): walkPerfect(row, NoMissing.self, visit)
+        case (true, true): walkPerfect(row, WithMissingAndCategories.self, visit)
+        case (false, true): walkPerfect(row, NoMissingWithCategories.self, visit)
         }
     }
 
@@ -420,18 +453,23 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         return right ? n.right : n.left
     }
 
+    /// LightGBM's categorical rule: NaN and negative categories go right; the
+    /// category is the value truncated toward zero (C's static_cast<int>), and
+    /// values past Int32's range behave as negative, as they do on x86.
+    @inline(__always)
+    private func categoryGoesRight(_ x: Float, _ set: Int) -> Bool {
+        if x.isNaN || x <= -1 || x >= 2_147_483_648 { return true }
+        let category = Int(x)
+        let range = catRanges[set]
+        let word = category >> 5
+        if word >= Int(range.y) { return true }
+        let bits = catWords[Int(range.x) + word]
+        return (bits >> UInt32(category & 31)) & 1 == 0
+    }
+
     private func slowGoesRight(_ x: Float, _ n: PointerNode) -> Bool {
         if n.feature & PointerNode.categorical != 0 {
-            // LightGBM: NaN and negative categories go right; the category is the
-            // value truncated toward zero (C's static_cast<int>), and values past
-            // Int32's range behave as negative, as they do on x86.
-            if x.isNaN || x <= -1 || x >= 2_147_483_648 { return true }
-            let category = Int(x)
-            let range = catRanges[Int(n.threshold.bitPattern)]
-            let word = category >> 5
-            if word >= Int(range.y) { return true }
-            let bits = catWords[Int(range.x) + word]
-            return (bits >> UInt32(category & 31)) & 1 == 0
+            return categoryGoesRight(x, Int(n.threshold.bitPattern))
         }
         // Zero as missing: NaN and |x| ≤ 1e-35 follow the default direction.
         if x.isNaN || (x >= -1e-35 && x <= 1e-35) {
@@ -460,10 +498,11 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// row of the block passes through it, four rows in lockstep.
     private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
-        if hasMissing(rows, count * featureStride) {
-            blockPerfect(rows, count, out, L.self, WithMissing.self)
-        } else {
-            blockPerfect(rows, count, out, L.self, NoMissing.self)
+        switch (hasMissing(rows, count * featureStride), hasCategories) {
+        case (true, false): blockPerfect(rows, count, out, L.self, WithMissing.self)
+        case (false, false): blockPerfect(rows, count, out, L.self, NoMissing.self)
+        case (true, true): blockPerfect(rows, count, out, L.self, WithMissingAndCategories.self)
+        case (false, true): blockPerfect(rows, count, out, L.self, NoMissingWithCategories.self)
         }
     }
 
@@ -504,6 +543,18 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         for r in 0..<count {
             for o in 0..<outputCount { acc[r * outputCount + o] = averaging ? 0 : L(baseMargins[o]) }
         }
+    }
+
+    /// One step down a perfect-layout tree: from node `i` to its child.
+    @inline(__always)
+    private func step<R: SplitRule>(_ nodes: UnsafeMutablePointer<PerfectNode>, _ i: Int,
+                                    _ row: UnsafePointer<Float>, _: R.Type) -> Int {
+        let n = nodes[i]
+        let x = row[Int(n.feature & PerfectNode.featureMask)]
+        if R.categories && n.feature & PerfectNode.categorical != 0 {
+            return 2 &* i &+ 1 &+ (categoryGoesRight(x, Int(n.threshold.bitPattern)) ? 1 : 0)
+        }
+        return 2 &* i &+ 1 &+ R.goesRight(x, n.threshold, n.feature >> 31)
     }
 
     /// One lockstep step of the pointer layout: a lane whose walk is done (a

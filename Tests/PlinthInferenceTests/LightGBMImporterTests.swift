@@ -20,11 +20,18 @@ import Testing
     @Test func zeroAsMissing() throws { try check("lgb_zero_missing") }
     @Test func missingDisabledScoresNaNAsZero() throws { try check("lgb_no_missing") }
 
-    @Test func categoricalModelUsesPointerLayoutAndNumericUsesPerfect() throws {
-        let cat = try LightGBMImporter.load(text: try Fixture.bytes("lgb_binary_cat.txt"))
-        let reg = try LightGBMImporter.load(text: try Fixture.bytes("lgb_regression.txt"))  // depth 12
-        #expect((cat.evaluator as? TreeEvaluator)?.perfectDepth == 0)
-        #expect(((reg.evaluator as? TreeEvaluator)?.perfectDepth ?? 0) > 0)
+    /// The fixtures above cover both layouts and categorical splits in each:
+    /// binary_cat (trees up to 17 deep) needs the pointer layout, multiclass
+    /// (categorical, at most 12 deep) and regression use the perfect layout.
+    @Test func fixturesCoverBothLayouts() throws {
+        func depth(_ name: String) throws -> Int? {
+            let model = try LightGBMImporter.load(text: try Fixture.bytes(name))
+            return (model.evaluator as? TreeEvaluator)?.perfectDepth
+        }
+        #expect(try depth("lgb_binary_cat.txt") == 0)
+        #expect(try depth("lgb_multiclass.txt") == 12)
+        #expect(try (depth("lgb_regression.txt") ?? 0) > 0)
+        #expect(try depth("lgb_zero_missing.txt") == 0)
     }
 
     @Test func strictThresholdMatchesLessOrEqualOnDoubles() {
