@@ -130,6 +130,8 @@ def main():
         bst.save_model(os.path.join(OUT, f"{name}.txt"))
 
     lgb_model("lgb_binary_cat", {"objective": "binary", "num_leaves": 31}, 100, y_bin, [0])
+    # The same with max_depth set, as many teams train: its trees fit the perfect layout.
+    lgb_model("lgb_binary_cat_d8", {"objective": "binary", "num_leaves": 31, "max_depth": 8}, 100, y_bin, [0])
     lgb_model("lgb_regression", {"objective": "regression", "num_leaves": 15}, 50, y_reg, [])
     lgb_model("lgb_multiclass", {"objective": "multiclass", "num_class": 3, "num_leaves": 15}, 20, y_multi, [0])
     lgb_model("lgb_rf", {"objective": "binary", "boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.6,

@@ -14,6 +14,7 @@ import Testing
     }
 
     @Test func binaryWithCategoricalFeature() throws { try check("lgb_binary_cat") }
+    @Test func binaryWithCategoricalFeatureDepthLimited() throws { try check("lgb_binary_cat_d8") }
     @Test func regression() throws { try check("lgb_regression") }
     @Test func multiclass() throws { try check("lgb_multiclass") }
     @Test func randomForestAveragesTrees() throws { try check("lgb_rf") }
@@ -30,6 +31,7 @@ import Testing
         }
         #expect(try depth("lgb_binary_cat.txt") == 0)
         #expect(try depth("lgb_multiclass.txt") == 12)
+        #expect(try depth("lgb_binary_cat_d8.txt") == 8)
         #expect(try (depth("lgb_regression.txt") ?? 0) > 0)
         #expect(try depth("lgb_zero_missing.txt") == 0)
     }
