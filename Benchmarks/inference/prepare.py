@@ -4,7 +4,7 @@ Writes into OUT (default Benchmarks/results/inference/work):
   rows_dense.f32 / rows_missing.f32  100,000 rows x 32 float32 features
                                      (the missing set has 5% NaN cells)
   tl2cgen_<model>.so                 the XGBoost fixtures compiled by tl2cgen
-  lleaves_lgb_binary_cat.o           the LightGBM fixture compiled by lleaves
+  lleaves_<model>.o                  the LightGBM fixtures compiled by lleaves
   <model>.onnx                       the linear and MLP fixtures as ONNX graphs
   paths.txt                          where libxgboost.so and lib_lightgbm.so live
 
@@ -46,9 +46,10 @@ def tl2cgen_libs():
 
 def lleaves_obj():
     import lleaves
-    model = lleaves.Model(model_file=os.path.join(FIX, "lgb_binary_cat.txt"))
-    # The object file is linked into bench_c so lleaves is called from C like tl2cgen.
-    model.compile(cache=os.path.join(OUT, "lleaves_lgb_binary_cat.o"))
+    for name in ["lgb_binary_cat", "lgb_binary_cat_d8"]:
+        model = lleaves.Model(model_file=os.path.join(FIX, f"{name}.txt"))
+        # The object file is linked into bench_c so lleaves is called from C like tl2cgen.
+        model.compile(cache=os.path.join(OUT, f"lleaves_{name}.o"))
 
 
 def onnx_models():

@@ -19,7 +19,9 @@ py="$venv/bin/python"
 
 "$py" "$here/prepare.py" "$work"
 gcc -O2 -o "$work/bench_c" "$here/bench_c.c" -ldl -lpthread -lm
-gcc -O2 -DWITH_LLEAVES -o "$work/bench_c_lleaves" "$here/bench_c.c" "$work/lleaves_lgb_binary_cat.o" -ldl -lpthread -lm
+for m in lgb_binary_cat lgb_binary_cat_d8; do
+  gcc -O2 -DWITH_LLEAVES -o "$work/bench_c_lleaves_$m" "$here/bench_c.c" "$work/lleaves_$m.o" -ldl -lpthread -lm
+done
 (cd "$here/swift" && swift build -c release)
 plinth="$here/swift/.build/release/plinth-inference-bench"
 xgb="$(sed -n 1p "$work/paths.txt")"
@@ -37,9 +39,11 @@ for data in dense missing; do
     run "$work/bench_c" tl2cgen "$work/tl2cgen_$name.so" "$rows" "$name@$data"
     run "$work/bench_c" xgboost "$xgb" "$file" "$rows" "$name@$data"
   done
-  run "$plinth" "$fix/lgb_binary_cat.txt" "$rows" 32 "lgb_binary_cat@$data"
-  run "$work/bench_c_lleaves" lleaves - "$rows" "lgb_binary_cat@$data"
-  run "$work/bench_c" lightgbm "$lgb" "$fix/lgb_binary_cat.txt" "$rows" "lgb_binary_cat@$data"
+  for m in lgb_binary_cat lgb_binary_cat_d8; do
+    run "$plinth" "$fix/$m.txt" "$rows" 32 "$m@$data"
+    run "$work/bench_c_lleaves_$m" lleaves - "$rows" "$m@$data"
+    run "$work/bench_c" lightgbm "$lgb" "$fix/$m.txt" "$rows" "$m@$data"
+  done
 done
 for m in sk_logreg_binary sk_mlp_binary; do
   run "$plinth" "$fix/$m.plinth.json" "$work/rows_dense.f32" 32 "$m@dense"

@@ -107,14 +107,18 @@ final class NetworkEvaluator: Evaluator, @unchecked Sendable {
         var activation: DenseNetwork.Activation
     }
 
-    private let layers: [PackedLayer]
+    /// A raw buffer, not an Array: touching an Array from the scoring threads
+    /// would retain and release it on every row, and the shared reference
+    /// count alone stops two threads from scaling.
+    private let layers: UnsafeMutablePointer<PackedLayer>
+    private let layerCount: Int
     private let maxWidth: Int
     private let outputCount: Int
     private let featureCount: Int
     private let transform: OutputTransform
 
     init(_ n: DenseNetwork) {
-        layers = n.layers.map { l in
+        let packed = n.layers.map { l in
             let w = UnsafeMutablePointer<Double>.allocate(capacity: l.weights.count)
             w.initialize(from: l.weights, count: l.weights.count)
             let b = UnsafeMutablePointer<Double>.allocate(capacity: l.bias.count)
@@ -122,6 +126,9 @@ final class NetworkEvaluator: Evaluator, @unchecked Sendable {
             return PackedLayer(inputs: l.inputCount, outputs: l.outputCount, weights: w, bias: b,
                                activation: l.activation)
         }
+        layers = .allocate(capacity: packed.count)
+        layers.initialize(from: packed, count: packed.count)
+        layerCount = packed.count
         maxWidth = n.layers.reduce(n.featureCount) { max($0, $1.outputCount) }
         outputCount = n.outputCount
         featureCount = n.featureCount
@@ -129,10 +136,12 @@ final class NetworkEvaluator: Evaluator, @unchecked Sendable {
     }
 
     deinit {
-        for l in layers {
-            l.weights.deallocate()
-            l.bias.deallocate()
+        for i in 0..<layerCount {
+            layers[i].weights.deallocate()
+            layers[i].bias.deallocate()
         }
+        layers.deinitialize(count: layerCount)
+        layers.deallocate()
     }
 
     func predictRow(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Double>, _ kind: OutputKind) {
@@ -142,21 +151,20 @@ final class NetworkEvaluator: Evaluator, @unchecked Sendable {
             var input = base
             var output = base + maxWidth
             for j in 0..<featureCount { input[j] = Double(row[j]) }
-            layers.withUnsafeBufferPointer { ls in
-                for (index, l) in ls.enumerated() {
-                    let last = index == ls.count - 1
-                    let dest = last ? out : output
-                    for u in 0..<l.outputs {
-                        dest[u] = l.bias[u] + dot(input, l.weights + u * l.inputs, l.inputs)
-                    }
-                    switch l.activation {
-                    case .identity: break
-                    case .relu: for u in 0..<l.outputs { dest[u] = Swift.max(dest[u], 0) }
-                    case .tanh: for u in 0..<l.outputs { dest[u] = Glibc.tanh(dest[u]) }
-                    case .sigmoid: for u in 0..<l.outputs { dest[u] = 1.0 / (1.0 + Glibc.exp(-dest[u])) }
-                    }
-                    swap(&input, &output)
+            for index in 0..<layerCount {
+                let l = layers[index]
+                let last = index == layerCount - 1
+                let dest = last ? out : output
+                for u in 0..<l.outputs {
+                    dest[u] = l.bias[u] + dot(input, l.weights + u * l.inputs, l.inputs)
                 }
+                switch l.activation {
+                case .identity: break
+                case .relu: for u in 0..<l.outputs { dest[u] = Swift.max(dest[u], 0) }
+                case .tanh: for u in 0..<l.outputs { dest[u] = Glibc.tanh(dest[u]) }
+                case .sigmoid: for u in 0..<l.outputs { dest[u] = 1.0 / (1.0 + Glibc.exp(-dest[u])) }
+                }
+                swap(&input, &output)
             }
         }
         if kind == .probability { Transform.apply(transform, out, outputCount) }

@@ -38,19 +38,17 @@ enum BatchRunner {
             }
             return
         }
-        // Interleaved blocks give each worker an even share of the work and
-        // write disjoint parts of `output`.
+        // Each worker takes a contiguous run of blocks: an even share, disjoint
+        // parts of `output`, and sequential memory for the prefetchers.
         let rowsAddress = UInt(bitPattern: rows)
         let outAddress = UInt(bitPattern: output)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             guard let rows = UnsafePointer<Float>(bitPattern: rowsAddress),
                   let output = UnsafeMutablePointer<Double>(bitPattern: outAddress) else { return }
-            var block = worker
-            while block < blocks {
+            for block in (blocks * worker / workers)..<(blocks * (worker + 1) / workers) {
                 let start = block * blockRows
                 let n = min(blockRows, rowCount - start)
                 evaluator.predictBlock(rows + start * featureCount, n, output + start * outputCount, kind)
-                block += workers
             }
         }
     }
