@@ -17,3 +17,19 @@ public enum Method {
     public static let push = "/plinth.v1.Features/Push"
     public static let getOnlineFeatures = "/plinth.v1.Features/GetOnlineFeatures"
 }
+
+extension PBPushTarget {
+    /// The spellings users type (`--to`, the Python client's `to=`):
+    /// "online", "offline", "online_and_offline".
+    public static let names = ["online", "offline", "online_and_offline"]
+
+    /// Parses a user's spelling; nil when it is not one of `names`.
+    public init?(name: String) {
+        switch name {
+        case "online": self = .online
+        case "offline": self = .offline
+        case "online_and_offline": self = .onlineAndOffline
+        default: return nil
+        }
+    }
+}
