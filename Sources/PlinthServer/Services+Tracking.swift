@@ -171,7 +171,7 @@ extension Services {
                         artifact = try s.artifacts.artifact(runId: request.runID, path: request.path)
                     }
                     try s.artifacts.read(digest: artifact.digest, chunkSize: max(4096, s.config.maxFrameBytes / 2)) { chunk in
-                        respond.stream(PBDownloadArtifactResponse.with { $0.data = Data(chunk) })
+                        respond.stream(PBDownloadArtifactResponse.with { $0.chunks = [Data(chunk)] })
                     }
                     respond.succeed(PBDownloadArtifactResponse.with { $0.artifact = artifact.wire })
                 } catch { respond.fail(error) }

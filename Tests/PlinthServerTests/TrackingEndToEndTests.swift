@@ -175,7 +175,7 @@ final class TrackingEndToEndTests: XCTestCase {
             XCTAssertEqual(frame.id, id)
             XCTAssertEqual(frame.code, 0, frame.message)
             let part = try PBDownloadArtifactResponse(serializedBytes: frame.body)
-            received.append(part.data)
+            for chunk in part.chunks { received.append(chunk) }
             frames += 1
             if !frame.more {
                 XCTAssertEqual(part.artifact.digest, stored.artifact.digest)

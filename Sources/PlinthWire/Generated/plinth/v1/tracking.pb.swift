@@ -689,7 +689,10 @@ public nonisolated struct PBDownloadArtifactResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var data: Data = Data()
+  /// One chunk per frame. Repeated so that a client which merges a stream's
+  /// frames into one message (protobuf appends repeated fields) gets every
+  /// chunk, in order.
+  public var chunks: [Data] = []
 
   /// Last frame only.
   public var artifact: PBArtifact {
@@ -1984,7 +1987,7 @@ nonisolated extension PBDownloadArtifactRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension PBDownloadArtifactResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DownloadArtifactResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}data\0\u{1}artifact\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}chunks\0\u{1}artifact\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1992,7 +1995,7 @@ nonisolated extension PBDownloadArtifactResponse: SwiftProtobuf.Message, SwiftPr
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      case 1: try { try decoder.decodeRepeatedBytesField(value: &self.chunks) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._artifact) }()
       default: break
       }
@@ -2004,8 +2007,8 @@ nonisolated extension PBDownloadArtifactResponse: SwiftProtobuf.Message, SwiftPr
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.data.isEmpty {
-      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 1)
+    if !self.chunks.isEmpty {
+      try visitor.visitRepeatedBytesField(value: self.chunks, fieldNumber: 1)
     }
     try { if let v = self._artifact {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
@@ -2014,7 +2017,7 @@ nonisolated extension PBDownloadArtifactResponse: SwiftProtobuf.Message, SwiftPr
   }
 
   public static func ==(lhs: PBDownloadArtifactResponse, rhs: PBDownloadArtifactResponse) -> Bool {
-    if lhs.data != rhs.data {return false}
+    if lhs.chunks != rhs.chunks {return false}
     if lhs._artifact != rhs._artifact {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
