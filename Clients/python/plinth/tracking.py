@@ -334,10 +334,7 @@ class TrackingMixin:
         flag of the calling script's repository are logged by themselves
         (`log_code_version=False` to skip).
         """
-        request = tracking_pb2.StartRunRequest(
-            experiment_id=self._experiment_id(experiment), name=run_name or "", tags=_strings(tags)
-        )
-        run = _run(self._call(_TRACKING + "StartRun", request, tracking_pb2.RunResponse.FromString).run)
+        run = self.create_run(experiment, run_name, tags)
         active = ActiveRun(self, run, flush_points, flush_seconds)
         self._runs().append(active)
         if log_code_version:
@@ -347,6 +344,18 @@ class TrackingMixin:
                 batch.code_version.git_commit, batch.code_version.dirty = code
                 self._log_batch(batch)
         return active
+
+    def create_run(
+        self, experiment: Union[int, str, Experiment], run_name: Optional[str] = None,
+        tags: Optional[Mapping[str, Any]] = None,
+    ) -> Run:
+        """Start a RUNNING run without making it the active run (MLflow's
+        `MlflowClient.create_run`): log to it with `run_id=`, unbuffered,
+        and end it with `end_run(run_id)`."""
+        request = tracking_pb2.StartRunRequest(
+            experiment_id=self._experiment_id(experiment), name=run_name or "", tags=_strings(tags)
+        )
+        return _run(self._call(_TRACKING + "StartRun", request, tracking_pb2.RunResponse.FromString).run)
 
     def end_run(self, run_id: Optional[str] = None, status: str = "FINISHED") -> Run:
         """End a run (the active one by default): FINISHED, FAILED or KILLED."""

@@ -265,3 +265,15 @@ def test_alias_changes_are_attributed_to_the_token(secured_plinthd, tmp_path, ta
     with plinth.Client(secured_plinthd.address, token="r-secret") as reader:
         with pytest.raises(plinth.PermissionDeniedError):
             reader.set_alias("tok-" + tag, "production", v.version)
+
+
+def test_create_run_is_not_active_and_logs_unbuffered(client, tag):
+    client.create_experiment("plain-" + tag)
+    run = client.create_run("plain-" + tag, run_name="by-id")
+    assert run.status == "RUNNING" and run.name == "by-id"
+    with pytest.raises(plinth.FailedPreconditionError, match="no active run"):
+        client.log_metric("x", 1.0)
+    client.log_metric("x", 2.0, step=3, run_id=run.run_id)
+    client.log_batch(run.run_id, metrics=[plinth.Metric("y", 1.0, 0, 5), plinth.Metric("y", 2.0, 1, 6)], params={"p": 1})
+    assert client.get_run(run.run_id).metrics == {"x": 2.0, "y": 2.0}
+    assert client.end_run(run.run_id, "KILLED").status == "KILLED"
