@@ -301,17 +301,33 @@ public final class TrackingStore: @unchecked Sendable {
         var newest: [String: MetricPoint] = [:]
         var buffer = [UInt8](repeating: 0, count: KeyEncoder.maxInlineKey)
         try buffer.withUnsafeMutableBytes { raw in
-            for point in points {
+            // Points arrive grouped by key (the wire carries one column per
+            // key), so the key's prefix (run seq, metric key) is encoded once
+            // per group and each point only rewrites its step and timestamp:
+            // this loop is the whole cost of a large batch.
+            var index = 0
+            while index < points.count {
+                let key = points[index].key
                 var encoder = KeyEncoder(raw)
                 encoder.append(seq)
-                encoder.append(point.key)
-                encoder.append(point.step)
-                encoder.append(point.timestampMs)
+                encoder.append(key)
                 // Keys are at most 250 bytes (validated), so this cannot overflow.
-                var bits = point.value.bitPattern
-                try withUnsafeBytes(of: &bits) { value in try txn.put(metrics, encoder.bytes, value) }
-                if let best = newest[point.key], (best.step, best.timestampMs) > (point.step, point.timestampMs) { continue }
-                newest[point.key] = point
+                let prefixLength = encoder.count
+                var best = points[index]
+                while index < points.count && points[index].key == key {
+                    let point = points[index]
+                    raw.storeBytes(of: (UInt64(bitPattern: point.step) ^ (1 << 63)).bigEndian, toByteOffset: prefixLength, as: UInt64.self)
+                    raw.storeBytes(of: (UInt64(bitPattern: point.timestampMs) ^ (1 << 63)).bigEndian, toByteOffset: prefixLength + 8,
+                                   as: UInt64.self)
+                    var bits = point.value.bitPattern
+                    try withUnsafeBytes(of: &bits) { value in
+                        try txn.put(metrics, UnsafeRawBufferPointer(rebasing: raw[0..<prefixLength + 16]), value)
+                    }
+                    if (point.step, point.timestampMs) >= (best.step, best.timestampMs) { best = point }
+                    index += 1
+                }
+                if let known = newest[key], (known.step, known.timestampMs) > (best.step, best.timestampMs) { continue }
+                newest[key] = best
             }
         }
         for (name, point) in newest {
@@ -427,7 +443,11 @@ public final class TrackingStore: @unchecked Sendable {
             throw TrackingError.tooLarge("a batch holds at most \(TrackingLimits.maxBatchPoints) metric points; this one has \(batch.metrics.count)")
         }
         var seen = Set<String>()
-        for point in batch.metrics where seen.insert(point.key).inserted { try checkKey(point.key, what: "metric") }
+        var previous: String?
+        for point in batch.metrics where point.key != previous {
+            previous = point.key
+            if seen.insert(point.key).inserted { try checkKey(point.key, what: "metric") }
+        }
         for (key, value) in batch.params {
             try checkKey(key, what: "param")
             guard value.utf8.count <= TrackingLimits.maxParamValueLength else {

@@ -113,6 +113,22 @@ final class TrackingStoreTests: XCTestCase {
         XCTAssertEqual(try f.store.metricHistory(runId: run.id, key: "acc").items.map(\.value), [0.1, 0.9])
     }
 
+    func testInterleavedKeysInOneBatch() async throws {
+        let f = try TrackingFixture()
+        let e = try await f.store.createExperiment(name: "x")
+        let run = try await f.store.startRun(experimentId: e.id)
+        try await f.store.logBatch(LogBatch(runId: run.id, metrics: [
+            MetricPoint(key: "a", value: 10, step: 10, timestampMs: 1), MetricPoint(key: "a", value: 11, step: 11, timestampMs: 1),
+            MetricPoint(key: "b", value: 5, step: 5, timestampMs: 1),
+            MetricPoint(key: "a", value: 2, step: 2, timestampMs: 1), MetricPoint(key: "b", value: 6, step: 6, timestampMs: 1),
+        ]))
+        let record = try f.store.run(id: run.id)
+        XCTAssertEqual(record.metrics["a"]?.value, 11)
+        XCTAssertEqual(record.metrics["b"]?.value, 6)
+        XCTAssertEqual(try f.store.metricHistory(runId: run.id, key: "a").items.map(\.step), [2, 10, 11])
+        XCTAssertEqual(try f.store.metricHistory(runId: run.id, key: "b").items.map(\.value), [5, 6])
+    }
+
     func testFinishedRunRefusesLogging() async throws {
         let f = try TrackingFixture()
         let e = try await f.store.createExperiment(name: "x")
