@@ -71,9 +71,8 @@ def timed(fn: Callable[[int], None], iterations: int) -> Dict[str, float]:
 
 
 class PlinthBackend:
-    name = "plinth"
-
-    def __init__(self, address: str) -> None:
+    def __init__(self, name: str, address: str) -> None:
+        self.name = name
         self.client = plinth.Client(address)
 
     def setup(self, tag: str) -> None:
@@ -198,11 +197,15 @@ class MLflowBackend:
 # --- processes ------------------------------------------------------------------
 
 
-def start_plinthd(binary: str, folder: str) -> (subprocess.Popen, str):
-    ready = os.path.join(folder, "ready")
-    log = open(os.path.join(folder, "plinthd.log"), "ab")
-    process = subprocess.Popen([binary, "--data-dir", os.path.join(folder, "plinth-data"), "--listen", "127.0.0.1:0",
-                                "--ready-file", ready, "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+def start_plinthd(binary: str, folder: str, sync: bool) -> (subprocess.Popen, str):
+    name = "plinthd-sync" if sync else "plinthd-nosync"
+    ready = os.path.join(folder, name + ".ready")
+    log = open(os.path.join(folder, name + ".log"), "ab")
+    args = [binary, "--data-dir", os.path.join(folder, name + "-data"), "--listen", "127.0.0.1:0",
+            "--ready-file", ready, "--log-level", "warning"]
+    if not sync:
+        args.append("--no-sync")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     wait_until(lambda: os.path.exists(ready) and open(ready).read().endswith("\n"), "plinthd")
     return process, open(ready).read().splitlines()[0]
 
@@ -265,38 +268,44 @@ def main() -> None:
 
     results: Dict[str, Dict[str, Dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="plinth-bench-tracking-") as folder:
-        plinthd, address = start_plinthd(args.plinthd, folder)
+        durable, durable_address = start_plinthd(args.plinthd, folder, sync=True)
+        nosync, nosync_address = start_plinthd(args.plinthd, folder, sync=False)
         server: Optional[subprocess.Popen] = None
         try:
             server, url = start_mlflow_server(folder)
             backends = [
-                PlinthBackend(address),
+                PlinthBackend("plinth", durable_address),
+                PlinthBackend("plinth-nosync", nosync_address),
                 MLflowBackend("mlflow-sqlite", "sqlite:///" + os.path.join(folder, "mlflow-direct.db")),
                 MLflowBackend("mlflow-http", url),
             ]
             for backend in backends:
                 print("running %s ..." % backend.name, file=sys.stderr, flush=True)
                 results[backend.name] = run_backend(backend, folder, "t", scale)
-            throughput = backends[0].throughput(100_000, 20)
-            small = backends[0].throughput(10_000, 50)
+            throughput = {b.name: b.throughput(100_000, 20) for b in backends[:2]}
+            small = {b.name: b.throughput(10_000, 50) for b in backends[:2]}
         finally:
             if server is not None:
                 stop(server)
-            stop(plinthd)
+            stop(durable)
+            stop(nosync)
 
     rows = [("log_metric", "single log_metric"), ("log_batch", "log_batch of 1,000 metrics"),
             ("history", "metric history, 10,000 steps"), ("search", "search over 1,000 runs"),
             ("register", "register a version + set an alias")]
     print("mlflow %s, python %s" % (mlflow.__version__, sys.version.split()[0]))
     print()
-    print("| operation | Plinth | MLflow SQLite (direct) | MLflow server (HTTP) | vs SQLite | vs server |")
-    print("|---|---|---|---|---|---|")
+    print("| operation | Plinth (sync) | Plinth (--no-sync) | MLflow SQLite (direct) | MLflow server (HTTP) "
+          "| sync vs server | no-sync vs server | sync vs SQLite |")
+    print("|---|---|---|---|---|---|---|---|")
     for key, label in rows:
-        p, s, h = (results[b][key]["mean_s"] for b in ("plinth", "mlflow-sqlite", "mlflow-http"))
-        print("| %s | %s | %s | %s | %.0fx | %.0fx |" % (label, fmt(p), fmt(s), fmt(h), s / p, h / p))
-    for label, t in (("100,000", throughput), ("10,000", small)):
-        print("\nPlinth batched throughput, %s points per LogBatch: %.0f points/s (%d points in %.2f s)"
-              % (label, t["points_per_s"], t["points"], t["seconds"]))
+        p, n, s, h = (results[b][key]["mean_s"] for b in ("plinth", "plinth-nosync", "mlflow-sqlite", "mlflow-http"))
+        print("| %s | %s | %s | %s | %s | %.0fx | %.0fx | %.0fx |" % (label, fmt(p), fmt(n), fmt(s), fmt(h), h / p, h / n, s / p))
+    print()
+    for name, label in (("plinth", "sync"), ("plinth-nosync", "--no-sync")):
+        for size, t in (("100,000", throughput[name]), ("10,000", small[name])):
+            print("Plinth (%s) batched, %s points per LogBatch: %.0f points/s (%d points in %.2f s)"
+                  % (label, size, t["points_per_s"], t["points"], t["seconds"]))
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"mlflow_version": mlflow.__version__, "results": results, "throughput_100k": throughput,

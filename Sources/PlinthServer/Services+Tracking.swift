@@ -100,11 +100,18 @@ extension Services {
             }
         },
         Method.logBatch: MethodSpec(scope: .write) { s, body, respond in
-            s.later(respond) {
+            // The hot write path: decoded here, answered from the writer's
+            // completion, no task in between.
+            do {
                 let batch = try s.logBatch(from: decode(PBLogBatchRequest.self, body))
-                try await s.tracking.logBatch(batch)
-                return PBLogBatchResponse.with { $0.metricPoints = UInt64(batch.metrics.count) }
-            }
+                let points = UInt64(batch.metrics.count)
+                s.tracking.logBatch(batch) { result in
+                    switch result {
+                    case .success: respond.succeed(PBLogBatchResponse.with { $0.metricPoints = points })
+                    case .failure(let error): respond.fail(error)
+                    }
+                }
+            } catch { respond.fail(error) }
         },
         Method.getMetricHistory: MethodSpec(scope: .read) { s, body, respond in
             s.now(respond) {
