@@ -293,13 +293,14 @@ def main() -> None:
     rows = [("log_metric", "single log_metric"), ("log_batch", "log_batch of 1,000 metrics"),
             ("history", "metric history, 10,000 steps"), ("search", "search over 1,000 runs"),
             ("register", "register a version + set an alias")]
-    print("mlflow %s, python %s" % (mlflow.__version__, sys.version.split()[0]))
+    print("mlflow %s, python %s; median seconds per call (load on a shared machine makes means noisy)"
+          % (mlflow.__version__, sys.version.split()[0]))
     print()
     print("| operation | Plinth (sync) | Plinth (--no-sync) | MLflow SQLite (direct) | MLflow server (HTTP) "
           "| sync vs server | no-sync vs server | sync vs SQLite |")
     print("|---|---|---|---|---|---|---|---|")
     for key, label in rows:
-        p, n, s, h = (results[b][key]["mean_s"] for b in ("plinth", "plinth-nosync", "mlflow-sqlite", "mlflow-http"))
+        p, n, s, h = (results[b][key]["median_s"] for b in ("plinth", "plinth-nosync", "mlflow-sqlite", "mlflow-http"))
         print("| %s | %s | %s | %s | %s | %.0fx | %.0fx | %.0fx |" % (label, fmt(p), fmt(n), fmt(s), fmt(h), h / p, h / n, s / p))
     print()
     for name, label in (("plinth", "sync"), ("plinth-nosync", "--no-sync")):

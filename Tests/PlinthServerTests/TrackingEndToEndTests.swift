@@ -10,12 +10,15 @@ import PlinthWire
 import XCTest
 @testable import PlinthServer
 
-final class TrackingEndToEndTests: XCTestCase {
-    var server: PlinthServer!
-    var address = ""
-    var dataDir = ""
+/// An in-process server with its own data directory, on a free port, with
+/// a small artifact limit and no disk syncs (these tests are not about
+/// durability).
+final class TrackingTestServer {
+    let server: PlinthServer
+    let address: String
+    let dataDir: String
 
-    func start(tokens: [Token] = [], maxArtifactBytes: Int64 = 1 << 20) throws {
+    init(tokens: [Token] = [], maxArtifactBytes: Int64 = 1 << 20) throws {
         dataDir = NSTemporaryDirectory() + "plinth-trk-e2e-\(UUID().uuidString)"
         var config = ServerConfig()
         config.dataDir = dataDir
@@ -31,10 +34,22 @@ final class TrackingEndToEndTests: XCTestCase {
         address = try server.start()[0]
     }
 
-    override func tearDown() {
-        server?.stop()
+    func stop() {
+        server.stop()
         try? FileManager.default.removeItem(atPath: dataDir)
     }
+}
+
+final class TrackingEndToEndTests: XCTestCase {
+    var running: TrackingTestServer?
+    var address: String { running?.address ?? "" }
+    var dataDir: String { running?.dataDir ?? "" }
+
+    func start(tokens: [Token] = [], maxArtifactBytes: Int64 = 1 << 20) throws {
+        running = try TrackingTestServer(tokens: tokens, maxArtifactBytes: maxArtifactBytes)
+    }
+
+    override func tearDown() { running?.stop() }
 
     func expectCode<T>(_ code: Int, _ body: @autoclosure () throws -> T, contains text: String = "",
                        file: StaticString = #filePath, line: UInt = #line) {
