@@ -475,7 +475,7 @@ final class RunCache: @unchecked Sendable {
     private var entries: [String: ([UInt8], Run)] = [:]
 
     func decode(id: String, _ raw: UnsafeRawBufferPointer) throws -> Run {
-        if let hit = lock.withLock({ entries[id] }), hit.0.elementsEqual(raw) { return hit.1 }
+        if let hit = lock.withLock({ entries[id] }), hit.0.count == raw.count, hasPrefix(raw, hit.0) { return hit.1 }
         let bytes = Array(raw)
         let run = try JSONDecoder().decode(Run.self, from: Data(bytes))
         lock.withLock { entries[id] = (bytes, run) }
