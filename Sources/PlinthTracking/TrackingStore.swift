@@ -323,6 +323,10 @@ public final class TrackingStore: @unchecked Sendable {
                 // Keys are at most 250 bytes (validated), so this cannot overflow.
                 let prefixLength = encoder.count
                 var best = points[index]
+                // A training loop logs steps in order into the newest run, so
+                // its points usually sort after everything stored: append
+                // them (no B-tree descent) until one does not, then put.
+                var appending = true
                 while index < points.count && points[index].key == key {
                     let point = points[index]
                     raw.storeBytes(of: (UInt64(bitPattern: point.step) ^ (1 << 63)).bigEndian, toByteOffset: prefixLength, as: UInt64.self)
@@ -330,7 +334,10 @@ public final class TrackingStore: @unchecked Sendable {
                                    as: UInt64.self)
                     var bits = point.value.bitPattern
                     try withUnsafeBytes(of: &bits) { value in
-                        try txn.put(metrics, UnsafeRawBufferPointer(rebasing: raw[0..<prefixLength + 16]), value)
+                        let key = UnsafeRawBufferPointer(rebasing: raw[0..<prefixLength + 16])
+                        if appending, try txn.append(metrics, key, value) { return }
+                        appending = false
+                        try txn.put(metrics, key, value)
                     }
                     if (point.step, point.timestampMs) >= (best.step, best.timestampMs) { best = point }
                     index += 1

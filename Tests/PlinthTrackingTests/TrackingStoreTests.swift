@@ -129,6 +129,22 @@ final class TrackingStoreTests: XCTestCase {
         XCTAssertEqual(try f.store.metricHistory(runId: run.id, key: "b").items.map(\.value), [5, 6])
     }
 
+    func testOlderRunsAndOutOfOrderStepsFallBackFromAppend() async throws {
+        let f = try TrackingFixture()
+        let e = try await f.store.createExperiment(name: "x")
+        let older = try await f.store.startRun(experimentId: e.id)
+        let newer = try await f.store.startRun(experimentId: e.id)
+        func points(_ steps: [Int64]) -> [MetricPoint] { steps.map { MetricPoint(key: "m", value: Double($0), step: $0, timestampMs: 1) } }
+        try await f.store.logBatch(LogBatch(runId: newer.id, metrics: points([5, 6, 7])))
+        // Sorts before the newer run's points: every put is a fallback.
+        try await f.store.logBatch(LogBatch(runId: older.id, metrics: points([1, 2, 3])))
+        // Appends, then a step that goes back (and one that repeats), then appends again.
+        try await f.store.logBatch(LogBatch(runId: newer.id, metrics: points([8, 9, 1, 9, 10])))
+        XCTAssertEqual(try f.store.metricHistory(runId: older.id, key: "m").items.map(\.step), [1, 2, 3])
+        XCTAssertEqual(try f.store.metricHistory(runId: newer.id, key: "m").items.map(\.step), [1, 5, 6, 7, 8, 9, 10])
+        XCTAssertEqual(try f.store.run(id: newer.id).metrics["m"]?.step, 10)
+    }
+
     func testFinishedRunRefusesLogging() async throws {
         let f = try TrackingFixture()
         let e = try await f.store.createExperiment(name: "x")
