@@ -90,12 +90,8 @@ struct Experiments: ParsableCommand {
         @OptionGroup var options: ConnectionOptions
 
         func run() throws {
-            try reportingErrors {
-                let c = try options.connect()
-                let id = try resolveExperiment(c, experiment).experimentID
-                let e = try c.call(Method.deleteExperiment, PBExperimentIdRequest.with { $0.experimentID = id }, as: PBExperimentResponse.self)
-                if options.json { return print(try e.experiment.jsonString()) }
-                print("deleted experiment \(id) '\(e.experiment.name)' (plinthctl experiments restore \(id) brings it back)")
+            try Experiments.change(experiment, Method.deleteExperiment, options) { e in
+                "deleted experiment \(e.experimentID) '\(e.name)' (plinthctl experiments restore \(e.experimentID) brings it back)"
             }
         }
     }
@@ -106,13 +102,21 @@ struct Experiments: ParsableCommand {
         @OptionGroup var options: ConnectionOptions
 
         func run() throws {
-            try reportingErrors {
-                let c = try options.connect()
-                let id = try resolveExperiment(c, experiment).experimentID
-                let e = try c.call(Method.restoreExperiment, PBExperimentIdRequest.with { $0.experimentID = id }, as: PBExperimentResponse.self)
-                if options.json { return print(try e.experiment.jsonString()) }
-                print("restored experiment \(id) '\(e.experiment.name)'")
+            try Experiments.change(experiment, Method.restoreExperiment, options) { e in
+                "restored experiment \(e.experimentID) '\(e.name)'"
             }
+        }
+    }
+
+    /// Delete or restore: both take an experiment id and answer the experiment.
+    static func change(_ experiment: String, _ method: String, _ options: ConnectionOptions,
+                       _ describe: (PBExperiment) -> String) throws {
+        try reportingErrors {
+            let c = try options.connect()
+            let id = try resolveExperiment(c, experiment).experimentID
+            let e = try c.call(method, PBExperimentIdRequest.with { $0.experimentID = id }, as: PBExperimentResponse.self).experiment
+            if options.json { return print(try e.jsonString()) }
+            print(describe(e))
         }
     }
 }
