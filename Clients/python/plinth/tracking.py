@@ -566,9 +566,9 @@ class TrackingMixin:
     def download_artifacts(self, run_id: str, path: str = "", dest: Union[str, "os.PathLike[str]"] = ".") -> str:
         """Download an artifact, or every artifact under a folder, into
         `dest`, keeping paths relative to the run; returns the local path.
-        Each file's sha256 is checked against the daemon's digest."""
-        import hashlib
-
+        Each file is written chunk by chunk as the frames arrive (never
+        whole in memory) to a `.part` file, checked against the daemon's
+        sha256, then renamed into place."""
         dest = os.path.abspath(os.fspath(dest))
         listed = self.list_artifacts(run_id, path)
         if not listed:
@@ -577,19 +577,54 @@ class TrackingMixin:
             target = os.path.abspath(os.path.join(dest, *artifact["path"].split("/")))
             if os.path.commonpath([dest, target]) != dest:
                 raise errors.InvalidArgumentError("artifact path %r escapes %s" % (artifact["path"], dest))
-            response = self._call(
-                _TRACKING + "DownloadArtifact", tracking_pb2.DownloadArtifactRequest(run_id=run_id, path=artifact["path"]),
-                tracking_pb2.DownloadArtifactResponse.FromString,
-            )
-            data = b"".join(response.chunks)
-            if hashlib.sha256(data).hexdigest() != response.artifact.digest:
-                raise errors.DataLossError("artifact %r does not match its digest" % artifact["path"])
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "wb") as handle:
-                handle.write(data)
+            self._download(tracking_pb2.DownloadArtifactRequest(run_id=run_id, path=artifact["path"]), target)
         if len(listed) == 1 and listed[0]["path"] == path:
             return os.path.join(dest, *path.split("/"))
         return os.path.join(dest, *path.split("/")) if path else dest
+
+    def _download(self, request: tracking_pb2.DownloadArtifactRequest, target: str) -> None:
+        """Streams one DownloadArtifact answer into `target`, frame by frame.
+
+        This reads the connection's frames itself (the client's `_call`
+        would merge a stream into one message in memory); like `_call` it
+        holds the client's lock, and a failure other than a status closes
+        the connection, whose byte stream can no longer be trusted."""
+        import hashlib
+
+        partial = target + ".part"
+        hasher = hashlib.sha256()
+        with self._lock:
+            connection = self._connected()
+            request_id, frame = connection._frame(_TRACKING + "DownloadArtifact", request.SerializeToString())
+            try:
+                connection._send(frame)
+                with open(partial, "wb") as handle:
+                    while True:
+                        response = connection._next_for(request_id)
+                        if response.HasField("status") and response.status.code != 0:
+                            error = errors.error_for(response.status.code, response.status.message)
+                            while response.more:
+                                response = connection._next_for(request_id)
+                            raise error
+                        part = tracking_pb2.DownloadArtifactResponse.FromString(response.body)
+                        for chunk in part.chunks:
+                            handle.write(chunk)
+                            hasher.update(chunk)
+                        if not response.more:
+                            digest = part.artifact.digest
+                            break
+            except errors.PlinthError:
+                _remove(partial)
+                raise
+            except BaseException:
+                connection.close()
+                _remove(partial)
+                raise
+        if hasher.hexdigest() != digest:
+            _remove(partial)
+            raise errors.DataLossError("%s does not match the artifact's digest %s" % (target, digest))
+        os.replace(partial, target)
 
     # --- registry -------------------------------------------------------------
 
@@ -752,6 +787,13 @@ def code_version(start: Optional[str] = None) -> Optional[Tuple[str, bool]]:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return commit.stdout.strip(), bool(status.stdout.strip())
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _strings(mapping: Optional[Mapping[str, Any]]) -> Dict[str, str]:

@@ -277,3 +277,17 @@ def test_create_run_is_not_active_and_logs_unbuffered(client, tag):
     client.log_batch(run.run_id, metrics=[plinth.Metric("y", 1.0, 0, 5), plinth.Metric("y", 2.0, 1, 6)], params={"p": 1})
     assert client.get_run(run.run_id).metrics == {"x": 2.0, "y": 2.0}
     assert client.end_run(run.run_id, "KILLED").status == "KILLED"
+
+
+def test_a_failed_download_leaves_no_partial_file_and_the_client_usable(client, plinthd, tag, tmp_path):
+    client.create_experiment("lost-" + tag)
+    (tmp_path / "a.bin").write_bytes(b"lost-" + tag.encode())
+    with client.start_run("lost-" + tag) as run:
+        (stored,) = client.log_artifact(str(tmp_path / "a.bin"))
+    digest = stored["digest"]
+    os.remove(plinthd.data_dir / "blobs" / "sha256" / digest[:2] / digest[2:])
+    dest = tmp_path / "down"
+    with pytest.raises(plinth.NotFoundError, match="missing"):
+        client.download_artifacts(run.run_id, "a.bin", str(dest))
+    assert os.listdir(dest) == []
+    assert client.get_run(run.run_id).status == "FINISHED"
