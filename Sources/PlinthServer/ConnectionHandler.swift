@@ -150,13 +150,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func responder(id: UInt64, context: ChannelHandlerContext) -> Responder {
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
-        return Responder { code, message, body, more in
+        return Responder(deliver: { code, message, body, more in
             if loop.inEventLoop {
                 bound.value.complete(id: id, code: code, message: message, body: body, more: more)
             } else {
                 loop.execute { bound.value.complete(id: id, code: code, message: message, body: body, more: more) }
             }
-        }
+        }, caller: state.tokenName)
     }
 
     private func complete(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool) {

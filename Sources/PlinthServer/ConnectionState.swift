@@ -28,6 +28,12 @@ struct ConnectionState {
 
     var authRequired: Bool { !tokens.isEmpty }
 
+    /// The name of the token this connection presented; empty without one.
+    var tokenName: String {
+        if case .ready(_, let name) = phase { return name }
+        return ""
+    }
+
     /// The scopes this connection has now.
     var scopes: Scope {
         switch phase {

@@ -36,7 +36,7 @@ public final class PlinthServer: @unchecked Sendable {
         }
         let catalog = try Catalog(environment: environment)
         let store = try OnlineStore(environment: environment, catalog: catalog, maxRows: config.maxRows)
-        services = Services(store: store, config: config)
+        services = try Services(store: store, config: config)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.eventLoopThreads))
         quiesce = ServerQuiescingHelper(group: group)
     }

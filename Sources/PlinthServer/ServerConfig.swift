@@ -64,6 +64,9 @@ public struct ServerConfig: Sendable {
     /// Allows listening on a non-loopback address without tokens.
     public var insecure = false
     public var eventLoopThreads = System.coreCount
+    /// The largest run artifact accepted, in bytes; bigger uploads are
+    /// refused before more than this is stored.
+    public var maxArtifactBytes: Int64 = 1 << 30
 
     public init() {}
 
@@ -102,6 +105,7 @@ public struct ServerConfig: Sendable {
             case "map_size_bytes": mapSizeBytes = try int()
             case "insecure": insecure = try bool()
             case "event_loop_threads": eventLoopThreads = try int()
+            case "max_artifact_bytes": maxArtifactBytes = Int64(try int())
             case "tokens":
                 guard let list = value.sequence else { throw ConfigError("\(line): 'tokens' must be a list") }
                 tokens = try list.enumerated().map { i, entry in
@@ -122,7 +126,7 @@ public struct ServerConfig: Sendable {
                     return Token(name: name, secret: secret, scopes: scopes)
                 }
             default:
-                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, map_size_bytes, insecure, event_loop_threads, tokens)")
+                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, map_size_bytes, insecure, event_loop_threads, max_artifact_bytes, tokens)")
             }
         }
     }

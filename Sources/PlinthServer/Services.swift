@@ -6,7 +6,9 @@
 import Foundation
 import NIOCore
 import PlinthFeatures
+import PlinthRegistry
 import PlinthStorage
+import PlinthTracking
 import PlinthWire
 import Synchronization
 public import SwiftProtobuf
@@ -16,6 +18,9 @@ public import SwiftProtobuf
 /// last, then `succeed` (or `fail`) to end the stream.
 struct Responder: Sendable {
     let deliver: @Sendable (_ code: Int, _ message: String, _ body: ResponseBody, _ more: Bool) -> Void
+    /// The token name of the connection asking (empty without tokens): the
+    /// "who" that audited changes record.
+    var caller = ""
 
     func succeed(_ message: some SwiftProtobuf.Message) { send(message, more: false) }
 
@@ -99,13 +104,19 @@ public final class Services: Sendable {
     let store: OnlineStore
     let catalog: Catalog
     let config: ServerConfig
+    let tracking: TrackingStore
+    let artifacts: ArtifactStore
+    let registry: RegistryStore
     let stats = ServerStats()
     let listenAddresses: Mutex<[String]> = Mutex([])
 
-    init(store: OnlineStore, config: ServerConfig) {
+    init(store: OnlineStore, config: ServerConfig) throws {
         self.store = store
         self.catalog = store.catalog
         self.config = config
+        tracking = try TrackingStore(environment: store.environment)
+        artifacts = try ArtifactStore(tracking: tracking, maxBytes: config.maxArtifactBytes)
+        registry = try RegistryStore(environment: store.environment)
     }
 
     /// Every method but Hello, which the connection handles itself because
@@ -113,7 +124,7 @@ public final class Services: Sendable {
     /// methods in its `Services+Name.swift` file.
     static let table: [String: MethodSpec] = {
         var table: [String: MethodSpec] = [:]
-        for service in [adminMethods, featureMethods] {
+        for service in [adminMethods, featureMethods, trackingMethods, registryMethods] {
             table.merge(service) { _, _ in preconditionFailure("a method path is declared twice") }
         }
         return table

@@ -2,6 +2,8 @@
 // feature domain. Arrays are moved, not copied value by value.
 import Foundation
 import PlinthFeatures
+import PlinthRegistry
+import PlinthTracking
 import PlinthWire
 
 struct WireError: Error {
@@ -132,6 +134,21 @@ func status(for error: any Error) -> (code: Int, message: String) {
         switch e {
         case .conflict(let m): return (StatusCode.failedPrecondition, m)
         case .corrupt: return (StatusCode.internal, e.description)
+        }
+    case let e as TrackingError:
+        switch e {
+        case .invalidArgument(let m): return (StatusCode.invalidArgument, m)
+        case .notFound(let m): return (StatusCode.notFound, m)
+        case .alreadyExists(let m): return (StatusCode.alreadyExists, m)
+        case .failedPrecondition(let m): return (StatusCode.failedPrecondition, m)
+        case .tooLarge(let m): return (StatusCode.resourceExhausted, m)
+        }
+    case let e as RegistryError:
+        switch e {
+        case .invalidArgument(let m): return (StatusCode.invalidArgument, m)
+        case .notFound(let m): return (StatusCode.notFound, m)
+        case .alreadyExists(let m): return (StatusCode.alreadyExists, m)
+        case .policyViolation: return (StatusCode.failedPrecondition, e.description)
         }
     default: return (StatusCode.internal, "internal error: \(error)")
     }

@@ -83,6 +83,18 @@ public struct WriteTransaction: ~Copyable {
         try check(rc, "writing \(table.name)")
     }
 
+    /// Puts `key` at the end of the table (MDB_APPEND: no B-tree descent,
+    /// pages filled full), for keys that arrive in order. Returns false,
+    /// writing nothing, when `key` does not sort after the table's last key;
+    /// the caller then uses `put`.
+    public func append(_ table: Table, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool {
+        var data = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        let rc = withVal(key) { mdb_put(txn, table.dbi, &$0, &data, UInt32(MDB_APPEND)) }
+        if rc == MDB_KEYEXIST { return false }
+        try check(rc, "appending to \(table.name)")
+        return true
+    }
+
     public func put(_ table: Table, _ key: [UInt8], _ value: [UInt8]) throws {
         try key.withUnsafeBytes { (k) throws in
             try value.withUnsafeBytes { (v) throws in try put(table, k, v) }

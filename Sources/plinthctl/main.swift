@@ -1,5 +1,5 @@
 // plinthctl: the Plinth command line — definitions, pushes, online reads,
-// daemon status.
+// daemon status, experiments, runs and registered models.
 import ArgumentParser
 
 struct Plinthctl: ParsableCommand {
@@ -7,7 +7,8 @@ struct Plinthctl: ParsableCommand {
         commandName: "plinthctl",
         abstract: "Command line for the Plinth daemon.",
         version: plinthctlVersion,
-        subcommands: [Apply.self, Push.self, Get.self, Status.self, Definitions.self, Score.self])
+        subcommands: [Apply.self, Push.self, Get.self, Status.self, Definitions.self, Score.self,
+                      Experiments.self, Runs.self, Models.self])
 }
 
 Plinthctl.main()

@@ -10,6 +10,9 @@
         )
         online.to_dict()
 
+        with client.start_run("churn") as run:      # tracking (plinth.tracking)
+            client.log_metric("auc", 0.91)
+
 Every failure raises a `PlinthError` subclass carrying the status code.
 """
 
@@ -45,6 +48,7 @@ from .errors import (  # noqa: E402
     UnknownError,
 )
 from .online import OnlineResponse  # noqa: E402
+from .tracking import ActiveRun, Experiment, Metric, ModelVersion, PagedList, Run  # noqa: E402
 
 __all__ = [
     "Client", "OnlineResponse", "ApplyResult", "PushResult", "Definitions", "Entity",
@@ -53,4 +57,5 @@ __all__ = [
     "FailedPreconditionError", "InternalError", "InvalidArgumentError", "NotFoundError",
     "OutOfRangeError", "PermissionDeniedError", "ResourceExhaustedError",
     "UnauthenticatedError", "UnavailableError", "UnimplementedError", "UnknownError",
+    "ActiveRun", "Experiment", "Metric", "ModelVersion", "PagedList", "Run",
 ]

@@ -33,6 +33,7 @@ from ._values import (
 from ._wire import Connection
 from .definitions import ApplyResult, Catalog, Definitions, PushResult
 from .online import OnlineResponse
+from .tracking import TrackingMixin
 
 DEFAULT_ADDRESS = "127.0.0.1:7433"
 EVENT_TIMESTAMP = "event_timestamp"
@@ -64,7 +65,7 @@ M = TypeVar("M")
 Rows = Union[Sequence[Mapping], Mapping, Any]
 
 
-class Client:
+class Client(TrackingMixin):
     """A connection to plinthd.
 
     Args:

@@ -1,0 +1,325 @@
+"""Tracking and registry benchmark: Plinth against MLflow, in one run.
+
+Three backends are driven from this one Python process, each through its own
+Python client, on the same machine and the same workloads:
+
+  plinth         plinthd (release build, durable commits) over TCP loopback
+  mlflow-sqlite  MLflow's tracking store on SQLite, used directly (no server)
+  mlflow-http    MLflow's tracking server (`mlflow server`, SQLite backend)
+                 over HTTP on 127.0.0.1
+
+Workloads (timed parts only; set-up is not timed):
+  log_metric     one metric point per call
+  log_batch      one batch of 1,000 metric points per call
+  history        get the full history of one metric of 10,000 steps
+  search         search 1,000 runs with a metric and a param filter
+  register       register a model version and set an alias on it
+  throughput     (Plinth only) metric points per second in large batches
+
+Run it with Benchmarks/tracking/run.sh, which builds plinthd and the venv.
+Every process started here is stopped by its PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Callable, Dict, List, Optional
+
+import plinth
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("timed out waiting for " + what)
+
+
+def timed(fn: Callable[[int], None], iterations: int) -> Dict[str, float]:
+    """Mean and median seconds per call over `iterations` calls (after one warm-up)."""
+    fn(-1)
+    samples = []
+    for i in range(iterations):
+        start = time.perf_counter()
+        fn(i)
+        samples.append(time.perf_counter() - start)
+    return {"mean_s": statistics.mean(samples), "median_s": statistics.median(samples), "n": iterations}
+
+
+# --- the workloads, per backend -------------------------------------------------
+
+
+class PlinthBackend:
+    def __init__(self, name: str, address: str) -> None:
+        self.name = name
+        self.client = plinth.Client(address)
+
+    def setup(self, tag: str) -> None:
+        self.experiment = self.client.create_experiment("bench-" + tag).experiment_id
+        # Runs not made active: logged to by id, unbuffered, like MLflow's client.
+        self.run = self.client.create_run(self.experiment).run_id
+
+    def log_metric(self, i: int) -> None:
+        self.client.log_metric("single", 1.0, step=i + 1, run_id=self.run)
+
+    def log_batch(self, i: int) -> None:
+        base = (i + 1) * 1000
+        metrics = [plinth.Metric("m%d" % (j % 10), float(j), base + j, 1_700_000_000_000) for j in range(1000)]
+        self.client.log_batch(self.run, metrics=metrics)
+
+    def prepare_history(self) -> None:
+        self.history_run = self.client.create_run(self.experiment).run_id
+        for chunk in range(10):
+            metrics = [plinth.Metric("h", float(s), s, 1_700_000_000_000 + s) for s in range(chunk * 1000, chunk * 1000 + 1000)]
+            self.client.log_batch(self.history_run, metrics=metrics)
+
+    def history(self, i: int) -> None:
+        assert len(self.client.get_metric_history(self.history_run, "h")) == 10_000
+
+    def prepare_search(self, tag: str) -> None:
+        self.search_experiment = self.client.create_experiment("search-" + tag).experiment_id
+        for r in range(1000):
+            run = self.client.create_run(self.search_experiment).run_id
+            self.client.log_batch(run, metrics=[plinth.Metric("auc", (r % 100) / 100, 0, 1)],
+                                  params={"model": "xgb" if r % 2 else "lgbm"}, tags={"team": "t%d" % (r % 5)})
+            self.client.end_run(run, "FINISHED")
+
+    def search(self, i: int) -> None:
+        runs = self.client.search_runs(self.search_experiment, filter="metrics.auc > 0.5 and params.model = 'xgb'",
+                                       max_results=1000)
+        assert len(runs) == 250, len(runs)
+
+    def prepare_register(self, tag: str, folder: str) -> None:
+        self.model = "model-" + tag
+        self.model_file = os.path.join(folder, "model.json")
+        with open(self.model_file, "w") as f:
+            f.write('{"learner": {"gradient_booster": {}}}')
+
+    def register(self, i: int) -> None:
+        version = self.client.register_model(self.model, self.model_file, run_id=self.run)
+        self.client.set_alias(self.model, "champion", version.version, reason="bench")
+
+    def throughput(self, points_per_batch: int, batches: int) -> Dict[str, float]:
+        run = self.client.create_run(self.experiment).run_id
+        from plinth._proto.plinth.v1 import tracking_pb2
+        requests = []
+        for b in range(batches):
+            request = tracking_pb2.LogBatchRequest(run_id=run)
+            steps = list(range(b * points_per_batch, (b + 1) * points_per_batch))
+            request.metrics.add(key="loss", values=[float(s) for s in steps], steps=steps,
+                                timestamps_ms=[1_700_000_000_000] * points_per_batch)
+            requests.append(request)
+        start = time.perf_counter()
+        for request in requests:
+            self.client._log_batch(request)
+        seconds = time.perf_counter() - start
+        return {"points": points_per_batch * batches, "seconds": seconds,
+                "points_per_s": points_per_batch * batches / seconds}
+
+
+class MLflowBackend:
+    def __init__(self, name: str, uri: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.name = name
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def setup(self, tag: str) -> None:
+        self.experiment = self.client.create_experiment("bench-" + tag)
+        self.run = self.client.create_run(self.experiment).info.run_id
+
+    def log_metric(self, i: int) -> None:
+        self.client.log_metric(self.run, "single", 1.0, step=i + 1)
+
+    def log_batch(self, i: int) -> None:
+        from mlflow.entities import Metric
+
+        base = (i + 1) * 1000
+        metrics = [Metric("m%d" % (j % 10), float(j), 1_700_000_000_000, base + j) for j in range(1000)]
+        self.client.log_batch(self.run, metrics=metrics)
+
+    def prepare_history(self) -> None:
+        from mlflow.entities import Metric
+
+        self.history_run = self.client.create_run(self.experiment).info.run_id
+        for chunk in range(10):
+            metrics = [Metric("h", float(s), 1_700_000_000_000 + s, s) for s in range(chunk * 1000, chunk * 1000 + 1000)]
+            self.client.log_batch(self.history_run, metrics=metrics)
+
+    def history(self, i: int) -> None:
+        assert len(self.client.get_metric_history(self.history_run, "h")) == 10_000
+
+    def prepare_search(self, tag: str) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        self.search_experiment = self.client.create_experiment("search-" + tag)
+        for r in range(1000):
+            run = self.client.create_run(self.search_experiment).info.run_id
+            self.client.log_batch(run, metrics=[Metric("auc", (r % 100) / 100, 1, 0)],
+                                  params=[Param("model", "xgb" if r % 2 else "lgbm")], tags=[RunTag("team", "t%d" % (r % 5))])
+            self.client.set_terminated(run, "FINISHED")
+
+    def search(self, i: int) -> None:
+        runs = self.client.search_runs([self.search_experiment], filter_string="metrics.auc > 0.5 and params.model = 'xgb'",
+                                       max_results=1000)
+        assert len(runs) == 250, len(runs)
+
+    def prepare_register(self, tag: str, folder: str) -> None:
+        self.model = "model-" + tag
+        self.client.create_registered_model(self.model)
+
+    def register(self, i: int) -> None:
+        version = self.client.create_model_version(self.model, "runs:/%s/model" % self.run, run_id=self.run)
+        self.client.set_registered_model_alias(self.model, "champion", version.version)
+
+
+# --- processes ------------------------------------------------------------------
+
+
+def start_plinthd(binary: str, folder: str, sync: bool) -> (subprocess.Popen, str):
+    name = "plinthd-sync" if sync else "plinthd-nosync"
+    ready = os.path.join(folder, name + ".ready")
+    log = open(os.path.join(folder, name + ".log"), "ab")
+    args = [binary, "--data-dir", os.path.join(folder, name + "-data"), "--listen", "127.0.0.1:0",
+            "--ready-file", ready, "--log-level", "warning"]
+    if not sync:
+        args.append("--no-sync")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    wait_until(lambda: os.path.exists(ready) and open(ready).read().endswith("\n"), "plinthd")
+    return process, open(ready).read().splitlines()[0]
+
+
+def start_mlflow_server(folder: str) -> (subprocess.Popen, str):
+    port = free_port()
+    log = open(os.path.join(folder, "mlflow-server.log"), "ab")
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    process = subprocess.Popen(
+        [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", "sqlite:///" + os.path.join(folder, "mlflow-server.db"),
+         "--default-artifact-root", os.path.join(folder, "mlflow-artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = "http://127.0.0.1:%d" % port
+    wait_until(lambda: urllib.request.urlopen(url + "/health", timeout=2).status == 200, "mlflow server")
+    return process, url
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)  # the server's workers are in its session
+        except (ProcessLookupError, PermissionError):
+            process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- main -----------------------------------------------------------------------
+
+
+def run_backend(backend, folder: str, tag: str, scale: Dict[str, int]) -> Dict[str, Dict[str, float]]:
+    out: Dict[str, Dict[str, float]] = {}
+    backend.setup(tag)
+    out["log_metric"] = timed(backend.log_metric, scale["single"])
+    out["log_batch"] = timed(backend.log_batch, scale["batch"])
+    backend.prepare_history()
+    out["history"] = timed(backend.history, scale["history"])
+    backend.prepare_search(tag)
+    out["search"] = timed(backend.search, scale["search"])
+    backend.prepare_register(tag, folder)
+    out["register"] = timed(backend.register, scale["register"])
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plinthd", required=True, help="the plinthd binary (a release build)")
+    parser.add_argument("--out", help="write the figures as JSON here")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke test)")
+    args = parser.parse_args()
+    scale = {"single": 200, "batch": 30, "history": 10, "search": 5, "register": 20}
+    if args.quick:
+        scale = {k: max(2, v // 10) for k, v in scale.items()}
+
+    import mlflow
+
+    results: Dict[str, Dict[str, Dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="plinth-bench-tracking-") as folder:
+        durable, durable_address = start_plinthd(args.plinthd, folder, sync=True)
+        nosync, nosync_address = start_plinthd(args.plinthd, folder, sync=False)
+        server: Optional[subprocess.Popen] = None
+        try:
+            server, url = start_mlflow_server(folder)
+            backends = [
+                PlinthBackend("plinth", durable_address),
+                PlinthBackend("plinth-nosync", nosync_address),
+                MLflowBackend("mlflow-sqlite", "sqlite:///" + os.path.join(folder, "mlflow-direct.db")),
+                MLflowBackend("mlflow-http", url),
+            ]
+            for backend in backends:
+                print("running %s ..." % backend.name, file=sys.stderr, flush=True)
+                results[backend.name] = run_backend(backend, folder, "t", scale)
+            throughput = {b.name: b.throughput(100_000, 20) for b in backends[:2]}
+            small = {b.name: b.throughput(10_000, 50) for b in backends[:2]}
+        finally:
+            if server is not None:
+                stop(server)
+            stop(durable)
+            stop(nosync)
+
+    rows = [("log_metric", "single log_metric"), ("log_batch", "log_batch of 1,000 metrics"),
+            ("history", "metric history, 10,000 steps"), ("search", "search over 1,000 runs"),
+            ("register", "register a version + set an alias")]
+    print("mlflow %s, python %s; median seconds per call (load on a shared machine makes means noisy)"
+          % (mlflow.__version__, sys.version.split()[0]))
+    print()
+    print("| operation | Plinth (sync) | Plinth (--no-sync) | MLflow SQLite (direct) | MLflow server (HTTP) "
+          "| sync vs server | no-sync vs server | sync vs SQLite |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key, label in rows:
+        p, n, s, h = (results[b][key]["median_s"] for b in ("plinth", "plinth-nosync", "mlflow-sqlite", "mlflow-http"))
+        print("| %s | %s | %s | %s | %s | %.0fx | %.0fx | %.0fx |" % (label, fmt(p), fmt(n), fmt(s), fmt(h), h / p, h / n, s / p))
+    print()
+    for name, label in (("plinth", "sync"), ("plinth-nosync", "--no-sync")):
+        for size, t in (("100,000", throughput[name]), ("10,000", small[name])):
+            print("Plinth (%s) batched, %s points per LogBatch: %.0f points/s (%d points in %.2f s)"
+                  % (label, size, t["points_per_s"], t["points"], t["seconds"]))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"mlflow_version": mlflow.__version__, "results": results, "throughput_100k": throughput,
+                       "throughput_10k": small, "scale": scale}, f, indent=2)
+
+
+def fmt(seconds: float) -> str:
+    if seconds < 1e-3:
+        return "%.0f µs" % (seconds * 1e6)
+    if seconds < 1:
+        return "%.2f ms" % (seconds * 1e3)
+    return "%.2f s" % seconds
+
+
+if __name__ == "__main__":
+    main()

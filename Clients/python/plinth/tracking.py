@@ -1,0 +1,904 @@
+"""Experiment tracking and the model registry: the `Client` methods.
+
+`TrackingMixin` is mixed into `plinth.Client`; every method here goes
+through the client's `_call`, so it shares its connection, lock and errors.
+
+    with plinth.Client() as client:
+        client.create_experiment("churn")
+        with client.start_run("churn", run_name="xgb-depth6") as run:
+            client.log_params({"max_depth": 6, "eta": 0.1})
+            for step, loss in enumerate(losses):
+                client.log_metric("loss", loss, step=step)   # buffered
+            client.log_artifact("model.json")
+        version = client.register_model("churn", "model.json", run_id=run.run_id,
+                                        signature={"feature_service": "churn_v1"})
+        client.set_alias("churn", "production", version.version, reason="Q3 launch")
+
+Metrics are buffered and sent as one LogBatch (the daemon's one write
+primitive) when the buffer holds `flush_points` points, when `flush_seconds`
+have passed, and when the run ends, so a training loop can log every step
+without paying a round trip per point. Params and tags are sent at once:
+a param is immutable, and logging a different value must fail where it is
+written. A run started with `start_run` records the code version (git
+commit and dirty flag) of the calling script's repository by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from . import errors
+from ._proto.plinth.v1 import registry_pb2, tracking_pb2
+
+_TRACKING = "/plinth.v1.Tracking/"
+_REGISTRY = "/plinth.v1.Registry/"
+#: Bytes per UploadArtifact chunk: well under the default 16 MiB frame limit.
+ARTIFACT_CHUNK_BYTES = 1 << 20
+#: Buffered metric points that trigger a flush.
+DEFAULT_FLUSH_POINTS = 50_000
+#: Seconds after which buffered metrics are flushed even if few.
+DEFAULT_FLUSH_SECONDS = 1.0
+
+_STATUS_NAMES = {
+    tracking_pb2.RUN_STATUS_RUNNING: "RUNNING",
+    tracking_pb2.RUN_STATUS_FINISHED: "FINISHED",
+    tracking_pb2.RUN_STATUS_FAILED: "FAILED",
+    tracking_pb2.RUN_STATUS_KILLED: "KILLED",
+}
+_STATUS_CODES = {name: code for code, name in _STATUS_NAMES.items()}
+_FORMATS = {".json": "xgboost-json", ".ubj": "xgboost-ubjson", ".txt": "lightgbm-text", ".onnx": "onnx"}
+
+
+# --- values returned ----------------------------------------------------------
+
+
+@dataclass
+class Experiment:
+    experiment_id: int
+    name: str
+    deleted: bool
+    tags: Dict[str, str]
+    created_ms: int
+    updated_ms: int
+
+
+@dataclass
+class Metric:
+    key: str
+    value: float
+    step: int
+    timestamp: int  # milliseconds since the epoch
+
+
+@dataclass
+class Run:
+    run_id: str
+    experiment_id: int
+    name: str
+    status: str
+    start_time: int  # milliseconds since the epoch
+    end_time: int  # 0 while RUNNING
+    deleted: bool
+    params: Dict[str, str]
+    metrics: Dict[str, float]  # latest value of each metric
+    tags: Dict[str, str]
+    inputs: List[Dict[str, Any]]
+    code_version: Optional[Dict[str, Any]]
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: int
+    run_id: str
+    artifact_digest: str
+    artifact_format: str
+    signature: Dict[str, Any]
+    metrics: Dict[str, float]
+    tags: Dict[str, str]
+    aliases: List[str]
+    description: str
+    created_ms: int
+
+
+class PagedList(list):
+    """A page of results; `token` fetches the next page (None on the last)."""
+
+    def __init__(self, items: Iterable[Any], token: Optional[str]) -> None:
+        super().__init__(items)
+        self.token = token
+
+
+# --- the active run -----------------------------------------------------------
+
+
+class ActiveRun:
+    """A run started by `Client.start_run`; a context manager that ends it
+    FINISHED, or FAILED when the block raises. Its `log_*` methods are the
+    client's, bound to this run."""
+
+    def __init__(self, client: "TrackingMixin", run: Run, flush_points: int, flush_seconds: float) -> None:
+        self._client = client
+        self.info = run
+        self.run_id = run.run_id
+        self._flush_points = flush_points
+        self._flush_seconds = flush_seconds
+        self._lock = threading.Lock()
+        self._series: Dict[str, Tuple[List[float], List[int], List[int]]] = {}
+        self._buffered = 0
+        self._error: Optional[BaseException] = None
+        self._ended = False
+        self._wake = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_periodically, name="plinth-metrics-%s" % run.run_id[:8], daemon=True)
+        self._flusher.start()
+
+    def __enter__(self) -> "ActiveRun":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.end("FAILED" if exc_type is not None else "FINISHED", _raise=exc_type is None)
+
+    def __repr__(self) -> str:
+        return "ActiveRun(run_id=%r)" % self.run_id
+
+    # Buffering: points wait here until a flush sends them in one LogBatch.
+    def _add(self, key: str, value: float, step: int, timestamp: int) -> None:
+        self._check_error()
+        if self._ended:
+            raise errors.FailedPreconditionError("run %s has ended; start a new run to log more" % self.run_id)
+        with self._lock:
+            values, steps, times = self._series.setdefault(key, ([], [], []))
+            values.append(float(value))
+            steps.append(int(step))
+            times.append(int(timestamp))
+            self._buffered += 1
+            full = self._buffered >= self._flush_points
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the buffered metrics now (one LogBatch)."""
+        with self._lock:
+            series, self._series, self._buffered = self._series, {}, 0
+        if not series:
+            return
+        request = tracking_pb2.LogBatchRequest(run_id=self.run_id)
+        for key, (values, steps, times) in series.items():
+            request.metrics.add(key=key, values=values, steps=steps, timestamps_ms=times)
+        self._client._log_batch(request)
+
+    def _flush_periodically(self) -> None:
+        while not self._wake.wait(self._flush_seconds):
+            try:
+                self.flush()
+            except BaseException as error:  # reported on the next call from the user's thread
+                self._error = error
+                return
+
+    def _check_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def end(self, status: str = "FINISHED", _raise: bool = True) -> Run:
+        """Flush what is buffered and end the run with `status`
+        (FINISHED, FAILED or KILLED)."""
+        if self._ended:
+            return self.info
+        self._ended = True
+        self._wake.set()
+        self._flusher.join()
+        pending: Optional[BaseException] = None
+        try:
+            self._check_error()
+            self.flush()
+        except BaseException as error:
+            pending = error
+            status = "FAILED"
+        try:
+            self.info = self._client.end_run(self.run_id, status)
+        finally:
+            self._client._forget_run(self)
+        if pending is not None and _raise:
+            raise pending
+        return self.info
+
+    def log_param(self, key: str, value: Any) -> None:
+        self._client.log_param(key, value, run_id=self.run_id)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._client.log_params(params, run_id=self.run_id)
+
+    def log_metric(self, key: str, value: float, step: Optional[int] = None, timestamp: Optional[int] = None) -> None:
+        self._client.log_metric(key, value, step=step, timestamp=timestamp, run_id=self.run_id)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: Optional[int] = None, timestamp: Optional[int] = None) -> None:
+        self._client.log_metrics(metrics, step=step, timestamp=timestamp, run_id=self.run_id)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._client.set_tags({key: value}, run_id=self.run_id)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._client.set_tags(tags, run_id=self.run_id)
+
+    def log_artifact(self, path: str, artifact_path: Optional[str] = None) -> List[Dict[str, Any]]:
+        return self._client.log_artifact(path, artifact_path=artifact_path, run_id=self.run_id)
+
+    def log_input(self, name: str, digest: str, **kwargs: Any) -> None:
+        self._client.log_input(name, digest, run_id=self.run_id, **kwargs)
+
+
+# --- the mixin ----------------------------------------------------------------
+
+
+class TrackingMixin:
+    """Tracking and registry calls of `plinth.Client` (see the module docstring)."""
+
+    _call: Any  # provided by Client
+
+    def _runs(self) -> List[ActiveRun]:
+        runs = self.__dict__.get("_active_runs")
+        if runs is None:
+            runs = self.__dict__.setdefault("_active_runs", [])
+        return runs
+
+    def _forget_run(self, run: ActiveRun) -> None:
+        runs = self._runs()
+        if run in runs:
+            runs.remove(run)
+
+    def _run_for(self, run_id: Optional[str]) -> Tuple[str, Optional[ActiveRun]]:
+        runs = self._runs()
+        if run_id is None:
+            if not runs:
+                raise errors.FailedPreconditionError("no active run: use `with client.start_run(...)` or pass run_id=")
+            return runs[-1].run_id, runs[-1]
+        return run_id, next((r for r in runs if r.run_id == run_id), None)
+
+    def _log_batch(self, request: tracking_pb2.LogBatchRequest) -> None:
+        self._call(_TRACKING + "LogBatch", request, tracking_pb2.LogBatchResponse.FromString)
+
+    # --- experiments ----------------------------------------------------------
+
+    def create_experiment(self, name: str, tags: Optional[Mapping[str, str]] = None) -> Experiment:
+        """Create an experiment; AlreadyExistsError when the name is taken."""
+        response = self._call(
+            _TRACKING + "CreateExperiment",
+            tracking_pb2.CreateExperimentRequest(name=name, tags=_strings(tags)),
+            tracking_pb2.ExperimentResponse.FromString,
+        )
+        return _experiment(response.experiment)
+
+    def get_experiment(self, experiment: Union[int, str, Experiment]) -> Experiment:
+        """An experiment by id, name, or an Experiment (refreshed)."""
+        if isinstance(experiment, Experiment):
+            experiment = experiment.experiment_id
+        request = tracking_pb2.GetExperimentRequest()
+        if isinstance(experiment, int) or (isinstance(experiment, str) and experiment.isdigit()):
+            request.experiment_id = int(experiment)
+        else:
+            request.name = experiment
+        return _experiment(self._call(_TRACKING + "GetExperiment", request, tracking_pb2.ExperimentResponse.FromString).experiment)
+
+    def list_experiments(self, include_deleted: bool = False) -> List[Experiment]:
+        view = tracking_pb2.VIEW_TYPE_ALL if include_deleted else tracking_pb2.VIEW_TYPE_ACTIVE_ONLY
+        response = self._call(
+            _TRACKING + "ListExperiments", tracking_pb2.ListExperimentsRequest(view=view),
+            tracking_pb2.ListExperimentsResponse.FromString,
+        )
+        return [_experiment(e) for e in response.experiments]
+
+    def rename_experiment(self, experiment: Union[int, str, Experiment], new_name: str) -> Experiment:
+        request = tracking_pb2.RenameExperimentRequest(experiment_id=self._experiment_id(experiment), new_name=new_name)
+        return _experiment(self._call(_TRACKING + "RenameExperiment", request, tracking_pb2.ExperimentResponse.FromString).experiment)
+
+    def delete_experiment(self, experiment: Union[int, str, Experiment]) -> Experiment:
+        """Soft delete; `restore_experiment` brings it back."""
+        request = tracking_pb2.ExperimentIdRequest(experiment_id=self._experiment_id(experiment))
+        return _experiment(self._call(_TRACKING + "DeleteExperiment", request, tracking_pb2.ExperimentResponse.FromString).experiment)
+
+    def restore_experiment(self, experiment: Union[int, str, Experiment]) -> Experiment:
+        request = tracking_pb2.ExperimentIdRequest(experiment_id=self._experiment_id(experiment))
+        return _experiment(self._call(_TRACKING + "RestoreExperiment", request, tracking_pb2.ExperimentResponse.FromString).experiment)
+
+    def _experiment_id(self, experiment: Union[int, str, Experiment]) -> int:
+        if isinstance(experiment, Experiment):
+            return experiment.experiment_id
+        if isinstance(experiment, int):
+            return experiment
+        return self.get_experiment(experiment).experiment_id
+
+    # --- runs -----------------------------------------------------------------
+
+    def start_run(
+        self,
+        experiment: Union[int, str, Experiment],
+        run_name: Optional[str] = None,
+        tags: Optional[Mapping[str, Any]] = None,
+        *,
+        log_code_version: bool = True,
+        flush_points: int = DEFAULT_FLUSH_POINTS,
+        flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+    ) -> ActiveRun:
+        """Start a RUNNING run in `experiment` (id, name or Experiment).
+
+        Use it as a context manager: the run ends FINISHED when the block
+        completes and FAILED when it raises. While active, the client's
+        `log_*` methods log to it without a run_id. The git commit and dirty
+        flag of the calling script's repository are logged by themselves
+        (`log_code_version=False` to skip).
+        """
+        run = self.create_run(experiment, run_name, tags)
+        active = ActiveRun(self, run, flush_points, flush_seconds)
+        self._runs().append(active)
+        if log_code_version:
+            code = code_version()
+            if code is not None:
+                batch = tracking_pb2.LogBatchRequest(run_id=run.run_id)
+                batch.code_version.git_commit, batch.code_version.dirty = code
+                self._log_batch(batch)
+        return active
+
+    def create_run(
+        self, experiment: Union[int, str, Experiment], run_name: Optional[str] = None,
+        tags: Optional[Mapping[str, Any]] = None,
+    ) -> Run:
+        """Start a RUNNING run without making it the active run (MLflow's
+        `MlflowClient.create_run`): log to it with `run_id=`, unbuffered,
+        and end it with `end_run(run_id)`."""
+        request = tracking_pb2.StartRunRequest(
+            experiment_id=self._experiment_id(experiment), name=run_name or "", tags=_strings(tags)
+        )
+        return _run(self._call(_TRACKING + "StartRun", request, tracking_pb2.RunResponse.FromString).run)
+
+    def end_run(self, run_id: Optional[str] = None, status: str = "FINISHED") -> Run:
+        """End a run (the active one by default): FINISHED, FAILED or KILLED."""
+        if run_id is None or any(r.run_id == run_id for r in self._runs()):
+            run_id, active = self._run_for(run_id)
+            if active is not None and not active._ended:
+                return active.end(status)
+        if status not in _STATUS_CODES or status == "RUNNING":
+            raise errors.InvalidArgumentError("status must be FINISHED, FAILED or KILLED, not %r" % status)
+        request = tracking_pb2.EndRunRequest(run_id=run_id, status=_STATUS_CODES[status])
+        return _run(self._call(_TRACKING + "EndRun", request, tracking_pb2.RunResponse.FromString).run)
+
+    def get_run(self, run_id: str) -> Run:
+        """A run with its params, tags, inputs and the latest value of each metric."""
+        active = next((r for r in self._runs() if r.run_id == run_id), None)
+        if active is not None:
+            active.flush()
+        return _run(self._call(_TRACKING + "GetRun", tracking_pb2.RunIdRequest(run_id=run_id), tracking_pb2.RunResponse.FromString).run)
+
+    def delete_run(self, run_id: str) -> Run:
+        """Soft delete; `restore_run` brings it back."""
+        return _run(self._call(_TRACKING + "DeleteRun", tracking_pb2.RunIdRequest(run_id=run_id), tracking_pb2.RunResponse.FromString).run)
+
+    def restore_run(self, run_id: str) -> Run:
+        return _run(self._call(_TRACKING + "RestoreRun", tracking_pb2.RunIdRequest(run_id=run_id), tracking_pb2.RunResponse.FromString).run)
+
+    # --- logging --------------------------------------------------------------
+
+    def log_param(self, key: str, value: Any, run_id: Optional[str] = None) -> None:
+        """Log one param. Params are immutable: a different value for the
+        same key raises InvalidArgumentError."""
+        self.log_params({key: value}, run_id=run_id)
+
+    def log_params(self, params: Mapping[str, Any], run_id: Optional[str] = None) -> None:
+        run_id, _ = self._run_for(run_id)
+        request = tracking_pb2.LogBatchRequest(run_id=run_id)
+        for key, value in params.items():
+            request.params.add(key=str(key), value=str(value))
+        self._log_batch(request)
+
+    def set_tags(self, tags: Mapping[str, Any], run_id: Optional[str] = None) -> None:
+        run_id, _ = self._run_for(run_id)
+        self._log_batch(tracking_pb2.LogBatchRequest(run_id=run_id, tags=_strings(tags)))
+
+    def set_tag(self, key: str, value: Any, run_id: Optional[str] = None) -> None:
+        self.set_tags({key: value}, run_id=run_id)
+
+    def log_metric(
+        self, key: str, value: float, step: Optional[int] = None, timestamp: Optional[int] = None,
+        run_id: Optional[str] = None,
+    ) -> None:
+        """Log one metric point (NaN and infinities allowed). Buffered for
+        an active run; sent at once for another run."""
+        self.log_metrics({key: value}, step=step, timestamp=timestamp, run_id=run_id)
+
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: Optional[int] = None, timestamp: Optional[int] = None,
+        run_id: Optional[str] = None,
+    ) -> None:
+        run_id, active = self._run_for(run_id)
+        when = int(time.time() * 1000) if timestamp is None else int(timestamp)
+        if active is not None:
+            for key, value in metrics.items():
+                active._add(key, value, step or 0, when)
+            return
+        request = tracking_pb2.LogBatchRequest(run_id=run_id)
+        for key, value in metrics.items():
+            request.metrics.add(key=key, values=[float(value)], steps=[step or 0], timestamps_ms=[when])
+        self._log_batch(request)
+
+    def log_batch(
+        self, run_id: str, metrics: Sequence[Metric] = (), params: Optional[Mapping[str, Any]] = None,
+        tags: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """MLflow's log_batch: everything in one request, stored all or nothing."""
+        request = tracking_pb2.LogBatchRequest(run_id=run_id, tags=_strings(tags))
+        by_key: Dict[str, Any] = {}
+        for m in metrics:
+            series = by_key.get(m.key)
+            if series is None:
+                series = by_key[m.key] = request.metrics.add(key=m.key)
+            series.values.append(float(m.value))
+            series.steps.append(int(m.step))
+            series.timestamps_ms.append(int(m.timestamp))
+        for key, value in (params or {}).items():
+            request.params.add(key=str(key), value=str(value))
+        self._log_batch(request)
+
+    def log_input(
+        self, name: str, digest: str, features: Sequence[str] = (), feature_service: str = "",
+        as_of: Optional[int] = None, context: str = "training", run_id: Optional[str] = None,
+    ) -> None:
+        """Record the training dataset: the digest of its entity spine, the
+        feature references (or a feature service) it joined and its as-of
+        time (ms). The daemon stamps the feature definition versions."""
+        run_id, _ = self._run_for(run_id)
+        request = tracking_pb2.LogBatchRequest(run_id=run_id)
+        request.inputs.add(name=name, digest=digest, feature_references=list(features),
+                           feature_service=feature_service, as_of_ms=int(as_of or 0), context=context)
+        self._log_batch(request)
+
+    def get_metric_history(self, run_id: str, key: str) -> List[Metric]:
+        """Every point of a metric, by step then timestamp (all pages)."""
+        active = next((r for r in self._runs() if r.run_id == run_id), None)
+        if active is not None:
+            active.flush()
+        out: List[Metric] = []
+        token = ""
+        while True:
+            response = self._call(
+                _TRACKING + "GetMetricHistory",
+                tracking_pb2.GetMetricHistoryRequest(run_id=run_id, key=key, page_token=token),
+                tracking_pb2.GetMetricHistoryResponse.FromString,
+            )
+            out.extend(Metric(key, v, s, t) for v, s, t in zip(response.values, response.steps, response.timestamps_ms))
+            token = response.next_page_token
+            if not token:
+                return out
+
+    def search_runs(
+        self,
+        experiment: Union[int, str, Experiment, Sequence[Union[int, str, Experiment]]],
+        filter: str = "",  # noqa: A002 (MLflow's name)
+        order_by: Optional[Sequence[str]] = None,
+        max_results: Optional[int] = None,
+        page_token: Optional[str] = None,
+        output_format: str = "list",
+        include_deleted: bool = False,
+    ) -> Any:
+        """Search runs with MLflow's filter grammar.
+
+        `filter` like "metrics.auc > 0.8 and params.model = 'xgb'";
+        `order_by` like ["metrics.auc DESC"]. With `max_results` one page
+        comes back (a PagedList whose `.token` fetches the next); without,
+        every match. `output_format="pandas"` returns a DataFrame with
+        MLflow's columns (run_id, status, metrics.x, params.y, tags.z, ...).
+        A filter that does not parse raises InvalidArgumentError naming the
+        offending token and its position.
+        """
+        experiments = experiment if isinstance(experiment, (list, tuple)) else [experiment]
+        ids = [self._experiment_id(e) for e in experiments]
+        view = tracking_pb2.VIEW_TYPE_ALL if include_deleted else tracking_pb2.VIEW_TYPE_ACTIVE_ONLY
+        runs: List[Run] = []
+        token = page_token or ""
+        while True:
+            response = self._call(
+                _TRACKING + "SearchRuns",
+                tracking_pb2.SearchRunsRequest(experiment_ids=ids, filter=filter, order_by=list(order_by or []),
+                                               max_results=max_results or 0, page_token=token, view=view),
+                tracking_pb2.SearchRunsResponse.FromString,
+            )
+            runs.extend(_run(r) for r in response.runs)
+            token = response.next_page_token
+            if max_results is not None or not token:
+                break
+        if output_format == "pandas":
+            return _runs_frame(runs)
+        if output_format != "list":
+            raise ValueError("output_format must be 'list' or 'pandas', not %r" % output_format)
+        return PagedList(runs, token or None)
+
+    # --- artifacts ------------------------------------------------------------
+
+    def log_artifact(
+        self, path: Union[str, "os.PathLike[str]"], artifact_path: Optional[str] = None, run_id: Optional[str] = None,
+    ) -> List[Dict[str, Any]]:
+        """Upload a file, or a folder's files, to the run's artifacts, under
+        `artifact_path` (a folder within the run). Symbolic links are refused."""
+        run_id, _ = self._run_for(run_id)
+        path = os.fspath(path)
+        if os.path.islink(path):
+            raise errors.InvalidArgumentError("%s is a symbolic link; artifacts must be regular files" % path)
+        prefix = (artifact_path.strip("/") + "/") if artifact_path else ""
+        if os.path.isdir(path):
+            files: List[Tuple[str, str]] = []
+            for folder, dirs, names in os.walk(path, followlinks=False):
+                for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+                    full = os.path.join(folder, name)
+                    if os.path.islink(full):
+                        raise errors.InvalidArgumentError("%s is a symbolic link; artifacts must be regular files" % full)
+                    files.append((full, prefix + os.path.relpath(full, path).replace(os.sep, "/")))
+        else:
+            files = [(path, prefix + os.path.basename(path))]
+        return [self._upload(run_id, local, remote) for local, remote in files]
+
+    def _upload(self, run_id: str, local: str, remote: str) -> Dict[str, Any]:
+        upload_id = ""
+        with open(local, "rb") as handle:
+            chunk = handle.read(ARTIFACT_CHUNK_BYTES)
+            while True:
+                following = handle.read(ARTIFACT_CHUNK_BYTES)
+                request = tracking_pb2.UploadArtifactRequest(
+                    run_id=run_id, path=remote, upload_id=upload_id, data=chunk, finish=not following
+                )
+                response = self._call(_TRACKING + "UploadArtifact", request, tracking_pb2.UploadArtifactResponse.FromString)
+                upload_id = response.upload_id
+                if not following:
+                    return _artifact(response.artifact)
+                chunk = following
+
+    def list_artifacts(self, run_id: str, path: str = "") -> List[Dict[str, Any]]:
+        response = self._call(
+            _TRACKING + "ListArtifacts", tracking_pb2.ListArtifactsRequest(run_id=run_id, prefix=path),
+            tracking_pb2.ListArtifactsResponse.FromString,
+        )
+        return [_artifact(a) for a in response.artifacts]
+
+    def download_artifacts(self, run_id: str, path: str = "", dest: Union[str, "os.PathLike[str]"] = ".") -> str:
+        """Download an artifact, or every artifact under a folder, into
+        `dest`, keeping paths relative to the run; returns the local path.
+        Each file is written chunk by chunk as the frames arrive (never
+        whole in memory) to a `.part` file, checked against the daemon's
+        sha256, then renamed into place."""
+        dest = os.path.abspath(os.fspath(dest))
+        listed = self.list_artifacts(run_id, path)
+        if not listed:
+            raise errors.NotFoundError("run %s has no artifact at %r" % (run_id, path))
+        for artifact in listed:
+            target = os.path.abspath(os.path.join(dest, *artifact["path"].split("/")))
+            if os.path.commonpath([dest, target]) != dest:
+                raise errors.InvalidArgumentError("artifact path %r escapes %s" % (artifact["path"], dest))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            self._download(tracking_pb2.DownloadArtifactRequest(run_id=run_id, path=artifact["path"]), target)
+        if len(listed) == 1 and listed[0]["path"] == path:
+            return os.path.join(dest, *path.split("/"))
+        return os.path.join(dest, *path.split("/")) if path else dest
+
+    def _download(self, request: tracking_pb2.DownloadArtifactRequest, target: str) -> None:
+        """Streams one DownloadArtifact answer into `target`, frame by frame.
+
+        This reads the connection's frames itself (the client's `_call`
+        would merge a stream into one message in memory); like `_call` it
+        holds the client's lock, and a failure other than a status closes
+        the connection, whose byte stream can no longer be trusted."""
+        import hashlib
+
+        partial = target + ".part"
+        hasher = hashlib.sha256()
+        with self._lock:
+            connection = self._connected()
+            request_id, frame = connection._frame(_TRACKING + "DownloadArtifact", request.SerializeToString())
+            try:
+                connection._send(frame)
+                with open(partial, "wb") as handle:
+                    while True:
+                        response = connection._next_for(request_id)
+                        if response.HasField("status") and response.status.code != 0:
+                            error = errors.error_for(response.status.code, response.status.message)
+                            while response.more:
+                                response = connection._next_for(request_id)
+                            raise error
+                        part = tracking_pb2.DownloadArtifactResponse.FromString(response.body)
+                        for chunk in part.chunks:
+                            handle.write(chunk)
+                            hasher.update(chunk)
+                        if not response.more:
+                            digest = part.artifact.digest
+                            break
+            except errors.PlinthError:
+                _remove(partial)
+                raise
+            except BaseException:
+                connection.close()
+                _remove(partial)
+                raise
+        if hasher.hexdigest() != digest:
+            _remove(partial)
+            raise errors.DataLossError("%s does not match the artifact's digest %s" % (target, digest))
+        os.replace(partial, target)
+
+    # --- registry -------------------------------------------------------------
+
+    def register_model(
+        self,
+        name: str,
+        model_path: Union[str, "os.PathLike[str]"],
+        run_id: Optional[str] = None,
+        signature: Optional[Mapping[str, Any]] = None,
+        format: Optional[str] = None,  # noqa: A002
+        description: str = "",
+        tags: Optional[Mapping[str, Any]] = None,
+    ) -> ModelVersion:
+        """Upload a model file and register it as the next version of `name`
+        (created when missing). With `run_id`, the version records the run
+        and copies its metrics and datasets. `signature`: {"features":
+        ["view:feature", ...]} or {"feature_service": "svc"}, plus optional
+        "request_fields" and "outputs" ({"name": "type"} or [(name, type)]).
+        `format` defaults from the extension (.json: xgboost-json, .ubj,
+        .txt: lightgbm-text, .onnx)."""
+        model_path = os.fspath(model_path)
+        if os.path.islink(model_path) or not os.path.isfile(model_path):
+            raise errors.InvalidArgumentError("%s is not a regular file" % model_path)
+        blob = self._upload_blob(model_path)
+        request = registry_pb2.CreateModelVersionRequest(
+            model=name, description=description, run_id=run_id or "", artifact_digest=blob["digest"],
+            artifact_format=format or _FORMATS.get(os.path.splitext(model_path)[1].lower(), "binary"),
+            tags=_strings(tags),
+        )
+        if signature:
+            _fill_signature(request.signature, signature)
+        response = self._call(_REGISTRY + "CreateModelVersion", request, registry_pb2.ModelVersionResponse.FromString)
+        return _version(response.version)
+
+    def _upload_blob(self, local: str) -> Dict[str, Any]:
+        # An empty run id stores the blob with no run listing: a model file
+        # may be registered after its run has ended.
+        return self._upload("", local, "")
+
+    def get_model_version(self, name: str, version: Optional[int] = None, alias: Optional[str] = None) -> ModelVersion:
+        """A version by number, by alias (`name@alias`), or the latest."""
+        request = registry_pb2.GetModelVersionRequest(model=name, version=int(version or 0), alias=alias or "")
+        return _version(self._call(_REGISTRY + "GetModelVersion", request, registry_pb2.ModelVersionResponse.FromString).version)
+
+    def list_model_versions(self, name: str) -> List[ModelVersion]:
+        response = self._call(
+            _REGISTRY + "ListModelVersions", registry_pb2.ListModelVersionsRequest(model=name),
+            registry_pb2.ListModelVersionsResponse.FromString,
+        )
+        return [_version(v) for v in response.versions]
+
+    def get_registered_model(self, name: str) -> Dict[str, Any]:
+        response = self._call(
+            _REGISTRY + "GetRegisteredModel", registry_pb2.GetRegisteredModelRequest(name=name),
+            registry_pb2.RegisteredModelResponse.FromString,
+        )
+        return _model(response.model)
+
+    def list_registered_models(self) -> List[Dict[str, Any]]:
+        response = self._call(
+            _REGISTRY + "ListRegisteredModels", registry_pb2.ListRegisteredModelsRequest(),
+            registry_pb2.ListRegisteredModelsResponse.FromString,
+        )
+        return [_model(m) for m in response.models]
+
+    def update_registered_model(
+        self, name: str, description: Optional[str] = None, card: Optional[Mapping[str, Any]] = None,
+        tags: Optional[Mapping[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Set the description, model-card fields (owner, intended_use,
+        limitations, ...) and tags; an empty value removes a field."""
+        request = registry_pb2.UpdateRegisteredModelRequest(
+            name=name, set_description=description is not None, description=description or "",
+            card=_strings(card), tags=_strings(tags),
+        )
+        return _model(self._call(_REGISTRY + "UpdateRegisteredModel", request, registry_pb2.RegisteredModelResponse.FromString).model)
+
+    def set_alias(self, name: str, alias: str, version: int, reason: str = "") -> Dict[str, Any]:
+        """Point `name@alias` at `version`. A protected alias (production
+        unless the policy says otherwise) runs the model's policy first; a
+        failure raises FailedPreconditionError listing every failed check.
+        The change is audited with this connection's token name and `reason`."""
+        request = registry_pb2.SetModelAliasRequest(model=name, alias=alias, version=int(version), reason=reason)
+        return _change(self._call(_REGISTRY + "SetModelAlias", request, registry_pb2.AliasChangeResponse.FromString).change)
+
+    def delete_alias(self, name: str, alias: str, reason: str = "") -> Dict[str, Any]:
+        request = registry_pb2.DeleteModelAliasRequest(model=name, alias=alias, reason=reason)
+        return _change(self._call(_REGISTRY + "DeleteModelAlias", request, registry_pb2.AliasChangeResponse.FromString).change)
+
+    def set_policy(
+        self,
+        name: str,
+        metric_thresholds: Sequence[str] = (),
+        required_card_fields: Sequence[str] = (),
+        require_lineage: bool = False,
+        protected_aliases: Sequence[str] = ("production",),
+    ) -> Dict[str, Any]:
+        """Set the model's governance policy (admin scope):
+        `metric_thresholds` like ["auc >= 0.85"], `required_card_fields`
+        like ["description", "owner", "intended_use", "limitations"]."""
+        request = registry_pb2.SetModelPolicyRequest(model=name)
+        for text in metric_thresholds:
+            metric, comparison, value = _parse_threshold(text)
+            request.policy.metric_thresholds.add(metric=metric, comparison=comparison, value=value)
+        request.policy.required_card_fields.extend(required_card_fields)
+        request.policy.require_lineage = require_lineage
+        request.policy.protected_aliases.extend(protected_aliases)
+        model = self._call(_REGISTRY + "SetModelPolicy", request, registry_pb2.RegisteredModelResponse.FromString).model
+        return _model(model)["policy"]
+
+    def clear_policy(self, name: str) -> None:
+        """Back to the default policy (production protected, no checks)."""
+        self._call(_REGISTRY + "SetModelPolicy", registry_pb2.SetModelPolicyRequest(model=name),
+                   registry_pb2.RegisteredModelResponse.FromString)
+
+    def check_policy(self, name: str, version: int) -> List[str]:
+        """Every check `version` fails (empty: it passes); changes nothing."""
+        response = self._call(
+            _REGISTRY + "CheckModelPolicy", registry_pb2.CheckModelPolicyRequest(model=name, version=int(version)),
+            registry_pb2.CheckModelPolicyResponse.FromString,
+        )
+        return list(response.failures)
+
+    def lineage(self, name: str, version: Optional[int] = None, alias: Optional[str] = None) -> Dict[str, Any]:
+        """From a version to its run, the run's datasets and the versions of
+        the feature definitions they read."""
+        request = registry_pb2.GetModelLineageRequest(model=name, version=int(version or 0), alias=alias or "")
+        response = self._call(_REGISTRY + "GetModelLineage", request, registry_pb2.GetModelLineageResponse.FromString)
+        return {
+            "version": _version(response.version),
+            "run": _run(response.run) if response.HasField("run") else None,
+            "datasets": [_dataset(d) for d in response.datasets],
+            "signature_features": [_feature_version(f) for f in response.signature_features],
+        }
+
+    def alias_audit(self, name: str) -> List[Dict[str, Any]]:
+        """Every alias change of a model, oldest first: who, when, from, to, why."""
+        response = self._call(
+            _REGISTRY + "GetAliasAudit", registry_pb2.GetAliasAuditRequest(model=name),
+            registry_pb2.GetAliasAuditResponse.FromString,
+        )
+        return [_change(c) for c in response.changes]
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def code_version(start: Optional[str] = None) -> Optional[Tuple[str, bool]]:
+    """(git commit, dirty) of the repository holding the running script (or
+    `start`); None outside a git repository or without git."""
+    folder = start or (os.path.dirname(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else os.getcwd())
+    if not os.path.isdir(folder):
+        folder = os.getcwd()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return commit.stdout.strip(), bool(status.stdout.strip())
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _strings(mapping: Optional[Mapping[str, Any]]) -> Dict[str, str]:
+    return {str(k): str(v) for k, v in (mapping or {}).items()}
+
+
+def _parse_threshold(text: str) -> Tuple[str, str, float]:
+    for symbol in (">=", "<=", "==", "!=", ">", "<", "="):
+        if symbol in text:
+            metric, _, number = text.partition(symbol)
+            try:
+                return metric.strip(), "==" if symbol == "=" else symbol, float(number)
+            except ValueError:
+                break
+    raise errors.InvalidArgumentError("threshold %r must look like 'auc >= 0.85'" % text)
+
+
+def _fields(pairs: Any) -> List[Tuple[str, str]]:
+    if isinstance(pairs, Mapping):
+        return [(str(k), str(v)) for k, v in pairs.items()]
+    return [(str(k), str(v)) for k, v in pairs]
+
+
+def _fill_signature(out: registry_pb2.ModelSignature, signature: Mapping[str, Any]) -> None:
+    unknown = set(signature) - {"features", "feature_service", "request_fields", "outputs"}
+    if unknown:
+        raise errors.InvalidArgumentError("unknown signature keys %s (features, feature_service, request_fields, outputs)" % sorted(unknown))
+    out.feature_references.extend(signature.get("features", ()))
+    out.feature_service = signature.get("feature_service", "")
+    for name, kind in _fields(signature.get("request_fields", ())):
+        out.request_fields.add(name=name, type=kind)
+    for name, kind in _fields(signature.get("outputs", ())):
+        out.outputs.add(name=name, type=kind)
+
+
+def _experiment(e: tracking_pb2.Experiment) -> Experiment:
+    return Experiment(e.experiment_id, e.name, e.deleted, dict(e.tags), e.created_ms, e.updated_ms)
+
+
+def _feature_version(f: tracking_pb2.FeatureDefinitionVersion) -> Dict[str, Any]:
+    return {"reference": f.reference, "project": f.project, "project_version": f.project_version,
+            "schema_version": f.schema_version}
+
+
+def _dataset(d: tracking_pb2.Dataset) -> Dict[str, Any]:
+    return {"name": d.name, "digest": d.digest, "feature_references": list(d.feature_references),
+            "feature_service": d.feature_service, "as_of_ms": d.as_of_ms, "context": d.context,
+            "feature_versions": [_feature_version(f) for f in d.feature_versions]}
+
+
+def _run(r: tracking_pb2.Run) -> Run:
+    code = {"git_commit": r.code_version.git_commit, "dirty": r.code_version.dirty} if r.HasField("code_version") else None
+    return Run(r.run_id, r.experiment_id, r.name, _STATUS_NAMES.get(r.status, "UNKNOWN"), r.start_time_ms, r.end_time_ms,
+               r.deleted, dict(r.params), {m.key: m.value for m in r.metrics}, dict(r.tags),
+               [_dataset(d) for d in r.inputs], code)
+
+
+def _artifact(a: tracking_pb2.Artifact) -> Dict[str, Any]:
+    return {"path": a.path, "digest": a.digest, "size": a.size, "created_ms": a.created_ms}
+
+
+def _version(v: registry_pb2.ModelVersion) -> ModelVersion:
+    s = v.signature
+    signature = {"features": list(s.feature_references), "feature_service": s.feature_service,
+                 "request_fields": [(f.name, f.type) for f in s.request_fields],
+                 "outputs": [(f.name, f.type) for f in s.outputs]}
+    return ModelVersion(v.model, v.version, v.run_id, v.artifact_digest, v.artifact_format, signature, dict(v.metrics),
+                        dict(v.tags), list(v.aliases), v.description, v.created_ms)
+
+
+def _model(m: registry_pb2.RegisteredModel) -> Dict[str, Any]:
+    p = m.policy
+    return {
+        "name": m.name, "description": m.description, "card": dict(m.card), "tags": dict(m.tags),
+        "latest_version": m.latest_version, "aliases": dict(m.aliases), "created_ms": m.created_ms,
+        "updated_ms": m.updated_ms, "has_policy": m.has_policy,
+        "policy": {
+            "metric_thresholds": ["%s %s %r" % (t.metric, t.comparison, t.value) for t in p.metric_thresholds],
+            "required_card_fields": list(p.required_card_fields), "require_lineage": p.require_lineage,
+            "protected_aliases": list(p.protected_aliases),
+        },
+    }
+
+
+def _change(c: registry_pb2.AliasChange) -> Dict[str, Any]:
+    return {"model": c.model, "alias": c.alias, "from_version": c.from_version or None,
+            "to_version": c.to_version or None, "who": c.who, "at_ms": c.at_ms, "reason": c.reason,
+            "checked": c.checked}
+
+
+def _runs_frame(runs: List[Run]) -> Any:
+    try:
+        import pandas as pd
+    except ImportError as error:  # pragma: no cover - pandas is an optional dependency
+        raise ImportError("output_format='pandas' needs pandas: pip install 'plinth[pandas]'") from error
+    rows = []
+    for r in runs:
+        row: Dict[str, Any] = {
+            "run_id": r.run_id, "experiment_id": r.experiment_id, "run_name": r.name, "status": r.status,
+            "start_time": pd.to_datetime(r.start_time, unit="ms", utc=True),
+            "end_time": pd.to_datetime(r.end_time, unit="ms", utc=True) if r.end_time else pd.NaT,
+        }
+        row.update({"metrics." + k: v for k, v in r.metrics.items()})
+        row.update({"params." + k: v for k, v in r.params.items()})
+        row.update({"tags." + k: v for k, v in r.tags.items()})
+        rows.append(row)
+    columns = ["run_id", "experiment_id", "run_name", "status", "start_time", "end_time"]
+    return pd.DataFrame(rows, columns=None if rows else columns)

@@ -1,0 +1,110 @@
+// plinthctl experiments, runs and models, run as the real binary against an
+// in-process server: the tables and --json output carry what the daemon
+// holds, and refusals exit non-zero with the daemon's message.
+import Foundation
+import PlinthClient
+import PlinthWire
+import XCTest
+@testable import PlinthServer
+
+final class PlinthctlTrackingTests: XCTestCase {
+    var server: TrackingTestServer!
+
+    override func setUpWithError() throws { server = try TrackingTestServer() }
+
+    override func tearDown() { server?.stop() }
+
+    /// Runs plinthctl with the server's address; returns (exit code, stdout, stderr).
+    func ctl(_ arguments: String...) throws -> (Int32, String, String) {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("plinthctl").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw PlinthError(code: 13, message: "plinthctl not found at \(binary): run `swift build` before `swift test`")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments + ["--address", server.address]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, stdout, stderr)
+    }
+
+    func testExperimentsAndRuns() throws {
+        var (code, out, _) = try ctl("experiments", "create", "churn", "--tag", "team=growth")
+        XCTAssertEqual(code, 0)
+        XCTAssertTrue(out.contains("created experiment 1 'churn'"), out)
+        (code, out, _) = try ctl("experiments", "list", "--json")
+        let listed = try PBListExperimentsResponse(jsonString: out)
+        XCTAssertEqual(listed.experiments.map(\.name), ["churn"])
+        XCTAssertEqual(listed.experiments.first?.tags, ["team": "growth"])
+
+        let c = try Connection(address: server.address)
+        let run = try c.call(Method.startRun, PBStartRunRequest.with { $0.experimentID = 1; $0.name = "xgb" }, as: PBRunResponse.self).run
+        _ = try c.call(Method.logBatch, PBLogBatchRequest.with {
+            $0.runID = run.runID
+            $0.metrics = [PBMetricSeries.with { $0.key = "auc"; $0.values = [0.9] }]
+            $0.params = [PBParam.with { $0.key = "model"; $0.value = "xgb" }]
+        }, as: PBLogBatchResponse.self)
+        (code, out, _) = try ctl("runs", "search", "--experiment", "churn", "--filter", "metrics.auc > 0.8 and params.model = 'xgb'")
+        XCTAssertEqual(code, 0)
+        XCTAssertTrue(out.contains(run.runID) && out.contains("auc=0.9") && out.contains("RUNNING"), out)
+        (code, out, _) = try ctl("runs", "show", run.runID)
+        XCTAssertTrue(out.contains("param model") && out.contains("metric auc"), out)
+        (code, out, _) = try ctl("runs", "list", "--experiment", "1", "--json")
+        XCTAssertEqual(try PBSearchRunsResponse(jsonString: out).runs.map(\.runID), [run.runID])
+
+        var err = ""
+        (code, _, err) = try ctl("runs", "search", "--experiment", "churn", "--filter", "metrics.auc >> 1")
+        XCTAssertEqual(code, 1)
+        XCTAssertTrue(err.contains("INVALID_ARGUMENT") && err.contains("position 14"), err)
+        (code, _, err) = try ctl("experiments", "show", "nope")
+        XCTAssertEqual(code, 1)
+        XCTAssertTrue(err.contains("NOT_FOUND"), err)
+        (code, out, _) = try ctl("experiments", "delete", "churn")
+        XCTAssertEqual(code, 0)
+        (code, out, _) = try ctl("experiments", "list")
+        XCTAssertFalse(out.contains("churn"), out)
+        (code, out, _) = try ctl("experiments", "list", "--all")
+        XCTAssertTrue(out.contains("deleted"), out)
+    }
+
+    func testModelsAliasPolicyLineageAudit() throws {
+        let c = try Connection(address: server.address)
+        let content = Data("{\"trees\": []}".utf8)
+        let blob = try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with { $0.data = content; $0.finish = true },
+                              as: PBUploadArtifactResponse.self)
+        _ = try c.call(Method.createModelVersion, PBCreateModelVersionRequest.with {
+            $0.model = "churn"; $0.artifactDigest = blob.artifact.digest; $0.artifactFormat = "xgboost-json"
+        }, as: PBModelVersionResponse.self)
+
+        var (code, out, err) = try ctl("models", "policy", "churn", "--threshold", "auc >= 0.85", "--require-card", "owner")
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("auc >= 0.85") && out.contains("protects production"), out)
+        (code, out, _) = try ctl("models", "policy", "churn", "--check", "1")
+        XCTAssertEqual(code, 1)
+        XCTAssertTrue(out.contains("fails 2 checks"), out)
+        (code, _, err) = try ctl("models", "alias", "churn", "production", "1", "--reason", "launch")
+        XCTAssertEqual(code, 1)
+        XCTAssertTrue(err.contains("FAILED_PRECONDITION") && err.contains("2 checks failed"), err)
+        (code, out, err) = try ctl("models", "alias", "churn", "champion", "1", "--reason", "first")
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("churn@champion: unset -> version 1 by anonymous"), out)
+        (code, out, _) = try ctl("models", "show", "churn@champion", "--json")
+        XCTAssertEqual(try PBModelVersion(jsonString: out).version, 1)
+        (code, out, _) = try ctl("models", "versions", "churn")
+        XCTAssertTrue(out.contains("xgboost-json") && out.contains("champion"), out)
+        (code, out, _) = try ctl("models", "lineage", "churn/1")
+        XCTAssertTrue(out.contains("churn version 1") && out.contains("no source run"), out)
+        (code, out, _) = try ctl("models", "alias", "churn", "champion", "--delete", "--reason", "done")
+        XCTAssertEqual(code, 0)
+        (code, out, _) = try ctl("models", "audit", "churn", "--json")
+        let audit = try PBGetAliasAuditResponse(jsonString: out)
+        XCTAssertEqual(audit.changes.map(\.reason), ["first", "done"])
+        (code, out, _) = try ctl("models", "list")
+        XCTAssertTrue(out.contains("churn") && out.contains("yes"), out)
+    }
+}

@@ -1,0 +1,109 @@
+// Artifacts: SHA-256 against known vectors, streamed upload into the
+// content-addressed blob folder, the size limit refused before storing,
+// listing, and paths that escape the run refused.
+import Foundation
+import XCTest
+@testable import PlinthTracking
+
+final class ArtifactStoreTests: XCTestCase {
+    func sha(_ bytes: [UInt8], chunk: Int = 1 << 30) -> String {
+        var hasher = SHA256Hasher()
+        var i = 0
+        while i < bytes.count {
+            hasher.update(bytes[i..<min(bytes.count, i + chunk)])
+            i += chunk
+        }
+        return hasher.finalizeHex()
+    }
+
+    func testSHA256KnownVectors() {
+        XCTAssertEqual(sha([]), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(sha(Array("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        let two = Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
+        XCTAssertEqual(sha(two), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        let million = [UInt8](repeating: 0x61, count: 1_000_000)
+        XCTAssertEqual(sha(million, chunk: 777), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    func testUploadListDownload() async throws {
+        let f = try TrackingFixture()
+        let artifacts = try ArtifactStore(tracking: f.store, maxBytes: 1 << 20)
+        let e = try await f.store.createExperiment(name: "a")
+        let run = try await f.store.startRun(experimentId: e.id)
+        let content = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let upload = try artifacts.beginUpload(runId: run.id, path: "model/model.json")
+        var sent = 0
+        while sent < content.count {
+            let end = min(content.count, sent + 65_536)
+            XCTAssertEqual(try artifacts.append(uploadId: upload, Array(content[sent..<end])), Int64(end))
+            sent = end
+        }
+        let stored = try await artifacts.finish(uploadId: upload)
+        XCTAssertEqual(stored.digest, sha(content))
+        XCTAssertEqual(stored.size, 300_000)
+        let blob = artifacts.blobPath(stored.digest)
+        XCTAssertTrue(blob.hasSuffix("/blobs/sha256/\(stored.digest.prefix(2))/\(stored.digest.dropFirst(2))"))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: blob)), Data(content))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: artifacts.root + "/tmp"), [])
+
+        // Same content again under another path: one blob, two listings.
+        let again = try artifacts.beginUpload(runId: run.id, path: "copy.bin")
+        _ = try artifacts.append(uploadId: again, content)
+        let copy = try await artifacts.finish(uploadId: again)
+        XCTAssertEqual(copy.digest, stored.digest)
+        XCTAssertEqual(try artifacts.list(runId: run.id).map(\.path), ["copy.bin", "model/model.json"])
+        XCTAssertEqual(try artifacts.list(runId: run.id, prefix: "model").map(\.path), ["model/model.json"])
+        XCTAssertEqual(try artifacts.list(runId: run.id, prefix: "mod").map(\.path), [])
+
+        var read: [UInt8] = []
+        try artifacts.read(digest: try artifacts.artifact(runId: run.id, path: "model/model.json").digest, chunkSize: 10_000) { chunk in
+            XCTAssertLessThanOrEqual(chunk.count, 10_000)
+            read += chunk
+        }
+        XCTAssertEqual(read, content)
+        XCTAssertThrowsError(try artifacts.artifact(runId: run.id, path: "nope"))
+    }
+
+    func testOversizedUploadIsRefusedBeforeStoring() async throws {
+        let f = try TrackingFixture()
+        let artifacts = try ArtifactStore(tracking: f.store, maxBytes: 100_000)
+        let e = try await f.store.createExperiment(name: "a")
+        let run = try await f.store.startRun(experimentId: e.id)
+        let upload = try artifacts.beginUpload(runId: run.id, path: "big.bin")
+        _ = try artifacts.append(uploadId: upload, [UInt8](repeating: 1, count: 60_000))
+        XCTAssertThrowsError(try artifacts.append(uploadId: upload, [UInt8](repeating: 1, count: 60_000))) { error in
+            guard case .tooLarge = error as? TrackingError else { return XCTFail("\(error)") }
+        }
+        // The temporary file is gone and the upload id is dead.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: artifacts.root + "/tmp"), [])
+        XCTAssertThrowsError(try artifacts.append(uploadId: upload, [1]))
+        XCTAssertEqual(try artifacts.list(runId: run.id), [])
+    }
+
+    func testEscapingPathsAreRefused() async throws {
+        let f = try TrackingFixture()
+        let artifacts = try ArtifactStore(tracking: f.store, maxBytes: 1000)
+        let e = try await f.store.createExperiment(name: "a")
+        let run = try await f.store.startRun(experimentId: e.id)
+        for path in ["../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a/.", "", "~/x", "a\\..\\b", "..", "a/.."] {
+            XCTAssertThrowsError(try artifacts.beginUpload(runId: run.id, path: path), path) { error in
+                guard case .invalidArgument = error as? TrackingError else { return XCTFail("\(path): \(error)") }
+            }
+        }
+        XCTAssertNoThrow(try artifacts.beginUpload(runId: run.id, path: "a/b..c/d.txt"))
+    }
+
+    func testArtifactsGoToRunningRunsOnly() async throws {
+        let f = try TrackingFixture()
+        let artifacts = try ArtifactStore(tracking: f.store, maxBytes: 1000)
+        let e = try await f.store.createExperiment(name: "a")
+        let run = try await f.store.startRun(experimentId: e.id)
+        _ = try await f.store.endRun(id: run.id, status: .finished)
+        XCTAssertThrowsError(try artifacts.beginUpload(runId: run.id, path: "x")) { error in
+            guard case .failedPrecondition = error as? TrackingError else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try artifacts.beginUpload(runId: "missing", path: "x")) { error in
+            guard case .notFound = error as? TrackingError else { return XCTFail("\(error)") }
+        }
+    }
+}
