@@ -36,7 +36,7 @@ public final class PlinthServer: @unchecked Sendable {
         }
         let catalog = try Catalog(environment: environment)
         let store = try OnlineStore(environment: environment, catalog: catalog, maxRows: config.maxRows)
-        services = Services(store: store, config: config)
+        services = Services(store: store, offline: try OfflineStore(environment: environment, catalog: catalog), config: config)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.eventLoopThreads))
         quiesce = ServerQuiescingHelper(group: group)
     }

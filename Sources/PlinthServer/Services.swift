@@ -63,13 +63,15 @@ func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ body: ByteBuffer) throws
 
 public final class Services: Sendable {
     let store: OnlineStore
+    let offline: OfflineStore
     let catalog: Catalog
     let config: ServerConfig
     let stats = ServerStats()
     let listenAddresses: Mutex<[String]> = Mutex([])
 
-    init(store: OnlineStore, config: ServerConfig) {
+    init(store: OnlineStore, offline: OfflineStore, config: ServerConfig) {
         self.store = store
+        self.offline = offline
         self.catalog = store.catalog
         self.config = config
     }
@@ -79,7 +81,7 @@ public final class Services: Sendable {
     /// methods in its `Services+Name.swift` file.
     static let table: [String: MethodSpec] = {
         var table: [String: MethodSpec] = [:]
-        for service in [adminMethods, featureMethods] {
+        for service in [adminMethods, featureMethods, offlineMethods] {
             table.merge(service) { _, _ in preconditionFailure("a method path is declared twice") }
         }
         return table

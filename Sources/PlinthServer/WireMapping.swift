@@ -126,6 +126,7 @@ func status(for error: any Error) -> (code: Int, message: String) {
         case .invalidArgument(let m): return (StatusCode.invalidArgument, m)
         case .notFound(let m): return (StatusCode.notFound, m)
         case .tooLarge(let m): return (StatusCode.resourceExhausted, m)
+        case .conflict(let m): return (StatusCode.failedPrecondition, m)
         }
     case let e as DefinitionError: return (StatusCode.invalidArgument, e.description)
     case let e as CatalogError:
