@@ -70,21 +70,25 @@ struct Historical: ParsableCommand {
             var dataset = PBDataset()
             var rows = 0
             try connection.callStreaming(Method.getHistoricalFeatures, request.request, as: PBGetHistoricalFeaturesResponse.self) { frame in
+                // The frame's columns: the keys sent, then the features.
+                let features = Array(frame.columns.dropFirst(request.request.spine.count))
                 if frame.hasDataset {
                     dataset = frame.dataset
                     // Header: the spine's columns in their order (the
                     // timestamp where it was), then the features.
-                    var names = frame.columns.map(\.name)
+                    var names = request.passThrough.map(\.name)
                     names.insert(timestampColumn, at: min(request.timestampIndex, names.count))
-                    try out.write(names.map(csvQuote).joined(separator: ",") + "\n")
+                    try out.write((names + features.map(\.name)).map(csvQuote).joined(separator: ",") + "\n")
                 }
                 var chunk = ""
-                let nulls = frame.columns.map { Set($0.nullRows) }
+                let nulls = features.map { Set($0.nullRows) }
                 for row in 0..<frame.eventTimeUs.count {
-                    var cells = frame.columns.indices.map { i in
-                        nulls[i].contains(UInt32(row)) ? "" : csvQuote(cellText(frame.columns[i], row: row))
-                    }
+                    let spineRow = Int(frame.offset) + row
+                    var cells = request.passThrough.map { csvQuote(cellText($0, row: spineRow)) }
                     cells.insert(isoTime(micros: frame.eventTimeUs[row]), at: min(request.timestampIndex, cells.count))
+                    cells += features.indices.map { i in
+                        nulls[i].contains(UInt32(row)) ? "" : csvQuote(cellText(features[i], row: row))
+                    }
                     chunk += cells.joined(separator: ",") + "\n"
                 }
                 try out.write(chunk)
@@ -106,7 +110,7 @@ struct Historical: ParsableCommand {
     /// pass-through columns, event times. Refuses missing keys, missing or
     /// unparsable times, and a mix of zoned and zone-less times.
     static func spineRequest(_ text: String, file: String, timestampColumn: String, keyTypes: [String: PBValueType]) throws
-        -> (request: PBGetHistoricalFeaturesRequest, timestampIndex: Int) {
+        -> (request: PBGetHistoricalFeaturesRequest, timestampIndex: Int, passThrough: [PBColumn]) {
         var reader = CSVReader(text: text)
         guard let (_, header) = try reader.next() else { throw PlinthError(code: 3, message: "\(file) is empty") }
         let names = header.map { $0.trimmingCharacters(in: .whitespaces) }
@@ -155,8 +159,12 @@ struct Historical: ParsableCommand {
             }
             row += 1
         }
-        spine.spine = columns
-        return (spine, timeIndex)
+        // Only the join keys travel: the join needs nothing else, and the
+        // dataset digest then covers exactly what the result depends on
+        // (the Python client does the same). The other columns are written
+        // back from here.
+        spine.spine = columns.filter { keyTypes[$0.name] != nil }
+        return (spine, timeIndex, columns)
     }
 }
 

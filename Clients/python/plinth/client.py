@@ -32,6 +32,7 @@ from ._values import (
 )
 from ._wire import Connection
 from .definitions import ApplyResult, Catalog, Definitions, PushResult
+from .offline import OfflineMixin
 from .online import OnlineResponse
 
 DEFAULT_ADDRESS = "127.0.0.1:7433"
@@ -64,7 +65,7 @@ M = TypeVar("M")
 Rows = Union[Sequence[Mapping], Mapping, Any]
 
 
-class Client:
+class Client(OfflineMixin):
     """A connection to plinthd.
 
     Args:
