@@ -265,6 +265,11 @@ public final class OnlineStore: Sendable {
             }
             return column
         }
+        if let plan = view.transforms {
+            // Derived features are computed here, by the one transform engine.
+            try deriveColumns(view: view, plan: plan, columns: &byName, keys: keys, eventTimes: eventTimes,
+                              createdTimes: createdTimes.isEmpty ? Array(repeating: now, count: rows) : createdTimes)
+        }
         let features = try view.layout.features.map { try take($0.name, $0.type, what: "feature") }
         if let extra = byName.keys.sorted().first {
             throw FeatureStoreError.invalidArgument("feature view '\(view.name)' has no feature or join key '\(extra)'")

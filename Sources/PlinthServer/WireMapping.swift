@@ -96,6 +96,12 @@ extension ProjectDefinitions {
                 wf.name = f.name
                 (wf.type, wf.vectorLength) = f.type.wire
                 wf.description_p = f.description
+                wf.expression = f.expression ?? ""
+                if let a = f.aggregation {
+                    wf.aggregation.function = a.function.rawValue
+                    wf.aggregation.of = a.of ?? ""
+                    wf.aggregation.windowSeconds = a.windowSeconds
+                }
                 return wf
             }
             if let meta = viewMeta[v.name] {

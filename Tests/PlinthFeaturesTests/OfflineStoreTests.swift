@@ -54,13 +54,13 @@ class OfflineTestCase: XCTestCase {
     var offline: OfflineStore!
 
     /// Opens an environment in `path` with the definitions applied.
-    static func open(_ path: String) throws -> (Environment, Catalog, OnlineStore, OfflineStore) {
+    static func open(_ path: String, yaml: String = offlineYAML) throws -> (Environment, Catalog, OnlineStore, OfflineStore) {
         var options = Environment.Options()
         options.mapSize = 1 << 26
         options.durable = false
         let env = try Environment(path: path, options: options)
         let catalog = try Catalog(environment: env)
-        _ = try catalog.apply(DefinitionParser.parse(offlineYAML))
+        _ = try catalog.apply(DefinitionParser.parse(yaml))
         return (env, catalog, try OnlineStore(environment: env, catalog: catalog), try OfflineStore(environment: env, catalog: catalog))
     }
 

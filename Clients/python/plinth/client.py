@@ -289,7 +289,7 @@ class Client(OfflineMixin):
     ) -> List[features_pb2.PushRequest]:
         catalog, view = self._view(view_name)
         keys = [(k.name, k.type) for k in catalog.join_keys(view_name)]
-        typed = keys + [(f.name, f.type) for f in view.features]
+        typed = keys + [(f.name, f.type) for f in view.features if not f.derived]
         expected = {name for name, _ in typed} | {EVENT_TIMESTAMP, CREATED_TIMESTAMP}
         unknown = [n for n in names if n not in expected]
         if unknown:

@@ -153,3 +153,34 @@ def test_ingest_a_large_frame_then_join(client):
     spine = pd.DataFrame({"user_id": frame["user_id"], "event_timestamp": pd.Timestamp("2024-02-01 00:30")})
     df = client.get_historical_features(spine, features=["user_stats:amount"])
     np.testing.assert_array_equal(df["amount"].to_numpy(), frame["amount"].to_numpy())
+
+
+DERIVED = """\
+project: derived
+entities:
+  - {name: card, join_key: card_id, type: int64}
+feature_views:
+  - name: card_txn
+    entities: [card]
+    features:
+      - {name: amount, type: float64}
+      - {name: big, type: bool, expr: "amount > 100"}
+      - {name: sum_1h, type: float64, aggregate: {function: sum, of: amount, window: 1h}}
+      - {name: count_1h, type: int64, aggregate: {function: count, window: 1h}}
+"""
+
+
+def test_derived_features_are_computed_at_push_and_join(client):
+    client.apply(DERIVED)
+    card_txn = [f for v in client.list_definitions("derived")[0].feature_views for f in v.features]
+    assert [f.name for f in card_txn if f.derived] == ["big", "sum_1h", "count_1h"]
+    client.push("card_txn", {"card_id": [5, 5, 5], "amount": [50.0, 70.0, 200.0],
+                             "event_timestamp": [at(0), at(30), at(90)]})
+    spine = pd.DataFrame({"card_id": [5, 5, 5], "event_timestamp": [at(0), at(30), at(90)]})
+    df = client.get_historical_features(spine, features=["card_txn:big", "card_txn:sum_1h", "card_txn:count_1h"])
+    assert df["big"].tolist() == [False, False, True]
+    # The window is (t - 1h, t]: at 01:30 the 00:30 event has just left it.
+    assert df["sum_1h"].tolist() == [50.0, 120.0, 200.0]
+    assert df["count_1h"].tolist() == [1, 2, 1]
+    with pytest.raises(plinth.PlinthError, match="sum_1h"):
+        client.push("card_txn", {"card_id": [5], "amount": [1.0], "sum_1h": [1.0], "event_timestamp": [at(100)]})

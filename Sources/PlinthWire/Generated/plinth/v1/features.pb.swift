@@ -146,6 +146,39 @@ public nonisolated struct PBFeature: Sendable {
 
   public var description_p: String = String()
 
+  /// A derived feature is computed at push (never pushed): a row-level
+  /// expression, or a windowed aggregation over the view's own events.
+  public var expression: String = String()
+
+  public var aggregation: PBAggregation {
+    get {_aggregation ?? PBAggregation()}
+    set {_aggregation = newValue}
+  }
+  /// Returns true if `aggregation` has been explicitly set.
+  public var hasAggregation: Bool {self._aggregation != nil}
+  /// Clears the value of `aggregation`. Subsequent reads from it will return its default value.
+  public mutating func clearAggregation() {self._aggregation = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _aggregation: PBAggregation? = nil
+}
+
+public nonisolated struct PBAggregation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// count, sum, mean, min, max or last.
+  public var function: String = String()
+
+  /// The feature aggregated; empty for count of events.
+  public var of: String = String()
+
+  public var windowSeconds: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -681,7 +714,7 @@ nonisolated extension PBEntity: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
 
 nonisolated extension PBFeature: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Feature"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}type\0\u{3}vector_length\0\u{1}description\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}type\0\u{3}vector_length\0\u{1}description\0\u{1}expression\0\u{1}aggregation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -693,12 +726,18 @@ nonisolated extension PBFeature: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 2: try { try decoder.decodeSingularEnumField(value: &self.type) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.vectorLength) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.expression) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._aggregation) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.name.isEmpty {
       try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
@@ -711,6 +750,12 @@ nonisolated extension PBFeature: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.description_p.isEmpty {
       try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 4)
     }
+    if !self.expression.isEmpty {
+      try visitor.visitSingularStringField(value: self.expression, fieldNumber: 5)
+    }
+    try { if let v = self._aggregation {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -719,6 +764,48 @@ nonisolated extension PBFeature: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.type != rhs.type {return false}
     if lhs.vectorLength != rhs.vectorLength {return false}
     if lhs.description_p != rhs.description_p {return false}
+    if lhs.expression != rhs.expression {return false}
+    if lhs._aggregation != rhs._aggregation {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBAggregation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Aggregation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}function\0\u{1}of\0\u{3}window_seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.function) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.of) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.windowSeconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.function.isEmpty {
+      try visitor.visitSingularStringField(value: self.function, fieldNumber: 1)
+    }
+    if !self.of.isEmpty {
+      try visitor.visitSingularStringField(value: self.of, fieldNumber: 2)
+    }
+    if self.windowSeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.windowSeconds, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBAggregation, rhs: PBAggregation) -> Bool {
+    if lhs.function != rhs.function {return false}
+    if lhs.of != rhs.of {return false}
+    if lhs.windowSeconds != rhs.windowSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
