@@ -48,13 +48,16 @@ public final class OnlineStore: Sendable {
     let offline: Table
     /// Most entity rows in one read, and rows in one push.
     public let maxRows: Int
+    /// Samples online reads for the skew check (SkewCheck.swift); nil: off.
+    public let sampler: ReadSampler?
 
-    public init(environment: Environment, catalog: Catalog, maxRows: Int = 100_000) throws {
+    public init(environment: Environment, catalog: Catalog, maxRows: Int = 100_000, sampler: ReadSampler? = nil) throws {
         self.environment = environment
         self.catalog = catalog
         self.online = try environment.table("online")
         self.offline = try environment.table("offline")
         self.maxRows = maxRows
+        self.sampler = sampler
     }
 
     // MARK: Reading
@@ -188,6 +191,9 @@ public final class OnlineStore: Sendable {
                     }
                 }
             }
+        }
+        if let sampler, sampler.shouldSample() {
+            sample(service: service, references: references, entities: entities, results: results, now: now)
         }
         return results
     }

@@ -64,6 +64,8 @@ public struct ServerConfig: Sendable {
     /// Allows listening on a non-loopback address without tokens.
     public var insecure = false
     public var eventLoopThreads = System.coreCount
+    /// Fraction of online reads sampled for the skew check (0: off).
+    public var readSampleRate = 0.0
 
     public init() {}
 
@@ -102,6 +104,11 @@ public struct ServerConfig: Sendable {
             case "map_size_bytes": mapSizeBytes = try int()
             case "insecure": insecure = try bool()
             case "event_loop_threads": eventLoopThreads = try int()
+            case "read_sample_rate":
+                guard let text = value.string, let rate = Double(text), rate >= 0, rate <= 1 else {
+                    throw ConfigError("\(line): 'read_sample_rate' must be a number from 0 to 1")
+                }
+                readSampleRate = rate
             case "tokens":
                 guard let list = value.sequence else { throw ConfigError("\(line): 'tokens' must be a list") }
                 tokens = try list.enumerated().map { i, entry in
@@ -122,7 +129,7 @@ public struct ServerConfig: Sendable {
                     return Token(name: name, secret: secret, scopes: scopes)
                 }
             default:
-                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, map_size_bytes, insecure, event_loop_threads, tokens)")
+                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, map_size_bytes, insecure, event_loop_threads, read_sample_rate, tokens)")
             }
         }
     }

@@ -22,7 +22,35 @@ extension Services {
         Method.materialize: MethodSpec(scope: .write) { services, body, respond in
             services.materialize(body, respond)
         },
+        Method.skewCheck: MethodSpec(scope: .read) { services, body, respond in
+            services.skewCheck(body, respond)
+        },
     ]
+
+    func skewCheck(_ body: ByteBuffer, _ respond: Responder) {
+        do {
+            let request = try decode(PBSkewCheckRequest.self, body)
+            let offline = self.offline, sampler = store.sampler
+            DispatchQueue.global().async {
+                do {
+                    let report = try offline.skewCheck(service: request.featureService, count: Int(request.sample), sampler: sampler)
+                    var out = PBSkewCheckResponse()
+                    out.samplesChecked = UInt64(report.samplesChecked)
+                    out.valuesChecked = UInt64(report.valuesChecked)
+                    out.differences = report.differences.map { d in
+                        var w = PBSkewDifference()
+                        w.entity = d.entity
+                        w.timeUs = d.time
+                        w.feature = d.feature
+                        if let v = d.online { w.onlineValue = v }
+                        if let v = d.offline { w.offlineValue = v }
+                        return w
+                    }
+                    respond.succeed(out)
+                } catch { respond.fail(error) }
+            }
+        } catch { respond.fail(error) }
+    }
 
     func getHistoricalFeatures(_ body: ByteBuffer, _ respond: Responder) {
         do {

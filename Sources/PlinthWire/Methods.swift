@@ -19,4 +19,5 @@ public enum Method {
     public static let getHistoricalFeatures = "/plinth.v1.Features/GetHistoricalFeatures"
     public static let getDataset = "/plinth.v1.Features/GetDataset"
     public static let materialize = "/plinth.v1.Features/Materialize"
+    public static let skewCheck = "/plinth.v1.Features/SkewCheck"
 }

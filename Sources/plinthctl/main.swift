@@ -8,7 +8,7 @@ struct Plinthctl: ParsableCommand {
         abstract: "Command line for the Plinth daemon.",
         version: plinthctlVersion,
         subcommands: [Apply.self, Push.self, Get.self, Status.self, Definitions.self,
-                      Historical.self, Materialize.self, MaterializeIncremental.self])
+                      Historical.self, Materialize.self, MaterializeIncremental.self, SkewCheck.self])
 }
 
 Plinthctl.main()

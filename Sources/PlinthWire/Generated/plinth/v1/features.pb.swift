@@ -655,6 +655,78 @@ public nonisolated struct PBMaterializeResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct PBSkewCheckRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var featureService: String = String()
+
+  /// How many of the latest sampled reads to replay.
+  public var sample: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct PBSkewDifference: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "join_key=value,..." of the sampled row.
+  public var entity: String = String()
+
+  /// The time of the online read, microseconds since the epoch.
+  public var timeUs: Int64 = 0
+
+  /// The feature reference "view:feature".
+  public var feature: String = String()
+
+  /// The values as text; unset means null (or not served).
+  public var onlineValue: String {
+    get {_onlineValue ?? String()}
+    set {_onlineValue = newValue}
+  }
+  /// Returns true if `onlineValue` has been explicitly set.
+  public var hasOnlineValue: Bool {self._onlineValue != nil}
+  /// Clears the value of `onlineValue`. Subsequent reads from it will return its default value.
+  public mutating func clearOnlineValue() {self._onlineValue = nil}
+
+  public var offlineValue: String {
+    get {_offlineValue ?? String()}
+    set {_offlineValue = newValue}
+  }
+  /// Returns true if `offlineValue` has been explicitly set.
+  public var hasOfflineValue: Bool {self._offlineValue != nil}
+  /// Clears the value of `offlineValue`. Subsequent reads from it will return its default value.
+  public mutating func clearOfflineValue() {self._offlineValue = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _onlineValue: String? = nil
+  fileprivate var _offlineValue: String? = nil
+}
+
+public nonisolated struct PBSkewCheckResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var samplesChecked: UInt64 = 0
+
+  public var valuesChecked: UInt64 = 0
+
+  public var differences: [PBSkewDifference] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "plinth.v1"
@@ -1768,6 +1840,135 @@ nonisolated extension PBMaterializeResponse: SwiftProtobuf.Message, SwiftProtobu
     if lhs.done != rhs.done {return false}
     if lhs.views != rhs.views {return false}
     if lhs.rowsScanned != rhs.rowsScanned {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBSkewCheckRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SkewCheckRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}feature_service\0\u{1}sample\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.featureService) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.sample) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.featureService.isEmpty {
+      try visitor.visitSingularStringField(value: self.featureService, fieldNumber: 1)
+    }
+    if self.sample != 0 {
+      try visitor.visitSingularUInt32Field(value: self.sample, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBSkewCheckRequest, rhs: PBSkewCheckRequest) -> Bool {
+    if lhs.featureService != rhs.featureService {return false}
+    if lhs.sample != rhs.sample {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBSkewDifference: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SkewDifference"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entity\0\u{3}time_us\0\u{1}feature\0\u{3}online_value\0\u{3}offline_value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.entity) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.timeUs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.feature) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self._onlineValue) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self._offlineValue) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.entity.isEmpty {
+      try visitor.visitSingularStringField(value: self.entity, fieldNumber: 1)
+    }
+    if self.timeUs != 0 {
+      try visitor.visitSingularInt64Field(value: self.timeUs, fieldNumber: 2)
+    }
+    if !self.feature.isEmpty {
+      try visitor.visitSingularStringField(value: self.feature, fieldNumber: 3)
+    }
+    try { if let v = self._onlineValue {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._offlineValue {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBSkewDifference, rhs: PBSkewDifference) -> Bool {
+    if lhs.entity != rhs.entity {return false}
+    if lhs.timeUs != rhs.timeUs {return false}
+    if lhs.feature != rhs.feature {return false}
+    if lhs._onlineValue != rhs._onlineValue {return false}
+    if lhs._offlineValue != rhs._offlineValue {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBSkewCheckResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SkewCheckResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}samples_checked\0\u{3}values_checked\0\u{1}differences\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.samplesChecked) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.valuesChecked) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.differences) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.samplesChecked != 0 {
+      try visitor.visitSingularUInt64Field(value: self.samplesChecked, fieldNumber: 1)
+    }
+    if self.valuesChecked != 0 {
+      try visitor.visitSingularUInt64Field(value: self.valuesChecked, fieldNumber: 2)
+    }
+    if !self.differences.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.differences, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBSkewCheckResponse, rhs: PBSkewCheckResponse) -> Bool {
+    if lhs.samplesChecked != rhs.samplesChecked {return false}
+    if lhs.valuesChecked != rhs.valuesChecked {return false}
+    if lhs.differences != rhs.differences {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
