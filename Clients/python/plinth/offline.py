@@ -157,12 +157,15 @@ class OfflineMixin:
                         raise errors.InvalidArgumentError(
                             "entity_df lacks join key %r (needed by view %r)" % (key.name, view_name)
                         )
-                    values = frame[key.name].tolist()
-                    for row, value in enumerate(values):
-                        if is_null(value):
-                            raise errors.InvalidArgumentError(
-                                "entity_df join key %r is null in row %d; every row needs its keys" % (key.name, row)
-                            )
+                    series = frame[key.name]
+                    missing = np.flatnonzero(series.isna().to_numpy())
+                    if len(missing):
+                        raise errors.InvalidArgumentError(
+                            "entity_df join key %r is null in row %d; every row needs its keys" % (key.name, int(missing[0]))
+                        )
+                    # Numeric keys go to build_column as an array (converted
+                    # in bulk); others value by value.
+                    values = series.to_numpy() if series.dtype.kind in "iu" else series.tolist()
                     request.spine.append(build_column(key.name, *parse_type_name(key.type), values))
                     sent.add(key.name)
             request.event_time_us.extend(times)
