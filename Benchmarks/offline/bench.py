@@ -196,7 +196,9 @@ def child(args) -> None:
         out = {"polars": run_polars, "duckdb": run_duckdb, "pandas": run_pandas}[args.engine](work, ttl)
     seconds = time.perf_counter() - _started
     out.write_parquet(work / ("out-%s.parquet" % args.engine))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child
+    # would report the parent's peak.
+    rss = rss_of(os.getpid())
     (work / ("timing-%s.json" % args.engine)).write_text(json.dumps({"seconds": seconds, "rss": rss, "rows": len(out)}))
 
 
