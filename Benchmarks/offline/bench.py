@@ -130,14 +130,14 @@ def run_pandas(work: Path, ttl: int):
     return pl.from_pandas(out[["row"] + FEATURES].sort_values("row").reset_index(drop=True))
 
 
-def run_plinth(work: Path, ttl: int, address: str):
+def run_plinth(work: Path, ttl: int, address: str, spine_file: str = "spine.parquet"):
     import pandas as pd
     import polars as pl
 
     sys.path.insert(0, str(HERE.parents[1] / "Clients" / "python"))
     import plinth
 
-    spine = pd.read_parquet(work / "spine.parquet", columns=["row", "user_id", "event_timestamp"])
+    spine = pd.read_parquet(work / spine_file, columns=["row", "user_id", "event_timestamp"])
     with plinth.Client(address, timeout=3600) as client:
         out = client.get_historical_features(spine, features=["bench_stats:%s" % f for f in FEATURES])
     return pl.from_pandas(out[["row"] + FEATURES])
@@ -190,6 +190,8 @@ def child(args) -> None:
     _started = time.perf_counter()
     if args.engine == "plinth":
         out = run_plinth(work, ttl, args.address)
+    elif args.engine == "plinth-feast-spine":
+        out = run_plinth(work, ttl, args.address, spine_file="spine_feast.parquet")
     elif args.engine.startswith("feast"):
         out = run_feast(work, ttl, args.engine.split("-", 1)[1])
     else:
@@ -218,15 +220,21 @@ def compare(reference, other) -> dict:
             "null_rows": int(other[FEATURES[0]].is_null().sum())}
 
 
-def rss_of(pid: int) -> int:
+def status_of(pid: int, field: str) -> int:
+    """A /proc/PID/status memory field, in bytes (0 when unreadable)."""
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def rss_of(pid: int) -> int:
+    """Peak resident memory (VmHWM) of a process."""
+    return status_of(pid, "VmHWM:")
 
 
 def main() -> None:
@@ -237,7 +245,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--spine", type=int, default=1_000_000)
     parser.add_argument("--feast-spine", type=int, default=10_000)
-    parser.add_argument("--engines", default="plinth,polars,duckdb,pandas,feast-file,feast-duckdb")
+    parser.add_argument("--engines", default="plinth,plinth-feast-spine,polars,duckdb,pandas,feast-file,feast-duckdb")
+    parser.add_argument("--aggregation-events", type=int, default=0,
+                        help="also time a backfill of this many events into a view with windowed aggregations")
+    parser.add_argument("--reuse", action="store_true", help="keep the work dir's data (and loaded plinth data)")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per engine")
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--engine")
     parser.add_argument("--address")
@@ -251,35 +263,46 @@ def main() -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    meta = generate(work, args.entities, args.events, args.spine)
-    spine = pl.read_parquet(work / "spine.parquet")
-    spine.head(args.feast_spine).write_parquet(work / "spine_feast.parquet")
-    meta["generate_seconds"] = time.perf_counter() - t
-    (work / "meta.json").write_text(json.dumps(meta))
+    if args.reuse and (work / "meta.json").exists():
+        meta = json.loads((work / "meta.json").read_text())
+    else:
+        meta = generate(work, args.entities, args.events, args.spine)
+        spine = pl.read_parquet(work / "spine.parquet")
+        spine.head(args.feast_spine).write_parquet(work / "spine_feast.parquet")
+        meta["generate_seconds"] = time.perf_counter() - t
+        (work / "meta.json").write_text(json.dumps(meta))
     print("generated %d feature rows, %d spine rows, TTL %d s (%.1f s)" % (
         meta["feature_rows"], meta["spine_rows"], meta["ttl_seconds"], meta["generate_seconds"]), flush=True)
 
     engines = [e for e in args.engines.split(",") if e]
     daemon = None
     results = {}
-    if "plinth" in engines:
-        daemon, address, load = start_plinth(work, args.plinthd, meta["ttl_seconds"])
+    if any(e.startswith("plinth") for e in engines):
+        daemon, address, load = start_plinth(work, args.plinthd, meta["ttl_seconds"], reuse=args.reuse)
         results["plinth-load"] = load
     for engine in engines:
         cmd = [sys.executable, __file__, "--child", "--workdir", str(work), "--engine", engine]
-        if engine == "plinth":
+        if engine.startswith("plinth"):
             cmd += ["--address", address]
         print("running %s ..." % engine, flush=True)
-        before = rss_of(daemon.pid) if daemon and engine == "plinth" else 0
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        before = rss_of(daemon.pid) if daemon and engine.startswith("plinth") else 0
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            results[engine] = {"error": "did not finish within %d s" % args.timeout}
+            print("  %s" % results[engine]["error"], flush=True)
+            continue
         if proc.returncode != 0:
             results[engine] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "exit %d" % proc.returncode}
             print("  failed: %s" % results[engine]["error"], flush=True)
             continue
         timing = json.loads((work / ("timing-%s.json" % engine)).read_text())
-        if engine == "plinth" and daemon:
+        if engine.startswith("plinth") and daemon:
             timing["daemon_rss"] = rss_of(daemon.pid)
             timing["daemon_rss_before"] = before
+            # The peak counts the map's file pages the join touched (page
+            # cache, shared, evictable); RssAnon is the daemon's own memory.
+            timing["daemon_anon"] = status_of(daemon.pid, "RssAnon:")
         results[engine] = timing
         print("  %.2f s, peak RSS %.0f MiB%s" % (timing["seconds"], timing["rss"] / 2**20,
               " (+ daemon %.0f MiB)" % (timing["daemon_rss"] / 2**20) if "daemon_rss" in timing else ""), flush=True)
@@ -292,8 +315,11 @@ def main() -> None:
             if engine == "polars" or not path.exists():
                 continue
             other = pl.read_parquet(path)
-            ref = reference.filter(pl.col("row") < args.feast_spine) if engine.startswith("feast") else reference
+            partial = engine.startswith("feast") or engine == "plinth-feast-spine"
+            ref = reference.filter(pl.col("row") < args.feast_spine) if partial else reference
             results[engine]["check"] = compare(ref, other)
+    if daemon and args.aggregation_events:
+        results["aggregation-backfill"] = aggregation_backfill(work, address, args.aggregation_events)
     if daemon:
         daemon.terminate()
         daemon.wait(30)
@@ -301,7 +327,7 @@ def main() -> None:
     report(meta, results)
 
 
-def start_plinth(work: Path, plinthd: str, ttl: int):
+def start_plinth(work: Path, plinthd: str, ttl: int, reuse: bool = False):
     """Starts plinthd on a fresh data dir and loads the feature rows offline
     through the Python client (timed separately from the join)."""
     import pandas as pd
@@ -311,18 +337,12 @@ def start_plinth(work: Path, plinthd: str, ttl: int):
 
     data = work / "plinth-data"
     ready = work / "plinthd.ready"
-    for p in [ready]:
-        if p.exists():
-            p.unlink()
     config = work / "plinthd.yaml"
     config.write_text("max_frame_bytes: 67108864\nmax_rows: 1000000\nmap_size_bytes: 4294967296\n")
-    daemon = subprocess.Popen([plinthd, "--data-dir", str(data), "--listen", "127.0.0.1:0", "--no-sync",
-                               "--ready-file", str(ready), "--config", str(config), "--log-level", "warning"])
-    for _ in range(600):
-        if ready.exists() and ready.read_text().strip():
-            break
-        time.sleep(0.1)
-    address = ready.read_text().split()[0]
+    if reuse and data.exists():
+        daemon, address = launch(plinthd, data, ready, config)
+        return daemon, address, {"reused": True}
+    daemon, address = launch(plinthd, data, ready, config)
     definitions = """\
 project: bench
 entities:
@@ -341,7 +361,72 @@ feature_views:
         client.ingest("bench_stats", features, batch_size=200_000, progress=False)
     load = {"seconds": time.perf_counter() - t, "rows": len(features)}
     print("loaded %d rows into plinth in %.1f s" % (len(features), load["seconds"]), flush=True)
+    # A fresh daemon on the loaded data, so its peak RSS is the join's (the
+    # map's pages the join touches count; the load's do not).
+    daemon.terminate()
+    daemon.wait(60)
+    daemon, address = launch(plinthd, data, ready, config)
     return daemon, address, load
+
+
+def launch(plinthd: str, data: Path, ready: Path, config: Path):
+    if ready.exists():
+        ready.unlink()
+    daemon = subprocess.Popen([plinthd, "--data-dir", str(data), "--listen", "127.0.0.1:0", "--no-sync",
+                               "--ready-file", str(ready), "--config", str(config), "--log-level", "error"])
+    for _ in range(600):
+        if ready.exists() and ready.read_text().strip():
+            break
+        time.sleep(0.1)
+    return daemon, ready.read_text().split()[0]
+
+
+def aggregation_backfill(work: Path, address: str, events: int) -> dict:
+    """Pushes `events` events (sorted by entity and time, as a backfill is)
+    into a view with windowed aggregations, and the same events into a view
+    without, through the Python client; the difference is the engine's."""
+    import pandas as pd
+
+    sys.path.insert(0, str(HERE.parents[1] / "Clients" / "python"))
+    import plinth
+
+    rng = np.random.default_rng(11)
+    entities = max(1, events // 100)
+    frame = pd.DataFrame({
+        "card_id": np.repeat(np.arange(entities, dtype=np.int64), events // entities),
+        "amount": rng.gamma(2.0, 30.0, size=entities * (events // entities)),
+    })
+    frame["event_timestamp"] = pd.to_datetime(T0 + np.sort(rng.integers(0, 30 * 86_400, size=len(frame))) * 1_000_000, unit="us")
+    frame = frame.sort_values(["card_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+    windows = """      - {name: count_1h, type: int64, aggregate: {function: count, window: 1h}}
+      - {name: sum_1h, type: float64, aggregate: {function: sum, of: amount, window: 1h}}
+      - {name: mean_1d, type: float64, aggregate: {function: mean, of: amount, window: 1d}}
+      - {name: max_7d, type: float64, aggregate: {function: max, of: amount, window: 7d}}
+      - {name: big, type: bool, expr: "amount > 100"}
+"""
+    yaml = """project: aggbench
+entities:
+  - {name: card, join_key: card_id, type: int64}
+feature_views:
+  - name: card_raw
+    entities: [card]
+    features:
+      - {name: amount, type: float64}
+  - name: card_windows
+    entities: [card]
+    features:
+      - {name: amount, type: float64}
+%s""" % windows
+    out = {"events": len(frame)}
+    with plinth.Client(address, timeout=3600) as client:
+        client.apply(yaml)
+        for view in ["card_raw", "card_windows"]:
+            t = time.perf_counter()
+            client.ingest(view, frame, batch_size=100_000, progress=False)
+            out[view + "_seconds"] = time.perf_counter() - t
+    print("aggregation backfill of %d events: %.1f s (plain ingest of the same rows %.1f s)" % (
+        out["events"], out["card_windows_seconds"], out["card_raw_seconds"]), flush=True)
+    return out
 
 
 def report(meta: dict, results: dict) -> None:
@@ -349,14 +434,14 @@ def report(meta: dict, results: dict) -> None:
     print("| engine | seconds | peak RSS (MiB) | rows | differing rows vs polars |")
     print("|---|---|---|---|---|")
     for engine, r in results.items():
-        if engine == "plinth-load":
+        if engine in ("plinth-load", "aggregation-backfill"):
             continue
         if "error" in r:
             print("| %s | failed: %s | | | |" % (engine, r["error"][:80]))
             continue
         rss = r["rss"] / 2**20
         if "daemon_rss" in r:
-            rss_text = "%.0f client + %.0f daemon" % (rss, r["daemon_rss"] / 2**20)
+            rss_text = "%.0f client + %.0f daemon (%.0f of it anonymous)" % (rss, r["daemon_rss"] / 2**20, r.get("daemon_anon", 0) / 2**20)
         else:
             rss_text = "%.0f" % rss
         check = r.get("check")

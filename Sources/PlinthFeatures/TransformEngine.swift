@@ -158,8 +158,8 @@ public struct TransformPlan: Sendable {
             default: break
             }
             switch function {
-            case .min where best == .null || Evaluator.binary("<", v, best) == .bool(true): best = v
-            case .max where best == .null || Evaluator.binary(">", v, best) == .bool(true): best = v
+            case .min where best == .null || Self.less(v, best): best = v
+            case .max where best == .null || Self.less(best, v): best = v
             case .last: best = v
             default: break
             }
@@ -170,6 +170,15 @@ public struct TransformPlan: Sendable {
         case .mean: return count == 0 ? .null : .double(doubleSum / Double(count))
         case .min, .max, .last: return best
         }
+    }
+
+    /// Numeric order for min and max (checked numeric when defined), without
+    /// going through the expression evaluator's operator dispatch, which
+    /// profiles showed dominating backfills.
+    @inline(__always)
+    private static func less(_ a: Value, _ b: Value) -> Bool {
+        if case .int(let x) = a, case .int(let y) = b { return x < y }
+        return (a.asDouble ?? .nan) < (b.asDouble ?? .nan)
     }
 
     /// Rounds a computed value to the declared type, as storing it would.
