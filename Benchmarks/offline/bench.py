@@ -417,12 +417,18 @@ feature_views:
     features:
       - {name: amount, type: float64}
 %s""" % windows
+    # Fresh names per run: a reused data dir keeps earlier runs' rows, and
+    # the aggregations must not see them as history.
+    suffix = "_%d" % int(time.time())
+    yaml = yaml.replace("aggbench", "aggbench" + suffix).replace("card_raw", "card_raw" + suffix) \
+        .replace("card_windows", "card_windows" + suffix).replace("name: card,", "name: card%s," % suffix) \
+        .replace("entities: [card]", "entities: [card%s]" % suffix)
     out = {"events": len(frame)}
     with plinth.Client(address, timeout=3600) as client:
         client.apply(yaml)
         for view in ["card_raw", "card_windows"]:
             t = time.perf_counter()
-            client.ingest(view, frame, batch_size=100_000, progress=False)
+            client.ingest(view + suffix, frame, batch_size=100_000, progress=False)
             out[view + "_seconds"] = time.perf_counter() - t
     print("aggregation backfill of %d events: %.1f s (plain ingest of the same rows %.1f s)" % (
         out["events"], out["card_windows_seconds"], out["card_raw_seconds"]), flush=True)
