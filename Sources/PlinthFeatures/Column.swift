@@ -37,7 +37,7 @@ public struct Column: Sendable {
     /// Whether the arrays other than the typed one are empty and the typed
     /// one holds whole rows; a message naming the problem otherwise.
     public func shapeProblem() -> String? {
-        let filled = [!int64s.isEmpty, !float32s.isEmpty, !float64s.isEmpty, !bools.isEmpty, !strings.isEmpty, !bytes.isEmpty]
+        // Which array belongs to the type; any other non-empty one is a mismatch.
         let own: Int
         switch type {
         case .int64: own = 0
@@ -47,16 +47,18 @@ public struct Column: Sendable {
         case .string: own = 4
         case .bytes: own = 5
         }
-        for (i, isFilled) in filled.enumerated() where isFilled && i != own {
+        if (own != 0 && !int64s.isEmpty) || (own != 1 && !float32s.isEmpty) || (own != 2 && !float64s.isEmpty)
+            || (own != 3 && !bools.isEmpty) || (own != 4 && !strings.isEmpty) || (own != 5 && !bytes.isEmpty) {
             return "column '\(name)' is declared \(type) but carries values of another type"
         }
         if case .float32Vector(let n) = type, float32s.count % n != 0 {
             return "column '\(name)' holds \(float32s.count) floats, not a multiple of its vector length \(n)"
         }
         var previous: Int64 = -1
+        let rows = count
         for row in nullRows {
-            if Int64(row) <= previous || Int(row) >= count {
-                return "column '\(name)' has null_rows out of order or beyond its \(count) rows"
+            if Int64(row) <= previous || Int(row) >= rows {
+                return "column '\(name)' has null_rows out of order or beyond its \(rows) rows"
             }
             previous = Int64(row)
         }

@@ -145,7 +145,8 @@ public struct FeatureReference: Sendable, Hashable, CustomStringConvertible {
         guard let colon = text.firstIndex(of: ":") else { return nil }
         let view = String(text[..<colon])
         let feature = String(text[text.index(after: colon)...])
-        guard !view.isEmpty, !feature.isEmpty, !feature.contains(":") else { return nil }
+        // utf8.contains: String.contains(String) would go through Foundation's search.
+        guard !view.isEmpty, !feature.isEmpty, !feature.utf8.contains(UInt8(ascii: ":")) else { return nil }
         self.init(view: view, feature: feature)
     }
 

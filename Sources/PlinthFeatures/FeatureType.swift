@@ -41,7 +41,7 @@ public enum FeatureType: Sendable, Hashable, Codable, CustomStringConvertible {
 
     /// Bytes the value takes in the fixed part of a packed row; variable-width
     /// types keep an (offset, length) pair there.
-    var fixedWidth: Int {
+    public var fixedWidth: Int {
         switch self {
         case .int64, .float64: 8
         case .float32: 4
@@ -51,7 +51,7 @@ public enum FeatureType: Sendable, Hashable, Codable, CustomStringConvertible {
         }
     }
 
-    var isVariableWidth: Bool { self == .string || self == .bytes }
+    public var isVariableWidth: Bool { self == .string || self == .bytes }
 
     /// Types an entity join key may have.
     public var isKeyType: Bool { self == .int64 || self == .string || self == .bytes }

@@ -313,7 +313,9 @@ public final class OfflineStore: Sendable {
         // A row written before this feature existed (or had this type),
         // a null value and a damaged row all read as null.
         guard let index, !packed.isNull(index) else { column.appendNull(); return }
-        if !packed.append(index, layout, to: &column) { column.appendNull() }
+        if !packed.append(layout.features[index].type, at: layout.offsets[index], base: layout.fixedSize, to: &column) {
+            column.appendNull()
+        }
     }
 
     // MARK: Datasets

@@ -8,6 +8,7 @@
 // out of the packed row into columnar results. No per-row allocation beyond
 // the growth of the result arrays.
 public import PlinthStorage
+import Synchronization
 
 /// One requested feature across all entity rows.
 public struct FeatureResult: Sendable {
@@ -48,6 +49,7 @@ public final class OnlineStore: Sendable {
     let offline: Table
     /// Most entity rows in one read, and rows in one push.
     public let maxRows: Int
+    private let plans = Mutex<[PlanKey: ReadPlan]>([:])
     /// Samples online reads for the skew check (SkewCheck.swift); nil: off.
     public let sampler: ReadSampler?
 
@@ -62,82 +64,48 @@ public final class OnlineStore: Sendable {
 
     // MARK: Reading
 
-    private struct Slot {
-        let view: ResolvedView
-        let index: Int
-        let feature: FeatureDefinition
+    /// Resolves `features` (references "view:feature") or the features of
+    /// `service` against the current definitions. Plans are cached per
+    /// definitions snapshot, so a repeated request resolves no names.
+    public func plan(features: [String], service: String?, fullFeatureNames: Bool) throws -> ReadPlan {
+        try cachedPlan(.names(features: features, service: service ?? "", fullFeatureNames: fullFeatureNames)) { snapshot in
+            try ReadPlan(snapshot: snapshot, features: features, service: service, fullFeatureNames: fullFeatureNames)
+        }
     }
 
-    /// Reads `features` (references "view:feature") or the features of
-    /// `service` for every row of `entities` (one column per join key).
-    /// - Parameter now: microseconds since the epoch, for TTL checks.
-    /// - Returns: one result per feature, in the order asked.
-    public func read(features: [String], service: String?, entities: [Column], fullFeatureNames: Bool,
-                     now: Int64 = currentMicros()) throws -> [FeatureResult] {
+    /// The plan for a request identified by `encodedKey` (any bytes that
+    /// determine its features, service and naming, e.g. their wire
+    /// encoding); `names` gives them when the plan is not cached.
+    public func plan(encodedKey: [UInt8],
+                     names: () throws -> (features: [String], service: String, fullFeatureNames: Bool)) throws -> ReadPlan {
+        try cachedPlan(.encoded(EncodedKey(bytes: encodedKey))) { snapshot in
+            let (features, service, full) = try names()
+            return try ReadPlan(snapshot: snapshot, features: features, service: service, fullFeatureNames: full)
+        }
+    }
+
+    private func cachedPlan(_ key: PlanKey, _ make: (CatalogSnapshot) throws -> ReadPlan) throws -> ReadPlan {
         let snapshot = catalog.snapshot
-        let references: [String]
-        if let service, !service.isEmpty {
-            guard features.isEmpty else {
-                throw FeatureStoreError.invalidArgument("give either features or a feature service, not both")
-            }
-            guard let definition = snapshot.services[service] else {
-                throw FeatureStoreError.notFound("unknown feature service '\(service)'")
-            }
-            references = definition.features
-        } else {
-            references = features
+        if let cached = plans.withLock({ $0[key] }), cached.snapshot === snapshot { return cached }
+        let plan = try make(snapshot)
+        plans.withLock { cache in
+            // Bounded: a client that never repeats a request must not grow it.
+            if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
+            cache[key] = plan
         }
-        guard !references.isEmpty else {
-            throw FeatureStoreError.invalidArgument("no features requested: give feature references or a feature service")
-        }
+        return plan
+    }
 
-        // Resolve; group output slots by view so each entity row costs one
-        // lookup per view however many of its features are asked for.
-        var slots: [Slot] = []
-        slots.reserveCapacity(references.count)
-        var viewOrder: [ResolvedView] = []
-        var seenViews: Set<String> = []
-        for text in references {
-            guard let ref = FeatureReference(text) else {
-                throw FeatureStoreError.invalidArgument("'\(text)' is not a feature reference (expected 'view:feature')")
-            }
-            guard let view = snapshot.views[ref.view] else {
-                throw FeatureStoreError.notFound("unknown feature view '\(ref.view)' in '\(text)'")
-            }
-            guard let index = view.layout.indexByName[ref.feature] else {
-                throw FeatureStoreError.notFound("feature view '\(ref.view)' has no feature '\(ref.feature)'")
-            }
-            slots.append(Slot(view: view, index: index, feature: view.layout.features[index]))
-            if seenViews.insert(view.name).inserted { viewOrder.append(view) }
-        }
-
-        var outputNames: Set<String> = []
-        for slot in slots {
-            let name = fullFeatureNames ? "\(slot.view.name)__\(slot.feature.name)" : slot.feature.name
-            guard outputNames.insert(name).inserted else {
-                throw FeatureStoreError.invalidArgument(fullFeatureNames
-                    ? "feature '\(name)' is requested twice"
-                    : "two requested features are both named '\(name)'; set full_feature_names to name them view__feature")
-            }
-        }
-
+    /// Looks up every entity row of `entities` (one column per join key) in
+    /// every view of `plan`, in one read transaction, and hands the rows to
+    /// `body`. The rows point into the memory map: valid only inside `body`.
+    /// - Parameter now: microseconds since the epoch, for TTL checks.
+    public func lookup<T>(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(),
+                          _ body: (borrowing RowLookup) throws -> T) throws -> T {
         let rows = try entityRowCount(entities)
-        var keyColumns: [String: Column] = [:]
-        for column in entities { keyColumns[column.name] = column }
-        var results: [FeatureResult] = slots.map { slot in
-            let name = fullFeatureNames ? "\(slot.view.name)__\(slot.feature.name)" : slot.feature.name
-            var column = Column(name: name, type: slot.feature.type)
-            column.reserve(rows)
-            var statuses: [FieldStatus] = []
-            statuses.reserveCapacity(rows)
-            var times: [Int64] = []
-            times.reserveCapacity(rows)
-            return FeatureResult(values: column, statuses: statuses, eventTimes: times)
-        }
-
-        for view in viewOrder {
-            let keys = try view.joinKeys.map { key -> Column in
-                guard let column = keyColumns[key.name] else {
+        let keys = try plan.views.map { view in
+            try view.joinKeys.map { key -> Column in
+                guard let column = entities.first(where: { $0.name == key.name }) else {
                     throw FeatureStoreError.invalidArgument("feature view '\(view.name)' needs entity column '\(key.name)'")
                 }
                 guard column.type == key.type else {
@@ -145,57 +113,55 @@ public final class OnlineStore: Sendable {
                 }
                 return column
             }
-            let mine = slots.indices.filter { slots[$0].view === view }
-            let ttlMicros = view.definition.ttlSeconds > 0 ? view.definition.ttlSeconds.multipliedReportingOverflow(by: 1_000_000).partialValue : 0
-            try environment.read { txn in
-                try withUnsafeTemporaryAllocation(byteCount: KeyEncoder.maxInlineKey, alignment: 8) { buffer in
+        }
+        let online = self.online
+        return try environment.read { txn in
+            var found = [UnsafeRawBufferPointer?](repeating: nil, count: plan.views.count * rows)
+            try withUnsafeTemporaryAllocation(byteCount: KeyEncoder.maxInlineKey, alignment: 8) { buffer in
+                for (v, view) in plan.views.enumerated() {
                     for row in 0..<rows {
                         var encoder = KeyEncoder(buffer)
-                        let keyIsNull = encodeKey(view.meta.viewID, keys, row: row, into: &encoder)
-                        var found: UnsafeRawBufferPointer? = nil
-                        if !keyIsNull {
-                            if encoder.overflowed {
-                                found = try txn.get(online, makeKey { appendKey(view.meta.viewID, keys, row: row, into: &$0) })
-                            } else {
-                                found = try txn.get(online, encoder.bytes)
-                            }
-                        }
-                        guard let found, let packed = PackedRow(found) else {
-                            for i in mine { results[i].appendMissing(.notFound, eventTime: 0) }
-                            continue
-                        }
-                        let layout = packed.schemaVersion == view.layout.schemaVersion ? view.layout : view.layouts[packed.schemaVersion]
-                        let expired = ttlMicros > 0 && now - packed.eventTime > ttlMicros
-                        for i in mine {
-                            let slot = slots[i]
-                            guard let layout, packed.fits(layout) else {
-                                results[i].appendMissing(.nullValue, eventTime: packed.eventTime)
-                                continue
-                            }
-                            let index = layout.schemaVersion == view.layout.schemaVersion ? slot.index
-                                : layout.index(of: slot.feature.name, type: slot.feature.type)
-                            guard let index else {
-                                // Written before this feature existed (or had this type).
-                                results[i].appendMissing(.nullValue, eventTime: packed.eventTime)
-                                continue
-                            }
-                            if expired {
-                                results[i].appendMissing(.outsideMaxAge, eventTime: packed.eventTime)
-                            } else if packed.isNull(index) || !packed.append(index, layout, to: &results[i].values) {
-                                results[i].appendMissing(.nullValue, eventTime: packed.eventTime)
-                            } else {
-                                results[i].statuses.append(.present)
-                                results[i].eventTimes.append(packed.eventTime)
-                            }
-                        }
+                        if encodeKey(view.meta.viewID, keys[v], row: row, into: &encoder) { continue }
+                        found[v * rows + row] = encoder.overflowed
+                            ? try txn.get(online, makeKey { appendKey(view.meta.viewID, keys[v], row: row, into: &$0) })
+                            : try txn.get(online, encoder.bytes)
                     }
                 }
             }
+            let lookup = RowLookup(plan: plan, rows: rows, found: found, now: now)
+            let result = try body(lookup)
+            // The skew check's sampling hook (SkewCheck.swift); off unless
+            // read_sample_rate is set.
+            if let sampler, sampler.shouldSample() { sample(lookup, entities: entities) }
+            return result
         }
-        if let sampler, sampler.shouldSample() {
-            sample(service: service, references: references, entities: entities, results: results, now: now)
+    }
+
+    /// Reads `features` or the features of `service` for every row of
+    /// `entities`: one result per feature, in the order asked.
+    public func read(features: [String], service: String?, entities: [Column], fullFeatureNames: Bool,
+                     now: Int64 = currentMicros()) throws -> [FeatureResult] {
+        let plan = try plan(features: features, service: service, fullFeatureNames: fullFeatureNames)
+        return try lookup(plan, entities: entities, now: now) { rows in
+            plan.outputs.indices.map { o in
+                let output = plan.outputs[o]
+                var result = FeatureResult(values: Column(name: output.name, type: output.feature.type), statuses: [], eventTimes: [])
+                result.values.reserve(rows.count)
+                result.statuses.reserveCapacity(rows.count)
+                result.eventTimes.reserveCapacity(rows.count)
+                for row in 0..<rows.count {
+                    switch rows.cell(o, row) {
+                    case .value(let packed, let at, let base):
+                        _ = packed.append(output.feature.type, at: at, base: base, to: &result.values)
+                        result.statuses.append(.present)
+                        result.eventTimes.append(packed.eventTime)
+                    case .missing(let status, let eventTime):
+                        result.appendMissing(status, eventTime: eventTime)
+                    }
+                }
+                return result
+            }
         }
-        return results
     }
 
     private func entityRowCount(_ entities: [Column]) throws -> Int {
@@ -203,13 +169,13 @@ public final class OnlineStore: Sendable {
             throw FeatureStoreError.invalidArgument("no entity columns: give one column per join key")
         }
         let rows = first.count
-        var names: Set<String> = []
-        for column in entities {
+        for (i, column) in entities.enumerated() {
             if let problem = column.shapeProblem() { throw FeatureStoreError.invalidArgument(problem) }
             guard column.count == rows else {
                 throw FeatureStoreError.invalidArgument("entity column '\(column.name)' has \(column.count) rows, '\(first.name)' has \(rows)")
             }
-            guard names.insert(column.name).inserted else {
+            // A handful of key columns: a quadratic check allocates nothing.
+            if entities[..<i].contains(where: { $0.name == column.name }) {
                 throw FeatureStoreError.invalidArgument("entity column '\(column.name)' is given twice")
             }
         }
@@ -289,8 +255,16 @@ public final class OnlineStore: Sendable {
         keyEnds.reserveCapacity(rows)
         valueEnds.reserveCapacity(rows)
         values.reserveCapacity(rows * view.layout.fixedSize)
+        keyBytes.reserveCapacity(rows * 16)
         for row in 0..<rows {
-            keyBytes.append(contentsOf: makeKey { appendKey(view.meta.viewID, keys, row: row, into: &$0) })
+            let inline = withUnsafeTemporaryAllocation(byteCount: KeyEncoder.maxInlineKey, alignment: 8) { buffer -> Bool in
+                var encoder = KeyEncoder(buffer)
+                appendKey(view.meta.viewID, keys, row: row, into: &encoder)
+                if encoder.overflowed { return false }
+                keyBytes.append(contentsOf: encoder.bytes)
+                return true
+            }
+            if !inline { keyBytes.append(contentsOf: makeKey { appendKey(view.meta.viewID, keys, row: row, into: &$0) }) }
             keyEnds.append(keyBytes.count)
             let created = createdTimes.isEmpty ? now : createdTimes[row]
             view.layout.encode(row: row, columns: features, nulls: nulls, eventTime: eventTimes[row],
@@ -323,6 +297,9 @@ public final class OnlineStore: Sendable {
         var result = PushResult(rows: push.rows)
         try push.keys.withUnsafeBytes { keys in
             try push.values.withUnsafeBytes { values in
+                // The offline key is the online key plus two times: built in
+                // a reused buffer, not allocated per row.
+                var offlineKey = [UInt8](repeating: 0, count: 64)
                 var keyStart = 0, valueStart = 0
                 for row in 0..<push.rows {
                     let key = UnsafeRawBufferPointer(rebasing: keys[keyStart..<push.keyEnds[row]])
@@ -334,12 +311,14 @@ public final class OnlineStore: Sendable {
                         // The offline key orders a view's rows by entity, then
                         // event time, then created time: a point-in-time
                         // lookup is one cursor seek.
-                        let offlineKey = makeKey { encoder in
+                        if offlineKey.count < key.count + 16 { offlineKey = [UInt8](repeating: 0, count: key.count + 16) }
+                        try offlineKey.withUnsafeMutableBytes { buffer in
+                            var encoder = KeyEncoder(buffer)
                             encoder.append(raw: key)
                             encoder.append(event)
                             encoder.append(created)
+                            try txn.put(offline, encoder.bytes, value)
                         }
-                        try offlineKey.withUnsafeBytes { try txn.put(offline, $0, value) }
                         result.offlineRowsWritten += 1
                     }
                     if push.target.online {

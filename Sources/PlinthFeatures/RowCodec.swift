@@ -21,9 +21,9 @@ public struct RowLayout: Sendable {
     public static let headerSize = 21
     public let features: [FeatureDefinition]
     public let schemaVersion: UInt32
-    let offsets: [Int]
+    public let offsets: [Int]
     let bitmapSize: Int
-    let fixedSize: Int
+    public let fixedSize: Int
     let indexByName: [String: Int]
 
     public init(features: [FeatureDefinition], schemaVersion: UInt32) {
@@ -126,12 +126,23 @@ public struct PackedRow {
         bytes[RowLayout.headerSize + index / 8] & (1 << UInt8(index % 8)) != 0
     }
 
-    /// Appends feature `index` of this row (laid out by `layout`) to `column`.
-    /// Returns false when the row is damaged (a variable part out of bounds).
+    /// The bytes of a string or bytes value whose (offset, length) slot is
+    /// at byte `at`, in a row whose variable part starts at `base`; nil when
+    /// the row is damaged.
     @inline(__always)
-    public func append(_ index: Int, _ layout: RowLayout, to column: inout Column) -> Bool {
-        let at = layout.offsets[index]
-        switch layout.features[index].type {
+    public func variable(at: Int, base: Int) -> UnsafeRawBufferPointer? {
+        let offset = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
+        let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)))
+        let start = base + offset
+        guard start + length <= bytes.count else { return nil }
+        return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
+    }
+
+    /// Appends the value of `type` whose slot is at byte `at` (variable
+    /// part at `base`) to `column`. Returns false when the row is damaged.
+    @inline(__always)
+    public func append(_ type: FeatureType, at: Int, base: Int, to column: inout Column) -> Bool {
+        switch type {
         case .int64: column.int64s.append(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: Int64.self)))
         case .float32: column.float32s.append(Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self))))
         case .float64: column.float64s.append(Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
@@ -141,12 +152,8 @@ public struct PackedRow {
                 column.float32s.append(Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 4 * j, as: UInt32.self))))
             }
         case .string, .bytes:
-            let offset = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
-            let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 4, as: UInt32.self)))
-            let start = layout.fixedSize + offset
-            guard start + length <= bytes.count else { return false }
-            let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
-            if layout.features[index].type == .string {
+            guard let slice = variable(at: at, base: base) else { return false }
+            if type == .string {
                 column.strings.append(String(decoding: slice, as: UTF8.self))
             } else {
                 column.bytes.append(Data(slice))
@@ -154,4 +161,5 @@ public struct PackedRow {
         }
         return true
     }
+
 }

@@ -11,9 +11,9 @@ import Synchronization
 
 /// One sampled online read: one entity row of one request.
 public struct ReadSample: Sendable {
-    public var service: String
+    /// The references read, "view:feature", in the request's order.
     public var references: [String]
-    /// One column per join key, one row.
+    /// The request's entity columns, one row.
     public var keys: [Column]
     public var time: Int64
     /// The values served, one per reference (nil when not PRESENT).
@@ -50,28 +50,38 @@ public final class ReadSampler: Sendable {
         }
     }
 
-    /// The latest `count` samples of `service`, oldest first.
-    public func latest(service: String, count: Int) -> [ReadSample] {
+    /// The latest `count` samples of reads of exactly `references` (a
+    /// feature service's, say), oldest first.
+    public func latest(references: [String], count: Int) -> [ReadSample] {
         state.withLock { s in
             let ordered = s.samples.count < capacity ? s.samples : Array(s.samples[s.next...] + s.samples[..<s.next])
-            return Array(ordered.filter { $0.service == service }.suffix(count))
+            return Array(ordered.filter { $0.references == references }.suffix(count))
         }
     }
 }
 
 extension OnlineStore {
-    /// Records one entity row of a finished read (the hook in `read`).
-    func sample(service: String?, references: [String], entities: [Column], results: [FeatureResult], now: Int64) {
-        guard let sampler, let rows = entities.first?.count, rows > 0 else { return }
-        let row = Int(now % Int64(rows))
+    /// Records one entity row of a finished lookup (the hook in `lookup`,
+    /// which every online read goes through).
+    func sample(_ rows: borrowing RowLookup, entities: [Column]) {
+        guard let sampler, rows.count > 0 else { return }
+        let row = Int(rows.now % Int64(rows.count))
         guard entities.allSatisfy({ !$0.nullRows.contains(UInt32(row)) }) else { return }
-        let served: [Value?] = results.map { result in
-            guard result.statuses[row] == .present else { return nil }
-            let value = result.values.slice(row..<(row + 1)).value(0, nulls: [])
-            return value == .null ? nil : value
+        let plan = rows.plan
+        var served: [Value?] = []
+        for o in plan.outputs.indices {
+            let type = plan.outputs[o].feature.type
+            switch rows.cell(o, row) {
+            case .value(let packed, let at, let base):
+                var column = Column(name: "", type: type)
+                served.append(packed.append(type, at: at, base: base, to: &column) ? column.value(0, nulls: []) : nil)
+            case .missing:
+                served.append(nil)
+            }
         }
-        sampler.record(ReadSample(service: service ?? "", references: references,
-                                  keys: entities.map { $0.slice(row..<(row + 1)) }, time: now, served: served))
+        let references = plan.outputs.map { "\(plan.views[$0.view].name):\($0.feature.name)" }
+        sampler.record(ReadSample(references: references, keys: entities.map { $0.slice(row..<(row + 1)) },
+                                  time: rows.now, served: served.map { $0 == .null ? nil : $0 }))
     }
 }
 
@@ -99,11 +109,11 @@ extension OfflineStore {
         guard let sampler, sampler.rate > 0 else {
             throw FeatureStoreError.conflict("online reads are not sampled; set read_sample_rate (e.g. 0.01) in the daemon's config")
         }
-        guard catalog.snapshot.services[service] != nil else {
+        guard let definition = catalog.snapshot.services[service] else {
             throw FeatureStoreError.notFound("unknown feature service '\(service)'")
         }
         var report = SkewReport()
-        for sample in sampler.latest(service: service, count: max(0, count)) {
+        for sample in sampler.latest(references: definition.features, count: max(0, count)) {
             let (columns, _) = try join(HistoricalRequest(service: service, spine: sample.keys, eventTimes: [sample.time],
                                                           fullFeatureNames: true))
             let features = columns.dropFirst(sample.keys.count)

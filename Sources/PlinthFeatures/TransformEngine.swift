@@ -229,7 +229,7 @@ extension PackedRow {
         return current.features.map { feature in
             guard let own, fits(own), let index = own.index(of: feature.name, type: feature.type), !isNull(index) else { return .null }
             var column = Column(name: feature.name, type: feature.type)
-            guard append(index, own, to: &column) else { return .null }
+            guard append(feature.type, at: own.offsets[index], base: own.fixedSize, to: &column) else { return .null }
             return column.value(0, nulls: [])
         }
     }

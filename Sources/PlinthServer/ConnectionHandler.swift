@@ -70,8 +70,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .refuse(let code, let message):
             write(id: id, code: code, message: message, body: [], context: context)
         case .dispatch:
-            state.started()
-            spec.run(services, envelope.body, responder(id: id, context: context))
+            if let inline = spec.inline {
+                answerInline(id: id, body: envelope.body, inline, context: context)
+            } else {
+                state.started()
+                spec.run(services, envelope.body, responder(id: id, context: context))
+            }
         }
     }
 
@@ -124,6 +128,25 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Runs a synchronous method and writes its answer with no closure, hop
+    /// or copy: the body goes after a gap the frame header is filled into.
+    private func answerInline(id: UInt64, body: ByteBuffer,
+                              _ inline: (Services, ByteBuffer, inout ByteBuffer) throws -> Void, context: ChannelHandlerContext) {
+        var out = context.channel.allocator.buffer(capacity: 1024)
+        out.moveWriterIndex(forwardBy: Envelope.maxResponseHeader)
+        let bodyStart = out.writerIndex
+        do {
+            try inline(services, body, &out)
+        } catch {
+            let (code, message) = status(for: error)
+            write(id: id, code: code, message: message, body: [], context: context)
+            return
+        }
+        Envelope.writeResponseHeader(id: id, bodyStart: bodyStart, in: &out)
+        context.write(wrapOutboundOut(out), promise: nil)
+        needsFlush = true
+    }
+
     private func responder(id: UInt64, context: ChannelHandlerContext) -> Responder {
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
@@ -136,7 +159,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func complete(id: UInt64, code: Int, message: String, body: [UInt8], more: Bool) {
+    private func complete(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool) {
         // Only the last frame of a stream ends the request.
         let closeNow = more ? false : state.finished()
         guard let context else { return }
@@ -145,9 +168,23 @@ final class ConnectionHandler: ChannelInboundHandler {
         if closeNow { context.close(promise: nil) }
     }
 
-    private func write(id: UInt64, code: Int, message: String, body: [UInt8], more: Bool = false, context: ChannelHandlerContext) {
+    private func write(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool = false, context: ChannelHandlerContext) {
+        switch body {
+        case .bytes(let bytes):
+            var out = context.channel.allocator.buffer(capacity: bytes.count + 32 + message.utf8.count)
+            Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBytes(bytes) }
+            context.write(wrapOutboundOut(out), promise: nil)
+        case .buffer(var buffer):
+            var out = context.channel.allocator.buffer(capacity: buffer.readableBytes + 32 + message.utf8.count)
+            Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBuffer(&buffer) }
+            context.write(wrapOutboundOut(out), promise: nil)
+        }
+        needsFlush = true
+    }
+
+    private func write(id: UInt64, code: Int, message: String, body: [UInt8], context: ChannelHandlerContext) {
         var out = context.channel.allocator.buffer(capacity: body.count + 32 + message.utf8.count)
-        Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBytes(body) }
+        Envelope.writeResponse(id: id, code: code, message: message, more: false, into: &out) { $0.writeBytes(body) }
         context.write(wrapOutboundOut(out), promise: nil)
         needsFlush = true
     }

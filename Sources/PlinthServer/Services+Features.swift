@@ -15,8 +15,8 @@ extension Services {
         Method.push: MethodSpec(scope: .write) { services, body, respond in
             services.push(body, respond)
         },
-        Method.getOnlineFeatures: MethodSpec(scope: .read) { services, body, respond in
-            services.getOnlineFeatures(body, respond)
+        Method.getOnlineFeatures: MethodSpec(scope: .read) { services, body, out in
+            try services.getOnlineFeatures(body, into: &out)
         },
     ]
 
@@ -87,21 +87,14 @@ extension Services {
         } catch { respond.fail(error) }
     }
 
-    func getOnlineFeatures(_ body: ByteBuffer, _ respond: Responder) {
-        do {
-            let request = try decode(PBGetOnlineFeaturesRequest.self, body)
-            let entities = try request.entities.map { try Column(wire: $0) }
-            let results = try store.read(features: request.features, service: request.featureService,
-                                         entities: entities, fullFeatureNames: request.fullFeatureNames)
-            var out = PBGetOnlineFeaturesResponse()
-            out.features = results.map { result in
-                var column = PBFeatureColumn()
-                column.values = result.values.wire
-                column.statuses = result.statuses.map { PBFieldStatus(rawValue: Int($0.rawValue)) ?? .invalid }
-                column.eventTimeUs = result.eventTimes
-                return column
-            }
-            respond.succeed(out)
-        } catch { respond.fail(error) }
+    func getOnlineFeatures(_ body: ByteBuffer, into out: inout ByteBuffer) throws {
+        let request = try OnlineRequestDecoder.decode(body)
+        let plan = try store.plan(encodedKey: request.planKey) {
+            (try request.references(), request.service, request.fullFeatureNames)
+        }
+        // Encode inside the lookup: the rows point into the memory map.
+        try store.lookup(plan, entities: request.entities) { rows in
+            OnlineResponseEncoder.encode(rows, into: &out)
+        }
     }
 }

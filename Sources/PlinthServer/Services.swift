@@ -15,9 +15,12 @@ public import SwiftProtobuf
 /// `fail` once; a streaming method calls `stream` for each part but the
 /// last, then `succeed` (or `fail`) to end the stream.
 struct Responder: Sendable {
-    let deliver: @Sendable (_ code: Int, _ message: String, _ body: [UInt8], _ more: Bool) -> Void
+    let deliver: @Sendable (_ code: Int, _ message: String, _ body: ResponseBody, _ more: Bool) -> Void
 
     func succeed(_ message: some SwiftProtobuf.Message) { send(message, more: false) }
+
+    /// Succeeds with a body the handler encoded itself.
+    func succeed(encoded body: ByteBuffer) { deliver(StatusCode.ok, "", .buffer(body), false) }
 
     /// Sends one part of a streamed answer; more parts follow.
     func stream(_ message: some SwiftProtobuf.Message) { send(message, more: true) }
@@ -25,18 +28,25 @@ struct Responder: Sendable {
     private func send(_ message: some SwiftProtobuf.Message, more: Bool) {
         do {
             let bytes: [UInt8] = try message.serializedBytes()
-            deliver(StatusCode.ok, "", bytes, more)
+            deliver(StatusCode.ok, "", .bytes(bytes), more)
         } catch {
-            deliver(StatusCode.internal, "could not encode the response: \(error)", [], false)
+            deliver(StatusCode.internal, "could not encode the response: \(error)", .bytes([]), false)
         }
     }
 
     func fail(_ error: any Error) {
         let (code, message) = status(for: error)
-        deliver(code, message, [], false)
+        deliver(code, message, .bytes([]), false)
     }
 
-    func fail(code: Int, _ message: String) { deliver(code, message, [], false) }
+    func fail(code: Int, _ message: String) { deliver(code, message, .bytes([]), false) }
+}
+
+/// A response body: bytes from the generated encoder, or a buffer a
+/// handler wrote directly.
+enum ResponseBody: Sendable {
+    case bytes([UInt8])
+    case buffer(ByteBuffer)
 }
 
 /// Counters shown by ServerInfo.
@@ -49,7 +59,31 @@ final class ServerStats: Sendable {
 struct MethodSpec: Sendable {
     let scope: Scope
     let run: @Sendable (Services, ByteBuffer, Responder) -> Void
+    /// For methods answered synchronously on the event loop (reads): writes
+    /// the response body into `out` directly, skipping the Responder's
+    /// closure and the copy into a second buffer.
+    let inline: (@Sendable (Services, ByteBuffer, inout ByteBuffer) throws -> Void)?
+
+    init(scope: Scope, run: @escaping @Sendable (Services, ByteBuffer, Responder) -> Void) {
+        self.scope = scope
+        self.run = run
+        self.inline = nil
+    }
+
+    init(scope: Scope, inline: @escaping @Sendable (Services, ByteBuffer, inout ByteBuffer) throws -> Void) {
+        self.scope = scope
+        self.inline = inline
+        self.run = { services, body, respond in
+            var out = responseAllocator.buffer(capacity: 256)
+            do {
+                try inline(services, body, &out)
+                respond.succeed(encoded: out)
+            } catch { respond.fail(error) }
+        }
+    }
 }
+
+let responseAllocator = ByteBufferAllocator()
 
 func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ body: ByteBuffer) throws -> M {
     var message = M()

@@ -97,6 +97,39 @@ public enum Envelope {
         out.setInteger(UInt32(out.writerIndex - start), at: lengthAt)
     }
 
+    /// Room to leave in front of a body for `writeResponseHeader`.
+    public static let maxResponseHeader = 4 + 1 + 10 + 1 + 10
+
+    /// Writes a successful Response's frame header (length prefix, id, body
+    /// tag and length) so that it ends exactly where the body, already in
+    /// `buffer` at `bodyStart..<writerIndex`, begins, and moves the reader
+    /// index to the header's start. The caller left `maxResponseHeader`
+    /// bytes free before `bodyStart`: the body is never copied.
+    public static func writeResponseHeader(id: UInt64, bodyStart: Int, in buffer: inout ByteBuffer) {
+        let bodyLength = buffer.writerIndex - bodyStart
+        withUnsafeTemporaryAllocation(byteCount: maxResponseHeader, alignment: 1) { header in
+            var n = 4
+            func put(_ byte: UInt8) { header[n] = byte; n += 1 }
+            func varint(_ value: UInt64) {
+                var v = value
+                while v >= 0x80 { put(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
+                put(UInt8(v))
+            }
+            put(0x08)
+            varint(id)
+            if bodyLength > 0 {
+                put(0x1A)
+                varint(UInt64(bodyLength))
+            }
+            let payload = UInt32(n - 4 + bodyLength)
+            header.storeBytes(of: payload.bigEndian, toByteOffset: 0, as: UInt32.self)
+            let start = bodyStart - n
+            precondition(start >= buffer.readerIndex, "no room for the response header")
+            buffer.setBytes(UnsafeRawBufferPointer(rebasing: header[0..<n]), at: start)
+            buffer.moveReaderIndex(to: start)
+        }
+    }
+
     static func readVarint(_ buffer: inout ByteBuffer) throws(EnvelopeError) -> UInt64 {
         var value: UInt64 = 0
         var shift: UInt64 = 0

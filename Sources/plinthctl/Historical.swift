@@ -66,7 +66,7 @@ struct Historical: ParsableCommand {
             request.request.fullFeatureNames = fullFeatureNames
 
             let out = try OutputFile(output)
-            var progress = ProgressBar("historical", total: request.request.eventTimeUs.count, quiet: options.json)
+            var progress = StderrProgress("historical", total: request.request.eventTimeUs.count, quiet: options.json)
             var dataset = PBDataset()
             var rows = 0
             try connection.callStreaming(Method.getHistoricalFeatures, request.request, as: PBGetHistoricalFeaturesResponse.self) { frame in

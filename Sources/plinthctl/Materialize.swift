@@ -73,7 +73,7 @@ private func time(_ text: String, _ flag: String) throws -> Int64 {
 private func runMaterialize(_ request: PBMaterializeRequest, options: ConnectionOptions) throws {
     try reportingErrors {
         let connection = try options.connect()
-        var progress = ProgressBar("materialize", quiet: options.json)
+        var progress = StderrProgress("materialize", quiet: options.json)
         var final = PBMaterializeResponse()
         try connection.callStreaming(Method.materialize, request, as: PBMaterializeResponse.self) { frame in
             if frame.done { final = frame; return }

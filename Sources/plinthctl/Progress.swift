@@ -4,7 +4,7 @@
 // and pipes are not filled with carriage returns.
 import Foundation
 
-struct ProgressBar {
+struct StderrProgress {
     let label: String
     /// The amount at 100%; nil when unknown (a counter is shown instead).
     var total: Int?

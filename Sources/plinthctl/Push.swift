@@ -74,7 +74,7 @@ struct Push: ParsableCommand {
             // Records, not lines, are counted; a line count is close enough
             // for a bar (quoted line breaks are rare in feature data).
             let lines = text.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
-            var progress = ProgressBar("push \(view.name)", total: max(lines - 1, 1), quiet: options.json)
+            var progress = StderrProgress("push \(view.name)", total: max(lines - 1, 1), quiet: options.json)
             var batch = PBPushRequest()
             func resetBatch() {
                 batch = PBPushRequest()

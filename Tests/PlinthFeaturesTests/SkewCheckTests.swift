@@ -58,10 +58,10 @@ final class SkewCheckTests: OfflineTestCase {
     func testTheRingKeepsTheLatestSamples() {
         let sampler = ReadSampler(rate: 1, capacity: 3)
         for i in 0..<5 {
-            sampler.record(ReadSample(service: i % 2 == 0 ? "a" : "b", references: [], keys: [], time: Int64(i), served: []))
+            sampler.record(ReadSample(references: [i % 2 == 0 ? "v:a" : "v:b"], keys: [], time: Int64(i), served: []))
         }
-        XCTAssertEqual(sampler.latest(service: "a", count: 10).map(\.time), [2, 4])
-        XCTAssertEqual(sampler.latest(service: "b", count: 10).map(\.time), [3])
+        XCTAssertEqual(sampler.latest(references: ["v:a"], count: 10).map(\.time), [2, 4])
+        XCTAssertEqual(sampler.latest(references: ["v:b"], count: 10).map(\.time), [3])
         XCTAssertEqual(ReadSampler(rate: 0).shouldSample(), false)
     }
 }

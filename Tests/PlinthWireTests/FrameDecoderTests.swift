@@ -81,4 +81,20 @@ final class EnvelopeTests: XCTestCase {
             XCTAssertEqual(response.more, more)
         }
     }
+
+    func testHeaderWrittenInFrontOfABodyInPlace() throws {
+        for (id, body) in [(UInt64(1), [UInt8]()), (300, [1, 2, 3]), (UInt64.max, Array(repeating: 7, count: 20_000))] {
+            var out = ByteBufferAllocator().buffer(capacity: 64)
+            out.moveWriterIndex(forwardBy: Envelope.maxResponseHeader)
+            let start = out.writerIndex
+            out.writeBytes(body)
+            Envelope.writeResponseHeader(id: id, bodyStart: start, in: &out)
+            let length = try XCTUnwrap(out.readInteger(as: UInt32.self))
+            XCTAssertEqual(Int(length), out.readableBytes)
+            let response = try PBResponse(serializedBytes: Array(out.readableBytesView))
+            XCTAssertEqual(response.id, id)
+            XCTAssertEqual(Array(response.body), body)
+            XCTAssertEqual(response.status.code, .ok)
+        }
+    }
 }

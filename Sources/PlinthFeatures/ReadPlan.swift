@@ -1,0 +1,214 @@
+// ReadPlan and RowLookup: the online read path's two halves. A plan is a
+// request's feature references resolved against one definitions snapshot
+// (cached, so hot requests resolve no names); a lookup holds the packed
+// rows found for each (view, entity row) and decides, in one place, what
+// each result cell is. The Column builder and the server's direct protobuf
+// encoder both read cells through `cell`, so they cannot disagree.
+import Foundation
+
+/// The cache key of a plan: the request's names, or the bytes that
+/// encode them on the wire (so a hot request need not build any string).
+enum PlanKey: Hashable {
+    case names(features: [String], service: String, fullFeatureNames: Bool)
+    case encoded(EncodedKey)
+}
+
+/// Bytes hashed and compared in bulk (Array<UInt8> hashes byte by byte).
+struct EncodedKey: Hashable {
+    let bytes: [UInt8]
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    static func == (a: EncodedKey, b: EncodedKey) -> Bool {
+        a.bytes.count == b.bytes.count && a.bytes.withUnsafeBytes { x in
+            b.bytes.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+        }
+    }
+}
+
+public final class ReadPlan: Sendable {
+    /// One result column.
+    public struct Output: Sendable {
+        /// Index into `views`.
+        public let view: Int
+        /// Index of the feature in its view's current layout.
+        public let index: Int
+        public let feature: FeatureDefinition
+        /// "feature", or "view__feature" with full feature names.
+        public let name: String
+    }
+
+    /// What the per-cell loop needs about an output, with no reference
+    /// counted members, so reading it in a loop costs no ARC traffic.
+    public struct HotOutput: Sendable {
+        public let view: Int
+        public let index: Int
+        public let offset: Int
+        public let isVariable: Bool
+        public let type: FeatureType
+        /// The output name's UTF-8 bytes in `namesUTF8`.
+        public let nameStart: Int
+        public let nameEnd: Int
+    }
+
+    struct HotView {
+        let schemaVersion: UInt32
+        let fixedSize: Int
+        let ttlMicros: Int64
+    }
+
+    let snapshot: CatalogSnapshot
+    /// Each view once, in first-requested order: one lookup per view per row.
+    public let views: [ResolvedView]
+    public let outputs: [Output]
+    public let hotOutputs: [HotOutput]
+    let hotViews: [HotView]
+    /// Every output name's UTF-8 bytes, back to back.
+    public let namesUTF8: [UInt8]
+
+    init(snapshot: CatalogSnapshot, features: [String], service: String?, fullFeatureNames: Bool) throws {
+        self.snapshot = snapshot
+        let references: [String]
+        if let service, !service.isEmpty {
+            guard features.isEmpty else {
+                throw FeatureStoreError.invalidArgument("give either features or a feature service, not both")
+            }
+            guard let definition = snapshot.services[service] else {
+                throw FeatureStoreError.notFound("unknown feature service '\(service)'")
+            }
+            references = definition.features
+        } else {
+            references = features
+        }
+        guard !references.isEmpty else {
+            throw FeatureStoreError.invalidArgument("no features requested: give feature references or a feature service")
+        }
+        var views: [ResolvedView] = []
+        var outputs: [Output] = []
+        var names: Set<String> = []
+        for text in references {
+            guard let ref = FeatureReference(text) else {
+                throw FeatureStoreError.invalidArgument("'\(text)' is not a feature reference (expected 'view:feature')")
+            }
+            guard let view = snapshot.views[ref.view] else {
+                throw FeatureStoreError.notFound("unknown feature view '\(ref.view)' in '\(text)'")
+            }
+            guard let index = view.layout.indexByName[ref.feature] else {
+                throw FeatureStoreError.notFound("feature view '\(ref.view)' has no feature '\(ref.feature)'")
+            }
+            let name = fullFeatureNames ? "\(view.name)__\(ref.feature)" : ref.feature
+            guard names.insert(name).inserted else {
+                throw FeatureStoreError.invalidArgument(fullFeatureNames
+                    ? "feature '\(name)' is requested twice"
+                    : "two requested features are both named '\(name)'; set full_feature_names to name them view__feature")
+            }
+            let v: Int
+            if let existing = views.firstIndex(where: { $0 === view }) { v = existing } else { v = views.count; views.append(view) }
+            outputs.append(Output(view: v, index: index, feature: view.layout.features[index], name: name))
+        }
+        self.views = views
+        self.outputs = outputs
+        var utf8: [UInt8] = []
+        var hot: [HotOutput] = []
+        for o in outputs {
+            let start = utf8.count
+            utf8.append(contentsOf: o.name.utf8)
+            hot.append(HotOutput(view: o.view, index: o.index, offset: views[o.view].layout.offsets[o.index],
+                                 isVariable: o.feature.type.isVariableWidth, type: o.feature.type,
+                                 nameStart: start, nameEnd: utf8.count))
+        }
+        hotOutputs = hot
+        namesUTF8 = utf8
+        hotViews = views.map { v in
+            let ttl = v.definition.ttlSeconds
+            return HotView(schemaVersion: v.layout.schemaVersion, fixedSize: v.layout.fixedSize,
+                           ttlMicros: ttl > 0 ? ttl.multipliedReportingOverflow(by: 1_000_000).partialValue : 0)
+        }
+    }
+}
+
+/// What one result cell is.
+public enum Cell {
+    /// A value: its fixed slot starts at byte `at` of `row`; a string's or
+    /// bytes' variable part starts at `variableBase`. Bounds are checked.
+    case value(PackedRow, at: Int, variableBase: Int)
+    /// No value, with the status saying why and the row's event time (0 if none).
+    case missing(FieldStatus, eventTime: Int64)
+}
+
+/// One (view, entity row) of a lookup, before any feature is read.
+public enum RowState {
+    case missing(FieldStatus, eventTime: Int64)
+    /// `currentSchema`: written under the view's current schema and long
+    /// enough for it, so features are at their current offsets.
+    case found(PackedRow, currentSchema: Bool)
+}
+
+/// The rows found for one lookup. Valid only inside `OnlineStore.lookup`.
+public struct RowLookup: ~Copyable {
+    public let plan: ReadPlan
+    /// Entity rows in the request.
+    public let count: Int
+    let found: [UnsafeRawBufferPointer?]
+    let now: Int64
+
+    init(plan: ReadPlan, rows: Int, found: [UnsafeRawBufferPointer?], now: Int64) {
+        self.plan = plan
+        self.count = rows
+        self.found = found
+        self.now = now
+    }
+
+    /// The cell of output `output` for entity row `row`.
+    @inline(__always)
+    public func cell(_ output: Int, _ row: Int) -> Cell {
+        cell(output, in: self.row(plan.hotOutputs[output].view, row))
+    }
+
+    /// What is known of one (view, entity row) before looking at a feature:
+    /// found or not, expired or not, written under the current schema or not.
+    /// Callers that read many features of a row resolve it once.
+    @inline(__always)
+    public func row(_ view: Int, _ row: Int) -> RowState {
+        guard let bytes = found[view * count + row], let packed = PackedRow(bytes) else {
+            return .missing(.notFound, eventTime: 0)
+        }
+        let hot = plan.hotViews[view]
+        if hot.ttlMicros > 0, now - packed.eventTime > hot.ttlMicros {
+            return .missing(.outsideMaxAge, eventTime: packed.eventTime)
+        }
+        return .found(packed, currentSchema: packed.schemaVersion == hot.schemaVersion && packed.bytes.count >= hot.fixedSize)
+    }
+
+    /// The cell of output `output` in a row resolved by `row(_:_:)` for the
+    /// output's view.
+    @inline(__always)
+    public func cell(_ output: Int, in state: RowState) -> Cell {
+        let packed: PackedRow
+        let currentSchema: Bool
+        switch state {
+        case .missing(let status, let eventTime): return .missing(status, eventTime: eventTime)
+        case .found(let p, let current): packed = p; currentSchema = current
+        }
+        let out = plan.hotOutputs[output]
+        var index = out.index, at = out.offset, base = plan.hotViews[out.view].fixedSize
+        if !currentSchema {
+            // Written under an earlier schema: find the feature by name and type.
+            let feature = plan.outputs[output].feature
+            guard let old = plan.views[out.view].layouts[packed.schemaVersion],
+                  let oldIndex = old.index(of: feature.name, type: feature.type),
+                  packed.bytes.count >= old.fixedSize else {
+                return .missing(.nullValue, eventTime: packed.eventTime)
+            }
+            index = oldIndex
+            at = old.offsets[oldIndex]
+            base = old.fixedSize
+        }
+        if packed.isNull(index) || (out.isVariable && packed.variable(at: at, base: base) == nil) {
+            return .missing(.nullValue, eventTime: packed.eventTime)
+        }
+        return .value(packed, at: at, variableBase: base)
+    }
+}

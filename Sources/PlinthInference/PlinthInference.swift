@@ -1,1 +1,0 @@
-// PlinthInference: see DESIGN.md. Sources arrive with their issue.

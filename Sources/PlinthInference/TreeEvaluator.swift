@@ -1,0 +1,599 @@
+// The tree-ensemble kernels. Two layouts, chosen per model when it is built:
+//
+// * Perfect layout: every tree is padded to the ensemble's maximum depth D and
+//   stored breadth-first as 2^D−1 eight-byte nodes {feature | default-left
+//   bit, threshold} followed by its 2^D leaves. A walk is exactly D steps of
+//   `i = 2i + 1 + goRight`, with no leaf test and no unpredictable loop exit,
+//   so several trees (single row) or several rows (batch) can be walked in
+//   lockstep and their memory loads overlap. This is the array layout that
+//   treelite/tl2cgen-style compiled code and QuickScorer-like kernels reach
+//   for: thresholds and feature indices packed together, top levels of each
+//   tree sharing a cache line. Padding nodes compare against NaN with the
+//   default-left bit set, which always goes left. Categorical splits are
+//   flagged nodes, checked only in models that have them. Used when the model
+//   has no zero-as-missing splits, no tree is deeper than 12 and the padding
+//   stays within a fixed multiple of the model's size.
+// * Pointer layout: 16-byte nodes with explicit children, as in the IR; it
+//   handles every split kind and any depth.
+//
+// Both layouts sum leaf values per tree in the model's precision, in tree
+// order, starting from the base margin: XGBoost sums float32 in that order,
+// which is what bit-for-bit agreement needs.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A node of the perfect layout.
+struct PerfectNode {
+    /// Feature index in the low 30 bits; bit 31 is set when a missing value
+    /// goes left, bit 30 for a categorical split.
+    var feature: UInt32
+    /// Threshold, or for a categorical split the bit pattern of its set index.
+    var threshold: Float
+
+    static let defaultLeft: UInt32 = 1 << 31
+    static let categorical: UInt32 = 1 << 30
+    static let featureMask: UInt32 = (1 << 30) - 1
+}
+
+/// How a perfect-layout step decides. When the rows in hand have no missing
+/// value, `x >= t` alone decides (padding nodes compare with NaN, which is
+/// false: left), which saves a third of the work of every step.
+protocol SplitRule {
+    /// Whether the model has categorical splits (checked per step only then).
+    static var categories: Bool { get }
+    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int
+}
+
+extension SplitRule {
+    static var categories: Bool { false }
+}
+
+enum WithMissingAndCategories: SplitRule {
+    static var categories: Bool { true }
+    @inline(__always)
+    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
+        WithMissing.goesRight(x, threshold, defaultLeftBit)
+    }
+}
+
+enum NoMissingWithCategories: SplitRule {
+    static var categories: Bool { true }
+    @inline(__always)
+    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
+        NoMissing.goesRight(x, threshold, defaultLeftBit)
+    }
+}
+
+enum WithMissing: SplitRule {
+    @inline(__always)
+    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
+        PlinthInference.goesRight(x, threshold, defaultLeftBit)
+    }
+}
+
+enum NoMissing: SplitRule {
+    @inline(__always)
+    static func goesRight(_ x: Float, _ threshold: Float, _: UInt32) -> Int { x >= threshold ? 1 : 0 }
+}
+
+/// Whether any of `count` values is NaN.
+@inline(__always)
+func hasMissing(_ values: UnsafePointer<Float>, _ count: Int) -> Bool {
+    for i in 0..<count where values[i].isNaN { return true }
+    return false
+}
+
+/// A node of the pointer layout.
+struct PointerNode {
+    /// Feature index in the low 29 bits; flags above.
+    var feature: UInt32
+    /// Threshold, or for a categorical split the bit pattern of its set index.
+    var threshold: Float
+    /// Global node index if ≥ 0, else `~global leaf index`.
+    var left: Int32
+    var right: Int32
+
+    static let defaultLeft: UInt32 = 1 << 31
+    static let categorical: UInt32 = 1 << 30
+    static let zeroMissing: UInt32 = 1 << 29
+    static let featureMask: UInt32 = (1 << 29) - 1
+}
+
+/// The largest feature count a model may declare: far beyond any real model,
+/// within what the packed node formats can address, and small enough that a
+/// corrupt header cannot make a caller allocate gigabytes for one row.
+let maxFeatureCount = 1 << 24
+
+/// Whether a present or missing value goes right at a plain numerical split.
+/// Branch-free: for a number, `x >= t` is the comparison; for NaN both
+/// comparisons are false and the default-left bit decides.
+@inline(__always)
+func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
+    let ge = x >= threshold ? 1 : 0
+    let notLess = x < threshold ? 0 : 1
+    let defaultRight = Int(1 &- defaultLeftBit)
+    return ge | (notLess & defaultRight)
+}
+
+final class TreeEvaluator: Evaluator, @unchecked Sendable {
+    // @unchecked: all storage is written once in init and only read afterwards.
+    private let precision: TreeEnsemble.Precision
+    private let outputCount: Int
+    private let transform: OutputTransform
+    private let treeCount: Int
+    private let treeOutputs: UnsafeMutablePointer<Int32>
+    /// Per output: base margin, and 1/tree count when averaging (else 1).
+    private let baseMargins: UnsafeMutablePointer<Double>
+    private let scale: UnsafeMutablePointer<Double>
+    private let averaging: Bool
+    private let singleOutput: Bool
+    /// Values per input row (the distance between rows in a block).
+    private let featureStride: Int
+
+    // Perfect layout (perfectDepth > 0), else pointer layout. Trees are padded
+    // to the deepest tree of their group of four (the trees walked in
+    // lockstep), not of the whole ensemble, so one deep tree does not inflate
+    // the rest.
+    /// The deepest padded tree; 0 when the pointer layout is used.
+    let perfectDepth: Int
+    private let treeDepth: UnsafeMutablePointer<Int>
+    private let treeNodeBase: UnsafeMutablePointer<Int>
+    /// Leaf base minus the tree's inner node count: the final walk index plus
+    /// this is the leaf's global index.
+    private let treeLeafBias: UnsafeMutablePointer<Int>
+    private let perfectNodes: UnsafeMutablePointer<PerfectNode>
+    private let perfectLeavesF: UnsafeMutablePointer<Float>
+    private let perfectLeavesD: UnsafeMutablePointer<Double>
+
+    private let nodes: UnsafeMutablePointer<PointerNode>
+    private let roots: UnsafeMutablePointer<Int32>
+    /// Per tree, its depth (longest root-to-leaf path) in the pointer layout.
+    private let pointerDepth: UnsafeMutablePointer<Int>
+    private let leaves: UnsafeMutablePointer<Double>
+    private let leavesF: UnsafeMutablePointer<Float>
+    private let catWords: UnsafeMutablePointer<UInt32>
+    /// Per category set: start in `catWords` and word count.
+    private let catRanges: UnsafeMutablePointer<SIMD2<Int32>>
+    private let hasCategories: Bool
+
+    private let allocations: [UnsafeMutableRawPointer]
+
+    static let maxPerfectDepth = 12
+
+    init(_ e: TreeEnsemble) {
+        precision = e.precision
+        outputCount = e.outputCount
+        transform = e.transform
+        treeCount = e.trees.count
+        averaging = e.averageTrees
+        singleOutput = e.outputCount == 1
+        featureStride = e.featureCount
+        var owned = [UnsafeMutableRawPointer]()
+        func alloc<T>(_ type: T.Type, _ count: Int) -> UnsafeMutablePointer<T> {
+            let p = UnsafeMutablePointer<T>.allocate(capacity: Swift.max(1, count))
+            owned.append(UnsafeMutableRawPointer(p))
+            return p
+        }
+
+        treeOutputs = alloc(Int32.self, e.trees.count)
+        for (i, o) in e.treeOutputs.enumerated() { treeOutputs[i] = o }
+        baseMargins = alloc(Double.self, e.outputCount)
+        scale = alloc(Double.self, e.outputCount)
+        var perOutput = [Int](repeating: 0, count: e.outputCount)
+        for o in e.treeOutputs { perOutput[Int(o)] += 1 }
+        for o in 0..<e.outputCount {
+            baseMargins[o] = e.baseMargins[o]
+            scale[o] = e.averageTrees && perOutput[o] > 0 ? 1.0 / Double(perOutput[o]) : 1.0
+        }
+
+        let depths = e.depths()
+        // Category sets, all trees concatenated; both layouts use them.
+        let setCount = e.trees.reduce(0) { $0 + $1.categorySets.count }
+        let wordCount = e.trees.reduce(0) { $0 + $1.categorySets.reduce(0) { $0 + $1.count } }
+        catWords = alloc(UInt32.self, wordCount)
+        catRanges = alloc(SIMD2<Int32>.self, setCount)
+        var setBases = [Int]()
+        var setBase = 0, wordBase = 0
+        for tree in e.trees {
+            setBases.append(setBase)
+            for set in tree.categorySets {
+                catRanges[setBase] = SIMD2(Int32(wordBase), Int32(set.count))
+                for (w, word) in set.enumerated() { catWords[wordBase + w] = word }
+                wordBase += set.count
+                setBase += 1
+            }
+        }
+        hasCategories = setCount > 0
+        let plain = e.trees.allSatisfy { t in t.nodes.allSatisfy { !$0.zeroIsMissing } }
+        var groupDepths = [Int](repeating: 1, count: e.trees.count)
+        for g in stride(from: 0, to: e.trees.count, by: 4) {
+            let end = Swift.min(g + 4, e.trees.count)
+            let d = Swift.max(1, depths[g..<end].max() ?? 1)
+            for t in g..<end { groupDepths[t] = d }
+        }
+        let paddedNodes = groupDepths.reduce(0) { $0 + (1 << Swift.min($1, 30)) }
+        let realNodes = e.trees.reduce(0) { $0 + $1.nodes.count + $1.leaves.count }
+        let maxDepth = groupDepths.max() ?? 1
+        // Padding is bounded: at most maxPerfectDepth levels and a fixed
+        // multiple of the model's real size, so memory follows the model.
+        if plain && maxDepth <= Self.maxPerfectDepth && paddedNodes <= 64 * realNodes + (1 << 20) {
+            perfectDepth = maxDepth
+            treeDepth = alloc(Int.self, e.trees.count)
+            treeNodeBase = alloc(Int.self, e.trees.count)
+            treeLeafBias = alloc(Int.self, e.trees.count)
+            perfectNodes = alloc(PerfectNode.self, paddedNodes)
+            perfectLeavesF = alloc(Float.self, paddedNodes)
+            perfectLeavesD = alloc(Double.self, paddedNodes)
+            var nodeBase = 0, leafBase = 0
+            for (t, tree) in e.trees.enumerated() {
+                let depth = groupDepths[t]
+                let innerCount = (1 << depth) - 1
+                treeDepth[t] = depth
+                treeNodeBase[t] = nodeBase
+                treeLeafBias[t] = leafBase - innerCount
+                Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
+                           setBase: setBases[t], nodes: perfectNodes + nodeBase, leavesF: perfectLeavesF + leafBase,
+                           leavesD: perfectLeavesD + leafBase)
+                nodeBase += innerCount
+                leafBase += innerCount + 1
+            }
+            nodes = alloc(PointerNode.self, 0)
+            roots = alloc(Int32.self, 0)
+            pointerDepth = alloc(Int.self, 0)
+            leaves = alloc(Double.self, 0)
+            leavesF = alloc(Float.self, 0)
+        } else {
+            perfectDepth = 0
+            treeDepth = alloc(Int.self, 0)
+            treeNodeBase = alloc(Int.self, 0)
+            treeLeafBias = alloc(Int.self, 0)
+            perfectNodes = alloc(PerfectNode.self, 0)
+            perfectLeavesF = alloc(Float.self, 0)
+            perfectLeavesD = alloc(Double.self, 0)
+            let nodeCount = e.trees.reduce(0) { $0 + $1.nodes.count }
+            let leafCount = e.trees.reduce(0) { $0 + $1.leaves.count }
+            nodes = alloc(PointerNode.self, nodeCount)
+            roots = alloc(Int32.self, e.trees.count)
+            pointerDepth = alloc(Int.self, e.trees.count)
+            for (t, d) in depths.enumerated() { pointerDepth[t] = d }
+            leaves = alloc(Double.self, leafCount)
+            leavesF = alloc(Float.self, leafCount)
+            var nodeBase = 0, leafBase = 0
+            for (t, tree) in e.trees.enumerated() {
+                for (l, v) in tree.leaves.enumerated() {
+                    leaves[leafBase + l] = v
+                    leavesF[leafBase + l] = Float(v)
+                }
+                func global(_ child: Int32) -> Int32 {
+                    child >= 0 ? Int32(nodeBase) + child : ~(Int32(leafBase) + ~child)
+                }
+                roots[t] = tree.nodes.isEmpty ? ~Int32(leafBase) : Int32(nodeBase)
+                for (n, node) in tree.nodes.enumerated() {
+                    var f = UInt32(node.feature)
+                    if node.defaultLeft { f |= PointerNode.defaultLeft }
+                    if node.zeroIsMissing { f |= PointerNode.zeroMissing }
+                    var threshold = node.threshold
+                    if node.categorySet >= 0 {
+                        f |= PointerNode.categorical
+                        threshold = Float(bitPattern: UInt32(setBases[t]) + UInt32(node.categorySet))
+                    }
+                    nodes[nodeBase + n] = PointerNode(feature: f, threshold: threshold,
+                                                      left: global(node.left), right: global(node.right))
+                }
+                nodeBase += tree.nodes.count
+                leafBase += tree.leaves.count
+            }
+        }
+        allocations = owned
+    }
+
+    deinit {
+        for p in allocations { p.deallocate() }
+    }
+
+    /// Writes one IR subtree into the perfect layout; a leaf above the bottom
+    /// level becomes an always-left padding node over copies of itself.
+    private static func place(tree: TreeEnsemble.Tree, ref: Int32, position: Int, level: Int, depth: Int,
+                              setBase: Int, nodes: UnsafeMutablePointer<PerfectNode>,
+                              leavesF: UnsafeMutablePointer<Float>, leavesD: UnsafeMutablePointer<Double>) {
+        if level == depth {
+            let value = tree.leaves[Int(~ref)]
+            let slot = position - ((1 << depth) - 1)
+            leavesD[slot] = value
+            leavesF[slot] = Float(value)
+            return
+        }
+        var leftRef = ref, rightRef = ref
+        if ref >= 0 {
+            let node = tree.nodes[Int(ref)]
+            var feature = UInt32(node.feature) | (node.defaultLeft ? PerfectNode.defaultLeft : 0)
+            var threshold = node.threshold
+            if node.categorySet >= 0 {
+                feature |= PerfectNode.categorical
+                threshold = Float(bitPattern: UInt32(setBase + Int(node.categorySet)))
+            }
+            nodes[position] = PerfectNode(feature: feature, threshold: threshold)
+            leftRef = node.left
+            rightRef = node.right
+        } else {
+            nodes[position] = PerfectNode(feature: PerfectNode.defaultLeft, threshold: .nan)
+        }
+        place(tree: tree, ref: leftRef, position: 2 * position + 1, level: level + 1, depth: depth,
+              setBase: setBase, nodes: nodes, leavesF: leavesF, leavesD: leavesD)
+        place(tree: tree, ref: rightRef, position: 2 * position + 2, level: level + 1, depth: depth,
+              setBase: setBase, nodes: nodes, leavesF: leavesF, leavesD: leavesD)
+    }
+
+    // MARK: - Single row
+
+    func predictRow(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Double>, _ kind: OutputKind) {
+        switch precision {
+        case .float32: accumulateRow(row, out, Float.self)
+        case .float64: accumulateRow(row, out, Double.self)
+        }
+        finishAveraging(out, kind)
+        if kind == .probability { Transform.apply(transform, out, outputCount) }
+    }
+
+    @inline(__always)
+    private func leafValue<L: BinaryFloatingPoint>(_ index: Int, _: L.Type) -> L {
+        if L.self == Float.self { return L(perfectDepth > 0 ? perfectLeavesF[index] : leavesF[index]) }
+        return L(perfectDepth > 0 ? perfectLeavesD[index] : leaves[index])
+    }
+
+    private func accumulateRow<L: BinaryFloatingPoint>(_ row: UnsafePointer<Float>,
+                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
+        // Sums start at the base margin (XGBoost's order); with averaging they
+        // start at zero and the base is added after scaling.
+        for o in 0..<outputCount { out[o] = averaging ? 0 : Double(L(baseMargins[o])) }
+        if singleOutput {
+            var acc = L(out[0])
+            if perfectDepth > 0 {
+                walkPerfect(row) { _, leaf in acc += leafValue(leaf, L.self) }
+            } else {
+                // Pointer trees are walked one at a time: their depths vary too
+                // much for lockstep walking to pay off on a single row.
+                for t in 0..<treeCount { acc += leafValue(walkPointer(row, roots[t]), L.self) }
+            }
+            out[0] = Double(acc)
+        } else {
+            // Storing a float32 sum in a Double and back is exact, so the
+            // caller's buffer can hold the per-output sums.
+            if perfectDepth > 0 {
+                walkPerfect(row) { t, leaf in
+                    let o = Int(treeOutputs[t])
+                    out[o] = Double(L(out[o]) + leafValue(leaf, L.self))
+                }
+            } else {
+                for t in 0..<treeCount {
+                    let o = Int(treeOutputs[t])
+                    out[o] = Double(L(out[o]) + leafValue(walkPointer(row, roots[t]), L.self))
+                }
+            }
+        }
+    }
+
+    /// Averages the sums of a random forest. LightGBM reports the raw score of
+    /// an averaged model as the plain sum and averages only before its output
+    /// transform; Plinth follows it so margins match LightGBM's raw scores.
+    @inline(__always)
+    private func finishAveraging(_ out: UnsafeMutablePointer<Double>, _ kind: OutputKind) {
+        guard averaging else { return }
+        for o in 0..<outputCount {
+            out[o] = (kind == .probability ? out[o] * scale[o] : out[o]) + baseMargins[o]
+        }
+    }
+
+    /// Walks every tree for one row, four trees in lockstep, calling `visit`
+    /// with (tree, global leaf index) in tree order.
+    @inline(__always)
+    private func walkPerfect(_ row: UnsafePointer<Float>, _ visit: (Int, Int) -> Void) {
+        switch (hasMissing(row, featureStride), hasCategories) {
+        case (true, false): walkPerfect(row, WithMissing.self, visit)
+        case (false, false): walkPerfect(row, NoMissing.self, visit)
+        case (true, true): walkPerfect(row, WithMissingAndCategories.self, visit)
+        case (false, true): walkPerfect(row, NoMissingWithCategories.self, visit)
+        }
+    }
+
+    @inline(__always)
+    private func walkPerfect<R: SplitRule>(_ row: UnsafePointer<Float>, _: R.Type, _ visit: (Int, Int) -> Void) {
+        var t = 0
+        while t + 4 <= treeCount {
+            // The four trees of a group share one padded depth.
+            let depth = treeDepth[t]
+            let n0 = perfectNodes + treeNodeBase[t]
+            let n1 = perfectNodes + treeNodeBase[t + 1]
+            let n2 = perfectNodes + treeNodeBase[t + 2]
+            let n3 = perfectNodes + treeNodeBase[t + 3]
+            var i0 = 0, i1 = 0, i2 = 0, i3 = 0
+            for _ in 0..<depth {
+                i0 = step(n0, i0, row, R.self)
+                i1 = step(n1, i1, row, R.self)
+                i2 = step(n2, i2, row, R.self)
+                i3 = step(n3, i3, row, R.self)
+            }
+            visit(t, treeLeafBias[t] + i0)
+            visit(t + 1, treeLeafBias[t + 1] + i1)
+            visit(t + 2, treeLeafBias[t + 2] + i2)
+            visit(t + 3, treeLeafBias[t + 3] + i3)
+            t += 4
+        }
+        while t < treeCount {
+            let n0 = perfectNodes + treeNodeBase[t]
+            var i0 = 0
+            for _ in 0..<treeDepth[t] { i0 = step(n0, i0, row, R.self) }
+            visit(t, treeLeafBias[t] + i0)
+            t += 1
+        }
+    }
+
+    /// Walks one tree of the pointer layout; returns the global leaf index.
+    @inline(__always)
+    private func walkPointer(_ row: UnsafePointer<Float>, _ root: Int32) -> Int {
+        var i = root
+        while i >= 0 { i = next(nodes[Int(i)], row) }
+        return Int(~i)
+    }
+
+    /// The child of pointer-layout node `n` that `row` goes to.
+    @inline(__always)
+    private func next(_ n: PointerNode, _ row: UnsafePointer<Float>) -> Int32 {
+        let x = row[Int(n.feature & PointerNode.featureMask)]
+        let right: Bool
+        if n.feature & (PointerNode.categorical | PointerNode.zeroMissing) == 0 {
+            right = goesRight(x, n.threshold, n.feature >> 31) != 0
+        } else {
+            right = slowGoesRight(x, n)
+        }
+        return right ? n.right : n.left
+    }
+
+    /// LightGBM's categorical rule: NaN and negative categories go right; the
+    /// category is the value truncated toward zero (C's static_cast<int>), and
+    /// values past Int32's range behave as negative, as they do on x86.
+    @inline(__always)
+    private func categoryGoesRight(_ x: Float, _ set: Int) -> Bool {
+        if x.isNaN || x <= -1 || x >= 2_147_483_648 { return true }
+        let category = Int(x)
+        let range = catRanges[set]
+        let word = category >> 5
+        if word >= Int(range.y) { return true }
+        let bits = catWords[Int(range.x) + word]
+        return (bits >> UInt32(category & 31)) & 1 == 0
+    }
+
+    private func slowGoesRight(_ x: Float, _ n: PointerNode) -> Bool {
+        if n.feature & PointerNode.categorical != 0 {
+            return categoryGoesRight(x, Int(n.threshold.bitPattern))
+        }
+        // Zero as missing: NaN and |x| ≤ 1e-35 follow the default direction.
+        if x.isNaN || (x >= -1e-35 && x <= 1e-35) {
+            return n.feature & PointerNode.defaultLeft == 0
+        }
+        return !(x < n.threshold)
+    }
+
+    // MARK: - Batch
+
+    func predictBlock(_ rows: UnsafePointer<Float>, _ count: Int, _ out: UnsafeMutablePointer<Double>,
+                      _ kind: OutputKind) {
+        switch (precision, perfectDepth > 0) {
+        case (.float32, true): blockPerfect(rows, count, out, Float.self)
+        case (.float64, true): blockPerfect(rows, count, out, Double.self)
+        case (.float32, false): blockPointer(rows, count, out, Float.self)
+        case (.float64, false): blockPointer(rows, count, out, Double.self)
+        }
+        for r in 0..<count { finishAveraging(out + r * outputCount, kind) }
+        if kind == .probability {
+            for r in 0..<count { Transform.apply(transform, out + r * outputCount, outputCount) }
+        }
+    }
+
+    /// Tree-major walk of a block: each tree's nodes stay in cache while every
+    /// row of the block passes through it, four rows in lockstep.
+    private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
+                                                       _ out: UnsafeMutablePointer<Double>, _: L.Type) {
+        switch (hasMissing(rows, count * featureStride), hasCategories) {
+        case (true, false): blockPerfect(rows, count, out, L.self, WithMissing.self)
+        case (false, false): blockPerfect(rows, count, out, L.self, NoMissing.self)
+        case (true, true): blockPerfect(rows, count, out, L.self, WithMissingAndCategories.self)
+        case (false, true): blockPerfect(rows, count, out, L.self, NoMissingWithCategories.self)
+        }
+    }
+
+    private func blockPerfect<L: BinaryFloatingPoint, R: SplitRule>(_ rows: UnsafePointer<Float>, _ count: Int,
+                                                                     _ out: UnsafeMutablePointer<Double>,
+                                                                     _: L.Type, _: R.Type) {
+        let stride = featureStride
+        withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
+          withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { idxBuffer in
+            guard let acc = accBuffer.baseAddress, let idx = idxBuffer.baseAddress else { return }
+            startSums(acc, count, L.self)
+            for t in 0..<treeCount {
+                let n = perfectNodes + treeNodeBase[t]
+                let lf = treeLeafBias[t]
+                let depth = treeDepth[t]
+                let o = Int(treeOutputs[t])
+                // Level by level across the whole block: every row's step at one
+                // level is independent of the others, so the core overlaps the
+                // loads of many rows instead of waiting on one path at a time.
+                for r in 0..<count { idx[r] = 0 }
+                for _ in 0..<depth {
+                    var x = rows
+                    for r in 0..<count {
+                        idx[r] = step(n, idx[r], x, R.self)
+                        x += stride
+                    }
+                }
+                for r in 0..<count { acc[r * outputCount + o] += leafValue(lf + idx[r], L.self) }
+            }
+            for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
+          }
+        }
+    }
+
+    /// Sets a block's per-row sums to their starting values (see `accumulateRow`).
+    @inline(__always)
+    private func startSums<L: BinaryFloatingPoint>(_ acc: UnsafeMutablePointer<L>, _ count: Int, _: L.Type) {
+        for r in 0..<count {
+            for o in 0..<outputCount { acc[r * outputCount + o] = averaging ? 0 : L(baseMargins[o]) }
+        }
+    }
+
+    /// One step down a perfect-layout tree: from node `i` to its child.
+    @inline(__always)
+    private func step<R: SplitRule>(_ nodes: UnsafeMutablePointer<PerfectNode>, _ i: Int,
+                                    _ row: UnsafePointer<Float>, _: R.Type) -> Int {
+        let n = nodes[i]
+        let x = row[Int(n.feature & PerfectNode.featureMask)]
+        if R.categories && n.feature & PerfectNode.categorical != 0 {
+            return 2 &* i &+ 1 &+ (categoryGoesRight(x, Int(n.threshold.bitPattern)) ? 1 : 0)
+        }
+        return 2 &* i &+ 1 &+ R.goesRight(x, n.threshold, n.feature >> 31)
+    }
+
+    /// One lockstep step of the pointer layout: a lane whose walk is done (a
+    /// negative index) reads its root node and keeps its index, without a branch.
+    @inline(__always)
+    private func pointerStep(_ i: Int32, _ root: Int32, _ row: UnsafePointer<Float>) -> Int32 {
+        let child = next(nodes[Int(Swift.max(i, root))], row)
+        return i >= 0 ? child : i
+    }
+
+    /// The pointer layout's block walk: level by level across the block like
+    /// `blockPerfect`, each tree stepped as many times as it is deep. A row
+    /// that has reached its leaf keeps its (negative) index; its lane reads
+    /// the root node again instead of branching, so the loop has no
+    /// data-dependent exit and the rows' loads overlap.
+    private func blockPointer<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
+                                                       _ out: UnsafeMutablePointer<Double>, _: L.Type) {
+        let stride = featureStride
+        withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
+          withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { idxBuffer in
+            guard let acc = accBuffer.baseAddress, let idx = idxBuffer.baseAddress else { return }
+            startSums(acc, count, L.self)
+            for t in 0..<treeCount {
+                let root = roots[t]
+                let o = Int(treeOutputs[t])
+                for r in 0..<count { idx[r] = root }
+                if root >= 0 {
+                    for _ in 0..<pointerDepth[t] {
+                        var x = rows
+                        for r in 0..<count {
+                            idx[r] = pointerStep(idx[r], root, x)
+                            x += stride
+                        }
+                    }
+                }
+                for r in 0..<count { acc[r * outputCount + o] += leafValue(Int(~idx[r]), L.self) }
+            }
+            for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
+          }
+        }
+    }
+}

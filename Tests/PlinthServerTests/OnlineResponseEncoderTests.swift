@@ -1,0 +1,102 @@
+// The direct response encoder must say exactly what the domain's Column
+// path says: same values, statuses, times and null rows, for every type.
+import Foundation
+import NIOCore
+import PlinthFeatures
+import PlinthStorage
+import PlinthWire
+import XCTest
+@testable import PlinthServer
+
+final class OnlineResponseEncoderTests: XCTestCase {
+    func testDirectEncodingMatchesTheColumnPath() throws {
+        let path = NSTemporaryDirectory() + "plinth-encoder-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let env = try Environment(path: path)
+        defer { env.close() }
+        let catalog = try Catalog(environment: env)
+        let store = try OnlineStore(environment: env, catalog: catalog)
+        _ = try catalog.apply(DefinitionParser.parse("""
+        project: enc
+        entities:
+          - {name: user, join_key: user_id, type: int64}
+          - {name: shop, join_key: shop_id, type: string}
+        feature_views:
+          - name: everything
+            entities: [user]
+            ttl: 1h
+            features:
+              - {name: i, type: int64}
+              - {name: f, type: float32}
+              - {name: d, type: float64}
+              - {name: b, type: bool}
+              - {name: s, type: string}
+              - {name: y, type: bytes}
+              - {name: v, type: "float32[3]"}
+          - name: shops
+            entities: [shop]
+            features:
+              - {name: rating, type: float64}
+        """))
+        let now = currentMicros()
+        var columns: [Column] = []
+        func col(_ name: String, _ type: FeatureType, _ fill: (inout Column) -> Void) {
+            var c = Column(name: name, type: type); fill(&c); columns.append(c)
+        }
+        col("user_id", .int64) { $0.int64s = [1, 2, 3, -4] }
+        col("i", .int64) { $0.int64s = [-7, 0, 1 << 40, 5]; $0.nullRows = [1] }
+        col("f", .float32) { $0.float32s = [1.5, -0.25, 3, 0] }
+        col("d", .float64) { $0.float64s = [.pi, 2, -1e300, 0] }
+        col("b", .bool) { $0.bools = [true, false, true, true] }
+        col("s", .string) { $0.strings = ["héllo", "", "x", "late"] }
+        col("y", .bytes) { $0.bytes = [Data([0, 1, 2]), Data(), Data([255]), Data([9])] }
+        col("v", .float32Vector(length: 3)) { $0.float32s = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]; $0.nullRows = [2] }
+        // Row 3 is two hours old: outside the one-hour TTL.
+        _ = try store.push(view: "everything", columns: columns, eventTimes: [now, now - 5, now, now - 7_200_000_000])
+        var shop = Column(name: "shop_id", type: .string); shop.strings = ["a"]
+        var rating = Column(name: "rating", type: .float64); rating.float64s = [4.5]
+        _ = try store.push(view: "shops", columns: [shop, rating], eventTimes: [now])
+
+        var users = Column(name: "user_id", type: .int64); users.int64s = [1, 2, 3, -4, 99]
+        var shops = Column(name: "shop_id", type: .string); shops.strings = ["a", "b", "a", "a", "zz"]
+        try check(store, users: users, shops: shops, now: now, spotCheck: true)
+        // Hundreds of rows: lengths need multi-byte varints.
+        users.int64s = (0..<700).map { Int64($0 % 6) - 1 }
+        shops.strings = (0..<700).map { $0 % 3 == 0 ? "a" : "nope-\($0)" }
+        try check(store, users: users, shops: shops, now: now, spotCheck: false)
+    }
+
+    func check(_ store: OnlineStore, users: Column, shops: Column, now: Int64, spotCheck: Bool) throws {
+        let refs = ["everything:i", "everything:f", "everything:d", "everything:b", "everything:s",
+                    "everything:y", "everything:v", "shops:rating"]
+        for full in [false, true] {
+            let expected = try store.read(features: refs, service: nil, entities: [users, shops], fullFeatureNames: full, now: now)
+            let plan = try store.plan(features: refs, service: nil, fullFeatureNames: full)
+            let buffer = try store.lookup(plan, entities: [users, shops], now: now) { rows in
+                var out = ByteBuffer()
+                OnlineResponseEncoder.encode(rows, into: &out)
+                return out
+            }
+            let decoded = try PBGetOnlineFeaturesResponse(serializedBytes: Array(buffer.readableBytesView))
+            XCTAssertEqual(decoded.features.count, expected.count)
+            for (got, want) in zip(decoded.features, expected) {
+                XCTAssertEqual(got.values.name, want.values.name)
+                XCTAssertEqual(got.values.nullRows, want.values.nullRows, want.values.name)
+                XCTAssertEqual(got.statuses.map { UInt8($0.rawValue) }, want.statuses.map(\.rawValue), want.values.name)
+                XCTAssertEqual(got.eventTimeUs, want.eventTimes, want.values.name)
+                XCTAssertEqual(got.values.int64Values, want.values.int64s)
+                XCTAssertEqual(got.values.float32Values, want.values.float32s)
+                XCTAssertEqual(got.values.float64Values, want.values.float64s)
+                XCTAssertEqual(got.values.boolValues, want.values.bools)
+                XCTAssertEqual(got.values.stringValues, want.values.strings)
+                XCTAssertEqual(got.values.bytesValues, want.values.bytes)
+            }
+            guard spotCheck else { continue }
+            // Spot-check the semantics themselves, not only agreement.
+            XCTAssertEqual(expected[0].statuses, [.present, .nullValue, .present, .outsideMaxAge, .notFound])
+            XCTAssertEqual(expected[6].statuses, [.present, .present, .nullValue, .outsideMaxAge, .notFound])
+            XCTAssertEqual(expected[7].statuses, [.present, .notFound, .present, .present, .notFound])
+            XCTAssertEqual(expected[4].values.strings[0], "héllo")
+        }
+    }
+}
