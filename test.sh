@@ -10,6 +10,6 @@ swift build --build-tests 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
 # A failed build shows above; stop before running stale binaries.
 swift build --build-tests >/dev/null
 echo "==> swift test"
-swift test --skip-build --disable-swift-testing
+swift test --skip-build
 echo "==> python tests"
 PLINTHD="$(swift build --show-bin-path)/plinthd" .venv/bin/python -m pytest Clients/python/tests -q

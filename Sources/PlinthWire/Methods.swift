@@ -21,3 +21,19 @@ public enum Method {
     public static let materialize = "/plinth.v1.Features/Materialize"
     public static let skewCheck = "/plinth.v1.Features/SkewCheck"
 }
+
+extension PBPushTarget {
+    /// The spellings users type (`--to`, the Python client's `to=`):
+    /// "online", "offline", "online_and_offline".
+    public static let names = ["online", "offline", "online_and_offline"]
+
+    /// Parses a user's spelling; nil when it is not one of `names`.
+    public init?(name: String) {
+        switch name {
+        case "online": self = .online
+        case "offline": self = .offline
+        case "online_and_offline": self = .onlineAndOffline
+        default: return nil
+        }
+    }
+}

@@ -137,12 +137,8 @@ struct Load: ParsableCommand {
     @OptionGroup var flags: LoadFlags
 
     func run() throws {
-        let target: PBPushTarget
-        switch to {
-        case "online": target = .online
-        case "offline": target = .offline
-        case "online_and_offline": target = .onlineAndOffline
-        default: throw ValidationError("--to must be online, offline or online_and_offline")
+        guard let target = PBPushTarget(name: to) else {
+            throw ValidationError("--to must be one of \(PBPushTarget.names.joined(separator: ", ")), not '\(to)'")
         }
         _ = try Socket.loopbackPort(address)
         // Definitions through the project's own client: setup, not timed.

@@ -16,14 +16,7 @@ struct Apply: ParsableCommand {
     @OptionGroup var options: ConnectionOptions
 
     func run() throws {
-        let text: String
-        if file == "-" {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-        } else {
-            do { text = try String(contentsOfFile: file, encoding: .utf8) } catch {
-                throw ValidationError("cannot read \(file): \(error.localizedDescription)")
-            }
-        }
+        let text = try readInput(file)
         try reportingErrors {
             let connection = try options.connect()
             var request = PBApplyDefinitionsRequest()

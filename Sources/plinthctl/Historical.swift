@@ -174,14 +174,6 @@ func hasZone(_ text: String) -> Bool {
     return text.hasSuffix("Z") || text.hasSuffix("z") || text.range(of: #"[+-]\d\d:?\d\d$"#, options: .regularExpression) != nil
 }
 
-/// Reads a whole file, or standard input for "-".
-func readInput(_ path: String) throws -> String {
-    if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
-    do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
-        throw ValidationError("cannot read \(path): \(error.localizedDescription)")
-    }
-}
-
 /// A file written as text, or standard output for "-".
 final class OutputFile {
     private let handle: FileHandle

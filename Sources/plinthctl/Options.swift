@@ -50,6 +50,14 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// The text of `path`, or of standard input when `path` is "-".
+func readInput(_ path: String) throws -> String {
+    if path == "-" { return String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) }
+    do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
+        throw ValidationError("cannot read \(path): \(error.localizedDescription)")
+    }
+}
+
 func isoTime(micros: Int64) -> String {
     let date = Date(timeIntervalSince1970: Double(micros) / 1_000_000)
     let formatter = ISO8601DateFormatter()

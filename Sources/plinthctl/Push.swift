@@ -28,22 +28,11 @@ struct Push: ParsableCommand {
     @OptionGroup var options: ConnectionOptions
 
     func run() throws {
-        let target: PBPushTarget
-        switch to {
-        case "online": target = .online
-        case "offline": target = .offline
-        case "online_and_offline": target = .onlineAndOffline
-        default: throw ValidationError("--to must be online, offline or online_and_offline, not '\(to)'")
+        guard let target = PBPushTarget(name: to) else {
+            throw ValidationError("--to must be one of \(PBPushTarget.names.joined(separator: ", ")), not '\(to)'")
         }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive") }
-        let text: String
-        if csv == "-" {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-        } else {
-            do { text = try String(contentsOfFile: csv, encoding: .utf8) } catch {
-                throw ValidationError("cannot read \(csv): \(error.localizedDescription)")
-            }
-        }
+        let text = try readInput(csv)
         try reportingErrors {
             let connection = try options.connect()
             let definitions = try KnownDefinitions(connection)

@@ -7,7 +7,7 @@ struct Plinthctl: ParsableCommand {
         commandName: "plinthctl",
         abstract: "Command line for the Plinth daemon.",
         version: plinthctlVersion,
-        subcommands: [Apply.self, Push.self, Get.self, Status.self, Definitions.self,
+        subcommands: [Apply.self, Push.self, Get.self, Status.self, Definitions.self, Score.self,
                       Historical.self, Materialize.self, MaterializeIncremental.self, SkewCheck.self])
 }
 
