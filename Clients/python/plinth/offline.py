@@ -259,6 +259,32 @@ class OfflineMixin:
             for v in final.views
         ]
 
+    # --- skew check ------------------------------------------------------------
+
+    def skew_check(self, service: str, sample: int = 1000) -> Dict[str, Any]:
+        """Replay the latest `sample` sampled online reads of `service`
+        through the offline face at their read times (the daemon needs
+        `read_sample_rate` > 0 in its config). Returns the counts and one
+        dict per differing value: entity, time, feature, online, offline
+        (None for null)."""
+        request = features_pb2.SkewCheckRequest(feature_service=service, sample=sample)
+        with self._lock:
+            answer = self._call(_FEATURES + "SkewCheck", request, features_pb2.SkewCheckResponse.FromString)
+        return {
+            "samples_checked": answer.samples_checked,
+            "values_checked": answer.values_checked,
+            "differences": [
+                {
+                    "entity": d.entity,
+                    "time": from_micros(d.time_us),
+                    "feature": d.feature,
+                    "online": d.online_value if d.HasField("online_value") else None,
+                    "offline": d.offline_value if d.HasField("offline_value") else None,
+                }
+                for d in answer.differences
+            ],
+        }
+
     # --- bulk offline ingest -------------------------------------------------
 
     def ingest(

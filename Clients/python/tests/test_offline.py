@@ -184,3 +184,35 @@ def test_derived_features_are_computed_at_push_and_join(client):
     assert df["count_1h"].tolist() == [1, 2, 1]
     with pytest.raises(plinth.PlinthError, match="sum_1h"):
         client.push("card_txn", {"card_id": [5], "amount": [1.0], "sum_1h": [1.0], "event_timestamp": [at(100)]})
+
+
+def test_skew_check_reports_values_training_data_would_not_hold(tmp_path):
+    from conftest import Plinthd, plinthd_binary
+
+    daemon = Plinthd(plinthd_binary(), tmp_path, config="read_sample_rate: 1\n")
+    try:
+        with plinth.Client(daemon.address) as c:
+            c.apply(DEFINITIONS)
+            now = datetime.now(timezone.utc) - timedelta(seconds=5)
+            # Both faces agree on user 1; user 2 exists online only.
+            c.push("user_stats", {"user_id": [1], "count": [7], "amount": [1.0], "country": ["DE"],
+                                  "event_timestamp": [now]})
+            c.push("user_stats", {"user_id": [2], "count": [9], "amount": [2.0], "country": ["FR"],
+                                  "event_timestamp": [now]}, to="online")
+            for user in (1, 2):
+                c.get_online_features(service="model_v1", entity_rows=[{"user_id": user}])
+            report = c.skew_check("model_v1", sample=10)
+            assert report["samples_checked"] == 2 and report["values_checked"] == 4
+            assert sorted((d["entity"], d["feature"], d["online"], d["offline"]) for d in report["differences"]) == [
+                ("user_id=2", "user_stats:amount", "2.0", None),
+                ("user_id=2", "user_stats:count", "9", None),
+            ]
+            with pytest.raises(plinth.PlinthError, match="unknown feature service"):
+                c.skew_check("nope")
+    finally:
+        daemon.stop()
+
+
+def test_skew_check_without_sampling_says_how_to_turn_it_on(client):
+    with pytest.raises(plinth.PlinthError, match="read_sample_rate"):
+        client.skew_check("model_v1")
