@@ -22,6 +22,8 @@ public final class ResolvedView: Sendable {
     public let layout: RowLayout
     /// Layouts of earlier schema versions, to read rows written before a change.
     public let layouts: [UInt32: RowLayout]
+    /// The view's derived features compiled; nil when it has none.
+    let transforms: TransformPlan?
 
     init(definition: FeatureViewDefinition, meta: FeatureViewMeta, project: String,
          joinKeys: [(name: String, type: FeatureType)], layouts: [UInt32: RowLayout]) {
@@ -31,6 +33,7 @@ public final class ResolvedView: Sendable {
         self.joinKeys = joinKeys
         self.layout = layouts[meta.schemaVersion] ?? RowLayout(features: definition.features, schemaVersion: meta.schemaVersion)
         self.layouts = layouts
+        self.transforms = TransformPlan(features: definition.features)
     }
 
     public var name: String { definition.name }

@@ -160,6 +160,26 @@ private struct Walker {
         return type
     }
 
+    /// Parses `aggregate: {function: sum, of: amount, window: 1h}`.
+    mutating func aggregate(_ node: Node?, _ path: String) -> AggregationDefinition? {
+        guard let node else { return nil }
+        let f = fields(node, path, allowed: ["function", "of", "window"])
+        guard let text = string(f, "function", path, required: true, parent: node) else { return nil }
+        guard let function = AggregationDefinition.Function(rawValue: text) else {
+            fail(f["function"], "\(path).function",
+                 "unknown aggregation '\(text)' (\(AggregationDefinition.Function.allCases.map(\.rawValue).joined(separator: ", ")))")
+            return nil
+        }
+        guard let window = string(f, "window", path, required: true, parent: node) else { return nil }
+        guard let seconds = DefinitionParser.parseDuration(window), seconds > 0 else {
+            fail(f["window"], "\(path).window", "'\(window)' is not a positive duration (e.g. 10m, 1h, 1d, 7d)")
+            return nil
+        }
+        let of = string(f, "of", path, required: function != .count, parent: node)
+        if function != .count && of == nil { return nil }
+        return AggregationDefinition(function: function, of: of, windowSeconds: seconds)
+    }
+
     mutating func project(_ root: Node) -> ProjectSpec {
         let top = fields(root, "", allowed: ["project", "entities", "feature_views", "feature_services"])
         let project = name(top, "project", "", parent: root) ?? ""
@@ -204,8 +224,17 @@ private struct Walker {
             var featureNames: Set<String> = []
             for (j, fnode) in sequence(f, "features", path).enumerated() {
                 let fpath = "\(path).features[\(j)]"
-                let ff = fields(fnode, fpath, allowed: ["name", "type", "description"])
+                let ff = fields(fnode, fpath, allowed: ["name", "type", "description", "expr", "aggregate"])
                 guard let featureName = name(ff, "name", fpath, parent: fnode), let type = type(ff, fpath, parent: fnode) else { continue }
+                let expression = string(ff, "expr", fpath, required: false, parent: fnode)
+                let aggregation = aggregate(ff["aggregate"], "\(fpath).aggregate")
+                if expression != nil && ff["aggregate"] != nil {
+                    fail(fnode, fpath, "a feature has either expr or aggregate, not both")
+                }
+                let derived = FeatureDefinition(name: featureName, type: type, expression: expression, aggregation: aggregation)
+                if let problem = TransformPlan.check(derived, after: features) {
+                    fail(ff["expr"] ?? ff["aggregate"] ?? fnode, fpath, problem)
+                }
                 if joinKeys.contains(featureName) {
                     fail(ff["name"], "\(fpath).name", "'\(featureName)' is a join key of this view; features need other names")
                 }
@@ -213,7 +242,8 @@ private struct Walker {
                     fail(ff["name"], "\(fpath).name", "feature '\(featureName)' is declared twice"); continue
                 }
                 features.append(FeatureDefinition(name: featureName, type: type,
-                                                  description: string(ff, "description", fpath, required: false, parent: fnode) ?? ""))
+                                                  description: string(ff, "description", fpath, required: false, parent: fnode) ?? "",
+                                                  expression: expression, aggregation: aggregation))
             }
             if features.isEmpty { fail(node, path, "a feature view needs at least one feature") }
             var ttl: Int64 = 0

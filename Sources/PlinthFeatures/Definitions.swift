@@ -21,11 +21,42 @@ public struct FeatureDefinition: Sendable, Hashable, Codable {
     public var name: String
     public var type: FeatureType
     public var description: String = ""
+    /// A row-level transform (see Expression.swift); the feature is then
+    /// computed at push, never pushed.
+    public var expression: String? = nil
+    /// A windowed aggregation over the view's own events; computed at push.
+    public var aggregation: AggregationDefinition? = nil
 
-    public init(name: String, type: FeatureType, description: String = "") {
+    /// Whether the feature is computed rather than pushed.
+    public var isDerived: Bool { expression != nil || aggregation != nil }
+
+    public init(name: String, type: FeatureType, description: String = "", expression: String? = nil,
+                aggregation: AggregationDefinition? = nil) {
         self.name = name
         self.type = type
         self.description = description
+        self.expression = expression
+        self.aggregation = aggregation
+    }
+}
+
+/// count, sum, mean, min, max or last of a feature over the events of the
+/// same entity whose event time is within `windowSeconds` before (and up to
+/// and including) each event.
+public struct AggregationDefinition: Sendable, Hashable, Codable {
+    public enum Function: String, Sendable, Codable, CaseIterable {
+        case count, sum, mean, min, max, last
+    }
+
+    public var function: Function
+    /// The feature aggregated; nil only for count (counts events).
+    public var of: String?
+    public var windowSeconds: Int64
+
+    public init(function: Function, of: String?, windowSeconds: Int64) {
+        self.function = function
+        self.of = of
+        self.windowSeconds = windowSeconds
     }
 }
 

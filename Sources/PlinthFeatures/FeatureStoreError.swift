@@ -8,10 +8,12 @@ public enum FeatureStoreError: Error, CustomStringConvertible, Sendable {
     case notFound(String)
     /// Too many rows or bytes in one request.
     case tooLarge(String)
+    /// The operation conflicts with one in progress (a materialisation).
+    case conflict(String)
 
     public var description: String {
         switch self {
-        case .invalidArgument(let m), .notFound(let m), .tooLarge(let m): m
+        case .invalidArgument(let m), .notFound(let m), .tooLarge(let m), .conflict(let m): m
         }
     }
 }

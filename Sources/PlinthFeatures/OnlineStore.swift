@@ -50,13 +50,16 @@ public final class OnlineStore: Sendable {
     /// Most entity rows in one read, and rows in one push.
     public let maxRows: Int
     private let plans = Mutex<[PlanKey: ReadPlan]>([:])
+    /// Samples online reads for the skew check (SkewCheck.swift); nil: off.
+    public let sampler: ReadSampler?
 
-    public init(environment: Environment, catalog: Catalog, maxRows: Int = 100_000) throws {
+    public init(environment: Environment, catalog: Catalog, maxRows: Int = 100_000, sampler: ReadSampler? = nil) throws {
         self.environment = environment
         self.catalog = catalog
         self.online = try environment.table("online")
         self.offline = try environment.table("offline")
         self.maxRows = maxRows
+        self.sampler = sampler
     }
 
     // MARK: Reading
@@ -125,7 +128,12 @@ public final class OnlineStore: Sendable {
                     }
                 }
             }
-            return try body(RowLookup(plan: plan, rows: rows, found: found, now: now))
+            let lookup = RowLookup(plan: plan, rows: rows, found: found, now: now)
+            let result = try body(lookup)
+            // The skew check's sampling hook (SkewCheck.swift); off unless
+            // read_sample_rate is set.
+            if let sampler, sampler.shouldSample() { sample(lookup, entities: entities) }
+            return result
         }
     }
 
@@ -228,6 +236,11 @@ public final class OnlineStore: Sendable {
                 throw FeatureStoreError.invalidArgument("join key '\(key.name)' is null in row \(column.nullRows[0])")
             }
             return column
+        }
+        if let plan = view.transforms {
+            // Derived features are computed here, by the one transform engine.
+            try deriveColumns(view: view, plan: plan, columns: &byName, keys: keys, eventTimes: eventTimes,
+                              createdTimes: createdTimes.isEmpty ? Array(repeating: now, count: rows) : createdTimes)
         }
         let features = try view.layout.features.map { try take($0.name, $0.type, what: "feature") }
         if let extra = byName.keys.sorted().first {

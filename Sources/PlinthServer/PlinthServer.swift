@@ -35,8 +35,9 @@ public final class PlinthServer: @unchecked Sendable {
             logger.notice("cleared stale LMDB reader slots", metadata: ["count": "\(environment.staleReadersCleared)"])
         }
         let catalog = try Catalog(environment: environment)
-        let store = try OnlineStore(environment: environment, catalog: catalog, maxRows: config.maxRows)
-        services = try Services(store: store, config: config)
+        let store = try OnlineStore(environment: environment, catalog: catalog, maxRows: config.maxRows,
+                                    sampler: config.readSampleRate > 0 ? ReadSampler(rate: config.readSampleRate) : nil)
+        services = try Services(store: store, offline: try OfflineStore(environment: environment, catalog: catalog), config: config)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.eventLoopThreads))
         quiesce = ServerQuiescingHelper(group: group)
     }

@@ -67,6 +67,8 @@ public struct ServerConfig: Sendable {
     /// The largest run artifact accepted, in bytes; bigger uploads are
     /// refused before more than this is stored.
     public var maxArtifactBytes: Int64 = 1 << 30
+    /// Fraction of online reads sampled for the skew check (0: off).
+    public var readSampleRate = 0.0
 
     public init() {}
 
@@ -106,6 +108,11 @@ public struct ServerConfig: Sendable {
             case "insecure": insecure = try bool()
             case "event_loop_threads": eventLoopThreads = try int()
             case "max_artifact_bytes": maxArtifactBytes = Int64(try int())
+            case "read_sample_rate":
+                guard let text = value.string, let rate = Double(text), rate >= 0, rate <= 1 else {
+                    throw ConfigError("\(line): 'read_sample_rate' must be a number from 0 to 1")
+                }
+                readSampleRate = rate
             case "tokens":
                 guard let list = value.sequence else { throw ConfigError("\(line): 'tokens' must be a list") }
                 tokens = try list.enumerated().map { i, entry in
@@ -126,7 +133,7 @@ public struct ServerConfig: Sendable {
                     return Token(name: name, secret: secret, scopes: scopes)
                 }
             default:
-                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, map_size_bytes, insecure, event_loop_threads, max_artifact_bytes, tokens)")
+                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, map_size_bytes, insecure, event_loop_threads, max_artifact_bytes, read_sample_rate, tokens)")
             }
         }
     }

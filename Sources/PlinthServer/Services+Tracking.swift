@@ -234,7 +234,19 @@ extension Services {
                         codeVersion: request.hasCodeVersion ? CodeVersion(gitCommit: request.codeVersion.gitCommit, dirty: request.codeVersion.dirty) : nil)
     }
 
-    func dataset(from wire: PBDataset) throws -> Dataset {
+    func dataset(from input: PBRunInput) throws -> Dataset {
+        var wire = input
+        if !wire.datasetID.isEmpty {
+            // A dataset the offline face recorded: its digest and references
+            // are the truth, so they are taken from the record.
+            guard let record = try offline.dataset(wire.datasetID) else {
+                throw TrackingError.notFound("no dataset '\(wire.datasetID)' (ids come from GetHistoricalFeatures)")
+            }
+            wire.digest = record.digest
+            wire.featureReferences = record.features
+            wire.featureService = record.service
+            if wire.name.isEmpty { wire.name = record.id }
+        }
         guard !wire.digest.isEmpty else { throw TrackingError.invalidArgument("dataset '\(wire.name)' has no digest of its entity spine") }
         let snapshot = catalog.snapshot
         var references = wire.featureReferences
@@ -298,8 +310,8 @@ extension Experiment {
 }
 
 extension Dataset {
-    var wire: PBDataset {
-        PBDataset.with {
+    var wire: PBRunInput {
+        PBRunInput.with {
             $0.name = name
             $0.digest = digest
             $0.featureReferences = featureReferences

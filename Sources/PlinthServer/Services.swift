@@ -102,6 +102,7 @@ func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ body: ByteBuffer) throws
 
 public final class Services: Sendable {
     let store: OnlineStore
+    let offline: OfflineStore
     let catalog: Catalog
     let config: ServerConfig
     let tracking: TrackingStore
@@ -110,8 +111,9 @@ public final class Services: Sendable {
     let stats = ServerStats()
     let listenAddresses: Mutex<[String]> = Mutex([])
 
-    init(store: OnlineStore, config: ServerConfig) throws {
+    init(store: OnlineStore, offline: OfflineStore, config: ServerConfig) throws {
         self.store = store
+        self.offline = offline
         self.catalog = store.catalog
         self.config = config
         tracking = try TrackingStore(environment: store.environment)
@@ -124,7 +126,7 @@ public final class Services: Sendable {
     /// methods in its `Services+Name.swift` file.
     static let table: [String: MethodSpec] = {
         var table: [String: MethodSpec] = [:]
-        for service in [adminMethods, featureMethods, trackingMethods, registryMethods] {
+        for service in [adminMethods, featureMethods, offlineMethods, trackingMethods, registryMethods] {
             table.merge(service) { _, _ in preconditionFailure("a method path is declared twice") }
         }
         return table

@@ -98,6 +98,12 @@ extension ProjectDefinitions {
                 wf.name = f.name
                 (wf.type, wf.vectorLength) = f.type.wire
                 wf.description_p = f.description
+                wf.expression = f.expression ?? ""
+                if let a = f.aggregation {
+                    wf.aggregation.function = a.function.rawValue
+                    wf.aggregation.of = a.of ?? ""
+                    wf.aggregation.windowSeconds = a.windowSeconds
+                }
                 return wf
             }
             if let meta = viewMeta[v.name] {
@@ -128,6 +134,7 @@ func status(for error: any Error) -> (code: Int, message: String) {
         case .invalidArgument(let m): return (StatusCode.invalidArgument, m)
         case .notFound(let m): return (StatusCode.notFound, m)
         case .tooLarge(let m): return (StatusCode.resourceExhausted, m)
+        case .conflict(let m): return (StatusCode.failedPrecondition, m)
         }
     case let e as DefinitionError: return (StatusCode.invalidArgument, e.description)
     case let e as CatalogError:

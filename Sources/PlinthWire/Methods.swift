@@ -16,6 +16,10 @@ public enum Method {
     public static let listDefinitions = "/plinth.v1.Features/ListDefinitions"
     public static let push = "/plinth.v1.Features/Push"
     public static let getOnlineFeatures = "/plinth.v1.Features/GetOnlineFeatures"
+    public static let getHistoricalFeatures = "/plinth.v1.Features/GetHistoricalFeatures"
+    public static let getDataset = "/plinth.v1.Features/GetDataset"
+    public static let materialize = "/plinth.v1.Features/Materialize"
+    public static let skewCheck = "/plinth.v1.Features/SkewCheck"
 
     // Tracking (docs/concepts/tracking.md)
     public static let createExperiment = "/plinth.v1.Tracking/CreateExperiment"

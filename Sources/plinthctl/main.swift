@@ -8,6 +8,7 @@ struct Plinthctl: ParsableCommand {
         abstract: "Command line for the Plinth daemon.",
         version: plinthctlVersion,
         subcommands: [Apply.self, Push.self, Get.self, Status.self, Definitions.self, Score.self,
+                      Historical.self, Materialize.self, MaterializeIncremental.self, SkewCheck.self,
                       Experiments.self, Runs.self, Models.self])
 }
 

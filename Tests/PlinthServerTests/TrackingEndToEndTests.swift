@@ -221,7 +221,7 @@ final class TrackingEndToEndTests: XCTestCase {
         _ = try admin.call(Method.logBatch, PBLogBatchRequest.with {
             $0.runID = runID
             $0.metrics = [PBMetricSeries.with { $0.key = "auc"; $0.values = [0.83] }]
-            $0.inputs = [PBDataset.with { $0.name = "train"; $0.digest = "spine-digest"; $0.featureService = "svc"; $0.asOfMs = 1000 }]
+            $0.inputs = [PBRunInput.with { $0.name = "train"; $0.digest = "spine-digest"; $0.featureService = "svc"; $0.asOfMs = 1000 }]
         }, as: PBLogBatchResponse.self)
         let model = try upload(admin, run: "", path: "", Array("{\"trees\": []}".utf8))
         var create = PBCreateModelVersionRequest()

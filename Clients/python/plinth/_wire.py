@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import errors
 from ._proto.plinth.v1 import admin_pb2, common_pb2
@@ -151,6 +151,23 @@ class Connection:
         """Send one request and return its (possibly merged) response body."""
         return self.call_many([(method, body)])[0]
 
+    def call_stream(
+        self, method: str, body: bytes, on_frame: Optional[Callable[[bytes], None]] = None
+    ) -> List[bytes]:
+        """Send one request and return the body of each frame of its
+        (streamed) answer, in order, unmerged: for answers whose frames are
+        separate messages (GetHistoricalFeatures chunks, Materialize
+        progress). `on_frame` sees each body as it arrives."""
+        request_id, frame = self._frame(method, body)
+        try:
+            self._send(frame)
+            return self._receive_frames(request_id, on_frame)
+        except errors.PlinthError:
+            raise
+        except BaseException:
+            self.close()
+            raise
+
     def call_many(self, calls: Sequence[Tuple[str, bytes]], window: int = 8) -> List[bytes]:
         """Pipeline `calls`, at most `window` in flight, and return their
         bodies in order. Every reply is read even when one fails, so that the
@@ -233,6 +250,13 @@ class Connection:
         protobuf parsing of concatenated encodings merges them (repeated
         fields append), so joining the bodies yields the whole result.
         """
+        return b"".join(self._receive_frames(request_id))
+
+    def _receive_frames(
+        self, request_id: int, on_frame: Optional[Callable[[bytes], None]] = None
+    ) -> List[bytes]:
+        """The bodies of every frame for `request_id`, in order, through the
+        last one; an error status is raised after draining the stream."""
         parts: List[bytes] = []
         while True:
             response = self._next_for(request_id)
@@ -243,8 +267,10 @@ class Connection:
                     response = self._next_for(request_id)
                 raise error
             parts.append(response.body)
+            if on_frame is not None:
+                on_frame(response.body)
             if not response.more:
-                return b"".join(parts)
+                return parts
 
     def _next_for(self, request_id: int) -> common_pb2.Response:
         """The next frame for `request_id`; frames for other ids are kept."""

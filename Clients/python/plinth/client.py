@@ -32,6 +32,7 @@ from ._values import (
 )
 from ._wire import Connection
 from .definitions import ApplyResult, Catalog, Definitions, PushResult
+from .offline import OfflineMixin
 from .online import OnlineResponse
 from .tracking import TrackingMixin
 
@@ -65,7 +66,7 @@ M = TypeVar("M")
 Rows = Union[Sequence[Mapping], Mapping, Any]
 
 
-class Client(TrackingMixin):
+class Client(OfflineMixin, TrackingMixin):
     """A connection to plinthd.
 
     Args:
@@ -289,7 +290,7 @@ class Client(TrackingMixin):
     ) -> List[features_pb2.PushRequest]:
         catalog, view = self._view(view_name)
         keys = [(k.name, k.type) for k in catalog.join_keys(view_name)]
-        typed = keys + [(f.name, f.type) for f in view.features]
+        typed = keys + [(f.name, f.type) for f in view.features if not f.derived]
         expected = {name for name, _ in typed} | {EVENT_TIMESTAMP, CREATED_TIMESTAMP}
         unknown = [n for n in names if n not in expected]
         if unknown:

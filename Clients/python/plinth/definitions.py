@@ -31,6 +31,8 @@ class Feature:
     name: str
     type: str
     description: str = ""
+    #: True for a feature computed at push (expr or aggregate); never pushed.
+    derived: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ class Definitions:
                     name=v.spec.name,
                     entities=list(v.spec.entities),
                     features=[
-                        Feature(f.name, type_name(f.type, f.vector_length), f.description)
+                        Feature(f.name, type_name(f.type, f.vector_length), f.description,
+                                derived=bool(f.expression) or f.HasField("aggregation"))
                         for f in v.spec.features
                     ],
                     ttl_seconds=v.spec.ttl_seconds,

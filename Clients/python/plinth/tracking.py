@@ -230,7 +230,7 @@ class ActiveRun:
     def log_artifact(self, path: str, artifact_path: Optional[str] = None) -> List[Dict[str, Any]]:
         return self._client.log_artifact(path, artifact_path=artifact_path, run_id=self.run_id)
 
-    def log_input(self, name: str, digest: str, **kwargs: Any) -> None:
+    def log_input(self, name: str = "", digest: str = "", **kwargs: Any) -> None:
         self._client.log_input(name, digest, run_id=self.run_id, **kwargs)
 
 
@@ -445,16 +445,30 @@ class TrackingMixin:
         self._log_batch(request)
 
     def log_input(
-        self, name: str, digest: str, features: Sequence[str] = (), feature_service: str = "",
+        self, name: str = "", digest: str = "", features: Sequence[str] = (), feature_service: str = "",
         as_of: Optional[int] = None, context: str = "training", run_id: Optional[str] = None,
+        dataset: Any = None,
     ) -> None:
         """Record the training dataset: the digest of its entity spine, the
         feature references (or a feature service) it joined and its as-of
-        time (ms). The daemon stamps the feature definition versions."""
+        time (ms). The daemon stamps the feature definition versions.
+
+        ``dataset`` names a dataset the offline face recorded instead: its id
+        ("ds-..."), or the DataFrame ``get_historical_features`` returned;
+        the daemon then fills in its digest and references."""
+        dataset_id = ""
+        if dataset is not None:
+            record = getattr(dataset, "attrs", {}).get("plinth_dataset") if not isinstance(dataset, str) else None
+            dataset_id = dataset if isinstance(dataset, str) else (record or {}).get("id", "")
+            if not dataset_id:
+                raise errors.InvalidArgumentError("dataset must be a dataset id or a frame from get_historical_features")
+        elif not digest:
+            raise errors.InvalidArgumentError("log_input needs a digest or a dataset")
         run_id, _ = self._run_for(run_id)
         request = tracking_pb2.LogBatchRequest(run_id=run_id)
         request.inputs.add(name=name, digest=digest, feature_references=list(features),
-                           feature_service=feature_service, as_of_ms=int(as_of or 0), context=context)
+                           feature_service=feature_service, as_of_ms=int(as_of or 0), context=context,
+                           dataset_id=dataset_id)
         self._log_batch(request)
 
     def get_metric_history(self, run_id: str, key: str) -> List[Metric]:
@@ -838,7 +852,7 @@ def _feature_version(f: tracking_pb2.FeatureDefinitionVersion) -> Dict[str, Any]
             "schema_version": f.schema_version}
 
 
-def _dataset(d: tracking_pb2.Dataset) -> Dict[str, Any]:
+def _dataset(d: tracking_pb2.RunInput) -> Dict[str, Any]:
     return {"name": d.name, "digest": d.digest, "feature_references": list(d.feature_references),
             "feature_service": d.feature_service, "as_of_ms": d.as_of_ms, "context": d.context,
             "feature_versions": [_feature_version(f) for f in d.feature_versions]}

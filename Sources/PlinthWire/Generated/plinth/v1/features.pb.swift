@@ -146,6 +146,39 @@ public nonisolated struct PBFeature: Sendable {
 
   public var description_p: String = String()
 
+  /// A derived feature is computed at push (never pushed): a row-level
+  /// expression, or a windowed aggregation over the view's own events.
+  public var expression: String = String()
+
+  public var aggregation: PBAggregation {
+    get {_aggregation ?? PBAggregation()}
+    set {_aggregation = newValue}
+  }
+  /// Returns true if `aggregation` has been explicitly set.
+  public var hasAggregation: Bool {self._aggregation != nil}
+  /// Clears the value of `aggregation`. Subsequent reads from it will return its default value.
+  public mutating func clearAggregation() {self._aggregation = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _aggregation: PBAggregation? = nil
+}
+
+public nonisolated struct PBAggregation: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// count, sum, mean, min, max or last.
+  public var function: String = String()
+
+  /// The feature aggregated; empty for count of events.
+  public var of: String = String()
+
+  public var windowSeconds: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -443,6 +476,257 @@ public nonisolated struct PBGetOnlineFeaturesResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct PBGetHistoricalFeaturesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Feature references "view:feature"; or set feature_service instead.
+  public var features: [String] = []
+
+  public var featureService: String = String()
+
+  /// The spine: one column per join key of every view asked for, plus any
+  /// other columns, which come back unchanged. Join keys may not be null.
+  public var spine: [PBColumn] = []
+
+  /// The spine's event time per row, microseconds since the Unix epoch.
+  public var eventTimeUs: [Int64] = []
+
+  /// Name the feature columns "view__feature" instead of "feature".
+  public var fullFeatureNames: Bool = false
+
+  /// Result rows per response frame; 0 means 4096.
+  public var chunkRows: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A dataset: the record of one historical retrieval, named by the digest of
+/// everything its result depends on besides the stored rows.
+public nonisolated struct PBDataset: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "ds-" and the first 20 hex digits of digest.
+  public var id: String = String()
+
+  /// SHA-256 (hex) of the spine, the feature references, full_feature_names
+  /// and the definition and schema versions of the views read.
+  public var digest: String = String()
+
+  public var features: [String] = []
+
+  public var featureService: String = String()
+
+  public var fullFeatureNames: Bool = false
+
+  public var rows: UInt64 = 0
+
+  public var spineColumns: [String] = []
+
+  public var definitionVersions: Dictionary<String,UInt64> = [:]
+
+  public var schemaVersions: Dictionary<String,UInt32> = [:]
+
+  public var createdAtUs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One chunk of the joined frame: the spine's columns, then one column per
+/// feature (null where no row was in reach), for rows [offset, offset + n).
+public nonisolated struct PBGetHistoricalFeaturesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var offset: UInt64 = 0
+
+  public var columns: [PBColumn] = []
+
+  public var eventTimeUs: [Int64] = []
+
+  /// Total rows of the result; set in every frame.
+  public var totalRows: UInt64 = 0
+
+  /// Set in the first frame only.
+  public var dataset: PBDataset {
+    get {_dataset ?? PBDataset()}
+    set {_dataset = newValue}
+  }
+  /// Returns true if `dataset` has been explicitly set.
+  public var hasDataset: Bool {self._dataset != nil}
+  /// Clears the value of `dataset`. Subsequent reads from it will return its default value.
+  public mutating func clearDataset() {self._dataset = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _dataset: PBDataset? = nil
+}
+
+public nonisolated struct PBGetDatasetRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct PBMaterializeRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Rows with start <= event time <= end are copied. Ignored when
+  /// incremental is set (start is then the view's watermark).
+  public var startUs: Int64 = 0
+
+  public var endUs: Int64 = 0
+
+  /// Start each view at its watermark: the end of its last completed run
+  /// (on the first run, end minus the view's TTL, or the beginning of time
+  /// for a view without TTL).
+  public var incremental: Bool = false
+
+  /// Views to materialise; empty means every view.
+  public var featureViews: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct PBMaterializedView: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var featureView: String = String()
+
+  public var startUs: Int64 = 0
+
+  public var endUs: Int64 = 0
+
+  /// Entities whose latest row in the range was found.
+  public var entities: UInt64 = 0
+
+  /// Rows that replaced (or created) the online value of their entity.
+  public var onlineRowsWritten: UInt64 = 0
+
+  /// Rows not written because the online value was already as new or newer.
+  public var onlineRowsStale: UInt64 = 0
+
+  /// True when the run continued an interrupted run of the same range.
+  public var resumed: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Progress frames carry done=false and the view being worked on; the last
+/// frame carries done=true and one entry per view.
+public nonisolated struct PBMaterializeResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var done: Bool = false
+
+  public var views: [PBMaterializedView] = []
+
+  /// Progress: offline rows scanned so far, over all views.
+  public var rowsScanned: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct PBSkewCheckRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var featureService: String = String()
+
+  /// How many of the latest sampled reads to replay.
+  public var sample: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct PBSkewDifference: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "join_key=value,..." of the sampled row.
+  public var entity: String = String()
+
+  /// The time of the online read, microseconds since the epoch.
+  public var timeUs: Int64 = 0
+
+  /// The feature reference "view:feature".
+  public var feature: String = String()
+
+  /// The values as text; unset means null (or not served).
+  public var onlineValue: String {
+    get {_onlineValue ?? String()}
+    set {_onlineValue = newValue}
+  }
+  /// Returns true if `onlineValue` has been explicitly set.
+  public var hasOnlineValue: Bool {self._onlineValue != nil}
+  /// Clears the value of `onlineValue`. Subsequent reads from it will return its default value.
+  public mutating func clearOnlineValue() {self._onlineValue = nil}
+
+  public var offlineValue: String {
+    get {_offlineValue ?? String()}
+    set {_offlineValue = newValue}
+  }
+  /// Returns true if `offlineValue` has been explicitly set.
+  public var hasOfflineValue: Bool {self._offlineValue != nil}
+  /// Clears the value of `offlineValue`. Subsequent reads from it will return its default value.
+  public mutating func clearOfflineValue() {self._offlineValue = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _onlineValue: String? = nil
+  fileprivate var _offlineValue: String? = nil
+}
+
+public nonisolated struct PBSkewCheckResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var samplesChecked: UInt64 = 0
+
+  public var valuesChecked: UInt64 = 0
+
+  public var differences: [PBSkewDifference] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "plinth.v1"
@@ -502,7 +786,7 @@ nonisolated extension PBEntity: SwiftProtobuf.Message, SwiftProtobuf._MessageImp
 
 nonisolated extension PBFeature: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Feature"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}type\0\u{3}vector_length\0\u{1}description\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}type\0\u{3}vector_length\0\u{1}description\0\u{1}expression\0\u{1}aggregation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -514,12 +798,18 @@ nonisolated extension PBFeature: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 2: try { try decoder.decodeSingularEnumField(value: &self.type) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.vectorLength) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.expression) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._aggregation) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.name.isEmpty {
       try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
@@ -532,6 +822,12 @@ nonisolated extension PBFeature: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.description_p.isEmpty {
       try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 4)
     }
+    if !self.expression.isEmpty {
+      try visitor.visitSingularStringField(value: self.expression, fieldNumber: 5)
+    }
+    try { if let v = self._aggregation {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -540,6 +836,48 @@ nonisolated extension PBFeature: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.type != rhs.type {return false}
     if lhs.vectorLength != rhs.vectorLength {return false}
     if lhs.description_p != rhs.description_p {return false}
+    if lhs.expression != rhs.expression {return false}
+    if lhs._aggregation != rhs._aggregation {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBAggregation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Aggregation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}function\0\u{1}of\0\u{3}window_seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.function) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.of) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.windowSeconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.function.isEmpty {
+      try visitor.visitSingularStringField(value: self.function, fieldNumber: 1)
+    }
+    if !self.of.isEmpty {
+      try visitor.visitSingularStringField(value: self.of, fieldNumber: 2)
+    }
+    if self.windowSeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.windowSeconds, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBAggregation, rhs: PBAggregation) -> Bool {
+    if lhs.function != rhs.function {return false}
+    if lhs.of != rhs.of {return false}
+    if lhs.windowSeconds != rhs.windowSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1143,6 +1481,494 @@ nonisolated extension PBGetOnlineFeaturesResponse: SwiftProtobuf.Message, SwiftP
 
   public static func ==(lhs: PBGetOnlineFeaturesResponse, rhs: PBGetOnlineFeaturesResponse) -> Bool {
     if lhs.features != rhs.features {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBGetHistoricalFeaturesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetHistoricalFeaturesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}features\0\u{3}feature_service\0\u{1}spine\0\u{3}event_time_us\0\u{3}full_feature_names\0\u{3}chunk_rows\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.features) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.featureService) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.spine) }()
+      case 4: try { try decoder.decodeRepeatedInt64Field(value: &self.eventTimeUs) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.fullFeatureNames) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.chunkRows) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.features.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.features, fieldNumber: 1)
+    }
+    if !self.featureService.isEmpty {
+      try visitor.visitSingularStringField(value: self.featureService, fieldNumber: 2)
+    }
+    if !self.spine.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.spine, fieldNumber: 3)
+    }
+    if !self.eventTimeUs.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.eventTimeUs, fieldNumber: 4)
+    }
+    if self.fullFeatureNames != false {
+      try visitor.visitSingularBoolField(value: self.fullFeatureNames, fieldNumber: 5)
+    }
+    if self.chunkRows != 0 {
+      try visitor.visitSingularUInt32Field(value: self.chunkRows, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBGetHistoricalFeaturesRequest, rhs: PBGetHistoricalFeaturesRequest) -> Bool {
+    if lhs.features != rhs.features {return false}
+    if lhs.featureService != rhs.featureService {return false}
+    if lhs.spine != rhs.spine {return false}
+    if lhs.eventTimeUs != rhs.eventTimeUs {return false}
+    if lhs.fullFeatureNames != rhs.fullFeatureNames {return false}
+    if lhs.chunkRows != rhs.chunkRows {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBDataset: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Dataset"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}digest\0\u{1}features\0\u{3}feature_service\0\u{3}full_feature_names\0\u{1}rows\0\u{3}spine_columns\0\u{3}definition_versions\0\u{3}schema_versions\0\u{3}created_at_us\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.digest) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.features) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.featureService) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.fullFeatureNames) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.rows) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.spineColumns) }()
+      case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: &self.definitionVersions) }()
+      case 9: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: &self.schemaVersions) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.createdAtUs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.digest.isEmpty {
+      try visitor.visitSingularStringField(value: self.digest, fieldNumber: 2)
+    }
+    if !self.features.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.features, fieldNumber: 3)
+    }
+    if !self.featureService.isEmpty {
+      try visitor.visitSingularStringField(value: self.featureService, fieldNumber: 4)
+    }
+    if self.fullFeatureNames != false {
+      try visitor.visitSingularBoolField(value: self.fullFeatureNames, fieldNumber: 5)
+    }
+    if self.rows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rows, fieldNumber: 6)
+    }
+    if !self.spineColumns.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.spineColumns, fieldNumber: 7)
+    }
+    if !self.definitionVersions.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: self.definitionVersions, fieldNumber: 8)
+    }
+    if !self.schemaVersions.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt32>.self, value: self.schemaVersions, fieldNumber: 9)
+    }
+    if self.createdAtUs != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtUs, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBDataset, rhs: PBDataset) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.digest != rhs.digest {return false}
+    if lhs.features != rhs.features {return false}
+    if lhs.featureService != rhs.featureService {return false}
+    if lhs.fullFeatureNames != rhs.fullFeatureNames {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.spineColumns != rhs.spineColumns {return false}
+    if lhs.definitionVersions != rhs.definitionVersions {return false}
+    if lhs.schemaVersions != rhs.schemaVersions {return false}
+    if lhs.createdAtUs != rhs.createdAtUs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBGetHistoricalFeaturesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetHistoricalFeaturesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}offset\0\u{1}columns\0\u{3}event_time_us\0\u{3}total_rows\0\u{1}dataset\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.columns) }()
+      case 3: try { try decoder.decodeRepeatedInt64Field(value: &self.eventTimeUs) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.totalRows) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._dataset) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 1)
+    }
+    if !self.columns.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.columns, fieldNumber: 2)
+    }
+    if !self.eventTimeUs.isEmpty {
+      try visitor.visitPackedInt64Field(value: self.eventTimeUs, fieldNumber: 3)
+    }
+    if self.totalRows != 0 {
+      try visitor.visitSingularUInt64Field(value: self.totalRows, fieldNumber: 4)
+    }
+    try { if let v = self._dataset {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBGetHistoricalFeaturesResponse, rhs: PBGetHistoricalFeaturesResponse) -> Bool {
+    if lhs.offset != rhs.offset {return false}
+    if lhs.columns != rhs.columns {return false}
+    if lhs.eventTimeUs != rhs.eventTimeUs {return false}
+    if lhs.totalRows != rhs.totalRows {return false}
+    if lhs._dataset != rhs._dataset {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBGetDatasetRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetDatasetRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBGetDatasetRequest, rhs: PBGetDatasetRequest) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBMaterializeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MaterializeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}start_us\0\u{3}end_us\0\u{1}incremental\0\u{3}feature_views\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.startUs) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.endUs) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.incremental) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.featureViews) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.startUs != 0 {
+      try visitor.visitSingularInt64Field(value: self.startUs, fieldNumber: 1)
+    }
+    if self.endUs != 0 {
+      try visitor.visitSingularInt64Field(value: self.endUs, fieldNumber: 2)
+    }
+    if self.incremental != false {
+      try visitor.visitSingularBoolField(value: self.incremental, fieldNumber: 3)
+    }
+    if !self.featureViews.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.featureViews, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBMaterializeRequest, rhs: PBMaterializeRequest) -> Bool {
+    if lhs.startUs != rhs.startUs {return false}
+    if lhs.endUs != rhs.endUs {return false}
+    if lhs.incremental != rhs.incremental {return false}
+    if lhs.featureViews != rhs.featureViews {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBMaterializedView: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MaterializedView"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}feature_view\0\u{3}start_us\0\u{3}end_us\0\u{1}entities\0\u{3}online_rows_written\0\u{3}online_rows_stale\0\u{1}resumed\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.featureView) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.startUs) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.endUs) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.entities) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.onlineRowsWritten) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.onlineRowsStale) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.resumed) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.featureView.isEmpty {
+      try visitor.visitSingularStringField(value: self.featureView, fieldNumber: 1)
+    }
+    if self.startUs != 0 {
+      try visitor.visitSingularInt64Field(value: self.startUs, fieldNumber: 2)
+    }
+    if self.endUs != 0 {
+      try visitor.visitSingularInt64Field(value: self.endUs, fieldNumber: 3)
+    }
+    if self.entities != 0 {
+      try visitor.visitSingularUInt64Field(value: self.entities, fieldNumber: 4)
+    }
+    if self.onlineRowsWritten != 0 {
+      try visitor.visitSingularUInt64Field(value: self.onlineRowsWritten, fieldNumber: 5)
+    }
+    if self.onlineRowsStale != 0 {
+      try visitor.visitSingularUInt64Field(value: self.onlineRowsStale, fieldNumber: 6)
+    }
+    if self.resumed != false {
+      try visitor.visitSingularBoolField(value: self.resumed, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBMaterializedView, rhs: PBMaterializedView) -> Bool {
+    if lhs.featureView != rhs.featureView {return false}
+    if lhs.startUs != rhs.startUs {return false}
+    if lhs.endUs != rhs.endUs {return false}
+    if lhs.entities != rhs.entities {return false}
+    if lhs.onlineRowsWritten != rhs.onlineRowsWritten {return false}
+    if lhs.onlineRowsStale != rhs.onlineRowsStale {return false}
+    if lhs.resumed != rhs.resumed {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBMaterializeResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MaterializeResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}done\0\u{1}views\0\u{3}rows_scanned\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.done) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.views) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.rowsScanned) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.done != false {
+      try visitor.visitSingularBoolField(value: self.done, fieldNumber: 1)
+    }
+    if !self.views.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.views, fieldNumber: 2)
+    }
+    if self.rowsScanned != 0 {
+      try visitor.visitSingularUInt64Field(value: self.rowsScanned, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBMaterializeResponse, rhs: PBMaterializeResponse) -> Bool {
+    if lhs.done != rhs.done {return false}
+    if lhs.views != rhs.views {return false}
+    if lhs.rowsScanned != rhs.rowsScanned {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBSkewCheckRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SkewCheckRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}feature_service\0\u{1}sample\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.featureService) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.sample) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.featureService.isEmpty {
+      try visitor.visitSingularStringField(value: self.featureService, fieldNumber: 1)
+    }
+    if self.sample != 0 {
+      try visitor.visitSingularUInt32Field(value: self.sample, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBSkewCheckRequest, rhs: PBSkewCheckRequest) -> Bool {
+    if lhs.featureService != rhs.featureService {return false}
+    if lhs.sample != rhs.sample {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBSkewDifference: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SkewDifference"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}entity\0\u{3}time_us\0\u{1}feature\0\u{3}online_value\0\u{3}offline_value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.entity) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.timeUs) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.feature) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self._onlineValue) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self._offlineValue) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.entity.isEmpty {
+      try visitor.visitSingularStringField(value: self.entity, fieldNumber: 1)
+    }
+    if self.timeUs != 0 {
+      try visitor.visitSingularInt64Field(value: self.timeUs, fieldNumber: 2)
+    }
+    if !self.feature.isEmpty {
+      try visitor.visitSingularStringField(value: self.feature, fieldNumber: 3)
+    }
+    try { if let v = self._onlineValue {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._offlineValue {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBSkewDifference, rhs: PBSkewDifference) -> Bool {
+    if lhs.entity != rhs.entity {return false}
+    if lhs.timeUs != rhs.timeUs {return false}
+    if lhs.feature != rhs.feature {return false}
+    if lhs._onlineValue != rhs._onlineValue {return false}
+    if lhs._offlineValue != rhs._offlineValue {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBSkewCheckResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SkewCheckResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}samples_checked\0\u{3}values_checked\0\u{1}differences\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.samplesChecked) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.valuesChecked) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.differences) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.samplesChecked != 0 {
+      try visitor.visitSingularUInt64Field(value: self.samplesChecked, fieldNumber: 1)
+    }
+    if self.valuesChecked != 0 {
+      try visitor.visitSingularUInt64Field(value: self.valuesChecked, fieldNumber: 2)
+    }
+    if !self.differences.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.differences, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBSkewCheckResponse, rhs: PBSkewCheckResponse) -> Bool {
+    if lhs.samplesChecked != rhs.samplesChecked {return false}
+    if lhs.valuesChecked != rhs.valuesChecked {return false}
+    if lhs.differences != rhs.differences {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -553,7 +553,7 @@ public nonisolated struct PBGetModelLineageResponse: @unchecked Sendable {
   public mutating func clearRun() {_uniqueStorage()._run = nil}
 
   /// The run's input datasets with their feature definition versions.
-  public var datasets: [PBDataset] {
+  public var datasets: [PBRunInput] {
     get {_storage._datasets}
     set {_uniqueStorage()._datasets = newValue}
   }
@@ -1678,7 +1678,7 @@ nonisolated extension PBGetModelLineageResponse: SwiftProtobuf.Message, SwiftPro
   fileprivate class _StorageClass {
     var _version: PBModelVersion? = nil
     var _run: PBRun? = nil
-    var _datasets: [PBDataset] = []
+    var _datasets: [PBRunInput] = []
     var _signatureFeatures: [PBFeatureDefinitionVersion] = []
 
       // This property is used as the initial default value for new instances of the type.

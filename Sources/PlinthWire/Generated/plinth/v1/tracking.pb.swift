@@ -266,8 +266,10 @@ public nonisolated struct PBFeatureDefinitionVersion: Sendable {
   public init() {}
 }
 
-/// A run input: the exact training dataset.
-public nonisolated struct PBDataset: Sendable {
+/// A run input: the exact training dataset. Either name a dataset recorded
+/// by the offline face (dataset_id, from GetHistoricalFeatures), whose digest
+/// and references are then filled in, or give them yourself.
+public nonisolated struct PBRunInput: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
@@ -288,6 +290,9 @@ public nonisolated struct PBDataset: Sendable {
 
   /// Output only.
   public var featureVersions: [PBFeatureDefinitionVersion] = []
+
+  /// A dataset recorded by GetHistoricalFeatures ("ds-..."); NOT_FOUND if unknown.
+  public var datasetID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -354,7 +359,7 @@ public nonisolated struct PBRun: Sendable {
   /// The latest value of each metric (highest step, then latest time).
   public var metrics: [PBMetric] = []
 
-  public var inputs: [PBDataset] = []
+  public var inputs: [PBRunInput] = []
 
   public var codeVersion: PBCodeVersion {
     get {_codeVersion ?? PBCodeVersion()}
@@ -490,7 +495,7 @@ public nonisolated struct PBLogBatchRequest: Sendable {
 
   public var tags: Dictionary<String,String> = [:]
 
-  public var inputs: [PBDataset] = []
+  public var inputs: [PBRunInput] = []
 
   public var codeVersion: PBCodeVersion {
     get {_codeVersion ?? PBCodeVersion()}
@@ -1079,9 +1084,9 @@ nonisolated extension PBFeatureDefinitionVersion: SwiftProtobuf.Message, SwiftPr
   }
 }
 
-nonisolated extension PBDataset: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".Dataset"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}digest\0\u{3}feature_references\0\u{3}feature_service\0\u{3}as_of_ms\0\u{1}context\0\u{3}feature_versions\0")
+nonisolated extension PBRunInput: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RunInput"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}digest\0\u{3}feature_references\0\u{3}feature_service\0\u{3}as_of_ms\0\u{1}context\0\u{3}feature_versions\0\u{3}dataset_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1096,6 +1101,7 @@ nonisolated extension PBDataset: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.asOfMs) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.context) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.featureVersions) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.datasetID) }()
       default: break
       }
     }
@@ -1123,10 +1129,13 @@ nonisolated extension PBDataset: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.featureVersions.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.featureVersions, fieldNumber: 7)
     }
+    if !self.datasetID.isEmpty {
+      try visitor.visitSingularStringField(value: self.datasetID, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: PBDataset, rhs: PBDataset) -> Bool {
+  public static func ==(lhs: PBRunInput, rhs: PBRunInput) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.digest != rhs.digest {return false}
     if lhs.featureReferences != rhs.featureReferences {return false}
@@ -1134,6 +1143,7 @@ nonisolated extension PBDataset: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.asOfMs != rhs.asOfMs {return false}
     if lhs.context != rhs.context {return false}
     if lhs.featureVersions != rhs.featureVersions {return false}
+    if lhs.datasetID != rhs.datasetID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
