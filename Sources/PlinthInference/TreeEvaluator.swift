@@ -13,6 +13,13 @@
 //   flagged nodes, checked only in models that have them. Used when the model
 //   has no zero-as-missing splits, no tree is deeper than 12 and the padding
 //   stays within a fixed multiple of the model's size.
+// * Hybrid layout (no zero-as-missing splits, but some tree deeper than 12):
+//   the top levels of every tree (at most `hybridTopDepth`) in the perfect
+//   layout, each bottom slot holding either a leaf or the root of the
+//   subtree below it in the pointer layout. Most rows end within the top
+//   (LightGBM's leaf-wise trees are deep only along a few paths), so most of
+//   each walk is the branch-free lockstep one and only the rare deep paths
+//   pay for pointer steps; padding stays small because the top is shallow.
 // * Pointer layout: 16-byte nodes with explicit children, as in the IR; it
 //   handles every split kind and any depth.
 //
@@ -138,7 +145,10 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     // to the deepest tree of their group of four (the trees walked in
     // lockstep), not of the whole ensemble, so one deep tree does not inflate
     // the rest.
-    /// The deepest padded tree; 0 when the pointer layout is used.
+    enum Layout: Equatable { case perfect, hybrid, pointer }
+    let layout: Layout
+    /// The deepest padded tree (or padded top, in the hybrid layout); 0 when
+    /// the pointer layout is used.
     let perfectDepth: Int
     private let treeDepth: UnsafeMutablePointer<Int>
     private let treeNodeBase: UnsafeMutablePointer<Int>
@@ -148,6 +158,10 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private let perfectNodes: UnsafeMutablePointer<PerfectNode>
     private let perfectLeavesF: UnsafeMutablePointer<Float>
     private let perfectLeavesD: UnsafeMutablePointer<Double>
+    /// Hybrid layout: per bottom slot of a padded top (indexed like the
+    /// perfect layout's leaves), a pointer-layout reference: a global node
+    /// index (≥ 0) where the walk goes on, else `~global leaf index`.
+    private let slotRefs: UnsafeMutablePointer<Int32>
 
     private let nodes: UnsafeMutablePointer<PointerNode>
     private let roots: UnsafeMutablePointer<Int32>
@@ -163,6 +177,11 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private let allocations: [UnsafeMutableRawPointer]
 
     static let maxPerfectDepth = 12
+    /// The deepest padded top of the hybrid layout. Shallow enough that the
+    /// tops of a few hundred trees stay in L2 (2^8 slots of 8-byte nodes and
+    /// 4-byte references, about 3 KiB a tree), deep enough that most rows of
+    /// a leaf-wise LightGBM tree reach their leaf inside it.
+    static let hybridTopDepth = 8
 
     init(_ e: TreeEnsemble) {
         precision = e.precision
@@ -220,7 +239,17 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         let maxDepth = groupDepths.max() ?? 1
         // Padding is bounded: at most maxPerfectDepth levels and a fixed
         // multiple of the model's real size, so memory follows the model.
-        if plain && maxDepth <= Self.maxPerfectDepth && paddedNodes <= 64 * realNodes + (1 << 20) {
+        let paddingBound = 64 * realNodes + (1 << 20)
+        let topDepths = groupDepths.map { Swift.min($0, Self.hybridTopDepth) }
+        let paddedTops = topDepths.reduce(0) { $0 + (1 << $1) }
+        if plain && maxDepth <= Self.maxPerfectDepth && paddedNodes <= paddingBound {
+            layout = .perfect
+        } else if plain && paddedTops <= paddingBound {
+            layout = .hybrid
+        } else {
+            layout = .pointer
+        }
+        if layout == .perfect {
             perfectDepth = maxDepth
             treeDepth = alloc(Int.self, e.trees.count)
             treeNodeBase = alloc(Int.self, e.trees.count)
@@ -228,6 +257,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             perfectNodes = alloc(PerfectNode.self, paddedNodes)
             perfectLeavesF = alloc(Float.self, paddedNodes)
             perfectLeavesD = alloc(Double.self, paddedNodes)
+            slotRefs = alloc(Int32.self, 0)
             var nodeBase = 0, leafBase = 0
             for (t, tree) in e.trees.enumerated() {
                 let depth = groupDepths[t]
@@ -235,9 +265,13 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 treeDepth[t] = depth
                 treeNodeBase[t] = nodeBase
                 treeLeafBias[t] = leafBase - innerCount
+                let leavesF = perfectLeavesF + leafBase, leavesD = perfectLeavesD + leafBase
                 Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
-                           setBase: setBases[t], nodes: perfectNodes + nodeBase, leavesF: perfectLeavesF + leafBase,
-                           leavesD: perfectLeavesD + leafBase)
+                           setBase: setBases[t], nodes: perfectNodes + nodeBase) { ref, slot in
+                    let value = tree.leaves[Int(~ref)]
+                    leavesD[slot] = value
+                    leavesF[slot] = Float(value)
+                }
                 nodeBase += innerCount
                 leafBase += innerCount + 1
             }
@@ -247,11 +281,6 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             leaves = alloc(Double.self, 0)
             leavesF = alloc(Float.self, 0)
         } else {
-            perfectDepth = 0
-            treeDepth = alloc(Int.self, 0)
-            treeNodeBase = alloc(Int.self, 0)
-            treeLeafBias = alloc(Int.self, 0)
-            perfectNodes = alloc(PerfectNode.self, 0)
             perfectLeavesF = alloc(Float.self, 0)
             perfectLeavesD = alloc(Double.self, 0)
             let nodeCount = e.trees.reduce(0) { $0 + $1.nodes.count }
@@ -262,8 +291,11 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             for (t, d) in depths.enumerated() { pointerDepth[t] = d }
             leaves = alloc(Double.self, leafCount)
             leavesF = alloc(Float.self, leafCount)
+            var nodeBases = [Int](), leafBases = [Int]()
             var nodeBase = 0, leafBase = 0
             for (t, tree) in e.trees.enumerated() {
+                nodeBases.append(nodeBase)
+                leafBases.append(leafBase)
                 for (l, v) in tree.leaves.enumerated() {
                     leaves[leafBase + l] = v
                     leavesF[leafBase + l] = Float(v)
@@ -287,6 +319,40 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 nodeBase += tree.nodes.count
                 leafBase += tree.leaves.count
             }
+            if layout == .hybrid {
+                // The tops refer into the pointer layout just built: a slot
+                // whose path is still at a split continues at that split's
+                // pointer node; a slot reached by a leaf holds the leaf.
+                perfectDepth = topDepths.max() ?? 1
+                treeDepth = alloc(Int.self, e.trees.count)
+                treeNodeBase = alloc(Int.self, e.trees.count)
+                treeLeafBias = alloc(Int.self, e.trees.count)
+                perfectNodes = alloc(PerfectNode.self, paddedTops)
+                slotRefs = alloc(Int32.self, paddedTops)
+                var topBase = 0, slotBase = 0
+                for (t, tree) in e.trees.enumerated() {
+                    let depth = topDepths[t]
+                    let innerCount = (1 << depth) - 1
+                    treeDepth[t] = depth
+                    treeNodeBase[t] = topBase
+                    treeLeafBias[t] = slotBase - innerCount
+                    let slots = slotRefs + slotBase
+                    let treeNodes = Int32(nodeBases[t]), treeLeaves = Int32(leafBases[t])
+                    Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
+                               setBase: setBases[t], nodes: perfectNodes + topBase) { ref, slot in
+                        slots[slot] = ref >= 0 ? treeNodes + ref : ~(treeLeaves + ~ref)
+                    }
+                    topBase += innerCount
+                    slotBase += innerCount + 1
+                }
+            } else {
+                perfectDepth = 0
+                treeDepth = alloc(Int.self, 0)
+                treeNodeBase = alloc(Int.self, 0)
+                treeLeafBias = alloc(Int.self, 0)
+                perfectNodes = alloc(PerfectNode.self, 0)
+                slotRefs = alloc(Int32.self, 0)
+            }
         }
         allocations = owned
     }
@@ -295,16 +361,16 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         for p in allocations { p.deallocate() }
     }
 
-    /// Writes one IR subtree into the perfect layout; a leaf above the bottom
-    /// level becomes an always-left padding node over copies of itself.
+    /// Writes the top `depth` levels of one IR subtree into the perfect
+    /// layout; a leaf above the bottom level becomes an always-left padding
+    /// node over copies of itself. `bottom` receives the IR reference (a
+    /// leaf, or in the hybrid layout possibly a split) reaching each bottom
+    /// slot, with the slot's index.
     private static func place(tree: TreeEnsemble.Tree, ref: Int32, position: Int, level: Int, depth: Int,
                               setBase: Int, nodes: UnsafeMutablePointer<PerfectNode>,
-                              leavesF: UnsafeMutablePointer<Float>, leavesD: UnsafeMutablePointer<Double>) {
+                              bottom: (Int32, Int) -> Void) {
         if level == depth {
-            let value = tree.leaves[Int(~ref)]
-            let slot = position - ((1 << depth) - 1)
-            leavesD[slot] = value
-            leavesF[slot] = Float(value)
+            bottom(ref, position - ((1 << depth) - 1))
             return
         }
         var leftRef = ref, rightRef = ref
@@ -323,9 +389,9 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             nodes[position] = PerfectNode(feature: PerfectNode.defaultLeft, threshold: .nan)
         }
         place(tree: tree, ref: leftRef, position: 2 * position + 1, level: level + 1, depth: depth,
-              setBase: setBase, nodes: nodes, leavesF: leavesF, leavesD: leavesD)
+              setBase: setBase, nodes: nodes, bottom: bottom)
         place(tree: tree, ref: rightRef, position: 2 * position + 2, level: level + 1, depth: depth,
-              setBase: setBase, nodes: nodes, leavesF: leavesF, leavesD: leavesD)
+              setBase: setBase, nodes: nodes, bottom: bottom)
     }
 
     // MARK: - Single row
@@ -341,8 +407,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
 
     @inline(__always)
     private func leafValue<L: BinaryFloatingPoint>(_ index: Int, _: L.Type) -> L {
-        if L.self == Float.self { return L(perfectDepth > 0 ? perfectLeavesF[index] : leavesF[index]) }
-        return L(perfectDepth > 0 ? perfectLeavesD[index] : leaves[index])
+        if L.self == Float.self { return L(layout == .perfect ? perfectLeavesF[index] : leavesF[index]) }
+        return L(layout == .perfect ? perfectLeavesD[index] : leaves[index])
     }
 
     private func accumulateRow<L: BinaryFloatingPoint>(_ row: UnsafePointer<Float>,
@@ -352,9 +418,13 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         for o in 0..<outputCount { out[o] = averaging ? 0 : Double(L(baseMargins[o])) }
         if singleOutput {
             var acc = L(out[0])
-            if perfectDepth > 0 {
+            switch layout {
+            case .perfect:
                 walkPerfect(row) { _, leaf in acc += leafValue(leaf, L.self) }
-            } else {
+            case .hybrid:
+                accumulateHybridRow(row, out, L.self)
+                return
+            case .pointer:
                 // Pointer trees are walked one at a time: their depths vary too
                 // much for lockstep walking to pay off on a single row.
                 for t in 0..<treeCount { acc += leafValue(walkPointer(row, roots[t]), L.self) }
@@ -363,17 +433,70 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         } else {
             // Storing a float32 sum in a Double and back is exact, so the
             // caller's buffer can hold the per-output sums.
-            if perfectDepth > 0 {
+            switch layout {
+            case .perfect:
                 walkPerfect(row) { t, leaf in
                     let o = Int(treeOutputs[t])
                     out[o] = Double(L(out[o]) + leafValue(leaf, L.self))
                 }
-            } else {
+            case .hybrid:
+                accumulateHybridRow(row, out, L.self)
+            case .pointer:
                 for t in 0..<treeCount {
                     let o = Int(treeOutputs[t])
                     out[o] = Double(L(out[o]) + leafValue(walkPointer(row, roots[t]), L.self))
                 }
             }
+        }
+    }
+
+    /// The hybrid layout's single row: every tree's top first (four trees in
+    /// lockstep), then the pointer tails of the trees whose slot holds a split,
+    /// all stepped together (`finishTails`), then the leaves summed in tree
+    /// order from the sums already in `out`, as the other layouts do.
+    private func accumulateHybridRow<L: BinaryFloatingPoint>(_ row: UnsafePointer<Float>,
+                                                              _ out: UnsafeMutablePointer<Double>, _: L.Type) {
+        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * treeCount) { buffer in
+            guard let refs = buffer.baseAddress else { return }
+            walkPerfect(row) { t, slot in refs[t] = slotRefs[slot] }
+            finishTails(refs, refs + treeCount, treeCount) { _ in row }
+            if singleOutput {
+                var acc = L(out[0])
+                for t in 0..<treeCount { acc += leafValue(Int(~refs[t]), L.self) }
+                out[0] = Double(acc)
+            } else {
+                for t in 0..<treeCount {
+                    let o = Int(treeOutputs[t])
+                    out[o] = Double(L(out[o]) + leafValue(Int(~refs[t]), L.self))
+                }
+            }
+        }
+    }
+
+    /// Walks `count` lanes of the pointer layout to their leaves: `refs[k]` is
+    /// a reference (a node if ≥ 0, else `~leaf`), lane `k` reads `row(k)`; on
+    /// return every `refs[k]` is `~leaf`. The lanes still at a split are kept
+    /// in a compacted list (`pending`, room for `count`) and each round steps
+    /// every one of them once, so the lanes' loads overlap and no lane's exit
+    /// is a branch to mispredict: only the round count, the longest tail, is.
+    @inline(__always)
+    private func finishTails(_ refs: UnsafeMutablePointer<Int32>, _ pending: UnsafeMutablePointer<Int32>,
+                             _ count: Int, _ row: (Int) -> UnsafePointer<Float>) {
+        var n = 0
+        for k in 0..<count {
+            pending[n] = Int32(truncatingIfNeeded: k)
+            n &+= refs[k] >= 0 ? 1 : 0
+        }
+        while n > 0 {
+            var m = 0
+            for j in 0..<n {
+                let k = Int(pending[j])
+                let i = next(nodes[Int(refs[k])], row(k))
+                refs[k] = i
+                pending[m] = Int32(truncatingIfNeeded: k)
+                m &+= i >= 0 ? 1 : 0
+            }
+            n = m
         }
     }
 
@@ -482,11 +605,11 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
 
     func predictBlock(_ rows: UnsafePointer<Float>, _ count: Int, _ out: UnsafeMutablePointer<Double>,
                       _ kind: OutputKind) {
-        switch (precision, perfectDepth > 0) {
-        case (.float32, true): blockPerfect(rows, count, out, Float.self)
-        case (.float64, true): blockPerfect(rows, count, out, Double.self)
-        case (.float32, false): blockPointer(rows, count, out, Float.self)
-        case (.float64, false): blockPointer(rows, count, out, Double.self)
+        switch (precision, layout == .pointer) {
+        case (.float32, false): blockPerfect(rows, count, out, Float.self)
+        case (.float64, false): blockPerfect(rows, count, out, Double.self)
+        case (.float32, true): blockPointer(rows, count, out, Float.self)
+        case (.float64, true): blockPointer(rows, count, out, Double.self)
         }
         for r in 0..<count { finishAveraging(out + r * outputCount, kind) }
         if kind == .probability {
@@ -495,7 +618,9 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     }
 
     /// Tree-major walk of a block: each tree's nodes stay in cache while every
-    /// row of the block passes through it, four rows in lockstep.
+    /// row of the block passes through it, level by level. In the hybrid
+    /// layout the padded top is walked this way and each row then finishes
+    /// its own (usually empty) pointer tail.
     private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
         switch (hasMissing(rows, count * featureStride), hasCategories) {
@@ -512,6 +637,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         let stride = featureStride
         withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
           withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { idxBuffer in
+          withUnsafeTemporaryAllocation(of: Int32.self, capacity: layout == .hybrid ? 2 * count : 0) { refBuffer in
             guard let acc = accBuffer.baseAddress, let idx = idxBuffer.baseAddress else { return }
             startSums(acc, count, L.self)
             for t in 0..<treeCount {
@@ -530,9 +656,16 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                         x += stride
                     }
                 }
-                for r in 0..<count { acc[r * outputCount + o] += leafValue(lf + idx[r], L.self) }
+                if layout == .hybrid, let refs = refBuffer.baseAddress {
+                    for r in 0..<count { refs[r] = slotRefs[lf + idx[r]] }
+                    finishTails(refs, refs + count, count) { r in rows + r * stride }
+                    for r in 0..<count { acc[r * outputCount + o] += leafValue(Int(~refs[r]), L.self) }
+                } else {
+                    for r in 0..<count { acc[r * outputCount + o] += leafValue(lf + idx[r], L.self) }
+                }
             }
             for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
+          }
           }
         }
     }
