@@ -473,6 +473,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         }
     }
 
+    /// 1 when pointer-layout reference `i` is a node (≥ 0), else 0; spelled
+    /// as a shift because `i >= 0 ? 1 : 0` compiles to a branch here, and
+    /// whether a walk is done is exactly what a predictor cannot guess.
+    @inline(__always)
+    private static func isNode(_ i: Int32) -> Int { Int(UInt32(bitPattern: ~i) &>> 31) }
+
     /// Walks `count` lanes of the pointer layout to their leaves: `refs[k]` is
     /// a reference (a node if ≥ 0, else `~leaf`), lane `k` reads `row(k)`; on
     /// return every `refs[k]` is `~leaf`. The lanes still at a split are kept
@@ -485,7 +491,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         var n = 0
         for k in 0..<count {
             pending[n] = Int32(truncatingIfNeeded: k)
-            n &+= refs[k] >= 0 ? 1 : 0
+            n &+= Self.isNode(refs[k])
         }
         while n > 0 {
             var m = 0
@@ -494,7 +500,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 let i = next(nodes[Int(refs[k])], row(k))
                 refs[k] = i
                 pending[m] = Int32(truncatingIfNeeded: k)
-                m &+= i >= 0 ? 1 : 0
+                m &+= Self.isNode(i)
             }
             n = m
         }
