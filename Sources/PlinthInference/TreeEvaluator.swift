@@ -414,20 +414,26 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         return L(layout == .perfect ? perfectLeavesD[index] : leaves[index])
     }
 
+    /// A leaf of the pointer layout's leaf arrays (the hybrid layout's leaves).
+    @inline(__always)
+    private func pointerLeafValue<L: BinaryFloatingPoint>(_ index: Int, _: L.Type) -> L {
+        L.self == Float.self ? L(leavesF[index]) : L(leaves[index])
+    }
+
     private func accumulateRow<L: BinaryFloatingPoint>(_ row: UnsafePointer<Float>,
                                                         _ out: UnsafeMutablePointer<Double>, _: L.Type) {
         // Sums start at the base margin (XGBoost's order); with averaging they
         // start at zero and the base is added after scaling.
         for o in 0..<outputCount { out[o] = averaging ? 0 : Double(L(baseMargins[o])) }
+        if layout == .hybrid {
+            accumulateHybridRow(row, out, L.self)
+            return
+        }
         if singleOutput {
             var acc = L(out[0])
-            switch layout {
-            case .perfect:
+            if layout == .perfect {
                 walkPerfect(row) { _, leaf in acc += leafValue(leaf, L.self) }
-            case .hybrid:
-                accumulateHybridRow(row, out, L.self)
-                return
-            case .pointer:
+            } else {
                 // Pointer trees are walked one at a time: their depths vary too
                 // much for lockstep walking to pay off on a single row.
                 for t in 0..<treeCount { acc += leafValue(walkPointer(row, roots[t]), L.self) }
@@ -436,15 +442,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         } else {
             // Storing a float32 sum in a Double and back is exact, so the
             // caller's buffer can hold the per-output sums.
-            switch layout {
-            case .perfect:
+            if layout == .perfect {
                 walkPerfect(row) { t, leaf in
                     let o = Int(treeOutputs[t])
                     out[o] = Double(L(out[o]) + leafValue(leaf, L.self))
                 }
-            case .hybrid:
-                accumulateHybridRow(row, out, L.self)
-            case .pointer:
+            } else {
                 for t in 0..<treeCount {
                     let o = Int(treeOutputs[t])
                     out[o] = Double(L(out[o]) + leafValue(walkPointer(row, roots[t]), L.self))
@@ -465,12 +468,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             finishTails(refs, refs + treeCount, treeCount) { _ in row }
             if singleOutput {
                 var acc = L(out[0])
-                for t in 0..<treeCount { acc += leafValue(Int(~refs[t]), L.self) }
+                for t in 0..<treeCount { acc += pointerLeafValue(Int(~refs[t]), L.self) }
                 out[0] = Double(acc)
             } else {
                 for t in 0..<treeCount {
                     let o = Int(treeOutputs[t])
-                    out[o] = Double(L(out[o]) + leafValue(Int(~refs[t]), L.self))
+                    out[o] = Double(L(out[o]) + pointerLeafValue(Int(~refs[t]), L.self))
                 }
             }
         }
@@ -614,11 +617,13 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
 
     func predictBlock(_ rows: UnsafePointer<Float>, _ count: Int, _ out: UnsafeMutablePointer<Double>,
                       _ kind: OutputKind) {
-        switch (precision, layout == .pointer) {
-        case (.float32, false): blockPerfect(rows, count, out, Float.self)
-        case (.float64, false): blockPerfect(rows, count, out, Double.self)
-        case (.float32, true): blockPointer(rows, count, out, Float.self)
-        case (.float64, true): blockPointer(rows, count, out, Double.self)
+        switch (precision, layout) {
+        case (.float32, .perfect): blockPerfect(rows, count, out, Float.self)
+        case (.float64, .perfect): blockPerfect(rows, count, out, Double.self)
+        case (.float32, .hybrid): blockHybrid(rows, count, out, Float.self)
+        case (.float64, .hybrid): blockHybrid(rows, count, out, Double.self)
+        case (.float32, .pointer): blockPointer(rows, count, out, Float.self)
+        case (.float64, .pointer): blockPointer(rows, count, out, Double.self)
         }
         for r in 0..<count { finishAveraging(out + r * outputCount, kind) }
         if kind == .probability {
@@ -627,9 +632,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     }
 
     /// Tree-major walk of a block: each tree's nodes stay in cache while every
-    /// row of the block passes through it, level by level. In the hybrid
-    /// layout the padded top is walked this way and each row then finishes
-    /// its own (usually empty) pointer tail.
+    /// row of the block passes through it, four rows in lockstep.
     private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
         switch (hasMissing(rows, count * featureStride), hasCategories) {
@@ -646,7 +649,6 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         let stride = featureStride
         withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
           withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { idxBuffer in
-          withUnsafeTemporaryAllocation(of: Int32.self, capacity: layout == .hybrid ? 2 * count : 0) { refBuffer in
             guard let acc = accBuffer.baseAddress, let idx = idxBuffer.baseAddress else { return }
             startSums(acc, count, L.self)
             for t in 0..<treeCount {
@@ -665,13 +667,53 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                         x += stride
                     }
                 }
-                if layout == .hybrid, let refs = refBuffer.baseAddress {
-                    for r in 0..<count { refs[r] = slotRefs[lf + idx[r]] }
-                    finishTails(refs, refs + count, count) { r in rows + r * stride }
-                    for r in 0..<count { acc[r * outputCount + o] += leafValue(Int(~refs[r]), L.self) }
-                } else {
-                    for r in 0..<count { acc[r * outputCount + o] += leafValue(lf + idx[r], L.self) }
+                for r in 0..<count { acc[r * outputCount + o] += leafValue(lf + idx[r], L.self) }
+            }
+            for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
+          }
+        }
+    }
+
+    /// The hybrid layout's block walk: each tree's padded top as in
+    /// `blockPerfect`, then the pointer tails of the block's rows stepped
+    /// together (`finishTails`). A separate function, not a flag in
+    /// `blockPerfect`, so the perfect layout's kernel stays exactly as it was.
+    private func blockHybrid<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
+                                                      _ out: UnsafeMutablePointer<Double>, _: L.Type) {
+        switch (hasMissing(rows, count * featureStride), hasCategories) {
+        case (true, false): blockHybrid(rows, count, out, L.self, WithMissing.self)
+        case (false, false): blockHybrid(rows, count, out, L.self, NoMissing.self)
+        case (true, true): blockHybrid(rows, count, out, L.self, WithMissingAndCategories.self)
+        case (false, true): blockHybrid(rows, count, out, L.self, NoMissingWithCategories.self)
+        }
+    }
+
+    private func blockHybrid<L: BinaryFloatingPoint, R: SplitRule>(_ rows: UnsafePointer<Float>, _ count: Int,
+                                                                    _ out: UnsafeMutablePointer<Double>,
+                                                                    _: L.Type, _: R.Type) {
+        let stride = featureStride
+        withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
+          withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { idxBuffer in
+          withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * count) { refBuffer in
+            guard let acc = accBuffer.baseAddress, let idx = idxBuffer.baseAddress,
+                  let refs = refBuffer.baseAddress else { return }
+            startSums(acc, count, L.self)
+            for t in 0..<treeCount {
+                let n = perfectNodes + treeNodeBase[t]
+                let lf = treeLeafBias[t]
+                let depth = treeDepth[t]
+                let o = Int(treeOutputs[t])
+                for r in 0..<count { idx[r] = 0 }
+                for _ in 0..<depth {
+                    var x = rows
+                    for r in 0..<count {
+                        idx[r] = step(n, idx[r], x, R.self)
+                        x += stride
+                    }
                 }
+                for r in 0..<count { refs[r] = slotRefs[lf + idx[r]] }
+                finishTails(refs, refs + count, count) { r in rows + r * stride }
+                for r in 0..<count { acc[r * outputCount + o] += pointerLeafValue(Int(~refs[r]), L.self) }
             }
             for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
           }
