@@ -16,10 +16,11 @@
 // * Hybrid layout (no zero-as-missing splits, but some tree deeper than 12):
 //   the top levels of every tree (at most `hybridTopDepth`) in the perfect
 //   layout, each bottom slot holding either a leaf or the root of the
-//   subtree below it in the pointer layout. Most rows end within the top
-//   (LightGBM's leaf-wise trees are deep only along a few paths), so most of
-//   each walk is the branch-free lockstep one and only the rare deep paths
-//   pay for pointer steps; padding stays small because the top is shallow.
+//   subtree below it in the pointer layout. LightGBM's leaf-wise trees are
+//   deep only along a few paths, so most of each walk is the branch-free
+//   lockstep one and only the rows that go deeper pay for pointer steps,
+//   which are stepped together across trees (single row) or rows (batch);
+//   padding stays small because the top is shallow.
 // * Pointer layout: 16-byte nodes with explicit children, as in the IR; it
 //   handles every split kind and any depth.
 //
