@@ -21,19 +21,24 @@ import Testing
     @Test func zeroAsMissing() throws { try check("lgb_zero_missing") }
     @Test func missingDisabledScoresNaNAsZero() throws { try check("lgb_no_missing") }
 
-    /// The fixtures above cover both layouts and categorical splits in each:
-    /// binary_cat (trees up to 17 deep) needs the pointer layout, multiclass
-    /// (categorical, at most 12 deep) and regression use the perfect layout.
-    @Test func fixturesCoverBothLayouts() throws {
-        func depth(_ name: String) throws -> Int? {
+    /// The fixtures above cover all three layouts and categorical splits in
+    /// each: binary_cat (trees up to 17 deep) uses the hybrid layout (a padded
+    /// top over pointer tails), multiclass (categorical, at most 12 deep) and
+    /// regression the perfect layout, zero_missing the pointer layout.
+    @Test func fixturesCoverAllLayouts() throws {
+        func evaluator(_ name: String) throws -> TreeEvaluator? {
             let model = try LightGBMImporter.load(text: try Fixture.bytes(name))
-            return (model.evaluator as? TreeEvaluator)?.perfectDepth
+            return model.evaluator as? TreeEvaluator
         }
-        #expect(try depth("lgb_binary_cat.txt") == 0)
-        #expect(try depth("lgb_multiclass.txt") == 12)
-        #expect(try depth("lgb_binary_cat_d8.txt") == 8)
-        #expect(try (depth("lgb_regression.txt") ?? 0) > 0)
-        #expect(try depth("lgb_zero_missing.txt") == 0)
+        let deep = try evaluator("lgb_binary_cat.txt")
+        #expect(deep?.layout == .hybrid)
+        #expect(deep?.perfectDepth == TreeEvaluator.hybridTopDepth)
+        #expect(try evaluator("lgb_multiclass.txt")?.layout == .perfect)
+        #expect(try evaluator("lgb_multiclass.txt")?.perfectDepth == 12)
+        #expect(try evaluator("lgb_binary_cat_d8.txt")?.perfectDepth == 8)
+        #expect(try (evaluator("lgb_regression.txt")?.perfectDepth ?? 0) > 0)
+        #expect(try evaluator("lgb_zero_missing.txt")?.layout == .pointer)
+        #expect(try evaluator("lgb_zero_missing.txt")?.perfectDepth == 0)
     }
 
     @Test func strictThresholdMatchesLessOrEqualOnDoubles() {
