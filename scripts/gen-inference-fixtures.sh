@@ -2,10 +2,10 @@
 # Regenerates Tests/PlinthInferenceTests/Fixtures: trains small models with
 # XGBoost, LightGBM and scikit-learn and records their predictions, so the
 # Swift tests can check Plinth scores every row as the original does.
-# Installs the libraries into Benchmarks/.venv (git-ignored) on first use.
+# Installs the libraries into Benchmarks/.venv-inference (git-ignored, shared with the inference benchmark) on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=Benchmarks/.venv
+venv=Benchmarks/.venv-inference
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi

@@ -4,11 +4,11 @@
 # same C harness) and onnxruntime, on the committed fixture models and the
 # same 100,000 rows of 32 float features (dense, and with 5% missing cells).
 # Writes Benchmarks/results/inference/results.jsonl and report.md.
-# Needs gcc and network access to PyPI the first time (into Benchmarks/.venv).
+# Needs gcc and network access to PyPI the first time (into Benchmarks/.venv-inference).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-venv="$root/Benchmarks/.venv"
+venv="$root/Benchmarks/.venv-inference"
 out="$root/Benchmarks/results/inference"
 work="$out/work"
 mkdir -p "$work"
