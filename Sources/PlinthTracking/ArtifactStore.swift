@@ -45,7 +45,7 @@ public final class ArtifactStore: @unchecked Sendable {
         let path: String
         let temporary: String
         let handle: FileHandle
-        var hasher = SHA256Hasher()
+        var hasher = SHA256()
         var size: Int64 = 0
         var touchedMs: Int64
         /// Serializes chunks of one upload; different uploads run in parallel.

@@ -4,10 +4,11 @@
 import Foundation
 import XCTest
 @testable import PlinthTracking
+import PlinthStorage
 
 final class ArtifactStoreTests: XCTestCase {
     func sha(_ bytes: [UInt8], chunk: Int = 1 << 30) -> String {
-        var hasher = SHA256Hasher()
+        var hasher = SHA256()
         var i = 0
         while i < bytes.count {
             hasher.update(bytes[i..<min(bytes.count, i + chunk)])

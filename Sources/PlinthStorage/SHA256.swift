@@ -1,7 +1,10 @@
 // SHA256: a streaming SHA-256 (FIPS 180-4), for the content digests that
-// name datasets. Foundation on Linux has no CryptoKit and the package takes
-// no crypto dependency for one hash; this is the textbook algorithm, checked
-// against the standard test vectors in SHA256Tests.
+// name datasets (PlinthFeatures) and artifact blobs (PlinthTracking); it
+// lives in PlinthStorage because both depend on it. Foundation on Linux has
+// no CryptoKit and the package takes no crypto dependency for one hash; this
+// is the textbook algorithm, checked against the standard test vectors in
+// SHA256Tests.
+public import Foundation
 
 /// Incremental SHA-256: `update` any number of times, then `finalize`.
 public struct SHA256: Sendable {
@@ -54,6 +57,12 @@ public struct SHA256: Sendable {
         update(value: UInt64(s.utf8.count).littleEndian)
         s.withUTF8 { update(UnsafeRawBufferPointer($0)) }
     }
+
+    /// Feeds any contiguous bytes (Data, array slices) into the hash.
+    public mutating func update(_ bytes: some ContiguousBytes) { bytes.withUnsafeBytes { update($0) } }
+
+    /// The digest as lowercase hex. The hasher should not be used afterwards.
+    public mutating func finalizeHex() -> String { hexString(finalize()) }
 
     /// The 32-byte digest. The hasher should not be used afterwards.
     public mutating func finalize() -> [UInt8] {
