@@ -110,19 +110,21 @@ public final class Connection {
         return fd
     }
 
-    /// Calls `method` and waits for its (single-frame) answer.
+    /// Calls `method` and waits for its answer (one frame; a streamed
+    /// answer's frames are merged, as protobuf concatenation does).
     public func call<Response: SwiftProtobuf.Message>(_ method: String, _ request: some SwiftProtobuf.Message,
-                                                      as: Response.Type) throws -> Response {
-        let id = try send(method, request)
-        while true {
-            let frame = try receive()
-            if frame.id == 0 && frame.code != 0 { throw PlinthError(code: frame.code, message: frame.message) }
-            guard frame.id == id else { continue }
-            if frame.code != 0 { throw PlinthError(code: frame.code, message: frame.message) }
-            do { return try Response(serializedBytes: frame.body) } catch {
-                throw PlinthError(code: 13, message: "the server's answer is not a valid \(Response.protoMessageName): \(error)")
+                                                      as type: Response.Type) throws -> Response {
+        var result: Response?
+        try callStreaming(method, request, as: type) { part in
+            if var merged = result {
+                try merged.merge(serializedBytes: part.serializedBytes() as [UInt8])
+                result = merged
+            } else {
+                result = part
             }
         }
+        guard let result else { throw PlinthError(code: 13, message: "the server ended \(method) without an answer") }
+        return result
     }
 
     /// Sends a request without waiting; returns its id.
