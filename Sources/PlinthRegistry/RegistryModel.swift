@@ -44,13 +44,33 @@ public struct Signature: Codable, Sendable, Equatable {
     /// Inputs the caller sends with each request.
     public var requestFields: [SignatureField]
     public var outputs: [SignatureField]
+    /// Serving's value for a missing input (not found, null or expired),
+    /// keyed by feature reference or request field name; inputs without
+    /// one reach the model as missing values.
+    public var defaults: [String: Double]
 
     public init(featureReferences: [String] = [], featureService: String = "",
-                requestFields: [SignatureField] = [], outputs: [SignatureField] = []) {
+                requestFields: [SignatureField] = [], outputs: [SignatureField] = [],
+                defaults: [String: Double] = [:]) {
         self.featureReferences = featureReferences
         self.featureService = featureService
         self.requestFields = requestFields
         self.outputs = outputs
+        self.defaults = defaults
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case featureReferences, featureService, requestFields, outputs, defaults
+    }
+
+    // Versions registered before defaults existed have no such key.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        featureReferences = try c.decode([String].self, forKey: .featureReferences)
+        featureService = try c.decode(String.self, forKey: .featureService)
+        requestFields = try c.decode([SignatureField].self, forKey: .requestFields)
+        outputs = try c.decode([SignatureField].self, forKey: .outputs)
+        defaults = try c.decodeIfPresent([String: Double].self, forKey: .defaults) ?? [:]
     }
 }
 

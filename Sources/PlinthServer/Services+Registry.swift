@@ -149,7 +149,8 @@ extension Signature {
     init(wire: PBModelSignature) {
         self.init(featureReferences: wire.featureReferences, featureService: wire.featureService,
                   requestFields: wire.requestFields.map { SignatureField(name: $0.name, type: $0.type) },
-                  outputs: wire.outputs.map { SignatureField(name: $0.name, type: $0.type) })
+                  outputs: wire.outputs.map { SignatureField(name: $0.name, type: $0.type) },
+                  defaults: wire.defaults)
     }
 
     var wire: PBModelSignature {
@@ -158,6 +159,7 @@ extension Signature {
             $0.featureService = featureService
             $0.requestFields = requestFields.map { f in PBSignatureField.with { $0.name = f.name; $0.type = f.type } }
             $0.outputs = outputs.map { f in PBSignatureField.with { $0.name = f.name; $0.type = f.type } }
+            $0.defaults = defaults
         }
     }
 }

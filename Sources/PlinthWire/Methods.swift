@@ -53,6 +53,14 @@ public enum Method {
     public static let checkModelPolicy = "/plinth.v1.Registry/CheckModelPolicy"
     public static let getModelLineage = "/plinth.v1.Registry/GetModelLineage"
     public static let getAliasAudit = "/plinth.v1.Registry/GetAliasAudit"
+    // Inference (docs/concepts/serving.md)
+    public static let predict = "/plinth.v1.Inference/Predict"
+    public static let batchPredict = "/plinth.v1.Inference/BatchPredict"
+    public static let serverLive = "/plinth.v1.Inference/ServerLive"
+    public static let serverReady = "/plinth.v1.Inference/ServerReady"
+    public static let modelReady = "/plinth.v1.Inference/ModelReady"
+    public static let modelMetadata = "/plinth.v1.Inference/ModelMetadata"
+    public static let loadModel = "/plinth.v1.Inference/LoadModel"
 }
 
 extension PBPushTarget {

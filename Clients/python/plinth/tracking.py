@@ -656,7 +656,9 @@ class TrackingMixin:
         (created when missing). With `run_id`, the version records the run
         and copies its metrics and datasets. `signature`: {"features":
         ["view:feature", ...]} or {"feature_service": "svc"}, plus optional
-        "request_fields" and "outputs" ({"name": "type"} or [(name, type)]).
+        "request_fields" and "outputs" ({"name": "type"} or [(name, type)]),
+        and "defaults" ({"view:feature" or field name: value} used by serving
+        when an input is missing).
         `format` defaults from the extension (.json: xgboost-json, .ubj,
         .txt: lightgbm-text, .onnx)."""
         model_path = os.fspath(model_path)
@@ -832,15 +834,21 @@ def _fields(pairs: Any) -> List[Tuple[str, str]]:
 
 
 def _fill_signature(out: registry_pb2.ModelSignature, signature: Mapping[str, Any]) -> None:
-    unknown = set(signature) - {"features", "feature_service", "request_fields", "outputs"}
+    keys = ("features", "feature_service", "request_fields", "outputs", "defaults")
+    unknown = set(signature) - set(keys)
     if unknown:
-        raise errors.InvalidArgumentError("unknown signature keys %s (features, feature_service, request_fields, outputs)" % sorted(unknown))
+        raise errors.InvalidArgumentError("unknown signature keys %s (%s)" % (sorted(unknown), ", ".join(keys)))
     out.feature_references.extend(signature.get("features", ()))
     out.feature_service = signature.get("feature_service", "")
     for name, kind in _fields(signature.get("request_fields", ())):
         out.request_fields.add(name=name, type=kind)
     for name, kind in _fields(signature.get("outputs", ())):
         out.outputs.add(name=name, type=kind)
+    for name, value in dict(signature.get("defaults", {})).items():
+        try:
+            out.defaults[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise errors.InvalidArgumentError("signature default for %r is %r, not a number" % (name, value)) from None
 
 
 def _experiment(e: tracking_pb2.Experiment) -> Experiment:
@@ -873,7 +881,7 @@ def _version(v: registry_pb2.ModelVersion) -> ModelVersion:
     s = v.signature
     signature = {"features": list(s.feature_references), "feature_service": s.feature_service,
                  "request_fields": [(f.name, f.type) for f in s.request_fields],
-                 "outputs": [(f.name, f.type) for f in s.outputs]}
+                 "outputs": [(f.name, f.type) for f in s.outputs], "defaults": dict(s.defaults)}
     return ModelVersion(v.model, v.version, v.run_id, v.artifact_digest, v.artifact_format, signature, dict(v.metrics),
                         dict(v.tags), list(v.aliases), v.description, v.created_ms)
 

@@ -131,57 +131,98 @@ public nonisolated struct PBModelSignature: Sendable {
 
   public var outputs: [PBSignatureField] = []
 
+  /// Serving's value for an input that is missing (not found, null or
+  /// expired), keyed by feature reference or request field name. Inputs
+  /// without a default are passed to the model as missing values (NaN).
+  public var defaults: Dictionary<String,Double> = [:]
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-public nonisolated struct PBModelVersion: Sendable {
+public nonisolated struct PBModelVersion: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var model: String = String()
+  public var model: String {
+    get {_storage._model}
+    set {_uniqueStorage()._model = newValue}
+  }
 
-  public var version: UInt64 = 0
+  public var version: UInt64 {
+    get {_storage._version}
+    set {_uniqueStorage()._version = newValue}
+  }
 
-  public var description_p: String = String()
+  public var description_p: String {
+    get {_storage._description_p}
+    set {_uniqueStorage()._description_p = newValue}
+  }
 
   /// Empty when registered without a run.
-  public var runID: String = String()
+  public var runID: String {
+    get {_storage._runID}
+    set {_uniqueStorage()._runID = newValue}
+  }
 
-  public var experimentID: UInt64 = 0
+  public var experimentID: UInt64 {
+    get {_storage._experimentID}
+    set {_uniqueStorage()._experimentID = newValue}
+  }
 
   /// sha256 hex of the model file in the blob store.
-  public var artifactDigest: String = String()
+  public var artifactDigest: String {
+    get {_storage._artifactDigest}
+    set {_uniqueStorage()._artifactDigest = newValue}
+  }
 
-  public var artifactFormat: String = String()
+  public var artifactFormat: String {
+    get {_storage._artifactFormat}
+    set {_uniqueStorage()._artifactFormat = newValue}
+  }
 
   public var signature: PBModelSignature {
-    get {_signature ?? PBModelSignature()}
-    set {_signature = newValue}
+    get {_storage._signature ?? PBModelSignature()}
+    set {_uniqueStorage()._signature = newValue}
   }
   /// Returns true if `signature` has been explicitly set.
-  public var hasSignature: Bool {self._signature != nil}
+  public var hasSignature: Bool {_storage._signature != nil}
   /// Clears the value of `signature`. Subsequent reads from it will return its default value.
-  public mutating func clearSignature() {self._signature = nil}
+  public mutating func clearSignature() {_uniqueStorage()._signature = nil}
 
   /// Copied from the run when registered.
-  public var metrics: Dictionary<String,Double> = [:]
+  public var metrics: Dictionary<String,Double> {
+    get {_storage._metrics}
+    set {_uniqueStorage()._metrics = newValue}
+  }
 
-  public var tags: Dictionary<String,String> = [:]
+  public var tags: Dictionary<String,String> {
+    get {_storage._tags}
+    set {_uniqueStorage()._tags = newValue}
+  }
 
-  public var createdMs: Int64 = 0
+  public var createdMs: Int64 {
+    get {_storage._createdMs}
+    set {_uniqueStorage()._createdMs = newValue}
+  }
 
-  public var aliases: [String] = []
+  public var aliases: [String] {
+    get {_storage._aliases}
+    set {_uniqueStorage()._aliases = newValue}
+  }
 
-  public var datasetDigests: [String] = []
+  public var datasetDigests: [String] {
+    get {_storage._datasetDigests}
+    set {_uniqueStorage()._datasetDigests = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _signature: PBModelSignature? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct PBCreateRegisteredModelRequest: Sendable {
@@ -528,47 +569,42 @@ public nonisolated struct PBGetModelLineageRequest: Sendable {
   public init() {}
 }
 
-public nonisolated struct PBGetModelLineageResponse: @unchecked Sendable {
+public nonisolated struct PBGetModelLineageResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   public var version: PBModelVersion {
-    get {_storage._version ?? PBModelVersion()}
-    set {_uniqueStorage()._version = newValue}
+    get {_version ?? PBModelVersion()}
+    set {_version = newValue}
   }
   /// Returns true if `version` has been explicitly set.
-  public var hasVersion: Bool {_storage._version != nil}
+  public var hasVersion: Bool {self._version != nil}
   /// Clears the value of `version`. Subsequent reads from it will return its default value.
-  public mutating func clearVersion() {_uniqueStorage()._version = nil}
+  public mutating func clearVersion() {self._version = nil}
 
   /// Absent when the version has no run (or the run is gone).
   public var run: PBRun {
-    get {_storage._run ?? PBRun()}
-    set {_uniqueStorage()._run = newValue}
+    get {_run ?? PBRun()}
+    set {_run = newValue}
   }
   /// Returns true if `run` has been explicitly set.
-  public var hasRun: Bool {_storage._run != nil}
+  public var hasRun: Bool {self._run != nil}
   /// Clears the value of `run`. Subsequent reads from it will return its default value.
-  public mutating func clearRun() {_uniqueStorage()._run = nil}
+  public mutating func clearRun() {self._run = nil}
 
   /// The run's input datasets with their feature definition versions.
-  public var datasets: [PBRunInput] {
-    get {_storage._datasets}
-    set {_uniqueStorage()._datasets = newValue}
-  }
+  public var datasets: [PBRunInput] = []
 
   /// Feature references of the signature, resolved against the catalog now.
-  public var signatureFeatures: [PBFeatureDefinitionVersion] {
-    get {_storage._signatureFeatures}
-    set {_uniqueStorage()._signatureFeatures = newValue}
-  }
+  public var signatureFeatures: [PBFeatureDefinitionVersion] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _storage = _StorageClass.defaultInstance
+  fileprivate var _version: PBModelVersion? = nil
+  fileprivate var _run: PBRun? = nil
 }
 
 public nonisolated struct PBGetAliasAuditRequest: Sendable {
@@ -800,7 +836,7 @@ nonisolated extension PBSignatureField: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension PBModelSignature: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelSignature"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}feature_references\0\u{3}feature_service\0\u{3}request_fields\0\u{1}outputs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}feature_references\0\u{3}feature_service\0\u{3}request_fields\0\u{1}outputs\0\u{1}defaults\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -812,6 +848,7 @@ nonisolated extension PBModelSignature: SwiftProtobuf.Message, SwiftProtobuf._Me
       case 2: try { try decoder.decodeSingularStringField(value: &self.featureService) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.requestFields) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.outputs) }()
+      case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.defaults) }()
       default: break
       }
     }
@@ -830,6 +867,9 @@ nonisolated extension PBModelSignature: SwiftProtobuf.Message, SwiftProtobuf._Me
     if !self.outputs.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.outputs, fieldNumber: 4)
     }
+    if !self.defaults.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.defaults, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -838,6 +878,7 @@ nonisolated extension PBModelSignature: SwiftProtobuf.Message, SwiftProtobuf._Me
     if lhs.featureService != rhs.featureService {return false}
     if lhs.requestFields != rhs.requestFields {return false}
     if lhs.outputs != rhs.outputs {return false}
+    if lhs.defaults != rhs.defaults {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -847,91 +888,151 @@ nonisolated extension PBModelVersion: SwiftProtobuf.Message, SwiftProtobuf._Mess
   public static let protoMessageName: String = _protobuf_package + ".ModelVersion"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}version\0\u{1}description\0\u{3}run_id\0\u{3}experiment_id\0\u{3}artifact_digest\0\u{3}artifact_format\0\u{1}signature\0\u{1}metrics\0\u{1}tags\0\u{3}created_ms\0\u{1}aliases\0\u{3}dataset_digests\0")
 
+  fileprivate class _StorageClass {
+    var _model: String = String()
+    var _version: UInt64 = 0
+    var _description_p: String = String()
+    var _runID: String = String()
+    var _experimentID: UInt64 = 0
+    var _artifactDigest: String = String()
+    var _artifactFormat: String = String()
+    var _signature: PBModelSignature? = nil
+    var _metrics: Dictionary<String,Double> = [:]
+    var _tags: Dictionary<String,String> = [:]
+    var _createdMs: Int64 = 0
+    var _aliases: [String] = []
+    var _datasetDigests: [String] = []
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _model = source._model
+      _version = source._version
+      _description_p = source._description_p
+      _runID = source._runID
+      _experimentID = source._experimentID
+      _artifactDigest = source._artifactDigest
+      _artifactFormat = source._artifactFormat
+      _signature = source._signature
+      _metrics = source._metrics
+      _tags = source._tags
+      _createdMs = source._createdMs
+      _aliases = source._aliases
+      _datasetDigests = source._datasetDigests
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.model) }()
-      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.runID) }()
-      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.experimentID) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.artifactDigest) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.artifactFormat) }()
-      case 8: try { try decoder.decodeSingularMessageField(value: &self._signature) }()
-      case 9: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &self.metrics) }()
-      case 10: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.tags) }()
-      case 11: try { try decoder.decodeSingularInt64Field(value: &self.createdMs) }()
-      case 12: try { try decoder.decodeRepeatedStringField(value: &self.aliases) }()
-      case 13: try { try decoder.decodeRepeatedStringField(value: &self.datasetDigests) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._model) }()
+        case 2: try { try decoder.decodeSingularUInt64Field(value: &_storage._version) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._description_p) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._runID) }()
+        case 5: try { try decoder.decodeSingularUInt64Field(value: &_storage._experimentID) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._artifactDigest) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._artifactFormat) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._signature) }()
+        case 9: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: &_storage._metrics) }()
+        case 10: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &_storage._tags) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._createdMs) }()
+        case 12: try { try decoder.decodeRepeatedStringField(value: &_storage._aliases) }()
+        case 13: try { try decoder.decodeRepeatedStringField(value: &_storage._datasetDigests) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.model.isEmpty {
-      try visitor.visitSingularStringField(value: self.model, fieldNumber: 1)
-    }
-    if self.version != 0 {
-      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 2)
-    }
-    if !self.description_p.isEmpty {
-      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 3)
-    }
-    if !self.runID.isEmpty {
-      try visitor.visitSingularStringField(value: self.runID, fieldNumber: 4)
-    }
-    if self.experimentID != 0 {
-      try visitor.visitSingularUInt64Field(value: self.experimentID, fieldNumber: 5)
-    }
-    if !self.artifactDigest.isEmpty {
-      try visitor.visitSingularStringField(value: self.artifactDigest, fieldNumber: 6)
-    }
-    if !self.artifactFormat.isEmpty {
-      try visitor.visitSingularStringField(value: self.artifactFormat, fieldNumber: 7)
-    }
-    try { if let v = self._signature {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    } }()
-    if !self.metrics.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: self.metrics, fieldNumber: 9)
-    }
-    if !self.tags.isEmpty {
-      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.tags, fieldNumber: 10)
-    }
-    if self.createdMs != 0 {
-      try visitor.visitSingularInt64Field(value: self.createdMs, fieldNumber: 11)
-    }
-    if !self.aliases.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.aliases, fieldNumber: 12)
-    }
-    if !self.datasetDigests.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.datasetDigests, fieldNumber: 13)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._model.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._model, fieldNumber: 1)
+      }
+      if _storage._version != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._version, fieldNumber: 2)
+      }
+      if !_storage._description_p.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._description_p, fieldNumber: 3)
+      }
+      if !_storage._runID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._runID, fieldNumber: 4)
+      }
+      if _storage._experimentID != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._experimentID, fieldNumber: 5)
+      }
+      if !_storage._artifactDigest.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._artifactDigest, fieldNumber: 6)
+      }
+      if !_storage._artifactFormat.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._artifactFormat, fieldNumber: 7)
+      }
+      try { if let v = _storage._signature {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      if !_storage._metrics.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufDouble>.self, value: _storage._metrics, fieldNumber: 9)
+      }
+      if !_storage._tags.isEmpty {
+        try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: _storage._tags, fieldNumber: 10)
+      }
+      if _storage._createdMs != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._createdMs, fieldNumber: 11)
+      }
+      if !_storage._aliases.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._aliases, fieldNumber: 12)
+      }
+      if !_storage._datasetDigests.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._datasetDigests, fieldNumber: 13)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: PBModelVersion, rhs: PBModelVersion) -> Bool {
-    if lhs.model != rhs.model {return false}
-    if lhs.version != rhs.version {return false}
-    if lhs.description_p != rhs.description_p {return false}
-    if lhs.runID != rhs.runID {return false}
-    if lhs.experimentID != rhs.experimentID {return false}
-    if lhs.artifactDigest != rhs.artifactDigest {return false}
-    if lhs.artifactFormat != rhs.artifactFormat {return false}
-    if lhs._signature != rhs._signature {return false}
-    if lhs.metrics != rhs.metrics {return false}
-    if lhs.tags != rhs.tags {return false}
-    if lhs.createdMs != rhs.createdMs {return false}
-    if lhs.aliases != rhs.aliases {return false}
-    if lhs.datasetDigests != rhs.datasetDigests {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._model != rhs_storage._model {return false}
+        if _storage._version != rhs_storage._version {return false}
+        if _storage._description_p != rhs_storage._description_p {return false}
+        if _storage._runID != rhs_storage._runID {return false}
+        if _storage._experimentID != rhs_storage._experimentID {return false}
+        if _storage._artifactDigest != rhs_storage._artifactDigest {return false}
+        if _storage._artifactFormat != rhs_storage._artifactFormat {return false}
+        if _storage._signature != rhs_storage._signature {return false}
+        if _storage._metrics != rhs_storage._metrics {return false}
+        if _storage._tags != rhs_storage._tags {return false}
+        if _storage._createdMs != rhs_storage._createdMs {return false}
+        if _storage._aliases != rhs_storage._aliases {return false}
+        if _storage._datasetDigests != rhs_storage._datasetDigests {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1675,88 +1776,46 @@ nonisolated extension PBGetModelLineageResponse: SwiftProtobuf.Message, SwiftPro
   public static let protoMessageName: String = _protobuf_package + ".GetModelLineageResponse"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}run\0\u{1}datasets\0\u{3}signature_features\0")
 
-  fileprivate class _StorageClass {
-    var _version: PBModelVersion? = nil
-    var _run: PBRun? = nil
-    var _datasets: [PBRunInput] = []
-    var _signatureFeatures: [PBFeatureDefinitionVersion] = []
-
-      // This property is used as the initial default value for new instances of the type.
-      // The type itself is protecting the reference to its storage via CoW semantics.
-      // This will force a copy to be made of this reference when the first mutation occurs;
-      // hence, it is safe to mark this as `nonisolated(unsafe)`.
-      static nonisolated(unsafe) let defaultInstance = _StorageClass()
-
-    private init() {}
-
-    init(copying source: _StorageClass) {
-      _version = source._version
-      _run = source._run
-      _datasets = source._datasets
-      _signatureFeatures = source._signatureFeatures
-    }
-  }
-
-  fileprivate mutating func _uniqueStorage() -> _StorageClass {
-    if !isKnownUniquelyReferenced(&_storage) {
-      _storage = _StorageClass(copying: _storage)
-    }
-    return _storage
-  }
-
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    _ = _uniqueStorage()
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      while let fieldNumber = try decoder.nextFieldNumber() {
-        // The use of inline closures is to circumvent an issue where the compiler
-        // allocates stack space for every case branch when no optimizations are
-        // enabled. https://github.com/apple/swift-protobuf/issues/1034
-        switch fieldNumber {
-        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._version) }()
-        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._run) }()
-        case 3: try { try decoder.decodeRepeatedMessageField(value: &_storage._datasets) }()
-        case 4: try { try decoder.decodeRepeatedMessageField(value: &_storage._signatureFeatures) }()
-        default: break
-        }
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._version) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._run) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.datasets) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.signatureFeatures) }()
+      default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every if/case branch local when no optimizations
-      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-      // https://github.com/apple/swift-protobuf/issues/1182
-      try { if let v = _storage._version {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-      } }()
-      try { if let v = _storage._run {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-      } }()
-      if !_storage._datasets.isEmpty {
-        try visitor.visitRepeatedMessageField(value: _storage._datasets, fieldNumber: 3)
-      }
-      if !_storage._signatureFeatures.isEmpty {
-        try visitor.visitRepeatedMessageField(value: _storage._signatureFeatures, fieldNumber: 4)
-      }
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._version {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._run {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if !self.datasets.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.datasets, fieldNumber: 3)
+    }
+    if !self.signatureFeatures.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.signatureFeatures, fieldNumber: 4)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: PBGetModelLineageResponse, rhs: PBGetModelLineageResponse) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._version != rhs_storage._version {return false}
-        if _storage._run != rhs_storage._run {return false}
-        if _storage._datasets != rhs_storage._datasets {return false}
-        if _storage._signatureFeatures != rhs_storage._signatureFeatures {return false}
-        return true
-      }
-      if !storagesAreEqual {return false}
-    }
+    if lhs._version != rhs._version {return false}
+    if lhs._run != rhs._run {return false}
+    if lhs.datasets != rhs.datasets {return false}
+    if lhs.signatureFeatures != rhs.signatureFeatures {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
