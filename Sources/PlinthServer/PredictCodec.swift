@@ -52,53 +52,53 @@ enum PredictResponseWriter {
     /// Writes a PredictResponse for `output` into `out`.
     static func write(_ served: ServedModel, _ output: PredictOutput, id: String, firstRow: Int,
                       ids: PredictionIDs, into out: inout ByteBuffer) throws {
-        string(1, served.name, &out)
-        if served.version != 0 { tag(2, 0, &out); varint(served.version, &out) }
-        if !id.isEmpty { string(3, id, &out) }
-        if output.rows != 0 { tag(4, 0, &out); varint(UInt64(output.rows), &out) }
+        let rows = output.rows
         let width = served.outputNames.count
-        for (k, name) in served.outputNames.enumerated() {
-            // Column { name = 1; type = 2 (FLOAT64 = 3); float64_values = 6 (packed) }
-            let nameBytes = name.utf8.count
-            let packed = output.rows * 8
-            var length = 1 + varintSize(UInt64(nameBytes)) + nameBytes + 2
-            if packed > 0 { length += 1 + varintSize(UInt64(packed)) + packed }
-            tag(5, 2, &out)
-            varint(UInt64(length), &out)
-            string(1, name, &out)
-            tag(2, 0, &out)
-            varint(UInt64(PBValueType.float64.rawValue), &out)
-            if packed > 0 {
-                tag(6, 2, &out)
-                varint(UInt64(packed), &out)
-                output.values.withUnsafeBufferPointer { values in
-                    out.writeWithUnsafeMutableBytes(minimumWritableBytes: packed) { raw in
-                        for row in 0..<output.rows {
-                            raw.storeBytes(of: values[row * width + k].bitPattern.littleEndian, toByteOffset: row * 8, as: UInt64.self)
-                        }
-                        return packed
+        let names = served.outputNames.reduce(0) { $0 + $1.utf8.count }
+        // An upper bound: every varint at its widest.
+        let bound = 3 * 11 + served.name.utf8.count + id.utf8.count + 2 * 11
+            + width * (2 * 11 + 5 + 3) + names + rows * 8 * width + rows * (2 + PredictionIDs.length)
+        let run = ids.reserve(rows)
+        output.values.withUnsafeBufferPointer { values in
+            out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
+                var w = RawWriter(raw)
+                w.string(1, served.name)
+                if served.version != 0 { w.tag(2, 0); w.varint(served.version) }
+                if !id.isEmpty { w.string(3, id) }
+                if rows != 0 { w.tag(4, 0); w.varint(UInt64(rows)) }
+                for (k, name) in served.outputNames.enumerated() {
+                    // Column { name = 1; type = 2 (FLOAT64); float64_values = 6, packed }
+                    let column = w.beginField(5)
+                    w.string(1, name)
+                    w.tag(2, 0)
+                    w.varint(UInt64(PBValueType.float64.rawValue))
+                    if rows > 0 {
+                        w.tag(6, 2)
+                        w.varint(UInt64(rows * 8))
+                        for row in 0..<rows { w.word64(values[row * width + k].bitPattern.littleEndian) }
                     }
+                    w.endField(column)
                 }
+                for i in 0..<run.count {
+                    w.tag(6, 2)
+                    w.varint(UInt64(PredictionIDs.length))
+                    w.reserve(PredictionIDs.length) { run.write(i, to: $0) }
+                }
+                if firstRow != 0 { w.tag(8, 0); w.varint(UInt64(firstRow)) }
+                return w.count
             }
         }
-        let run = ids.reserve(output.rows)
-        for i in 0..<run.count {
-            tag(6, 2, &out)
-            varint(UInt64(PredictionIDs.length), &out)
-            out.writeWithUnsafeMutableBytes(minimumWritableBytes: PredictionIDs.length) { raw in
-                run.write(i, to: raw.baseAddress!)
-                return PredictionIDs.length
-            }
-        }
+        // Only with return_features: the generated encoder is fine here.
         if let features = output.features {
             for column in featureColumns(served, features) {
                 let bytes: [UInt8] = try column.serializedBytes()
-                tag(7, 2, &out)
-                varint(UInt64(bytes.count), &out)
+                out.writeInteger(UInt8(7 << 3 | 2))
+                var n = UInt64(bytes.count)
+                while n >= 0x80 { out.writeInteger(UInt8(truncatingIfNeeded: n) | 0x80); n >>= 7 }
+                out.writeInteger(UInt8(n))
                 out.writeBytes(bytes)
             }
         }
-        if firstRow != 0 { tag(8, 0, &out); varint(UInt64(firstRow), &out) }
     }
 
     /// The inputs used, named as the signature names them.
@@ -111,30 +111,5 @@ enum PredictResponseWriter {
             column.eventTimeUs = result.eventTimes
             return column
         }
-    }
-
-    @inline(__always)
-    private static func tag(_ field: UInt64, _ wire: UInt64, _ out: inout ByteBuffer) { varint(field << 3 | wire, &out) }
-
-    @inline(__always)
-    private static func varint(_ value: UInt64, _ out: inout ByteBuffer) {
-        var v = value
-        while v >= 0x80 {
-            out.writeInteger(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        out.writeInteger(UInt8(v))
-    }
-
-    private static func varintSize(_ value: UInt64) -> Int {
-        var n = 1, v = value
-        while v >= 0x80 { n += 1; v >>= 7 }
-        return n
-    }
-
-    private static func string(_ field: UInt64, _ text: String, _ out: inout ByteBuffer) {
-        tag(field, 2, &out)
-        varint(UInt64(text.utf8.count), &out)
-        out.writeString(text)
     }
 }

@@ -193,21 +193,29 @@ extension ServedModel {
     /// missing one (not found, null, expired) takes its default or NaN.
     func fillFeatures(from rows: borrowing RowLookup, into m: UnsafeMutableBufferPointer<Float>) {
         let width = model.featureCount
-        let plan = rows.plan
-        for row in 0..<rows.count {
-            let base = row * width
-            for view in plan.views.indices {
-                let state = rows.row(view, row)
-                for o in outputsByView[viewOutputStart[view]..<viewOutputStart[view + 1]] {
-                    let start = featureSlotStart[o], end = featureSlotStart[o + 1]
-                    switch rows.cell(o, in: state) {
-                    case .value(let packed, let at, _):
-                        let type = featureTypes[o]
-                        for e in start..<end {
-                            m[base + featureSlots[e]] = packed.float(type, at: at, element: e - start)
+        let views = viewFillStart.count - 1
+        // Raw buffers: this loop runs once per feature per row, and array
+        // accesses through `self` would retain and bounds-check each time.
+        fills.withUnsafeBufferPointer { fills in
+            featureSlots.withUnsafeBufferPointer { slots in
+                missingValues.withUnsafeBufferPointer { missing in
+                    viewFillStart.withUnsafeBufferPointer { viewStart in
+                        for row in 0..<rows.count {
+                            let base = row * width
+                            for view in 0..<views {
+                                let state = rows.row(view, row)
+                                for fill in fills[viewStart[view]..<viewStart[view + 1]] {
+                                    switch rows.cell(fill.output, in: state) {
+                                    case .value(let packed, let at, _):
+                                        for e in fill.start..<fill.end {
+                                            m[base + slots[e]] = packed.float(fill.type, at: at, element: e - fill.start)
+                                        }
+                                    case .missing:
+                                        for e in fill.start..<fill.end { m[base + slots[e]] = missing[slots[e]] }
+                                    }
+                                }
+                            }
                         }
-                    case .missing:
-                        for e in start..<end { m[base + featureSlots[e]] = missingValues[featureSlots[e]] }
                     }
                 }
             }

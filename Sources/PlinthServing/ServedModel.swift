@@ -44,11 +44,11 @@ public final class ServedModel: Sendable {
     let featureSlotStart: [Int]
     let featureSlots: [Int]
     let featureTypes: [FeatureType]
-    /// Plan outputs grouped by view: view `v`'s are
-    /// `outputsByView[viewOutputStart[v] ..< viewOutputStart[v + 1]]`, so a
+    /// How to copy each plan output into the vector, grouped by view: view
+    /// `v`'s are `fills[viewFillStart[v] ..< viewFillStart[v + 1]]`, so a
     /// row is resolved once per view.
-    let outputsByView: [Int]
-    let viewOutputStart: [Int]
+    let fills: [FeatureFill]
+    let viewFillStart: [Int]
     /// Model input index of each request field.
     let requestSlots: [Int]
     /// Per model input: the value used when it is missing (NaN: missing).
@@ -200,15 +200,17 @@ public final class ServedModel: Sendable {
         self.featureTypes = featureTypes
         self.requestSlots = Array(slotOfElement[(featureSlotStart.last ?? 0)...])
         self.missingValues = missing
-        var byView: [Int] = [], starts = [0]
+        var fills: [FeatureFill] = [], starts = [0]
         if let plan {
             for v in plan.views.indices {
-                byView += plan.outputs.indices.filter { plan.outputs[$0].view == v }
-                starts.append(byView.count)
+                for o in plan.outputs.indices where plan.outputs[o].view == v {
+                    fills.append(FeatureFill(output: o, type: featureTypes[o], start: featureSlotStart[o], end: featureSlotStart[o + 1]))
+                }
+                starts.append(fills.count)
             }
         }
-        outputsByView = byView
-        viewOutputStart = starts
+        self.fills = fills
+        viewFillStart = starts
     }
 
     /// A copy compiled against the definitions current now (after an
@@ -228,4 +230,13 @@ public final class ServedModel: Sendable {
 
     /// The inputs a caller sends, keys first.
     public var callerInputs: [ServingInput] { entityKeys + requestFields }
+}
+
+/// One feature's copy into the input vector: its plan output and type, and
+/// its elements' range in `featureSlots`.
+struct FeatureFill {
+    let output: Int
+    let type: FeatureType
+    let start: Int
+    let end: Int
 }
