@@ -27,6 +27,7 @@ from ._values import build_column, column_values, parse_type_name, times_to_micr
 from ._wire import Connection
 from .definitions import ApplyResult, Catalog, Definitions, PushResult
 from .offline import OfflineMixin
+from .serving import ModelMetadata, ServingMixin
 from .online import OnlineResponse
 from .tracking import TrackingMixin
 
@@ -51,14 +52,17 @@ _STALE_CODES = (errors.NotFoundError.default_code, errors.InvalidArgumentError.d
 
 _ADMIN = "/plinth.v1.Admin/"
 _FEATURES = "/plinth.v1.Features/"
-# Methods that change nothing, so resending one after a lost connection is safe.
+_INFERENCE = "/plinth.v1.Inference/"
+# Methods that change nothing, so resending one after a lost connection is
+# safe (Predict only records its predictions: one resent gets new ids).
 _READS = frozenset(
     [_ADMIN + "Health", _ADMIN + "ServerInfo", _FEATURES + "ListDefinitions", _FEATURES + "GetOnlineFeatures"]
+    + [_INFERENCE + m for m in ("Predict", "ServerLive", "ServerReady", "ModelReady", "ModelMetadata")]
 )
 
 M = TypeVar("M")
 
-class Client(OfflineMixin, TrackingMixin):
+class Client(OfflineMixin, TrackingMixin, ServingMixin):
     """A connection to plinthd.
 
     Args:
@@ -90,6 +94,9 @@ class Client(OfflineMixin, TrackingMixin):
         self._lock = threading.RLock()
         self._connection: Optional[Connection] = None
         self._catalog: Optional[Catalog] = None
+        # (model reference, version) -> its ModelMetadata, which types the
+        # columns predict sends (see plinth.serving).
+        self._model_inputs: Dict[Tuple[str, Optional[int]], ModelMetadata] = {}
 
     # --- connection ----------------------------------------------------------
 
