@@ -5,6 +5,10 @@ request splitting and streamed chunks, the metadata cache and its refresh,
 and errors raised before anything is sent. The real daemon's behaviour is
 tested in test_serving.py."""
 
+import csv
+import json
+import os
+import subprocess
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -266,3 +270,105 @@ def test_empty_rows_check_the_model_and_send_no_predict(client, serving):
     with pytest.raises(plinth.NotFoundError):
         client.batch_predict("nope", [])
     assert serving.predicts == [] and serving.batches == []
+
+
+# --- plinthctl predict and score-batch against the same fake ------------------
+
+
+def plinthctl(*args, check=True):
+    from conftest import plinthd_binary
+
+    binary = os.path.join(os.path.dirname(plinthd_binary()), "plinthctl")
+    if not os.access(binary, os.X_OK):
+        pytest.skip("no plinthctl beside plinthd")
+    result = subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError("plinthctl %s failed (%d): %s" % (" ".join(args), result.returncode, result.stderr))
+    return result
+
+
+def test_plinthctl_predict_types_inputs_and_prints_results(serving):
+    address = serving.fake.address
+    table = plinthctl("predict", "--address", address, "--model", "fraud@production",
+                      "--entity", "user_id=1", "--entity", "user_id=2", "--field", "amount=10.5").stdout
+    (sent,) = serving.predicts
+    assert sent.model_name == "fraud@production"
+    assert [(c.name, c.type) for c in sent.inputs] == [("user_id", INT64), ("amount", FLOAT64)]
+    assert list(sent.inputs[0].int64_values) == [1, 2] and list(sent.inputs[1].float64_values) == [10.5, 10.5]
+    lines = table.splitlines()
+    assert lines[0].split() == ["user_id", "amount", "prediction_id", "version", "score"]
+    assert lines[2].split()[-1] == "0.1" and lines[3].split()[-1] == "0.2"
+    answer = json.loads(plinthctl("predict", "--address", address, "--model", "fraud", "--entity", "user_id=100",
+                                  "--field", "amount=1", "--features", "--margin", "--json").stdout)
+    assert serving.predicts[-1].return_features and serving.predicts[-1].margin
+    (row,) = answer["results"]
+    assert answer["model"] == "fraud" and answer["version"] == 3
+    assert row["outputs"] == {"score": 10.0} and row["inputs"] == {"user_id": 100, "amount": 1.0}
+    assert row["features"]["user_stats:count"] == {"value": None, "status": "NOT_FOUND", "event_time": None}
+    # One value per row for a field given once per row.
+    plinthctl("predict", "--address", address, "--model", "fraud", "--entity", "user_id=1", "--entity", "user_id=2",
+              "--field", "amount=1", "--field", "amount=2")
+    assert list(serving.predicts[-1].inputs[1].float64_values) == [1.0, 2.0]
+
+
+def test_plinthctl_predict_bad_input(serving):
+    address = serving.fake.address
+    wrong = plinthctl("predict", "--address", address, "--model", "fraud", "--entity", "user_id=abc",
+                      "--field", "amount=1", check=False)
+    assert wrong.returncode != 0 and "'abc' is not a valid int64 for column 'user_id'" in wrong.stderr
+    unknown = plinthctl("predict", "--address", address, "--model", "fraud", "--entity", "user_id=1",
+                        "--field", "amout=1", check=False)
+    assert unknown.returncode != 0 and "takes no input 'amout' (its inputs: user_id, amount)" in unknown.stderr
+    counts = plinthctl("predict", "--address", address, "--model", "fraud", "--entity", "user_id=1",
+                       "--entity", "user_id=2", "--entity", "user_id=3", "--field", "amount=1", "--field", "amount=2",
+                       check=False)
+    assert counts.returncode != 0 and "given 2 times for 3 rows" in counts.stderr
+    missing = plinthctl("predict", "--address", address, "--model", "nope", "--entity", "user_id=1", check=False)
+    assert missing.returncode != 0 and "NOT_FOUND" in missing.stderr
+    assert serving.predicts == []
+
+
+def test_plinthctl_score_batch_sends_bounded_requests_and_keeps_row_order(serving, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("amount,user_id\n" + "".join("%s,%d\n" % ("" if i == 2 else i / 2, i) for i in range(7)))
+    target = tmp_path / "out.csv"
+    plinthctl("score-batch", "--address", serving.fake.address, "--model", "fraud@production",
+              "--entities", str(source), "--output", str(target), "--as-of", "2026-11-30T10:00:00Z",
+              "--request-rows", "3", "--chunk-rows", "2")
+    assert [len(b.inputs[0].float64_values) for b in serving.batches] == [3, 3, 1]
+    assert {b.as_of_us for b in serving.batches} == {T1_US}
+    assert {b.chunk_rows for b in serving.batches} == {2}
+    first = serving.batches[0]
+    assert [(c.name, c.type) for c in first.inputs] == [("amount", FLOAT64), ("user_id", INT64)]
+    assert list(first.inputs[0].null_rows) == [2]
+    with open(target) as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["amount", "user_id", "prediction_id", "model_version", "score"]
+    assert [r[1] for r in rows[1:]] == [str(i) for i in range(7)]
+    assert [float(r[4]) for r in rows[1:]] == [i / 10 for i in range(7)]
+    assert rows[3][0] == "" and all(r[3] == "3" for r in rows[1:])
+    # Epoch seconds work for --as-of too.
+    plinthctl("score-batch", "--address", serving.fake.address, "--model", "fraud", "--entities", str(source),
+              "--output", str(target), "--as-of", str(T1_US // 1_000_000))
+    assert serving.batches[-1].as_of_us == T1_US
+
+
+def test_plinthctl_score_batch_names_the_row_and_column_of_a_bad_value(serving, tmp_path):
+    source = tmp_path / "in.csv"
+    source.write_text("user_id,amount\n1,0.5\n2,x\n")
+    bad = plinthctl("score-batch", "--address", serving.fake.address, "--model", "fraud",
+                    "--entities", str(source), "--output", str(tmp_path / "out.csv"), check=False)
+    assert bad.returncode != 0
+    assert "row 2 (line 3), column 'amount': 'x' is not a valid float64" in bad.stderr
+    source.write_text("user_id,amount\n,0.5\n")
+    empty = plinthctl("score-batch", "--address", serving.fake.address, "--model", "fraud",
+                      "--entities", str(source), "--output", str(tmp_path / "out.csv"), check=False)
+    assert "row 1 (line 2), column 'user_id': a join key may not be empty" in empty.stderr
+    source.write_text("user_id,amout\n1,0.5\n")
+    unknown = plinthctl("score-batch", "--address", serving.fake.address, "--model", "fraud",
+                        "--entities", str(source), "--output", str(tmp_path / "out.csv"), check=False)
+    assert "takes no input 'amout'" in unknown.stderr
+    when = plinthctl("score-batch", "--address", serving.fake.address, "--model", "fraud", "--as-of", "yesterday",
+                     "--entities", str(source), "--output", str(tmp_path / "out.csv"), check=False)
+    assert when.returncode != 0 and "--as-of 'yesterday' is not a time" in when.stderr
+    assert serving.batches == []
