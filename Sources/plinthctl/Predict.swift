@@ -132,6 +132,7 @@ func printPredictions(_ response: PBPredictResponse, inputs: [PBColumn], json: B
     let rows = response.predictionIds.count
     let outputNulls = response.outputs.map { Set($0.nullRows) }
     let featureNulls = response.features.map { Set($0.values.nullRows) }
+    let inputNames = Set(inputs.map(\.name))
     var jsonRows: [[String: Any]] = []
     var tableRows: [[String]] = []
     for row in 0..<rows {
@@ -152,9 +153,11 @@ func printPredictions(_ response: PBPredictResponse, inputs: [PBColumn], json: B
             let time = feature.eventTimeUs.indices.contains(row) ? feature.eventTimeUs[row] : 0
             features[feature.values.name] = ["value": value, "status": statusName(status),
                                              "event_time": time == 0 ? NSNull() : isoTime(micros: time) as Any]
-            // A missing value shows its status; a default the model used
-            // in its place shows both.
-            if status == .present && !null {
+            // A request field is already shown as an input. A missing value
+            // shows its status; a default the model used in its place, both.
+            if inputNames.contains(feature.values.name) {
+                continue
+            } else if status == .present && !null {
                 cells.append(display(value))
             } else {
                 cells.append(null ? "<\(statusName(status))>" : "\(display(value)) <\(statusName(status))>")
@@ -171,7 +174,8 @@ func printPredictions(_ response: PBPredictResponse, inputs: [PBColumn], json: B
     if json {
         try printJSON(["model": response.modelName, "version": response.modelVersion, "results": jsonRows])
     } else {
-        printTable(inputs.map(\.name) + ["prediction_id", "version"] + response.outputs.map(\.name) + response.features.map(\.values.name),
+        printTable(inputs.map(\.name) + ["prediction_id", "version"] + response.outputs.map(\.name)
+                   + response.features.map(\.values.name).filter { !inputNames.contains($0) },
                    tableRows)
     }
 }

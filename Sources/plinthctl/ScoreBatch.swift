@@ -166,7 +166,10 @@ struct PredictionWriter {
     mutating func write(_ frame: PBPredictResponse, inputs: [[String]], from start: Int) throws {
         if !headerWritten {
             var header = inputNames + ["prediction_id", "model_version"] + frame.outputs.map(\.name)
-            for feature in frame.features { header += [feature.values.name, feature.values.name + "__status"] }
+            // A request field's value is its input column: only its status is added.
+            for feature in frame.features {
+                header += (inputNames.contains(feature.values.name) ? [] : [feature.values.name]) + [feature.values.name + "__status"]
+            }
             try out.write(header.map(csvQuote).joined(separator: ",") + "\n")
             headerWritten = true
         }
@@ -187,7 +190,9 @@ struct PredictionWriter {
             }
             for (i, feature) in frame.features.enumerated() {
                 let status = feature.statuses.indices.contains(row) ? feature.statuses[row] : .invalid
-                cells.append(featureNulls[i].contains(UInt32(row)) ? "" : csvQuote(cellText(feature.values, row: row)))
+                if !inputNames.contains(feature.values.name) {
+                    cells.append(featureNulls[i].contains(UInt32(row)) ? "" : csvQuote(cellText(feature.values, row: row)))
+                }
                 cells.append(statusName(status))
             }
             chunk += cells.joined(separator: ",") + "\n"

@@ -115,7 +115,8 @@ class Prediction:
     #: {"class_0": p0, ...} for a multiclass model, or the signature's names.
     outputs: Dict[str, Optional[float]]
     #: With return_features: each model input as looked up -> its value
-    #: (None where missing and no default applied).
+    #: (None where missing; the model then used the signature's default,
+    #: if it has one).
     features: Optional[Dict[str, Any]] = None
     #: With return_features: each input -> "PRESENT", "NOT_FOUND",
     #: "NULL_VALUE" or "OUTSIDE_MAX_AGE".
@@ -175,13 +176,16 @@ class _Scored:
             self.times.setdefault(name, []).extend(list(feature.event_time_us) or [0] * rows)
         self.rows += rows
 
-    def columns(self, include_event_timestamps: bool = False) -> Dict[str, List[Any]]:
+    def columns(self, sent: Sequence[str] = (), include_event_timestamps: bool = False) -> Dict[str, List[Any]]:
         """prediction_id, model_version, the outputs, then per feature its
-        value and status (and event time) columns."""
+        value and status (and event time) columns. A request field's value
+        is the input column of the same name, among `sent`: only its status
+        is added."""
         result: Dict[str, List[Any]] = {"prediction_id": list(self.ids), "model_version": [self.model_version] * self.rows}
         result.update((name, list(values)) for name, values in self.outputs.items())
         for name, values in self.features.items():
-            result[name] = list(values)
+            if name not in sent:
+                result[name] = list(values)
             result[name + STATUS_SUFFIX] = list(self.statuses[name])
             if include_event_timestamps:
                 result[name + TIMESTAMP_SUFFIX] = [_time(t) for t in self.times[name]]
@@ -218,7 +222,7 @@ class Predictions(list):
 
     def to_dict(self, include_event_timestamps: bool = False) -> Dict[str, List[Any]]:
         result = {name: list(values) for name, values in self._inputs.items()}
-        result.update(self._scored.columns(include_event_timestamps))
+        result.update(self._scored.columns(list(result), include_event_timestamps))
         return result
 
     def to_df(self, include_event_timestamps: bool = False):
@@ -516,7 +520,7 @@ def _result(inputs: _Inputs, scored: _Scored, as_dataframe: bool):
     if not as_dataframe:
         return Predictions(inputs.python(), scored)
     pd = _pandas()
-    columns = scored.columns()
+    columns = scored.columns(inputs.names)
     if inputs.frame is not None:
         out = inputs.frame.copy()
         for name in columns:

