@@ -44,6 +44,11 @@ public final class ServedModel: Sendable {
     let featureSlotStart: [Int]
     let featureSlots: [Int]
     let featureTypes: [FeatureType]
+    /// Plan outputs grouped by view: view `v`'s are
+    /// `outputsByView[viewOutputStart[v] ..< viewOutputStart[v + 1]]`, so a
+    /// row is resolved once per view.
+    let outputsByView: [Int]
+    let viewOutputStart: [Int]
     /// Model input index of each request field.
     let requestSlots: [Int]
     /// Per model input: the value used when it is missing (NaN: missing).
@@ -195,6 +200,15 @@ public final class ServedModel: Sendable {
         self.featureTypes = featureTypes
         self.requestSlots = Array(slotOfElement[(featureSlotStart.last ?? 0)...])
         self.missingValues = missing
+        var byView: [Int] = [], starts = [0]
+        if let plan {
+            for v in plan.views.indices {
+                byView += plan.outputs.indices.filter { plan.outputs[$0].view == v }
+                starts.append(byView.count)
+            }
+        }
+        outputsByView = byView
+        viewOutputStart = starts
     }
 
     /// A copy compiled against the definitions current now (after an

@@ -153,8 +153,40 @@ final class ServingEndToEndTests: XCTestCase {
         let tooMany = predictRequest(users: Array(0..<51), amounts: Array(repeating: 1, count: 51))
         expectCode(8, contains: "limit is 50") { _ = try c.call(Method.predict, tooMany, as: PBPredictResponse.self) }
 
+        // A body that is not a PredictRequest.
+        let sent = try c.send(Method.predict, body: [0x0A, 0x40, 0x66])
+        let frame = try c.receive()
+        XCTAssertEqual(frame.id, sent)
+        XCTAssertEqual(frame.code, 3, frame.message)
+        XCTAssertTrue(frame.message.contains("PredictRequest"), frame.message)
+
         // The connection and the model still serve.
         XCTAssertEqual(try c.call(Method.predict, predictRequest(users: [1], amounts: [1]), as: PBPredictResponse.self).rows, 1)
+    }
+
+    func testInlineAndGeneralPathsAcceptTheSameRequests() throws {
+        let c = try Connection(address: address)
+        _ = try c.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
+        try register(c)
+        // First call loads (general path), the rest answer inline; KServe
+        // parameters and unknown fields are accepted on both.
+        var request = predictRequest(users: [1, 1], amounts: [0, 1])
+        request.parameters["trace"] = PBInferParameter.with { $0.boolParam = true }
+        request.id = "same"
+        var bytes: [UInt8] = try request.serializedBytes()
+        bytes += [0xF8, 0x3E, 0x01]  // field 999, varint 1: a field from a newer client
+        let raw = PBPredictRequest.self
+        for _ in 0..<3 {
+            let r = try c.call(Method.predict, try raw.init(serializedBytes: bytes), as: PBPredictResponse.self)
+            XCTAssertEqual(r.outputs[0].float64Values, [8.5, 108.5])
+            XCTAssertEqual(r.id, "same")
+            XCTAssertEqual(r.predictionIds.count, 2)
+        }
+        var withFeatures = predictRequest(users: [1], amounts: [2])
+        withFeatures.returnFeatures = true
+        let f = try c.call(Method.predict, withFeatures, as: PBPredictResponse.self)
+        XCTAssertEqual(f.features.map(\.values.name), ["stats:count", "stats:score", "amount"])
+        XCTAssertEqual(f.features[1].values.float32Values, [0.5])
     }
 
     func testAVersionThatCannotBeServedSaysWhy() throws {
