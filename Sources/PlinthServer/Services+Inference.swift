@@ -29,12 +29,11 @@ extension Services {
             s.now(respond) {
                 let r = try decode(PBModelReadyRequest.self, body)
                 let reference = try ModelReference(parsing: r.name, version: r.version)
-                return try PBModelReadyResponse.with {
+                let (version, served) = try s.serving.loaded(reference)
+                return PBModelReadyResponse.with {
                     $0.modelName = reference.name
-                    if let served = try s.serving.loaded(reference) {
-                        $0.ready = true
-                        $0.modelVersion = served.version
-                    }
+                    $0.modelVersion = version
+                    $0.ready = served != nil
                 }
             }
         },
@@ -142,7 +141,7 @@ extension Services {
         out.name = served.name
         out.versions = try registry.versions(model: served.name).map { String($0.version) }
         out.resolvedVersion = served.version
-        out.platform = served.format
+        out.platform = served.platform
         out.inputs = served.callerInputs.map { input in
             PBTensorMetadata.with {
                 $0.name = input.name

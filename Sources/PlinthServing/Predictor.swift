@@ -56,11 +56,18 @@ extension ServedModel {
         var keys: [Column] = []
         keys.reserveCapacity(entityKeys.count)
         for key in entityKeys {
-            guard let column = columns.first(where: { $0.name == key.name }) else {
+            guard var column = columns.first(where: { $0.name == key.name }) else {
                 throw .invalidArgument("entity key '\(key.name)' (\(key.type)) is missing; \(label) takes: \(inputList)")
             }
-            guard column.type == key.type else {
-                throw .invalidArgument("entity key '\(key.name)' is \(column.type) but \(label) reads it as \(key.type)")
+            if let row = column.nullRows.first {
+                throw .invalidArgument("entity key '\(key.name)' is null in row \(row); every row needs its keys")
+            }
+            if column.type != key.type {
+                // KServe has one BYTES type for both: take either spelling.
+                guard let converted = column.converted(to: key.type) else {
+                    throw .invalidArgument("entity key '\(key.name)' is \(column.type) but \(label) reads it as \(key.type)")
+                }
+                column = converted
             }
             keys.append(column)
         }
@@ -250,5 +257,27 @@ extension ServedModel {
             for row in column.nullRows { statuses[Int(row)] = .nullValue }
             return FeatureResult(values: column, statuses: statuses, eventTimes: Array(repeating: 0, count: inputs.rows))
         }
+    }
+}
+
+extension Column {
+    /// A string key sent as bytes (or bytes as a string): the same column
+    /// in the other type; nil for any other mismatch or for bytes that are
+    /// not UTF-8.
+    func converted(to type: FeatureType) -> Column? {
+        var out = Column(name: name, type: type)
+        out.nullRows = nullRows
+        switch (self.type, type) {
+        case (.bytes, .string):
+            for value in bytes {
+                guard let text = String(validating: value, as: UTF8.self) else { return nil }
+                out.strings.append(text)
+            }
+        case (.string, .bytes):
+            out.bytes = strings.map { Data($0.utf8) }
+        default:
+            return nil
+        }
+        return out
     }
 }

@@ -225,6 +225,16 @@ public final class ServedModel: Sendable {
         return store.isCurrent(plan)
     }
 
+    /// KServe's platform: "xgboost", "lightgbm" or "plinth" from the
+    /// registered artifact format ("xgboost-json", "lightgbm-text", ...).
+    public var platform: String {
+        for family in ["xgboost", "lightgbm", "plinth"] where format.lowercased().hasPrefix(family) { return family }
+        switch model.kind {
+        case .linear, .network: return "plinth"
+        case .trees: return format
+        }
+    }
+
     /// "name:version".
     public var label: String { "\(name):\(version)" }
 

@@ -142,6 +142,10 @@ final class ServingEndToEndTests: XCTestCase {
         wrongKey.inputs[0] = PBColumn.with { $0.name = "user_id"; $0.type = .float64; $0.float64Values = [1] }
         expectCode(3, contains: "entity key 'user_id' is float64") { _ = try c.call(Method.predict, wrongKey, as: PBPredictResponse.self) }
 
+        var nullKey = predictRequest(users: [1, 2], amounts: [1, 1])
+        nullKey.inputs[0].nullRows = [1]
+        expectCode(3, contains: "'user_id' is null in row 1") { _ = try c.call(Method.predict, nullKey, as: PBPredictResponse.self) }
+
         var unknownField = predictRequest(users: [1], amounts: [1])
         unknownField.inputs.append(PBColumn.with { $0.name = "amnt"; $0.type = .float64; $0.float64Values = [1] })
         expectCode(3, contains: "'amnt' is not in the signature") { _ = try c.call(Method.predict, unknownField, as: PBPredictResponse.self) }
@@ -243,7 +247,9 @@ final class ServingEndToEndTests: XCTestCase {
         XCTAssertTrue(try c.call(Method.serverLive, PBServerLiveRequest(), as: PBServerLiveResponse.self).live)
         XCTAssertTrue(try c.call(Method.serverReady, PBServerReadyRequest(), as: PBServerReadyResponse.self).ready)
         try register(c)
-        XCTAssertFalse(try c.call(Method.modelReady, PBModelReadyRequest.with { $0.name = "fraud" }, as: PBModelReadyResponse.self).ready)
+        let before = try c.call(Method.modelReady, PBModelReadyRequest.with { $0.name = "fraud" }, as: PBModelReadyResponse.self)
+        XCTAssertFalse(before.ready)
+        XCTAssertEqual(before.modelVersion, 1)
         let loaded = try c.call(Method.loadModel, PBModelReadyRequest.with { $0.name = "fraud" }, as: PBModelReadyResponse.self)
         XCTAssertTrue(loaded.ready)
         XCTAssertEqual(loaded.modelVersion, 1)
@@ -253,7 +259,7 @@ final class ServingEndToEndTests: XCTestCase {
         let meta = try c.call(Method.modelMetadata, PBModelMetadataRequest.with { $0.name = "fraud" }, as: PBModelMetadataResponse.self)
         XCTAssertEqual(meta.name, "fraud")
         XCTAssertEqual(meta.versions, ["1"])
-        XCTAssertEqual(meta.platform, "plinth-json")
+        XCTAssertEqual(meta.platform, "plinth")
         XCTAssertEqual(meta.inputs.map(\.name), ["user_id", "amount"])
         XCTAssertEqual(meta.inputs.map(\.datatype), ["INT64", "FP64"])
         XCTAssertEqual(meta.outputs.map(\.name), ["score"])

@@ -302,9 +302,7 @@ def test_health_metadata_and_loading(client):
     assert [t.name for t in meta.outputs] == ["score"]
     assert meta.features == LINEAR_FEATURES + ["amount"]
     assert meta.join_keys == ["user_id", "merchant_id"] and meta.request_fields == ["amount"]
-    # inference.proto names the platform "xgboost"; the daemon sends the
-    # registered artifact format ("xgboost-json") for now.
-    assert client.model_metadata("xgb").platform in ("xgboost", "xgboost-json")
+    assert client.model_metadata("xgb").platform == "xgboost"
     loaded = client.load_model("lin:2")
     assert loaded.ready and loaded.model_name == "lin" and loaded.model_version == 2
     assert client.model_ready("lin:2").ready
