@@ -109,7 +109,8 @@ extension Services {
         do {
             let request = try decode(PBBatchPredictRequest.self, body)
             let reference = try ModelReference(parsing: request.modelName, version: request.modelVersion)
-            let chunkRows = request.chunkRows == 0 ? 4096 : Int(min(request.chunkRows, 1 << 20))
+            // A chunk is one online lookup, so it stays within max_rows.
+            let chunkRows = request.chunkRows == 0 ? 4096 : min(Int(request.chunkRows), config.maxRows)
             guard request.asOfUs >= 0 else {
                 throw WireError(code: StatusCode.invalidArgument, message: "as_of_us is negative; give microseconds since the epoch, or 0 for the latest online values")
             }
