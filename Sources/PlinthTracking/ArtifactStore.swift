@@ -184,7 +184,7 @@ public final class ArtifactStore: @unchecked Sendable {
         let table = artifacts
         let runId = upload.runId
         let value = try TrackingStore.encode(artifact)
-        try await tracking.environment.writer.write { txn in
+        try await tracking.environment.writer.write(durability: .strict) { txn in
             guard let raw = try txn.get(runs, Array(runId.utf8)) else { throw TrackingError.notFound("no run has id '\(runId)'") }
             let run = try JSONDecoder().decode(Run.self, from: Data(raw))
             guard run.status == .running else {

@@ -12,7 +12,12 @@
 // tag, input and code version reaches a run through it, as one writer job,
 // so a batch is all-or-nothing and concurrent batches to one run serialize
 // in the writer and lose nothing. Writes are `async` and return after the
-// commit is durable; reads run on the caller's thread.
+// commit; reads run on the caller's thread.
+//
+// Every write here (experiments, runs, logging) is telemetry and goes with
+// the store's `durability`, `.relaxed` by default: acknowledged once
+// committed (visible, survives kill -9), synced to the disk within the
+// writer's sync interval. Artifacts and the registry stay strict.
 import Foundation
 public import PlinthStorage
 
@@ -39,9 +44,12 @@ public final class TrackingStore: @unchecked Sendable {
     let latest: Table
     let state: Table
     let runCache = RunCache()
+    /// How the store's writes reach the disk (see the top of this file).
+    public let durability: Durability
 
-    public init(environment: Environment) throws {
+    public init(environment: Environment, durability: Durability = .relaxed) throws {
         self.environment = environment
+        self.durability = durability
         experiments = try environment.table("trk_experiments")
         experimentNames = try environment.table("trk_experiment_names")
         runs = try environment.table("trk_runs")
@@ -59,7 +67,7 @@ public final class TrackingStore: @unchecked Sendable {
                                  now: Int64 = currentMillis()) async throws -> Experiment {
         try Self.checkName(name, what: "experiment name")
         try Self.checkTags(tags)
-        return try await environment.writer.write { [self] txn in
+        return try await environment.writer.write(durability: durability) { [self] txn in
             if try txn.get(experimentNames, Array(name.utf8)) != nil {
                 throw TrackingError.alreadyExists("an experiment named '\(name)' already exists (deleted ones count: restore or rename it)")
             }
@@ -129,7 +137,7 @@ public final class TrackingStore: @unchecked Sendable {
 
     private func updateExperiment(_ id: UInt64, now: Int64,
                                   _ change: @escaping @Sendable (inout Experiment, borrowing WriteTransaction) throws -> Void) async throws -> Experiment {
-        try await environment.writer.write { [self] txn in
+        try await environment.writer.write(durability: durability) { [self] txn in
             let key = makeKey { $0.append(id) }
             var experiment = try readExperiment(id, txn.get(experiments, key))
             try change(&experiment, txn)
@@ -149,7 +157,7 @@ public final class TrackingStore: @unchecked Sendable {
         }
         try Self.checkTags(tags)
         let id = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        return try await environment.writer.write { [self] txn in
+        return try await environment.writer.write(durability: durability) { [self] txn in
             let experiment = try readExperiment(experimentId, txn.get(experiments, makeKey { $0.append(experimentId) }))
             guard experiment.lifecycle == .active else {
                 throw TrackingError.failedPrecondition("experiment '\(experiment.name)' (\(experimentId)) is deleted; restore it to start runs in it")
@@ -194,7 +202,7 @@ public final class TrackingStore: @unchecked Sendable {
     }
 
     private func updateRun(_ id: String, _ change: @escaping @Sendable (inout Run) throws -> Void) async throws -> Run {
-        try await environment.writer.write { [self] txn in
+        try await environment.writer.write(durability: durability) { [self] txn in
             guard let raw = try txn.get(runs, Array(id.utf8)) else { throw TrackingError.notFound("no run has id '\(id)'") }
             var run = try JSONDecoder().decode(Run.self, from: Data(raw))
             try change(&run)
@@ -257,7 +265,7 @@ public final class TrackingStore: @unchecked Sendable {
     ///   distinct metric key.
     public func logBatch(_ batch: LogBatch) async throws {
         try Self.validate(batch)
-        try await environment.writer.write { [self] txn in try apply(batch, txn) }
+        try await environment.writer.write(durability: durability) { [self] txn in try apply(batch, txn) }
     }
 
     /// `logBatch` for callers on an event loop: `completion` runs on the
@@ -265,7 +273,7 @@ public final class TrackingStore: @unchecked Sendable {
     /// (two thread hops fewer on the hottest write path).
     public func logBatch(_ batch: LogBatch, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
         do { try Self.validate(batch) } catch { return completion(.failure(error)) }
-        environment.writer.submit({ [self] txn in try apply(batch, txn) }, completion: completion)
+        environment.writer.submit(durability: durability, { [self] txn in try apply(batch, txn) }, completion: completion)
     }
 
     private func apply(_ batch: LogBatch, _ txn: borrowing WriteTransaction) throws {
