@@ -76,20 +76,79 @@ class Metric:
     timestamp: int  # milliseconds since the epoch
 
 
-@dataclass
 class Run:
-    run_id: str
-    experiment_id: int
-    name: str
-    status: str
-    start_time: int  # milliseconds since the epoch
-    end_time: int  # 0 while RUNNING
-    deleted: bool
-    params: Dict[str, str]
-    metrics: Dict[str, float]  # latest value of each metric
-    tags: Dict[str, str]
-    inputs: List[Dict[str, Any]]
-    code_version: Optional[Dict[str, Any]]
+    """A run, as get_run and search_runs return it.
+
+    The fields are MLflow's: run_id, experiment_id, name, status,
+    start_time and end_time (milliseconds since the epoch; end_time is 0
+    while RUNNING), deleted, params, metrics (the latest value of each),
+    tags, inputs, code_version. A run keeps the message it came in and
+    decodes each field when it is first read, so a search that returns
+    thousands of runs costs little more than reading them off the wire.
+    """
+
+    __slots__ = ("_message", "_params", "_metrics", "_tags", "_inputs")
+
+    def __init__(self, message: tracking_pb2.Run) -> None:
+        self._message = message
+        self._params: Optional[Dict[str, str]] = None
+        self._metrics: Optional[Dict[str, float]] = None
+        self._tags: Optional[Dict[str, str]] = None
+        self._inputs: Optional[List[Dict[str, Any]]] = None
+
+    run_id = property(lambda self: self._message.run_id)
+    experiment_id = property(lambda self: self._message.experiment_id)
+    name = property(lambda self: self._message.name)
+    status = property(lambda self: _STATUS_NAMES.get(self._message.status, "UNKNOWN"))
+    start_time = property(lambda self: self._message.start_time_ms)
+    end_time = property(lambda self: self._message.end_time_ms)
+    deleted = property(lambda self: self._message.deleted)
+
+    @property
+    def params(self) -> Dict[str, str]:
+        if self._params is None:
+            self._params = dict(self._message.params)
+        return self._params
+
+    @property
+    def metrics(self) -> Dict[str, float]:
+        if self._metrics is None:
+            self._metrics = {m.key: m.value for m in self._message.metrics}
+        return self._metrics
+
+    @property
+    def tags(self) -> Dict[str, str]:
+        if self._tags is None:
+            self._tags = dict(self._message.tags)
+        return self._tags
+
+    @property
+    def inputs(self) -> List[Dict[str, Any]]:
+        if self._inputs is None:
+            self._inputs = [_dataset(d) for d in self._message.inputs]
+        return self._inputs
+
+    @property
+    def code_version(self) -> Optional[Dict[str, Any]]:
+        m = self._message
+        return {"git_commit": m.code_version.git_commit, "dirty": m.code_version.dirty} if m.HasField("code_version") else None
+
+    _FIELDS = ("run_id", "experiment_id", "name", "status", "start_time", "end_time", "deleted", "params", "metrics",
+               "tags", "inputs", "code_version")
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Every field, decoded."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Run):
+            return NotImplemented
+        return self._message == other._message
+
+    __hash__ = None  # type: ignore[assignment]  # mutable caches; as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return "Run(%s)" % ", ".join("%s=%r" % item for item in self.to_dict().items())
 
 
 @dataclass
@@ -867,10 +926,7 @@ def _dataset(d: tracking_pb2.RunInput) -> Dict[str, Any]:
 
 
 def _run(r: tracking_pb2.Run) -> Run:
-    code = {"git_commit": r.code_version.git_commit, "dirty": r.code_version.dirty} if r.HasField("code_version") else None
-    return Run(r.run_id, r.experiment_id, r.name, _STATUS_NAMES.get(r.status, "UNKNOWN"), r.start_time_ms, r.end_time_ms,
-               r.deleted, dict(r.params), {m.key: m.value for m in r.metrics}, dict(r.tags),
-               [_dataset(d) for d in r.inputs], code)
+    return Run(r)
 
 
 def _artifact(a: tracking_pb2.Artifact) -> Dict[str, Any]:
