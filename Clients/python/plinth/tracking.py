@@ -491,14 +491,18 @@ class TrackingMixin:
     ) -> None:
         """MLflow's log_batch: everything in one request, stored all or nothing."""
         request = tracking_pb2.LogBatchRequest(run_id=run_id, tags=_strings(tags))
-        by_key: Dict[str, Any] = {}
+        # Columns are gathered in Python lists and handed to the message once
+        # per key: an append to a repeated field costs several list appends.
+        by_key: Dict[str, Tuple[List[float], List[int], List[int]]] = {}
         for m in metrics:
-            series = by_key.get(m.key)
-            if series is None:
-                series = by_key[m.key] = request.metrics.add(key=m.key)
-            series.values.append(float(m.value))
-            series.steps.append(int(m.step))
-            series.timestamps_ms.append(int(m.timestamp))
+            columns = by_key.get(m.key)
+            if columns is None:
+                columns = by_key[m.key] = ([], [], [])
+            columns[0].append(float(m.value))
+            columns[1].append(int(m.step))
+            columns[2].append(int(m.timestamp))
+        for key, (values, steps, timestamps) in by_key.items():
+            request.metrics.add(key=key, values=values, steps=steps, timestamps_ms=timestamps)
         for key, value in (params or {}).items():
             request.params.add(key=str(key), value=str(value))
         self._log_batch(request)
