@@ -156,6 +156,14 @@ extension Services {
         Method.uploadArtifact: MethodSpec(scope: .write) { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBUploadArtifactRequest.self, body)
+                if request.uploadID.isEmpty && request.finish {
+                    // The whole file in one request (a model file, usually).
+                    let artifact = try await s.artifacts.store(runId: request.runID, path: request.path, bytes: Array(request.data))
+                    return PBUploadArtifactResponse.with {
+                        $0.receivedBytes = artifact.size
+                        $0.artifact = artifact.wire
+                    }
+                }
                 var id = request.uploadID
                 if id.isEmpty { id = try s.artifacts.beginUpload(runId: request.runID, path: request.path) }
                 var out = PBUploadArtifactResponse()
