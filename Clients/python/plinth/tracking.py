@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import errors
 from ._proto.plinth.v1 import registry_pb2, tracking_pb2
@@ -76,6 +76,19 @@ class Metric:
     timestamp: int  # milliseconds since the epoch
 
 
+def _decoded(slot: str, decode: Callable[[Any], Any]) -> Any:
+    """A property that decodes a field of `_message` on first read and keeps it in `slot`."""
+
+    def get(self: Any) -> Any:
+        value = getattr(self, slot)
+        if value is None:
+            value = decode(self._message)
+            setattr(self, slot, value)
+        return value
+
+    return property(get)
+
+
 class Run:
     """A run, as get_run and search_runs return it.
 
@@ -104,29 +117,10 @@ class Run:
     end_time = property(lambda self: self._message.end_time_ms)
     deleted = property(lambda self: self._message.deleted)
 
-    @property
-    def params(self) -> Dict[str, str]:
-        if self._params is None:
-            self._params = dict(self._message.params)
-        return self._params
-
-    @property
-    def metrics(self) -> Dict[str, float]:
-        if self._metrics is None:
-            self._metrics = {m.key: m.value for m in self._message.metrics}
-        return self._metrics
-
-    @property
-    def tags(self) -> Dict[str, str]:
-        if self._tags is None:
-            self._tags = dict(self._message.tags)
-        return self._tags
-
-    @property
-    def inputs(self) -> List[Dict[str, Any]]:
-        if self._inputs is None:
-            self._inputs = [_dataset(d) for d in self._message.inputs]
-        return self._inputs
+    params = _decoded("_params", lambda m: dict(m.params))
+    metrics = _decoded("_metrics", lambda m: {x.key: x.value for x in m.metrics})
+    tags = _decoded("_tags", lambda m: dict(m.tags))
+    inputs = _decoded("_inputs", lambda m: [_dataset(d) for d in m.inputs])
 
     @property
     def code_version(self) -> Optional[Dict[str, Any]]:
