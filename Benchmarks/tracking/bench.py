@@ -271,7 +271,7 @@ def main() -> None:
     parser.add_argument("--out", help="write the figures as JSON here")
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke test)")
     args = parser.parse_args()
-    scale = {"single": 200, "batch": 30, "history": 10, "search": 5, "register": 20}
+    scale = {"single": 200, "batch": 30, "history": 10, "search": 30, "register": 20}
     if args.quick:
         scale = {k: max(2, v // 10) for k, v in scale.items()}
 
