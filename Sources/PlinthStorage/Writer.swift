@@ -18,6 +18,9 @@
 // `syncInterval`, off the writer's thread; any strict commit in between syncs
 // it too, since LMDB's commit fdatasyncs the whole data file. A mixed batch
 // commits strictly. With `durable` off (--no-sync) nothing is ever synced.
+// LMDB's caveat on MDB_NOSYNC holds for relaxed commits: across a system
+// crash inside the interval, integrity is kept only on a file system that
+// preserves write order (docs/operations.md, Durability).
 import CLMDB
 import Foundation
 
