@@ -29,6 +29,7 @@ public final class PlinthServer: @unchecked Sendable {
         self.logger = logger
         var options = Environment.Options()
         options.durable = config.durable
+        options.relaxedSyncInterval = .milliseconds(config.trackingSyncIntervalMs)
         options.mapSize = config.mapSizeBytes
         environment = try Environment(path: config.dataDir, options: options)
         if environment.staleReadersCleared > 0 {

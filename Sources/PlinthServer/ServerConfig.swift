@@ -2,6 +2,7 @@
 // YAML config file (flags win), validated before anything listens.
 import Foundation
 import NIOCore
+public import PlinthStorage
 import Yams
 
 /// A permission a token grants.
@@ -61,6 +62,12 @@ public struct ServerConfig: Sendable {
     /// Rows one Predict may score (BatchPredict has no such limit).
     public var predictMaxRows = 10_000
     public var durable = true
+    /// Tracking writes (runs, params, metrics, tags, experiments): `.relaxed`
+    /// acknowledges after the commit and syncs within
+    /// `trackingSyncIntervalMs`; `.strict` syncs before acknowledging.
+    /// Everything else (pushes, registry, artifacts) is always strict.
+    public var trackingDurability: Durability = .relaxed
+    public var trackingSyncIntervalMs = 100
     public var mapSizeBytes = 1 << 30
     public var tokens: [Token] = []
     /// Allows listening on a non-loopback address without tokens.
@@ -107,6 +114,12 @@ public struct ServerConfig: Sendable {
             case "max_rows": maxRows = try int()
             case "predict_max_rows": predictMaxRows = try int()
             case "sync": durable = try bool()
+            case "tracking_durability":
+                guard let text = value.string, let mode = Durability(rawValue: text) else {
+                    throw ConfigError("\(line): 'tracking_durability' must be relaxed or strict")
+                }
+                trackingDurability = mode
+            case "tracking_sync_interval_ms": trackingSyncIntervalMs = try int()
             case "map_size_bytes": mapSizeBytes = try int()
             case "insecure": insecure = try bool()
             case "event_loop_threads": eventLoopThreads = try int()
@@ -136,7 +149,7 @@ public struct ServerConfig: Sendable {
                     return Token(name: name, secret: secret, scopes: scopes)
                 }
             default:
-                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, map_size_bytes, insecure, event_loop_threads, max_artifact_bytes, read_sample_rate, tokens)")
+                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, tracking_durability, tracking_sync_interval_ms, map_size_bytes, insecure, event_loop_threads, max_artifact_bytes, read_sample_rate, tokens)")
             }
         }
     }

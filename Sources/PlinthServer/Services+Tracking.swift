@@ -6,6 +6,7 @@
 import Foundation
 import NIOCore
 import PlinthFeatures
+import PlinthStorage
 import PlinthTracking
 import PlinthWire
 import SwiftProtobuf
@@ -127,7 +128,7 @@ extension Services {
             }
         },
         Method.searchRuns: MethodSpec(scope: .read) { s, body, respond in
-            s.now(respond) {
+            do {
                 let request = try decode(PBSearchRunsRequest.self, body)
                 let view: RunView = switch request.view {
                 case .deletedOnly: .deletedOnly
@@ -137,15 +138,32 @@ extension Services {
                 let page = try s.tracking.searchRuns(experimentIds: request.experimentIds, filter: request.filter,
                                                      orderBy: request.orderBy, maxResults: Int(request.maxResults),
                                                      pageToken: request.pageToken, view: view)
-                return PBSearchRunsResponse.with {
-                    $0.runs = page.items.map(\.wire)
-                    $0.nextPageToken = page.nextPageToken
+                // SearchRunsResponse { repeated Run runs = 1; string next_page_token = 2; },
+                // written by hand around each run's cached encoding.
+                var out: [UInt8] = []
+                func field(_ tag: UInt8, _ bytes: some Collection<UInt8>) {
+                    out.append(tag)
+                    var n = UInt64(bytes.count)
+                    while n >= 0x80 { out.append(UInt8(truncatingIfNeeded: n) | 0x80); n >>= 7 }
+                    out.append(UInt8(n))
+                    out.append(contentsOf: bytes)
                 }
-            }
+                for record in page.items { field(0x0A, try RunWireCache.shared.encoded(record)) }
+                if !page.nextPageToken.isEmpty { field(0x12, page.nextPageToken.utf8) }
+                respond.deliver(StatusCode.ok, "", .bytes(out), false)
+            } catch { respond.fail(error) }
         },
         Method.uploadArtifact: MethodSpec(scope: .write) { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBUploadArtifactRequest.self, body)
+                if request.uploadID.isEmpty && request.finish {
+                    // The whole file in one request (a model file, usually).
+                    let artifact = try await s.artifacts.store(runId: request.runID, path: request.path, bytes: Array(request.data))
+                    return PBUploadArtifactResponse.with {
+                        $0.receivedBytes = artifact.size
+                        $0.artifact = artifact.wire
+                    }
+                }
                 var id = request.uploadID
                 if id.isEmpty { id = try s.artifacts.beginUpload(runId: request.runID, path: request.path) }
                 var out = PBUploadArtifactResponse()
@@ -270,6 +288,28 @@ extension Services {
         }
         return FeatureVersion(reference: reference, project: resolved.project, projectVersion: project.version,
                               schemaVersion: resolved.meta.schemaVersion)
+    }
+}
+
+/// Encoded runs, reused while a run and its latest metrics are unchanged: a
+/// search answers with hundreds of runs, and encoding them would dominate
+/// it. A hit compares the whole record, so the cache is never stale; run ids
+/// are unique, so servers in one process can share it.
+final class RunWireCache: @unchecked Sendable {
+    static let shared = RunWireCache()
+    /// Past this many runs the cache starts over (about 1 KiB a run).
+    static let capacity = 200_000
+    private let lock = ConditionLock()
+    private var entries: [String: (record: RunRecord, bytes: [UInt8])] = [:]
+
+    func encoded(_ record: RunRecord) throws -> [UInt8] {
+        if let hit = lock.withLock({ entries[record.run.id] }), hit.record == record { return hit.bytes }
+        let bytes: [UInt8] = try record.wire.serializedBytes()
+        lock.withLock {
+            if entries.count >= Self.capacity { entries.removeAll() }
+            entries[record.run.id] = (record, bytes)
+        }
+        return bytes
     }
 }
 

@@ -136,7 +136,7 @@ public final class Services: Sendable {
         self.offline = offline
         self.catalog = store.catalog
         self.config = config
-        tracking = try TrackingStore(environment: store.environment)
+        tracking = try TrackingStore(environment: store.environment, durability: config.trackingDurability)
         artifacts = try ArtifactStore(tracking: tracking, maxBytes: config.maxArtifactBytes)
         registry = try RegistryStore(environment: store.environment)
         serving = ModelRepository(registry: registry, store: store, artifactPath: artifacts.blobPath)

@@ -27,10 +27,14 @@ public final class Environment: @unchecked Sendable {
         /// of the last commits on power loss for speed; `kill -9` loses
         /// nothing either way.
         public var durable: Bool = true
+        /// With `durable` on: longest a `.relaxed` write waits for its sync.
+        public var relaxedSyncInterval: Duration = .milliseconds(100)
         public init() {}
     }
 
     public let path: String
+    /// Commits are synced (false: --no-sync, never).
+    public let durable: Bool
     let env: OpaquePointer
     private let remap = ReadWriteLock()
     private let poolLock = ConditionLock()
@@ -43,7 +47,8 @@ public final class Environment: @unchecked Sendable {
     public let staleReadersCleared: Int
 
     /// The environment's single writer; every write goes through it.
-    public private(set) lazy var writer: Writer = Writer(environment: self)
+    public private(set) lazy var writer: Writer = Writer(environment: self, syncInterval: relaxedSyncInterval)
+    private let relaxedSyncInterval: Duration
 
     /// Opens (creating if needed) the environment in directory `path`.
     public init(path: String, options: Options = Options()) throws {
@@ -57,6 +62,8 @@ public final class Environment: @unchecked Sendable {
         guard let handle else { throw StorageError("mdb_env_create returned no environment") }
         self.env = handle
         self.path = path
+        self.durable = options.durable
+        self.relaxedSyncInterval = options.relaxedSyncInterval
         var flags = UInt32(MDB_NOTLS)
         if !options.durable { flags |= UInt32(MDB_NOSYNC) }
         do {

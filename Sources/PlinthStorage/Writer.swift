@@ -7,13 +7,37 @@
 // request. An acknowledged write therefore survives kill -9 and, with
 // `durable` on, power loss. When the map fills, the whole batch is aborted,
 // the map doubles, and the batch runs again.
+//
+// Durability per request: a `.strict` write is synced before it is
+// acknowledged (LMDB's commit: two fdatasyncs). A batch made only of
+// `.relaxed` writes commits with MDB_NOSYNC (set with mdb_env_set_flags on
+// this thread, the only one that commits, between transactions, which
+// lmdb.h allows "at any time"): it is in the file (visible to readers, and it
+// survives kill -9, since its pages are in the OS page cache) but not yet on
+// the disk. A sync of the whole file (mdb_env_sync force) then follows within
+// `syncInterval`, off the writer's thread; any strict commit in between syncs
+// it too, since LMDB's commit fdatasyncs the whole data file. A mixed batch
+// commits strictly. With `durable` off (--no-sync) nothing is ever synced.
+// LMDB's caveat on MDB_NOSYNC holds for relaxed commits: across a system
+// crash inside the interval, integrity is kept only on a file system that
+// preserves write order (docs/operations.md, Durability).
 import CLMDB
 import Foundation
+
+/// How far a write must reach before it is acknowledged.
+public enum Durability: String, Sendable, CaseIterable {
+    /// On the disk: survives kill -9 and power loss.
+    case strict
+    /// Committed and visible, survives kill -9; on the disk within the
+    /// writer's sync interval (a power loss can lose that last interval).
+    case relaxed
+}
 
 public final class Writer: @unchecked Sendable {
     /// One queued request: `run` writes inside the batch's transaction and
     /// returns what to report after the commit.
     private struct Job {
+        let durability: Durability
         let run: (borrowing WriteTransaction) throws -> @Sendable () -> Void
         let fail: @Sendable (any Error) -> Void
     }
@@ -27,10 +51,36 @@ public final class Writer: @unchecked Sendable {
     /// Largest number of requests committed together; for tests and metrics.
     public private(set) var largestBatch = 0
     public private(set) var commits = 0
+    /// Batches committed without a sync (all their requests `.relaxed`).
+    public private(set) var relaxedCommits = 0
 
-    init(environment: Environment) {
+    /// Longest a relaxed commit waits for its sync.
+    public let syncInterval: Duration
+    /// Whether MDB_NOSYNC is set now (writer thread only).
+    private var noSync: Bool
+    // The deferred sync: commit numbers, guarded by `syncLock`.
+    private let syncLock = ConditionLock()
+    private let syncQueue = DispatchQueue(label: "plinth-writer-sync")
+    private var lastRelaxedCommit = 0
+    private var syncedThrough = 0
+    private var syncScheduled = false
+    private var syncing = false
+    private var syncStopped = false
+    private var deferredSyncCount = 0
+    private var syncFailureCount = 0
+
+    init(environment: Environment, syncInterval: Duration) {
         self.environment = environment
+        self.syncInterval = syncInterval
+        noSync = !environment.durable
     }
+
+    /// Deferred syncs done so far (each covers every relaxed commit before it).
+    public var deferredSyncs: Int { syncLock.withLock { deferredSyncCount } }
+    /// Deferred syncs that failed (each is retried after another interval).
+    public var syncFailures: Int { syncLock.withLock { syncFailureCount } }
+    /// True while a relaxed commit is not yet known to be on the disk.
+    public var syncPending: Bool { syncLock.withLock { lastRelaxedCommit > syncedThrough } }
 
     private func startIfNeeded() {
         guard thread == nil else { return }
@@ -43,9 +93,10 @@ public final class Writer: @unchecked Sendable {
     /// Queues `body` to run in the next batch; `completion` is called on the
     /// writer's thread after the batch commits (or with the error that
     /// stopped this request or the commit).
-    public func submit<T>(_ body: @escaping (borrowing WriteTransaction) throws -> T,
+    public func submit<T>(durability: Durability = .strict, _ body: @escaping (borrowing WriteTransaction) throws -> T,
                           completion: @escaping @Sendable (Result<T, any Error>) -> Void) {
         let job = Job(
+            durability: durability,
             run: { txn in
                 let value = try body(txn)
                 nonisolated(unsafe) let result = value
@@ -66,10 +117,10 @@ public final class Writer: @unchecked Sendable {
 
     /// Runs `body` in the next batch and waits for its commit.
     /// Threading: never call from the writer's own thread (it would wait forever).
-    public func write<T>(_ body: @escaping (borrowing WriteTransaction) throws -> T) throws -> T {
+    public func write<T>(durability: Durability = .strict, _ body: @escaping (borrowing WriteTransaction) throws -> T) throws -> T {
         let done = ConditionLock()
         nonisolated(unsafe) var outcome: Result<T, any Error>?
-        submit(body) { result in
+        submit(durability: durability, body) { result in
             done.withLock { outcome = result; done.signal() }
         }
         return try done.withLock { () throws -> T in
@@ -79,13 +130,15 @@ public final class Writer: @unchecked Sendable {
     }
 
     /// Runs `body` in the next batch; returns after its commit.
-    public func write<T: Sendable>(_ body: @escaping @Sendable (borrowing WriteTransaction) throws -> T) async throws -> T {
+    public func write<T: Sendable>(durability: Durability = .strict,
+                                   _ body: @escaping @Sendable (borrowing WriteTransaction) throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            submit(body) { continuation.resume(with: $0) }
+            submit(durability: durability, body) { continuation.resume(with: $0) }
         }
     }
 
-    /// Commits what is queued, then stops the thread. Later writes fail.
+    /// Commits what is queued, then stops the thread and syncs what is
+    /// still unsynced. Later writes fail.
     func shutdown() {
         lock.lock()
         stopping = true
@@ -93,6 +146,13 @@ public final class Writer: @unchecked Sendable {
         let running = thread != nil
         while running && !stopped { lock.wait() }
         lock.unlock()
+        syncLock.lock()
+        syncStopped = true
+        while syncing { syncLock.wait() }
+        if lastRelaxedCommit > syncedThrough, mdb_env_sync(environment.env, 1) == 0 {
+            syncedThrough = lastRelaxedCommit
+        }
+        syncLock.unlock()
     }
 
     private func loop() {
@@ -115,9 +175,17 @@ public final class Writer: @unchecked Sendable {
     private func runBatch(_ batch: [Job]) {
         while true {
             do {
-                let acks = try commitBatch(batch)
+                let relaxed = environment.durable && batch.allSatisfy { $0.durability == .relaxed }
+                let acks = try commitBatch(batch, relaxed: relaxed)
                 commits += 1
                 largestBatch = max(largestBatch, batch.count)
+                if relaxed {
+                    relaxedCommits += 1
+                    scheduleSync(through: commits)
+                } else if environment.durable {
+                    // LMDB's commit fdatasyncs the whole file: earlier relaxed commits too.
+                    syncLock.withLock { syncedThrough = commits }
+                }
                 for ack in acks { ack() }
                 return
             } catch let error as StorageError where error.isMapFull {
@@ -138,7 +206,11 @@ public final class Writer: @unchecked Sendable {
     /// Returns the acknowledgements of the jobs that succeeded; a job that
     /// threw is told at once. Throws (so the batch is retried or failed) only
     /// when the map is full or the batch itself cannot begin or commit.
-    private func commitBatch(_ batch: [Job]) throws -> [@Sendable () -> Void] {
+    private func commitBatch(_ batch: [Job], relaxed: Bool) throws -> [@Sendable () -> Void] {
+        if environment.durable && relaxed != noSync {
+            try check(mdb_env_set_flags(environment.env, UInt32(MDB_NOSYNC), relaxed ? 1 : 0), "setting MDB_NOSYNC")
+            noSync = relaxed
+        }
         var parent: OpaquePointer?
         try check(mdb_txn_begin(environment.env, nil, 0, &parent), "beginning a write transaction")
         guard let parent else { throw StorageError("mdb_txn_begin returned no transaction") }
@@ -173,5 +245,46 @@ public final class Writer: @unchecked Sendable {
         if rc != 0 { throw StorageError(lmdb: rc, "committing a write batch") }
         for (job, error) in failures { job.fail(error) }
         return acks
+    }
+
+    /// Records a relaxed commit and makes sure a sync runs within the interval.
+    private func scheduleSync(through commit: Int) {
+        syncLock.withLock {
+            lastRelaxedCommit = commit
+            scheduleSyncLocked()
+        }
+    }
+
+    /// Threading: with `syncLock` held.
+    private func scheduleSyncLocked() {
+        guard !syncScheduled, !syncStopped else { return }
+        syncScheduled = true
+        let parts = syncInterval.components
+        let nanoseconds = parts.seconds * 1_000_000_000 + parts.attoseconds / 1_000_000_000
+        syncQueue.asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) { [weak self] in self?.deferredSync() }
+    }
+
+    /// Syncs the whole environment, off the writer's thread: commits go on
+    /// meanwhile, and the sync covers every commit that finished before it.
+    private func deferredSync() {
+        syncLock.lock()
+        defer { syncLock.unlock() }
+        syncScheduled = false
+        guard !syncStopped, lastRelaxedCommit > syncedThrough else { return }
+        let target = lastRelaxedCommit
+        syncing = true
+        syncLock.unlock()
+        let rc = mdb_env_sync(environment.env, 1)
+        syncLock.lock()
+        syncing = false
+        if rc == 0 {
+            syncedThrough = max(syncedThrough, target)
+            deferredSyncCount += 1
+        } else {
+            syncFailureCount += 1
+        }
+        syncLock.broadcast()
+        // Commits made during the sync, or a failed sync, get another interval.
+        if lastRelaxedCommit > syncedThrough { scheduleSyncLocked() }
     }
 }

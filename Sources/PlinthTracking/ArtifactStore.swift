@@ -106,13 +106,7 @@ public final class ArtifactStore: @unchecked Sendable {
     /// the blob is stored without a listing (model files registered without a run).
     /// - Returns: the upload id that later chunks carry.
     public func beginUpload(runId: String, path: String, now: Int64 = currentMillis()) throws -> String {
-        if !runId.isEmpty {
-            try Self.checkPath(path)
-            let record = try tracking.run(id: runId)
-            guard record.run.status == .running, record.run.lifecycle == .active else {
-                throw TrackingError.failedPrecondition("run \(runId) is \(record.run.lifecycle == .deleted ? "deleted" : record.run.status.rawValue); artifacts go to a RUNNING run")
-            }
-        }
+        if !runId.isEmpty { try checkRunning(runId, path: path) }
         dropAbandoned(now: now)
         let id = UUID().uuidString.lowercased()
         let temporary = "\(root)/tmp/\(id)"
@@ -123,6 +117,14 @@ public final class ArtifactStore: @unchecked Sendable {
         let upload = Upload(id: id, runId: runId, path: path, temporary: temporary, handle: handle, now: now)
         lock.withLock { uploads[id] = upload }
         return id
+    }
+
+    private func checkRunning(_ runId: String, path: String) throws {
+        try Self.checkPath(path)
+        let record = try tracking.run(id: runId)
+        guard record.run.status == .running, record.run.lifecycle == .active else {
+            throw TrackingError.failedPrecondition("run \(runId) is \(record.run.lifecycle == .deleted ? "deleted" : record.run.status.rawValue); artifacts go to a RUNNING run")
+        }
     }
 
     private func upload(_ id: String) throws -> Upload {
@@ -163,14 +165,18 @@ public final class ArtifactStore: @unchecked Sendable {
             defer { try? upload.handle.close() }
             let digest = upload.hasher.finalizeHex()
             do {
-                try upload.handle.synchronize()
                 let target = blobPath(digest)
                 let folder = (target as NSString).deletingLastPathComponent
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
                 if FileManager.default.fileExists(atPath: target) {
+                    // Content-addressed: the same bytes are stored (and were
+                    // synced when they first came), so this copy needs no sync.
                     try FileManager.default.removeItem(atPath: upload.temporary)
-                } else if rename(upload.temporary, target) != 0 {
-                    throw TrackingError.failedPrecondition("cannot move the artifact into \(folder): errno \(errno)")
+                } else {
+                    try upload.handle.synchronize()
+                    if rename(upload.temporary, target) != 0 {
+                        throw TrackingError.failedPrecondition("cannot move the artifact into \(folder): errno \(errno)")
+                    }
                 }
             } catch {
                 try? FileManager.default.removeItem(atPath: upload.temporary)
@@ -178,13 +184,32 @@ public final class ArtifactStore: @unchecked Sendable {
             }
             return (digest, upload.size)
         }
-        let artifact = Artifact(path: upload.path, digest: digest, size: size, createdMs: now)
-        if upload.runId.isEmpty { return artifact }
+        return try await record(Artifact(path: upload.path, digest: digest, size: size, createdMs: now), runId: upload.runId)
+    }
+
+    /// Stores an artifact that came whole, in one request. It is hashed in
+    /// memory first: bytes already stored (the same digest) are not written
+    /// again, just listed.
+    public func store(runId: String, path: String, bytes: [UInt8], now: Int64 = currentMillis()) async throws -> Artifact {
+        var hasher = SHA256()
+        hasher.update(bytes)
+        let digest = hasher.finalizeHex()
+        guard Int64(bytes.count) <= maxBytes, FileManager.default.fileExists(atPath: blobPath(digest)) else {
+            let id = try beginUpload(runId: runId, path: path, now: now)
+            _ = try append(uploadId: id, bytes, now: now)
+            return try await finish(uploadId: id, now: now)
+        }
+        if !runId.isEmpty { try checkRunning(runId, path: path) }
+        return try await record(Artifact(path: path, digest: digest, size: Int64(bytes.count), createdMs: now), runId: runId)
+    }
+
+    /// Lists a stored blob under its run (nothing to list without a run).
+    private func record(_ artifact: Artifact, runId: String) async throws -> Artifact {
+        if runId.isEmpty { return artifact }
         let runs = tracking.runs
         let table = artifacts
-        let runId = upload.runId
         let value = try TrackingStore.encode(artifact)
-        try await tracking.environment.writer.write { txn in
+        try await tracking.environment.writer.write(durability: .strict) { txn in
             guard let raw = try txn.get(runs, Array(runId.utf8)) else { throw TrackingError.notFound("no run has id '\(runId)'") }
             let run = try JSONDecoder().decode(Run.self, from: Data(raw))
             guard run.status == .running else {

@@ -85,24 +85,30 @@ public struct RunFilter: Sendable, Equatable {
     }
 
     public func matches(_ record: RunRecord) -> Bool {
-        comparisons.allSatisfy { $0.matches(record) }
+        matches(record.run) { record.metrics[$0]?.value }
+    }
+
+    /// Matches a run whose metrics are looked up one by one (a search reads
+    /// only the metrics its filter names, and only for runs that get that far).
+    func matches(_ run: Run, metric: (String) throws -> Double?) rethrows -> Bool {
+        for comparison in comparisons where !(try comparison.matches(run, metric: metric)) { return false }
+        return true
     }
 }
 
 extension Comparison {
-    func matches(_ record: RunRecord) -> Bool {
+    func matches(_ run: Run, metric: (String) throws -> Double?) rethrows -> Bool {
         switch field {
         case .metric(let key):
-            guard let point = record.metrics[key], case .number(let n) = value else { return false }
-            return compare(point.value, n)
+            guard case .number(let n) = value, let actual = try metric(key) else { return false }
+            return compare(actual, n)
         case .param(let key):
-            guard let actual = record.run.params[key] else { return false }
+            guard let actual = run.params[key] else { return false }
             return matchString(actual)
         case .tag(let key):
-            guard let actual = record.run.tags[key] else { return false }
+            guard let actual = run.tags[key] else { return false }
             return matchString(actual)
         case .attribute(let attribute):
-            let run = record.run
             switch attribute {
             case .runId: return matchString(run.id)
             case .runName: return matchString(run.name)
@@ -112,7 +118,7 @@ extension Comparison {
                 return compare(Double(attribute == .startTime ? run.startMs : run.endMs), n)
             }
         case .dataset(let attribute):
-            let values = record.run.inputs.map { d -> String in
+            let values = run.inputs.map { d -> String in
                 switch attribute {
                 case .name: d.name
                 case .digest: d.digest
@@ -259,14 +265,22 @@ extension TrackingStore {
             }
             offset = n
         }
-        var matched: [RunRecord] = try environment.read { txn in
+        // The experiment's runs come from the search cache while no write has
+        // changed them (a search reads every run of an experiment); sorting
+        // moves indices, not records.
+        let generations = experimentIds.map { searchCache.generation($0) }
+        let matched: [RunRecord] = try environment.read { txn in
             var out: [RunRecord] = []
-            for experimentId in experimentIds {
+            for (experimentId, generation) in zip(experimentIds, generations) {
                 guard try txn.get(experiments, makeKey { $0.append(experimentId) }) != nil else {
                     throw TrackingError.notFound("no experiment has id \(experimentId)")
                 }
-                for id in try runIds(experimentId: experimentId, txn) {
-                    guard let record = try readRecord(id, txn) else { continue }
+                var records = searchCache.records(experimentId, generation: generation)
+                if records == nil {
+                    records = try runIds(experimentId: experimentId, txn).compactMap { try readRecord($0, txn) }
+                    searchCache.store(experimentId, generation: generation, records!)
+                }
+                for record in records! {
                     switch view {
                     case .activeOnly where record.run.lifecycle != .active: continue
                     case .deletedOnly where record.run.lifecycle != .deleted: continue
@@ -277,21 +291,23 @@ extension TrackingStore {
             }
             return out
         }
-        matched.sort { a, b in
-            for order in orders {
-                switch (order.key(a), order.key(b)) {
+        let keys = matched.map { record in orders.map { $0.key(record) } }
+        let order = matched.indices.sorted { i, j in
+            for (n, o) in orders.enumerated() {
+                switch (keys[i][n], keys[j][n]) {
                 case (nil, nil): continue
                 case (nil, _): return false
                 case (_, nil): return true
                 case (let x?, let y?):
                     let c = x.compare(y)
-                    if c != 0 { return order.ascending ? c < 0 : c > 0 }
+                    if c != 0 { return o.ascending ? c < 0 : c > 0 }
                 }
             }
-            if a.run.startMs != b.run.startMs { return a.run.startMs > b.run.startMs }
-            return a.run.id < b.run.id
+            let a = matched[i].run, b = matched[j].run
+            if a.startMs != b.startMs { return a.startMs > b.startMs }
+            return a.id < b.id
         }
-        let page = Array(matched.dropFirst(offset).prefix(limit))
+        let page = order.dropFirst(offset).prefix(limit).map { matched[$0] }
         let next = offset + page.count < matched.count ? Data("offset:\(offset + page.count)".utf8).base64EncodedString() : ""
         return Page(items: page, nextPageToken: next)
     }

@@ -12,7 +12,12 @@
 // tag, input and code version reaches a run through it, as one writer job,
 // so a batch is all-or-nothing and concurrent batches to one run serialize
 // in the writer and lose nothing. Writes are `async` and return after the
-// commit is durable; reads run on the caller's thread.
+// commit; reads run on the caller's thread.
+//
+// Every write here (experiments, runs, logging) is telemetry and goes with
+// the store's `durability`, `.relaxed` by default: acknowledged once
+// committed (visible, survives kill -9), synced to the disk within the
+// writer's sync interval. Artifacts and the registry stay strict.
 import Foundation
 public import PlinthStorage
 
@@ -39,9 +44,13 @@ public final class TrackingStore: @unchecked Sendable {
     let latest: Table
     let state: Table
     let runCache = RunCache()
+    let searchCache = SearchCache()
+    /// How the store's writes reach the disk (see the top of this file).
+    public let durability: Durability
 
-    public init(environment: Environment) throws {
+    public init(environment: Environment, durability: Durability = .relaxed) throws {
         self.environment = environment
+        self.durability = durability
         experiments = try environment.table("trk_experiments")
         experimentNames = try environment.table("trk_experiment_names")
         runs = try environment.table("trk_runs")
@@ -59,7 +68,7 @@ public final class TrackingStore: @unchecked Sendable {
                                  now: Int64 = currentMillis()) async throws -> Experiment {
         try Self.checkName(name, what: "experiment name")
         try Self.checkTags(tags)
-        return try await environment.writer.write { [self] txn in
+        return try await environment.writer.write(durability: durability) { [self] txn in
             if try txn.get(experimentNames, Array(name.utf8)) != nil {
                 throw TrackingError.alreadyExists("an experiment named '\(name)' already exists (deleted ones count: restore or rename it)")
             }
@@ -129,7 +138,7 @@ public final class TrackingStore: @unchecked Sendable {
 
     private func updateExperiment(_ id: UInt64, now: Int64,
                                   _ change: @escaping @Sendable (inout Experiment, borrowing WriteTransaction) throws -> Void) async throws -> Experiment {
-        try await environment.writer.write { [self] txn in
+        try await environment.writer.write(durability: durability) { [self] txn in
             let key = makeKey { $0.append(id) }
             var experiment = try readExperiment(id, txn.get(experiments, key))
             try change(&experiment, txn)
@@ -149,7 +158,8 @@ public final class TrackingStore: @unchecked Sendable {
         }
         try Self.checkTags(tags)
         let id = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        return try await environment.writer.write { [self] txn in
+        defer { searchCache.changed(experimentId) }
+        return try await environment.writer.write(durability: durability) { [self] txn in
             let experiment = try readExperiment(experimentId, txn.get(experiments, makeKey { $0.append(experimentId) }))
             guard experiment.lifecycle == .active else {
                 throw TrackingError.failedPrecondition("experiment '\(experiment.name)' (\(experimentId)) is deleted; restore it to start runs in it")
@@ -194,13 +204,15 @@ public final class TrackingStore: @unchecked Sendable {
     }
 
     private func updateRun(_ id: String, _ change: @escaping @Sendable (inout Run) throws -> Void) async throws -> Run {
-        try await environment.writer.write { [self] txn in
+        let run = try await environment.writer.write(durability: durability) { [self] txn in
             guard let raw = try txn.get(runs, Array(id.utf8)) else { throw TrackingError.notFound("no run has id '\(id)'") }
             var run = try JSONDecoder().decode(Run.self, from: Data(raw))
             try change(&run)
             try txn.put(runs, Array(id.utf8), try Self.encode(run))
             return run
         }
+        searchCache.changed(run.experimentId)
+        return run
     }
 
     /// A run with the latest value of each metric.
@@ -217,16 +229,20 @@ public final class TrackingStore: @unchecked Sendable {
         return RunRecord(run: run, metrics: try latestMetrics(seq: run.seq, txn))
     }
 
-    private func latestMetrics(seq: UInt64, _ txn: borrowing ReadTransaction) throws -> [String: MetricPoint] {
+    private static func point(_ key: String, _ value: UnsafeRawBufferPointer) -> MetricPoint {
+        MetricPoint(key: key, value: Double(bitPattern: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                    step: value.loadUnaligned(fromByteOffset: 8, as: Int64.self),
+                    timestampMs: value.loadUnaligned(fromByteOffset: 16, as: Int64.self))
+    }
+
+    func latestMetrics(seq: UInt64, _ txn: borrowing ReadTransaction) throws -> [String: MetricPoint] {
         let prefix = makeKey { $0.append(seq) }
         var out: [String: MetricPoint] = [:]
         try txn.scan(latest, from: prefix) { key, value in
             guard hasPrefix(key, prefix), value.count == 24 else { return false }
             var decoder = KeyDecoder(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
             let name = try decoder.readString()
-            out[name] = MetricPoint(key: name, value: Double(bitPattern: value.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
-                                    step: value.loadUnaligned(fromByteOffset: 8, as: Int64.self),
-                                    timestampMs: value.loadUnaligned(fromByteOffset: 16, as: Int64.self))
+            out[name] = Self.point(name, value)
             return true
         }
         return out
@@ -257,7 +273,8 @@ public final class TrackingStore: @unchecked Sendable {
     ///   distinct metric key.
     public func logBatch(_ batch: LogBatch) async throws {
         try Self.validate(batch)
-        try await environment.writer.write { [self] txn in try apply(batch, txn) }
+        let experiment = try await environment.writer.write(durability: durability) { [self] txn in try apply(batch, txn) }
+        searchCache.changed(experiment)
     }
 
     /// `logBatch` for callers on an event loop: `completion` runs on the
@@ -265,10 +282,15 @@ public final class TrackingStore: @unchecked Sendable {
     /// (two thread hops fewer on the hottest write path).
     public func logBatch(_ batch: LogBatch, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
         do { try Self.validate(batch) } catch { return completion(.failure(error)) }
-        environment.writer.submit({ [self] txn in try apply(batch, txn) }, completion: completion)
+        environment.writer.submit(durability: durability, { [self] txn in try apply(batch, txn) }, completion: { [searchCache] result in
+            // Before the answer: a search that follows it must see the batch.
+            if case .success(let experiment) = result { searchCache.changed(experiment) }
+            completion(result.map { _ in () })
+        })
     }
 
-    private func apply(_ batch: LogBatch, _ txn: borrowing WriteTransaction) throws {
+    /// Returns the run's experiment.
+    private func apply(_ batch: LogBatch, _ txn: borrowing WriteTransaction) throws -> UInt64 {
         let runKey = Array(batch.runId.utf8)
         guard let raw = try txn.get(runs, runKey) else { throw TrackingError.notFound("no run has id '\(batch.runId)'") }
         // The cache compares the stored bytes, so it is right inside a write too.
@@ -304,6 +326,7 @@ public final class TrackingStore: @unchecked Sendable {
         }
         if changed { try txn.put(runs, runKey, try Self.encode(run)) }
         if !batch.metrics.isEmpty { try writeMetrics(batch.metrics, seq: run.seq, txn) }
+        return run.experimentId
     }
 
     private func writeMetrics(_ points: [MetricPoint], seq: UInt64, _ txn: borrowing WriteTransaction) throws {
@@ -478,15 +501,67 @@ public final class TrackingStore: @unchecked Sendable {
 /// a search reads every run of an experiment, and JSON decoding would
 /// dominate it. Comparing the stored bytes keeps the cache always correct.
 final class RunCache: @unchecked Sendable {
+    /// A decoded run and the bytes it was decoded from; immutable, shared.
+    final class Entry: @unchecked Sendable {
+        let bytes: [UInt8]
+        let run: Run
+        init(bytes: [UInt8], run: Run) {
+            self.bytes = bytes
+            self.run = run
+        }
+    }
+
     private let lock = ConditionLock()
-    private var entries: [String: ([UInt8], Run)] = [:]
+    private var entries: [String: Entry] = [:]
 
     func decode(id: String, _ raw: UnsafeRawBufferPointer) throws -> Run {
-        if let hit = lock.withLock({ entries[id] }), hit.0.count == raw.count, hasPrefix(raw, hit.0) { return hit.1 }
+        try entry(id: id, raw).run
+    }
+
+    /// The cached entry of run `id` if its bytes are `raw`, else a fresh one.
+    func entry(id: String, _ raw: UnsafeRawBufferPointer) throws -> Entry {
+        if let hit = lock.withLock({ entries[id] }), hit.bytes.count == raw.count, hasPrefix(raw, hit.bytes) { return hit }
         let bytes = Array(raw)
-        let run = try JSONDecoder().decode(Run.self, from: Data(bytes))
-        lock.withLock { entries[id] = (bytes, run) }
-        return run
+        let entry = Entry(bytes: bytes, run: try JSONDecoder().decode(Run.self, from: Data(bytes)))
+        lock.withLock { entries[id] = entry }
+        return entry
+    }
+}
+
+/// Every run of an experiment with its latest metrics, as a search last read
+/// them, reused until a write changes one of the experiment's runs.
+///
+/// Each experiment has a generation, bumped after every committed write to
+/// one of its runs and before that write is answered. A search reads the
+/// generation before its read transaction begins, so a snapshot is never
+/// older than its label: a hit (label == current generation) is exact, and
+/// a write answered before a search began is always seen by it.
+final class SearchCache: @unchecked Sendable {
+    /// Experiments with more runs than this are read afresh by every search.
+    static let maxRuns = 50_000
+    private let lock = ConditionLock()
+    private var generations: [UInt64: UInt64] = [:]
+    private var snapshots: [UInt64: (generation: UInt64, records: [RunRecord])] = [:]
+
+    func generation(_ experiment: UInt64) -> UInt64 { lock.withLock { generations[experiment] ?? 0 } }
+
+    func changed(_ experiment: UInt64) {
+        lock.withLock {
+            generations[experiment, default: 0] += 1
+            snapshots[experiment] = nil
+        }
+    }
+
+    func records(_ experiment: UInt64, generation: UInt64) -> [RunRecord]? {
+        lock.withLock { snapshots[experiment].flatMap { $0.generation == generation ? $0.records : nil } }
+    }
+
+    func store(_ experiment: UInt64, generation: UInt64, _ records: [RunRecord]) {
+        guard records.count <= Self.maxRuns else { return }
+        lock.withLock {
+            guard generation == generations[experiment] ?? 0 else { return }
+            snapshots[experiment] = (generation, records)
+        }
     }
 }
 

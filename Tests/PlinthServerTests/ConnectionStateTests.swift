@@ -80,4 +80,20 @@ final class ConnectionStateTests: XCTestCase {
         try "lisen: x\n".write(toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try config.load(file: path)) { XCTAssertTrue("\($0)".contains("unknown setting 'lisen'"), "\($0)") }
     }
+
+    func testTrackingDurabilitySettings() throws {
+        let path = NSTemporaryDirectory() + "plinth-config-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var config = ServerConfig()
+        XCTAssertEqual(config.trackingDurability, .relaxed, "relaxed is the default")
+        XCTAssertEqual(config.trackingSyncIntervalMs, 100)
+        try "tracking_durability: strict\ntracking_sync_interval_ms: 250\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try config.load(file: path)
+        XCTAssertEqual(config.trackingDurability, .strict)
+        XCTAssertEqual(config.trackingSyncIntervalMs, 250)
+        try "tracking_durability: sometimes\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try config.load(file: path)) { XCTAssertTrue("\($0)".contains("relaxed or strict"), "\($0)") }
+        try "tracking_sync_interval_ms: 0\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try config.load(file: path)) { XCTAssertTrue("\($0)".contains("positive integer"), "\($0)") }
+    }
 }

@@ -89,6 +89,53 @@ final class DaemonProcessTests: XCTestCase {
         }
     }
 
+    func testEveryAcknowledgedRelaxedTrackingWriteSurvivesKill9() throws {
+        // Tracking writes are relaxed by default: acknowledged after the
+        // commit, before the sync. kill -9 must lose none of them; a sync
+        // interval no test waits for makes sure none was synced meanwhile.
+        let config = dataDir + ".yaml"
+        try "tracking_sync_interval_ms: 3600000\n".write(toFile: config, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        let daemon = try DaemonProcess(dataDir: dataDir, extra: ["--config", config])
+        let c = try Connection(address: daemon.address)
+        let e = try c.call(Method.createExperiment, PBCreateExperimentRequest.with { $0.name = "kill9" }, as: PBExperimentResponse.self)
+        let workers = 4, batches = 25
+        var runs: [String] = []
+        for w in 0..<workers {
+            runs.append(try c.call(Method.startRun, PBStartRunRequest.with { $0.experimentID = e.experiment.experimentID; $0.name = "w\(w)" },
+                                   as: PBRunResponse.self).run.runID)
+        }
+        let acknowledged = Counter()
+        let address = daemon.address
+        let runIDs = runs
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            guard let conn = try? Connection(address: address) else { return }
+            for b in 0..<batches {
+                let request = PBLogBatchRequest.with {
+                    $0.runID = runIDs[w]
+                    $0.metrics = [PBMetricSeries.with { $0.key = "loss"; $0.values = [Double(b)]; $0.steps = [Int64(b)]; $0.timestampsMs = [1] }]
+                    $0.params = [PBParam.with { $0.key = "p\(b)"; $0.value = "v" }]
+                }
+                if (try? conn.call(Method.logBatch, request, as: PBLogBatchResponse.self)) != nil { acknowledged.add() }
+            }
+        }
+        XCTAssertEqual(acknowledged.value, workers * batches)
+        _ = try c.call(Method.endRun, PBEndRunRequest.with { $0.runID = runs[0]; $0.status = .finished }, as: PBRunResponse.self)
+        daemon.kill9()
+
+        let restarted = try DaemonProcess(dataDir: dataDir)
+        defer { _ = restarted.terminate() }
+        let r = try Connection(address: restarted.address)
+        for w in 0..<workers {
+            let history = try r.call(Method.getMetricHistory, PBGetMetricHistoryRequest.with { $0.runID = runs[w]; $0.key = "loss" },
+                                     as: PBGetMetricHistoryResponse.self)
+            XCTAssertEqual(history.steps, (0..<Int64(batches)).map { $0 }, "worker \(w)")
+            let run = try r.call(Method.getRun, PBRunIdRequest.with { $0.runID = runs[w] }, as: PBRunResponse.self).run
+            XCTAssertEqual(run.params.count, batches)
+            XCTAssertEqual(run.status, w == 0 ? .finished : .running)
+        }
+    }
+
     func testSigtermStopsCleanlyAndKeepsData() throws {
         let daemon = try DaemonProcess(dataDir: dataDir)
         let c = try Connection(address: daemon.address)

@@ -15,11 +15,14 @@ final class EnvironmentTests: XCTestCase {
         for p in paths { try? FileManager.default.removeItem(atPath: p) }
     }
 
-    func open(mapSize: Int = 1 << 24, path: String? = nil) throws -> Environment {
+    func open(mapSize: Int = 1 << 24, path: String? = nil, syncInterval: Duration = .milliseconds(100),
+              durable: Bool = true) throws -> Environment {
         let path = path ?? temporaryDirectory()
         paths.append(path)
         var options = Environment.Options()
         options.mapSize = mapSize
+        options.relaxedSyncInterval = syncInterval
+        options.durable = durable
         return try Environment(path: path, options: options)
     }
 
@@ -112,6 +115,58 @@ final class EnvironmentTests: XCTestCase {
         let env = try open(path: path)
         let table = try env.table("t")
         XCTAssertEqual(try env.read { txn in try txn.get(table, [1]).map { Array($0) } }, [2])
+    }
+
+    func testRelaxedWritesAreVisibleAtOnceAndSyncedWithinTheInterval() throws {
+        let env = try open(syncInterval: .milliseconds(20))
+        let table = try env.table("t")
+        for i in 0..<10 {
+            try env.writer.write(durability: .relaxed) { txn in try txn.put(table, [UInt8(i)], [1]) }
+            XCTAssertNotNil(try env.read { txn in try txn.get(table, [UInt8(i)]) }, "acknowledged means committed")
+        }
+        XCTAssertEqual(env.writer.relaxedCommits, 10)
+        let deadline = Date().addingTimeInterval(10)
+        while env.writer.syncPending && Date() < deadline { usleep(5_000) }
+        XCTAssertFalse(env.writer.syncPending, "the deferred sync did not come")
+        XCTAssertGreaterThanOrEqual(env.writer.deferredSyncs, 1)
+        XCTAssertLessThan(env.writer.deferredSyncs, 10, "one sync covers many relaxed commits")
+        XCTAssertEqual(env.writer.syncFailures, 0)
+    }
+
+    func testAStrictCommitSyncsTheRelaxedOnesBeforeIt() throws {
+        // An interval no test waits for: only the strict commit can sync.
+        let env = try open(syncInterval: .seconds(3600))
+        let table = try env.table("t")
+        try env.writer.write(durability: .relaxed) { txn in try txn.put(table, [1], [1]) }
+        try env.writer.write(durability: .relaxed) { txn in try txn.put(table, [2], [2]) }
+        XCTAssertTrue(env.writer.syncPending)
+        try env.writer.write(durability: .strict) { txn in try txn.put(table, [3], [3]) }
+        XCTAssertFalse(env.writer.syncPending)
+        XCTAssertEqual(env.writer.deferredSyncs, 0)
+        XCTAssertEqual(env.writer.relaxedCommits, 2)
+    }
+
+    func testClosingSyncsWhatIsPendingAndNoSyncNeverSyncs() throws {
+        let path = temporaryDirectory()
+        do {
+            let env = try open(path: path, syncInterval: .seconds(3600))
+            let table = try env.table("t")
+            try env.writer.write(durability: .relaxed) { txn in try txn.put(table, [7], [7]) }
+            XCTAssertTrue(env.writer.syncPending)
+            env.close()
+            XCTAssertFalse(env.writer.syncPending, "close syncs")
+        }
+        let env = try open(path: path)
+        let table = try env.table("t")
+        XCTAssertEqual(try env.read { txn in try txn.get(table, [7]).map { Array($0) } }, [7])
+
+        let fast = try open(syncInterval: .milliseconds(1), durable: false)
+        let t = try fast.table("t")
+        try fast.writer.write(durability: .relaxed) { txn in try txn.put(t, [1], [1]) }
+        usleep(50_000)
+        XCTAssertFalse(fast.writer.syncPending)
+        XCTAssertEqual(fast.writer.relaxedCommits, 0, "--no-sync: every commit is unsynced, none is scheduled")
+        XCTAssertEqual(fast.writer.deferredSyncs, 0)
     }
 
     func testReadersRunConcurrentlyWithTheWriter() throws {

@@ -81,6 +81,36 @@ final class ArtifactStoreTests: XCTestCase {
         XCTAssertEqual(try artifacts.list(runId: run.id), [])
     }
 
+    func testAWholeArtifactInOneRequestIsStoredOnceAndListedEachTime() async throws {
+        let f = try TrackingFixture()
+        let artifacts = try ArtifactStore(tracking: f.store, maxBytes: 1000)
+        let e = try await f.store.createExperiment(name: "a")
+        let run = try await f.store.startRun(experimentId: e.id)
+        let bytes = Array("{\"learner\": {}}".utf8)
+        let first = try await artifacts.store(runId: "", path: "", bytes: bytes)
+        XCTAssertEqual(first.digest, sha(bytes))
+        XCTAssertEqual(FileManager.default.contents(atPath: artifacts.blobPath(first.digest)).map(Array.init), bytes)
+        // Known bytes: nothing is written again, but the run lists them.
+        let again = try await artifacts.store(runId: run.id, path: "model/model.json", bytes: bytes)
+        XCTAssertEqual(again.digest, first.digest)
+        XCTAssertEqual(try artifacts.list(runId: run.id).map(\.path), ["model/model.json"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: artifacts.root + "/tmp"), [])
+        // The same checks as a streamed upload: limits, paths, RUNNING runs.
+        do {
+            _ = try await artifacts.store(runId: run.id, path: "big.bin", bytes: [UInt8](repeating: 1, count: 1001))
+            XCTFail("an oversized artifact was stored")
+        } catch { guard case .tooLarge = error as? TrackingError else { return XCTFail("\(error)") } }
+        do {
+            _ = try await artifacts.store(runId: run.id, path: "../x", bytes: bytes)
+            XCTFail("an escaping path was accepted")
+        } catch { guard case .invalidArgument = error as? TrackingError else { return XCTFail("\(error)") } }
+        _ = try await f.store.endRun(id: run.id, status: .finished)
+        do {
+            _ = try await artifacts.store(runId: run.id, path: "late.json", bytes: bytes)
+            XCTFail("an ended run took an artifact")
+        } catch { guard case .failedPrecondition = error as? TrackingError else { return XCTFail("\(error)") } }
+    }
+
     func testEscapingPathsAreRefused() async throws {
         let f = try TrackingFixture()
         let artifacts = try ArtifactStore(tracking: f.store, maxBytes: 1000)

@@ -212,6 +212,37 @@ final class TrackingStoreTests: XCTestCase {
         XCTAssertEqual(try f.store.searchRuns(experimentIds: [e.id]).items.map(\.run.id), [run.id])
     }
 
+    func testSearchSeesEveryWriteAnsweredBeforeIt() async throws {
+        // Searches reuse a snapshot of the experiment's runs; every kind of
+        // write must be seen by the next search, through either logBatch.
+        let f = try TrackingFixture()
+        let e = try await f.store.createExperiment(name: "x")
+        let other = try await f.store.createExperiment(name: "y")
+        let a = try await f.store.startRun(experimentId: e.id, name: "a")
+        func ids(_ filter: String = "") throws -> [String] {
+            try f.store.searchRuns(experimentIds: [e.id], filter: filter, orderBy: ["attributes.run_name"]).items.map(\.run.name)
+        }
+        XCTAssertEqual(try ids(), ["a"])
+        XCTAssertEqual(try ids(), ["a"], "a second search, from the snapshot")
+        _ = try await f.store.startRun(experimentId: e.id, name: "b")
+        XCTAssertEqual(try ids(), ["a", "b"])
+        try await f.store.logBatch(LogBatch(runId: a.id, metrics: [MetricPoint(key: "auc", value: 0.9, step: 0, timestampMs: 1)]))
+        XCTAssertEqual(try ids("metrics.auc > 0.5"), ["a"])
+        let done = expectation(description: "logged")
+        f.store.logBatch(LogBatch(runId: a.id, metrics: [MetricPoint(key: "auc", value: 0.1, step: 1, timestampMs: 1)],
+                                  params: ["model": "xgb"])) { _ in done.fulfill() }
+        await fulfillment(of: [done], timeout: 10)
+        XCTAssertEqual(try ids("metrics.auc > 0.5"), [])
+        XCTAssertEqual(try ids("params.model = 'xgb'"), ["a"])
+        _ = try await f.store.renameRun(id: a.id, to: "c")
+        XCTAssertEqual(try ids(), ["b", "c"])
+        _ = try await f.store.endRun(id: a.id, status: .finished)
+        XCTAssertEqual(try ids("attributes.status = 'FINISHED'"), ["c"])
+        _ = try await f.store.startRun(experimentId: other.id, name: "elsewhere")
+        XCTAssertEqual(try ids(), ["b", "c"], "a run of another experiment")
+        XCTAssertEqual(try f.store.searchRuns(experimentIds: [e.id, other.id]).items.count, 3)
+    }
+
     func testBatchedThroughput() async throws {
         // Not a benchmark (see Benchmarks/tracking), a guard against an
         // accidental per-point slowdown: 200,000 points must take well under

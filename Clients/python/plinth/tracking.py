@@ -25,13 +25,15 @@ commit and dirty flag) of the calling script's repository by itself.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import errors
 from ._proto.plinth.v1 import registry_pb2, tracking_pb2
@@ -76,20 +78,88 @@ class Metric:
     timestamp: int  # milliseconds since the epoch
 
 
-@dataclass
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pauses Python's cycle collector while a long list of small objects
+    that hold no cycles is built: otherwise each few hundred allocations run
+    a collection over the whole heap, which cost 4.8 of 6.5 ms for a 10,000
+    point history (measured)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _decoded(slot: str, decode: Callable[[Any], Any]) -> Any:
+    """A property that decodes a field of `_message` on first read and keeps it in `slot`."""
+
+    def get(self: Any) -> Any:
+        value = getattr(self, slot)
+        if value is None:
+            value = decode(self._message)
+            setattr(self, slot, value)
+        return value
+
+    return property(get)
+
+
 class Run:
-    run_id: str
-    experiment_id: int
-    name: str
-    status: str
-    start_time: int  # milliseconds since the epoch
-    end_time: int  # 0 while RUNNING
-    deleted: bool
-    params: Dict[str, str]
-    metrics: Dict[str, float]  # latest value of each metric
-    tags: Dict[str, str]
-    inputs: List[Dict[str, Any]]
-    code_version: Optional[Dict[str, Any]]
+    """A run, as get_run and search_runs return it.
+
+    The fields are MLflow's: run_id, experiment_id, name, status,
+    start_time and end_time (milliseconds since the epoch; end_time is 0
+    while RUNNING), deleted, params, metrics (the latest value of each),
+    tags, inputs, code_version. A run keeps the message it came in and
+    decodes each field when it is first read, so a search that returns
+    thousands of runs costs little more than reading them off the wire.
+    """
+
+    __slots__ = ("_message", "_params", "_metrics", "_tags", "_inputs")
+
+    def __init__(self, message: tracking_pb2.Run) -> None:
+        self._message = message
+        self._params: Optional[Dict[str, str]] = None
+        self._metrics: Optional[Dict[str, float]] = None
+        self._tags: Optional[Dict[str, str]] = None
+        self._inputs: Optional[List[Dict[str, Any]]] = None
+
+    run_id = property(lambda self: self._message.run_id)
+    experiment_id = property(lambda self: self._message.experiment_id)
+    name = property(lambda self: self._message.name)
+    status = property(lambda self: _STATUS_NAMES.get(self._message.status, "UNKNOWN"))
+    start_time = property(lambda self: self._message.start_time_ms)
+    end_time = property(lambda self: self._message.end_time_ms)
+    deleted = property(lambda self: self._message.deleted)
+
+    params = _decoded("_params", lambda m: dict(m.params))
+    metrics = _decoded("_metrics", lambda m: {x.key: x.value for x in m.metrics})
+    tags = _decoded("_tags", lambda m: dict(m.tags))
+    inputs = _decoded("_inputs", lambda m: [_dataset(d) for d in m.inputs])
+
+    @property
+    def code_version(self) -> Optional[Dict[str, Any]]:
+        m = self._message
+        return {"git_commit": m.code_version.git_commit, "dirty": m.code_version.dirty} if m.HasField("code_version") else None
+
+    _FIELDS = ("run_id", "experiment_id", "name", "status", "start_time", "end_time", "deleted", "params", "metrics",
+               "tags", "inputs", "code_version")
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Every field, decoded."""
+        return {name: getattr(self, name) for name in self._FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Run):
+            return NotImplemented
+        return self._message == other._message
+
+    __hash__ = None  # type: ignore[assignment]  # mutable caches; as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return "Run(%s)" % ", ".join("%s=%r" % item for item in self.to_dict().items())
 
 
 @dataclass
@@ -432,14 +502,18 @@ class TrackingMixin:
     ) -> None:
         """MLflow's log_batch: everything in one request, stored all or nothing."""
         request = tracking_pb2.LogBatchRequest(run_id=run_id, tags=_strings(tags))
-        by_key: Dict[str, Any] = {}
+        # Columns are gathered in Python lists and handed to the message once
+        # per key: an append to a repeated field costs several list appends.
+        by_key: Dict[str, Tuple[List[float], List[int], List[int]]] = {}
         for m in metrics:
-            series = by_key.get(m.key)
-            if series is None:
-                series = by_key[m.key] = request.metrics.add(key=m.key)
-            series.values.append(float(m.value))
-            series.steps.append(int(m.step))
-            series.timestamps_ms.append(int(m.timestamp))
+            columns = by_key.get(m.key)
+            if columns is None:
+                columns = by_key[m.key] = ([], [], [])
+            columns[0].append(float(m.value))
+            columns[1].append(int(m.step))
+            columns[2].append(int(m.timestamp))
+        for key, (values, steps, timestamps) in by_key.items():
+            request.metrics.add(key=key, values=values, steps=steps, timestamps_ms=timestamps)
         for key, value in (params or {}).items():
             request.params.add(key=str(key), value=str(value))
         self._log_batch(request)
@@ -484,7 +558,8 @@ class TrackingMixin:
                 tracking_pb2.GetMetricHistoryRequest(run_id=run_id, key=key, page_token=token),
                 tracking_pb2.GetMetricHistoryResponse.FromString,
             )
-            out.extend(Metric(key, v, s, t) for v, s, t in zip(response.values, response.steps, response.timestamps_ms))
+            with _collector_paused():
+                out.extend([Metric(key, v, s, t) for v, s, t in zip(response.values, response.steps, response.timestamps_ms)])
             token = response.next_page_token
             if not token:
                 return out
@@ -867,10 +942,7 @@ def _dataset(d: tracking_pb2.RunInput) -> Dict[str, Any]:
 
 
 def _run(r: tracking_pb2.Run) -> Run:
-    code = {"git_commit": r.code_version.git_commit, "dirty": r.code_version.dirty} if r.HasField("code_version") else None
-    return Run(r.run_id, r.experiment_id, r.name, _STATUS_NAMES.get(r.status, "UNKNOWN"), r.start_time_ms, r.end_time_ms,
-               r.deleted, dict(r.params), {m.key: m.value for m in r.metrics}, dict(r.tags),
-               [_dataset(d) for d in r.inputs], code)
+    return Run(r)
 
 
 def _artifact(a: tracking_pb2.Artifact) -> Dict[str, Any]:

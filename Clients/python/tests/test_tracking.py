@@ -291,3 +291,18 @@ def test_a_failed_download_leaves_no_partial_file_and_the_client_usable(client, 
         client.download_artifacts(run.run_id, "a.bin", str(dest))
     assert os.listdir(dest) == []
     assert client.get_run(run.run_id).status == "FINISHED"
+
+
+def test_run_decodes_its_fields_when_read():
+    from plinth._proto.plinth.v1 import tracking_pb2
+
+    message = tracking_pb2.Run(run_id="r1", experiment_id=3, name="a", status=tracking_pb2.RUN_STATUS_FINISHED,
+                               start_time_ms=10, end_time_ms=20, params={"model": "xgb"}, tags={"team": "t"})
+    message.metrics.add(key="auc", value=0.9, step=1, timestamp_ms=5)
+    run = plinth.Run(message)
+    assert (run.run_id, run.experiment_id, run.status, run.end_time) == ("r1", 3, "FINISHED", 20)
+    assert run.metrics == {"auc": 0.9} and run.params == {"model": "xgb"} and run.tags == {"team": "t"}
+    assert run.metrics is run.metrics, "decoded once"
+    assert run.inputs == [] and run.code_version is None
+    assert run == plinth.Run(tracking_pb2.Run.FromString(message.SerializeToString()))
+    assert run.to_dict()["params"] == {"model": "xgb"} and "run_id='r1'" in repr(run)
