@@ -8,12 +8,15 @@ import NIOExtras
 import NIOPosix
 import PlinthFeatures
 import PlinthStorage
+import PlinthTracking
 import PlinthWire
 
 public final class PlinthServer: @unchecked Sendable {
     public let config: ServerConfig
     let logger: Logger
     let environment: Environment
+    /// Tracking's own environment (or `environment` in an older data directory).
+    let trackingEnvironment: Environment
     let services: Services
     private let group: MultiThreadedEventLoopGroup
     private let quiesce: ServerQuiescingHelper
@@ -35,10 +38,25 @@ public final class PlinthServer: @unchecked Sendable {
         if environment.staleReadersCleared > 0 {
             logger.notice("cleared stale LMDB reader slots", metadata: ["count": "\(environment.staleReadersCleared)"])
         }
+        // Tracking has an environment of its own, so that its relaxed
+        // (unsynced) commits can never put the feature store or the registry
+        // at risk: LMDB keeps an environment consistent across a power loss
+        // only if every commit was synced (docs/operations.md, Durability).
+        // A data directory from before the split keeps tracking where it is.
+        if try environment.hasTable(TrackingStore.experimentsTable) {
+            trackingEnvironment = environment
+            logger.notice("tracking data shares the main environment (created before tracking had its own); relaxed tracking writes are committed strictly")
+        } else {
+            var trackingOptions = options
+            trackingOptions.mapSize = min(options.mapSize, 1 << 30)
+            trackingEnvironment = try Environment(path: (config.dataDir as NSString).appendingPathComponent("tracking"),
+                                                  options: trackingOptions)
+        }
         let catalog = try Catalog(environment: environment)
         let store = try OnlineStore(environment: environment, catalog: catalog, maxRows: config.maxRows,
                                     sampler: config.readSampleRate > 0 ? ReadSampler(rate: config.readSampleRate) : nil)
-        services = try Services(store: store, offline: try OfflineStore(environment: environment, catalog: catalog), config: config)
+        services = try Services(store: store, offline: try OfflineStore(environment: environment, catalog: catalog),
+                                tracking: trackingEnvironment, config: config)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.eventLoopThreads))
         quiesce = ServerQuiescingHelper(group: group)
     }
@@ -115,6 +133,7 @@ public final class PlinthServer: @unchecked Sendable {
         let promise = group.next().makePromise(of: Void.self)
         quiesce.initiateShutdown(promise: promise)
         try? promise.futureResult.wait()
+        if trackingEnvironment !== environment { trackingEnvironment.close() }
         environment.close()
         if let path = config.unixSocket { try? FileManager.default.removeItem(atPath: path) }
         try? group.syncShutdownGracefully()

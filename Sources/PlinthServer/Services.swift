@@ -131,13 +131,17 @@ public final class Services: Sendable {
     let stats = ServerStats()
     let listenAddresses: Mutex<[String]> = Mutex([])
 
-    init(store: OnlineStore, offline: OfflineStore, config: ServerConfig) throws {
+    init(store: OnlineStore, offline: OfflineStore, tracking trackingEnvironment: Environment, config: ServerConfig) throws {
         self.store = store
         self.offline = offline
         self.catalog = store.catalog
         self.config = config
-        tracking = try TrackingStore(environment: store.environment, durability: config.trackingDurability)
-        artifacts = try ArtifactStore(tracking: tracking, maxBytes: config.maxArtifactBytes)
+        // Tracking's relaxed writes only where they cannot endanger strict
+        // data: in an environment of their own.
+        let shared = trackingEnvironment === store.environment
+        tracking = try TrackingStore(environment: trackingEnvironment, durability: shared ? .strict : config.trackingDurability)
+        artifacts = try ArtifactStore(tracking: tracking, maxBytes: config.maxArtifactBytes,
+                                      root: (store.environment.path as NSString).appendingPathComponent("blobs"))
         registry = try RegistryStore(environment: store.environment)
         serving = ModelRepository(registry: registry, store: store, artifactPath: artifacts.blobPath)
         predictor = Predictor(store: store, offline: offline)

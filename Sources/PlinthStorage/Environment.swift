@@ -104,6 +104,18 @@ public final class Environment: @unchecked Sendable {
     }
 
     /// Opens a named table, creating it if it does not exist.
+    /// Whether a table of this name was ever created here (creates nothing).
+    public func hasTable(_ name: String) throws -> Bool {
+        if tablesLock.withLock({ tables[name] }) != nil { return true }
+        return try read { txn in
+            var dbi: MDB_dbi = 0
+            let rc = mdb_dbi_open(txn.txn, name, 0, &dbi)
+            if rc == MDB_NOTFOUND { return false }
+            try check(rc, "looking up table \(name)")
+            return true
+        }
+    }
+
     public func table(_ name: String, integerKeys: Bool = false) throws -> Table {
         if let table = tablesLock.withLock({ tables[name] }) { return table }
         let table = try writer.write { txn -> Table in

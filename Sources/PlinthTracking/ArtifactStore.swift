@@ -61,20 +61,22 @@ public final class ArtifactStore: @unchecked Sendable {
         }
     }
 
-    public init(tracking: TrackingStore, maxBytes: Int64) throws {
+    /// - Parameter root: the blob directory (default: `blobs` beside the
+    ///   tracking environment's files).
+    public init(tracking: TrackingStore, maxBytes: Int64, root: String? = nil) throws {
         self.tracking = tracking
         self.maxBytes = maxBytes
-        root = (tracking.environment.path as NSString).appendingPathComponent("blobs")
+        self.root = root ?? (tracking.environment.path as NSString).appendingPathComponent("blobs")
         artifacts = try tracking.environment.table("trk_artifacts")
         // Temporary files of uploads cut short by a restart are garbage.
-        let tmp = (root as NSString).appendingPathComponent("tmp")
+        let tmp = (self.root as NSString).appendingPathComponent("tmp")
         try? FileManager.default.removeItem(atPath: tmp)
         do {
             try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: (root as NSString).appendingPathComponent("sha256"),
+            try FileManager.default.createDirectory(atPath: (self.root as NSString).appendingPathComponent("sha256"),
                                                     withIntermediateDirectories: true)
         } catch {
-            throw TrackingError.failedPrecondition("cannot create the blob directory \(root): \(error.localizedDescription)")
+            throw TrackingError.failedPrecondition("cannot create the blob directory \(self.root): \(error.localizedDescription)")
         }
     }
 

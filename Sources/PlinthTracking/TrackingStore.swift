@@ -48,10 +48,13 @@ public final class TrackingStore: @unchecked Sendable {
     /// How the store's writes reach the disk (see the top of this file).
     public let durability: Durability
 
+    /// The table whose presence says an environment holds tracking data.
+    public static let experimentsTable = "trk_experiments"
+
     public init(environment: Environment, durability: Durability = .relaxed) throws {
         self.environment = environment
         self.durability = durability
-        experiments = try environment.table("trk_experiments")
+        experiments = try environment.table(Self.experimentsTable)
         experimentNames = try environment.table("trk_experiment_names")
         runs = try environment.table("trk_runs")
         runsByExperiment = try environment.table("trk_runs_by_experiment")
