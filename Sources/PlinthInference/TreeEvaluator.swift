@@ -1,15 +1,18 @@
 // The tree-ensemble kernels. Two layouts, chosen per model when it is built:
 //
 // * Perfect layout: every tree is padded to the ensemble's maximum depth D and
-//   stored breadth-first as 2^D−1 eight-byte nodes {feature | default-left
-//   bit, threshold} followed by its 2^D leaves. A walk is exactly D steps of
-//   `i = 2i + 1 + goRight`, with no leaf test and no unpredictable loop exit,
+//   stored breadth-first as 2^D−1 eight-byte nodes {feature, threshold}
+//   followed by its 2^D leaves. A walk is exactly D steps of
+//   `i = 2i + 1 + (x > threshold)`, with no leaf test and no unpredictable loop exit,
 //   so several trees (single row) or several rows (batch) can be walked in
 //   lockstep and their memory loads overlap. This is the array layout that
 //   treelite/tl2cgen-style compiled code and QuickScorer-like kernels reach
 //   for: thresholds and feature indices packed together, top levels of each
-//   tree sharing a cache line. Padding nodes compare against NaN with the
-//   default-left bit set, which always goes left. Categorical splits are
+//   tree sharing a cache line. Missing values cost nothing extra: NaN compares
+//   false, so a step goes to child 2i+1 exactly when x is missing, and every
+//   split is stored so that its default side is that child (see
+//   `PerfectNode`). Padding nodes compare against NaN, which always goes to
+//   2i+1 (where the padded leaf's copies are). Categorical splits are
 //   flagged nodes, checked only in models that have them. Used when the model
 //   has no zero-as-missing splits, no tree is deeper than 12 and the padding
 //   stays within a fixed multiple of the model's size.
@@ -34,65 +37,44 @@ import Glibc
 import Darwin
 #endif
 
-/// A node of the perfect layout.
+/// A node of the perfect layout. A step reads a *widened* row: the row's F
+/// values followed by their negations (`widen`), and goes to child
+/// `2i + 1 + (x > threshold)`. NaN compares false, so a missing value always
+/// goes to child 2i+1, and each split is stored so that its default side is
+/// that child, with one comparison whatever the default:
+/// * default left: `feature` = f, `threshold` = t.nextDown, since for every
+///   float x, `x >= t` exactly when `x > t.nextDown` (t is not −∞: such
+///   models use the pointer layout);
+/// * default right: the two subtrees are swapped (the original right one is
+///   child 2i+1), `feature` = F + f (the negated copy) and `threshold` = −t:
+///   `-x > -t` exactly when `x < t`, which leads to the original left subtree.
+/// This is the trick of treelite and lleaves (pick the comparison so that NaN
+/// falls the default way); the negated copy makes it one comparison without
+/// a per-node choice of operator.
 struct PerfectNode {
-    /// Feature index in the low 30 bits; bit 31 is set when a missing value
-    /// goes left, bit 30 for a categorical split.
+    /// Feature index into the widened row in the low 30 bits; bit 30 is set
+    /// for a categorical split (which reads the plain value, f < F).
     var feature: UInt32
-    /// Threshold, or for a categorical split the bit pattern of its set index.
+    /// Threshold as above, or for a categorical split the bit pattern of its
+    /// set index.
     var threshold: Float
 
-    static let defaultLeft: UInt32 = 1 << 31
     static let categorical: UInt32 = 1 << 30
     static let featureMask: UInt32 = (1 << 30) - 1
 }
 
-/// How a perfect-layout step decides. When the rows in hand have no missing
-/// value, `x >= t` alone decides (padding nodes compare with NaN, which is
-/// false: left), which saves a third of the work of every step.
+/// Whether a perfect-layout step checks for categorical splits (only models
+/// that have them pay for the test).
 protocol SplitRule {
-    /// Whether the model has categorical splits (checked per step only then).
     static var categories: Bool { get }
-    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int
 }
 
-extension SplitRule {
+enum NumericalSplits: SplitRule {
     static var categories: Bool { false }
 }
 
-enum WithMissingAndCategories: SplitRule {
+enum WithCategories: SplitRule {
     static var categories: Bool { true }
-    @inline(__always)
-    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
-        WithMissing.goesRight(x, threshold, defaultLeftBit)
-    }
-}
-
-enum NoMissingWithCategories: SplitRule {
-    static var categories: Bool { true }
-    @inline(__always)
-    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
-        NoMissing.goesRight(x, threshold, defaultLeftBit)
-    }
-}
-
-enum WithMissing: SplitRule {
-    @inline(__always)
-    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
-        PlinthInference.goesRight(x, threshold, defaultLeftBit)
-    }
-}
-
-enum NoMissing: SplitRule {
-    @inline(__always)
-    static func goesRight(_ x: Float, _ threshold: Float, _: UInt32) -> Int { x >= threshold ? 1 : 0 }
-}
-
-/// Whether any of `count` values is NaN.
-@inline(__always)
-func hasMissing(_ values: UnsafePointer<Float>, _ count: Int) -> Bool {
-    for i in 0..<count where values[i].isNaN { return true }
-    return false
 }
 
 /// A node of the pointer layout.
@@ -231,7 +213,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             }
         }
         hasCategories = setCount > 0
-        let plain = e.trees.allSatisfy { t in t.nodes.allSatisfy { !$0.zeroIsMissing } }
+        // The perfect and hybrid layouts need no zero-as-missing split and no
+        // numerical threshold of −∞ or NaN (see `PerfectNode`); XGBoost and
+        // LightGBM never write those thresholds.
+        let plain = e.trees.allSatisfy { t in
+            t.nodes.allSatisfy { !$0.zeroIsMissing && ($0.categorySet >= 0 || $0.threshold > -.infinity) }
+        }
         var groupDepths = [Int](repeating: 1, count: e.trees.count)
         for g in stride(from: 0, to: e.trees.count, by: 4) {
             let end = Swift.min(g + 4, e.trees.count)
@@ -271,7 +258,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 treeLeafBias[t] = leafBase - innerCount
                 let leavesF = perfectLeavesF + leafBase, leavesD = perfectLeavesD + leafBase
                 Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
-                           setBase: setBases[t], nodes: perfectNodes + nodeBase) { ref, slot in
+                           setBase: setBases[t], featureCount: e.featureCount,
+                           nodes: perfectNodes + nodeBase) { ref, slot in
                     let value = tree.leaves[Int(~ref)]
                     leavesD[slot] = value
                     leavesF[slot] = Float(value)
@@ -310,15 +298,27 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 roots[t] = tree.nodes.isEmpty ? ~Int32(leafBase) : Int32(nodeBase)
                 for (n, node) in tree.nodes.enumerated() {
                     var f = UInt32(node.feature)
-                    if node.defaultLeft { f |= PointerNode.defaultLeft }
-                    if node.zeroIsMissing { f |= PointerNode.zeroMissing }
                     var threshold = node.threshold
+                    var left = global(node.left), right = global(node.right)
                     if node.categorySet >= 0 {
                         f |= PointerNode.categorical
                         threshold = Float(bitPattern: UInt32(setBases[t]) + UInt32(node.categorySet))
+                    } else if layout == .hybrid {
+                        // The hybrid tails read widened rows, as the tops do
+                        // (see `PerfectNode`): `x > threshold` goes to `right`
+                        // and NaN to `left`, which holds the default side.
+                        if node.defaultLeft {
+                            threshold = threshold.nextDown
+                        } else {
+                            f += UInt32(e.featureCount)
+                            threshold = -threshold
+                            swap(&left, &right)
+                        }
+                    } else {
+                        if node.defaultLeft { f |= PointerNode.defaultLeft }
+                        if node.zeroIsMissing { f |= PointerNode.zeroMissing }
                     }
-                    nodes[nodeBase + n] = PointerNode(feature: f, threshold: threshold,
-                                                      left: global(node.left), right: global(node.right))
+                    nodes[nodeBase + n] = PointerNode(feature: f, threshold: threshold, left: left, right: right)
                 }
                 nodeBase += tree.nodes.count
                 leafBase += tree.leaves.count
@@ -343,7 +343,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                     let slots = slotRefs + slotBase
                     let treeNodes = Int32(nodeBases[t]), treeLeaves = Int32(leafBases[t])
                     Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
-                               setBase: setBases[t], nodes: perfectNodes + topBase) { ref, slot in
+                               setBase: setBases[t], featureCount: e.featureCount,
+                               nodes: perfectNodes + topBase) { ref, slot in
                         slots[slot] = ref >= 0 ? treeNodes + ref : ~(treeLeaves + ~ref)
                     }
                     topBase += innerCount
@@ -366,36 +367,62 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     }
 
     /// Writes the top `depth` levels of one IR subtree into the perfect
-    /// layout; a leaf above the bottom level becomes an always-left padding
-    /// node over copies of itself. `bottom` receives the IR reference (a
-    /// leaf, or in the hybrid layout possibly a split) reaching each bottom
-    /// slot, with the slot's index.
+    /// layout, each split encoded as `PerfectNode` describes (a default-right
+    /// split with its subtrees swapped); a leaf above the bottom level becomes
+    /// an always-2i+1 padding node over copies of itself. `bottom` receives
+    /// the IR reference (a leaf, or in the hybrid layout possibly a split)
+    /// reaching each bottom slot, with the slot's index.
     private static func place(tree: TreeEnsemble.Tree, ref: Int32, position: Int, level: Int, depth: Int,
-                              setBase: Int, nodes: UnsafeMutablePointer<PerfectNode>,
+                              setBase: Int, featureCount: Int, nodes: UnsafeMutablePointer<PerfectNode>,
                               bottom: (Int32, Int) -> Void) {
         if level == depth {
             bottom(ref, position - ((1 << depth) - 1))
             return
         }
-        var leftRef = ref, rightRef = ref
+        // The subtree placed at 2i+1 (taken by NaN and by `x > threshold`
+        // false) and the one at 2i+2.
+        var firstRef = ref, secondRef = ref
         if ref >= 0 {
             let node = tree.nodes[Int(ref)]
-            var feature = UInt32(node.feature) | (node.defaultLeft ? PerfectNode.defaultLeft : 0)
-            var threshold = node.threshold
+            var feature = UInt32(node.feature)
+            var threshold: Float
+            firstRef = node.left
+            secondRef = node.right
             if node.categorySet >= 0 {
                 feature |= PerfectNode.categorical
                 threshold = Float(bitPattern: UInt32(setBase + Int(node.categorySet)))
+            } else if node.defaultLeft {
+                threshold = node.threshold.nextDown
+            } else {
+                feature += UInt32(featureCount)
+                threshold = -node.threshold
+                swap(&firstRef, &secondRef)
             }
             nodes[position] = PerfectNode(feature: feature, threshold: threshold)
-            leftRef = node.left
-            rightRef = node.right
         } else {
-            nodes[position] = PerfectNode(feature: PerfectNode.defaultLeft, threshold: .nan)
+            nodes[position] = PerfectNode(feature: 0, threshold: .nan)
         }
-        place(tree: tree, ref: leftRef, position: 2 * position + 1, level: level + 1, depth: depth,
-              setBase: setBase, nodes: nodes, bottom: bottom)
-        place(tree: tree, ref: rightRef, position: 2 * position + 2, level: level + 1, depth: depth,
-              setBase: setBase, nodes: nodes, bottom: bottom)
+        place(tree: tree, ref: firstRef, position: 2 * position + 1, level: level + 1, depth: depth,
+              setBase: setBase, featureCount: featureCount, nodes: nodes, bottom: bottom)
+        place(tree: tree, ref: secondRef, position: 2 * position + 2, level: level + 1, depth: depth,
+              setBase: setBase, featureCount: featureCount, nodes: nodes, bottom: bottom)
+    }
+
+    /// Writes `count` rows widened for the perfect layout: each row's values,
+    /// then their negations (NaN stays NaN), `2 * featureStride` apart.
+    @inline(__always)
+    private func widen(_ rows: UnsafePointer<Float>, _ count: Int, into wide: UnsafeMutablePointer<Float>) {
+        let f = featureStride
+        var src = rows, dst = wide
+        for _ in 0..<count {
+            for i in 0..<f {
+                let x = src[i]
+                dst[i] = x
+                dst[f &+ i] = -x
+            }
+            src += f
+            dst += 2 &* f
+        }
     }
 
     // MARK: - Single row
@@ -464,9 +491,15 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private func accumulateHybridRow<L: BinaryFloatingPoint>(_ row: UnsafePointer<Float>,
                                                               _ out: UnsafeMutablePointer<Double>, _: L.Type) {
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * treeCount) { buffer in
-            guard let refs = buffer.baseAddress else { return }
-            walkPerfect(row) { t, slot in refs[t] = slotRefs[slot] }
-            finishTails(refs, refs + treeCount, treeCount) { _ in row }
+          withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * featureStride) { wideBuffer in
+            guard let refs = buffer.baseAddress, let wide = wideBuffer.baseAddress else { return }
+            widen(row, 1, into: wide)
+            if hasCategories {
+                walkPerfect(wide, WithCategories.self) { t, slot in refs[t] = slotRefs[slot] }
+            } else {
+                walkPerfect(wide, NumericalSplits.self) { t, slot in refs[t] = slotRefs[slot] }
+            }
+            finishTails(refs, refs + treeCount, treeCount) { _ in UnsafePointer(wide) }
             if singleOutput {
                 var acc = L(out[0])
                 for t in 0..<treeCount { acc += pointerLeafValue(Int(~refs[t]), L.self) }
@@ -477,6 +510,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                     out[o] = Double(L(out[o]) + pointerLeafValue(Int(~refs[t]), L.self))
                 }
             }
+          }
         }
     }
 
@@ -486,8 +520,9 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     @inline(__always)
     private static func isNode(_ i: Int32) -> Int { Int(UInt32(bitPattern: ~i) &>> 31) }
 
-    /// Walks `count` lanes of the pointer layout to their leaves: `refs[k]` is
-    /// a reference (a node if ≥ 0, else `~leaf`), lane `k` reads `row(k)`; on
+    /// Walks `count` lanes of the hybrid layout's tails to their leaves:
+    /// `refs[k]` is a reference (a node if ≥ 0, else `~leaf`), lane `k` reads
+    /// widened row `row(k)`; on
     /// return every `refs[k]` is `~leaf`. The lanes still at a split are kept
     /// in a compacted list (`pending`, room for `count`) and each round steps
     /// every one of them once, so the lanes' loads overlap and no lane's exit
@@ -504,7 +539,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             var m = 0
             for j in 0..<n {
                 let k = Int(pending[j])
-                let i = next(nodes[Int(refs[k])], row(k))
+                let i = nextInTail(nodes[Int(refs[k])], row(k))
                 refs[k] = i
                 pending[m] = Int32(truncatingIfNeeded: k)
                 m &+= Self.isNode(i)
@@ -528,14 +563,18 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// with (tree, global leaf index) in tree order.
     @inline(__always)
     private func walkPerfect(_ row: UnsafePointer<Float>, _ visit: (Int, Int) -> Void) {
-        switch (hasMissing(row, featureStride), hasCategories) {
-        case (true, false): walkPerfect(row, WithMissing.self, visit)
-        case (false, false): walkPerfect(row, NoMissing.self, visit)
-        case (true, true): walkPerfect(row, WithMissingAndCategories.self, visit)
-        case (false, true): walkPerfect(row, NoMissingWithCategories.self, visit)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * featureStride) { buffer in
+            guard let wide = buffer.baseAddress else { return }
+            widen(row, 1, into: wide)
+            if hasCategories {
+                walkPerfect(wide, WithCategories.self, visit)
+            } else {
+                walkPerfect(wide, NumericalSplits.self, visit)
+            }
         }
     }
 
+    /// `row` is widened (see `PerfectNode`).
     @inline(__always)
     private func walkPerfect<R: SplitRule>(_ row: UnsafePointer<Float>, _: R.Type, _ visit: (Int, Int) -> Void) {
         var t = 0
@@ -589,6 +628,20 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         return right ? n.right : n.left
     }
 
+    /// The child of hybrid-tail node `n` that widened row `row` goes to: one
+    /// comparison, NaN going to `left` (see the tail encoding in `init`).
+    @inline(__always)
+    private func nextInTail(_ n: PointerNode, _ row: UnsafePointer<Float>) -> Int32 {
+        let x = row[Int(n.feature & PointerNode.featureMask)]
+        let right: Bool
+        if n.feature & PointerNode.categorical == 0 {
+            right = x > n.threshold
+        } else {
+            right = categoryGoesRight(x, Int(n.threshold.bitPattern))
+        }
+        return right ? n.right : n.left
+    }
+
     /// LightGBM's categorical rule: NaN and negative categories go right; the
     /// category is the value truncated toward zero (C's static_cast<int>), and
     /// values past Int32's range behave as negative, as they do on x86.
@@ -636,18 +689,22 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// row of the block passes through it, four rows in lockstep.
     private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
-        switch (hasMissing(rows, count * featureStride), hasCategories) {
-        case (true, false): blockPerfect(rows, count, out, L.self, WithMissing.self)
-        case (false, false): blockPerfect(rows, count, out, L.self, NoMissing.self)
-        case (true, true): blockPerfect(rows, count, out, L.self, WithMissingAndCategories.self)
-        case (false, true): blockPerfect(rows, count, out, L.self, NoMissingWithCategories.self)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * count * featureStride) { buffer in
+            guard let wide = buffer.baseAddress else { return }
+            widen(rows, count, into: wide)
+            if hasCategories {
+                blockPerfect(wide, count, out, L.self, WithCategories.self)
+            } else {
+                blockPerfect(wide, count, out, L.self, NumericalSplits.self)
+            }
         }
     }
 
+    /// `rows` are widened (see `PerfectNode`).
     private func blockPerfect<L: BinaryFloatingPoint, R: SplitRule>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                                      _ out: UnsafeMutablePointer<Double>,
                                                                      _: L.Type, _: R.Type) {
-        let stride = featureStride
+        let stride = 2 * featureStride
         withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
           withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { idxBuffer in
             guard let acc = accBuffer.baseAddress, let idx = idxBuffer.baseAddress else { return }
@@ -681,15 +738,20 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// `blockPerfect`, so the perfect layout's kernel stays exactly as it was.
     private func blockHybrid<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                       _ out: UnsafeMutablePointer<Double>, _: L.Type) {
-        switch (hasMissing(rows, count * featureStride), hasCategories) {
-        case (true, false): blockHybrid(rows, count, out, L.self, WithMissing.self)
-        case (false, false): blockHybrid(rows, count, out, L.self, NoMissing.self)
-        case (true, true): blockHybrid(rows, count, out, L.self, WithMissingAndCategories.self)
-        case (false, true): blockHybrid(rows, count, out, L.self, NoMissingWithCategories.self)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * count * featureStride) { buffer in
+            guard let wide = buffer.baseAddress else { return }
+            widen(rows, count, into: wide)
+            if hasCategories {
+                blockHybrid(wide, count, out, L.self, WithCategories.self)
+            } else {
+                blockHybrid(wide, count, out, L.self, NumericalSplits.self)
+            }
         }
     }
 
-    private func blockHybrid<L: BinaryFloatingPoint, R: SplitRule>(_ rows: UnsafePointer<Float>, _ count: Int,
+    /// `wide` holds the block's rows widened (see `PerfectNode`), for the
+    /// tops and the tails alike.
+    private func blockHybrid<L: BinaryFloatingPoint, R: SplitRule>(_ wide: UnsafePointer<Float>, _ count: Int,
                                                                     _ out: UnsafeMutablePointer<Double>,
                                                                     _: L.Type, _: R.Type) {
         let stride = featureStride
@@ -706,14 +768,14 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 let o = Int(treeOutputs[t])
                 for r in 0..<count { idx[r] = 0 }
                 for _ in 0..<depth {
-                    var x = rows
+                    var x = wide
                     for r in 0..<count {
                         idx[r] = step(n, idx[r], x, R.self)
-                        x += stride
+                        x += 2 &* stride
                     }
                 }
                 for r in 0..<count { refs[r] = slotRefs[lf + idx[r]] }
-                finishTails(refs, refs + count, count) { r in rows + r * stride }
+                finishTails(refs, refs + count, count) { r in wide + r &* (2 &* stride) }
                 for r in 0..<count { acc[r * outputCount + o] += pointerLeafValue(Int(~refs[r]), L.self) }
             }
             for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
@@ -730,7 +792,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         }
     }
 
-    /// One step down a perfect-layout tree: from node `i` to its child.
+    /// One step down a perfect-layout tree: from node `i` to its child, for
+    /// a widened row (see `PerfectNode`): one comparison, missing or not.
     @inline(__always)
     private func step<R: SplitRule>(_ nodes: UnsafeMutablePointer<PerfectNode>, _ i: Int,
                                     _ row: UnsafePointer<Float>, _: R.Type) -> Int {
@@ -739,7 +802,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         if R.categories && n.feature & PerfectNode.categorical != 0 {
             return 2 &* i &+ 1 &+ (categoryGoesRight(x, Int(n.threshold.bitPattern)) ? 1 : 0)
         }
-        return 2 &* i &+ 1 &+ R.goesRight(x, n.threshold, n.feature >> 31)
+        return 2 &* i &+ 1 &+ (x > n.threshold ? 1 : 0)
     }
 
     /// One lockstep step of the pointer layout: a lane whose walk is done (a
