@@ -156,6 +156,16 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// Per category set: start in `catWords` and word count.
     private let catRanges: UnsafeMutablePointer<SIMD2<Int32>>
     private let hasCategories: Bool
+    /// Categorical splits as columns of the widened row (see `widen`): per
+    /// column, the feature it reads and its category set. Empty when the
+    /// model has more distinct splits than `maxCategoryColumns`; then
+    /// `flaggedCategories` is set and steps test a flag instead.
+    private let columnCount: Int
+    private let columnFeature: UnsafeMutablePointer<Int32>
+    private let columnSet: UnsafeMutablePointer<Int32>
+    private let flaggedCategories: Bool
+    /// Values per widened row: the row, its negation, the category columns.
+    private let wideStride: Int
 
     private let allocations: [UnsafeMutableRawPointer]
 
@@ -168,6 +178,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// batches with missing values, and was within 3% of 7 on dense batches.
     /// It also keeps the tops small (2^6 slots, under 1 KiB a tree).
     static let hybridTopDepth = 6
+    /// The most distinct categorical splits (feature and category set) turned
+    /// into columns of the widened row. Each column costs every row a few
+    /// instructions when it is widened, while a flagged categorical step costs
+    /// a branch on every step and a mispredicted one on many; LightGBM reuses
+    /// the same sets, so real models have few distinct ones.
+    static let maxCategoryColumns = 256
 
     init(_ e: TreeEnsemble) {
         precision = e.precision
@@ -213,6 +229,34 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             }
         }
         hasCategories = setCount > 0
+        // Distinct categorical splits, numbered in order of appearance.
+        var columnOf = [[Int32]]()
+        var columnKeys = [[UInt32]: Int32]()
+        var columnSources = [(feature: Int32, set: Int32)]()
+        for (t, tree) in e.trees.enumerated() {
+            columnOf.append(tree.nodes.map { node in
+                guard node.categorySet >= 0 else { return -1 }
+                let key = [UInt32(bitPattern: node.feature)] + tree.categorySets[Int(node.categorySet)]
+                if let c = columnKeys[key] { return c }
+                let c = Int32(columnSources.count)
+                columnKeys[key] = c
+                columnSources.append((node.feature, Int32(setBases[t]) + node.categorySet))
+                return c
+            })
+        }
+        if columnSources.count > Self.maxCategoryColumns {
+            columnSources = []
+            columnOf = columnOf.map { $0.map { _ in -1 } }
+        }
+        columnCount = columnSources.count
+        columnFeature = alloc(Int32.self, columnCount)
+        columnSet = alloc(Int32.self, columnCount)
+        for (c, source) in columnSources.enumerated() {
+            columnFeature[c] = source.feature
+            columnSet[c] = source.set
+        }
+        flaggedCategories = hasCategories && columnCount == 0
+        wideStride = 2 * e.featureCount + columnCount
         // The perfect and hybrid layouts need no zero-as-missing split and no
         // numerical threshold of −∞ or NaN (see `PerfectNode`); XGBoost and
         // LightGBM never write those thresholds.
@@ -258,7 +302,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 treeLeafBias[t] = leafBase - innerCount
                 let leavesF = perfectLeavesF + leafBase, leavesD = perfectLeavesD + leafBase
                 Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
-                           setBase: setBases[t], featureCount: e.featureCount,
+                           setBase: setBases[t], featureCount: e.featureCount, columns: columnOf[t],
                            nodes: perfectNodes + nodeBase) { ref, slot in
                     let value = tree.leaves[Int(~ref)]
                     leavesD[slot] = value
@@ -300,7 +344,11 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                     var f = UInt32(node.feature)
                     var threshold = node.threshold
                     var left = global(node.left), right = global(node.right)
-                    if node.categorySet >= 0 {
+                    if layout == .hybrid && columnOf[t][n] >= 0 {
+                        // A category column of the widened row: 1 goes right.
+                        f = UInt32(2 * e.featureCount) + UInt32(columnOf[t][n])
+                        threshold = 0.5
+                    } else if node.categorySet >= 0 {
                         f |= PointerNode.categorical
                         threshold = Float(bitPattern: UInt32(setBases[t]) + UInt32(node.categorySet))
                     } else if layout == .hybrid {
@@ -343,7 +391,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                     let slots = slotRefs + slotBase
                     let treeNodes = Int32(nodeBases[t]), treeLeaves = Int32(leafBases[t])
                     Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
-                               setBase: setBases[t], featureCount: e.featureCount,
+                               setBase: setBases[t], featureCount: e.featureCount, columns: columnOf[t],
                                nodes: perfectNodes + topBase) { ref, slot in
                         slots[slot] = ref >= 0 ? treeNodes + ref : ~(treeLeaves + ~ref)
                     }
@@ -373,7 +421,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// the IR reference (a leaf, or in the hybrid layout possibly a split)
     /// reaching each bottom slot, with the slot's index.
     private static func place(tree: TreeEnsemble.Tree, ref: Int32, position: Int, level: Int, depth: Int,
-                              setBase: Int, featureCount: Int, nodes: UnsafeMutablePointer<PerfectNode>,
+                              setBase: Int, featureCount: Int, columns: [Int32],
+                              nodes: UnsafeMutablePointer<PerfectNode>,
                               bottom: (Int32, Int) -> Void) {
         if level == depth {
             bottom(ref, position - ((1 << depth) - 1))
@@ -388,7 +437,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             var threshold: Float
             firstRef = node.left
             secondRef = node.right
-            if node.categorySet >= 0 {
+            if columns[Int(ref)] >= 0 {
+                // A category column of the widened row: 1 (not in the set,
+                // or missing) goes right.
+                feature = UInt32(2 * featureCount) + UInt32(columns[Int(ref)])
+                threshold = 0.5
+            } else if node.categorySet >= 0 {
                 feature |= PerfectNode.categorical
                 threshold = Float(bitPattern: UInt32(setBase + Int(node.categorySet)))
             } else if node.defaultLeft {
@@ -403,13 +457,17 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             nodes[position] = PerfectNode(feature: 0, threshold: .nan)
         }
         place(tree: tree, ref: firstRef, position: 2 * position + 1, level: level + 1, depth: depth,
-              setBase: setBase, featureCount: featureCount, nodes: nodes, bottom: bottom)
+              setBase: setBase, featureCount: featureCount, columns: columns, nodes: nodes, bottom: bottom)
         place(tree: tree, ref: secondRef, position: 2 * position + 2, level: level + 1, depth: depth,
-              setBase: setBase, featureCount: featureCount, nodes: nodes, bottom: bottom)
+              setBase: setBase, featureCount: featureCount, columns: columns, nodes: nodes, bottom: bottom)
     }
 
-    /// Writes `count` rows widened for the perfect layout: each row's values,
-    /// then their negations (NaN stays NaN), `2 * featureStride` apart.
+    /// Writes `count` rows widened for the perfect and hybrid layouts,
+    /// `wideStride` apart: each row's values, then their negations (NaN stays
+    /// NaN), then one column per distinct categorical split, 1 where the row
+    /// goes right (LightGBM's rule, `categoryGoesRight`) and 0 where it goes
+    /// left, so that a categorical split is a numerical one (`> 0.5`) and no
+    /// step needs to ask which kind its node is.
     @inline(__always)
     private func widen(_ rows: UnsafePointer<Float>, _ count: Int, into wide: UnsafeMutablePointer<Float>) {
         let f = featureStride
@@ -420,8 +478,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 dst[i] = x
                 dst[f &+ i] = -x
             }
+            for c in 0..<columnCount {
+                let right = categoryGoesRight(src[Int(columnFeature[c])], Int(columnSet[c]))
+                dst[2 &* f &+ c] = right ? 1 : 0
+            }
             src += f
-            dst += 2 &* f
+            dst += wideStride
         }
     }
 
@@ -491,15 +553,19 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private func accumulateHybridRow<L: BinaryFloatingPoint>(_ row: UnsafePointer<Float>,
                                                               _ out: UnsafeMutablePointer<Double>, _: L.Type) {
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * treeCount) { buffer in
-          withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * featureStride) { wideBuffer in
+          withUnsafeTemporaryAllocation(of: Float.self, capacity: wideStride) { wideBuffer in
             guard let refs = buffer.baseAddress, let wide = wideBuffer.baseAddress else { return }
             widen(row, 1, into: wide)
-            if hasCategories {
+            if flaggedCategories {
                 walkPerfect(wide, WithCategories.self) { t, slot in refs[t] = slotRefs[slot] }
             } else {
                 walkPerfect(wide, NumericalSplits.self) { t, slot in refs[t] = slotRefs[slot] }
             }
-            finishTails(refs, refs + treeCount, treeCount) { _ in UnsafePointer(wide) }
+            if flaggedCategories {
+                finishTails(refs, refs + treeCount, treeCount, WithCategories.self) { _ in UnsafePointer(wide) }
+            } else {
+                finishTails(refs, refs + treeCount, treeCount, NumericalSplits.self) { _ in UnsafePointer(wide) }
+            }
             if singleOutput {
                 var acc = L(out[0])
                 for t in 0..<treeCount { acc += pointerLeafValue(Int(~refs[t]), L.self) }
@@ -528,8 +594,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// every one of them once, so the lanes' loads overlap and no lane's exit
     /// is a branch to mispredict: only the round count, the longest tail, is.
     @inline(__always)
-    private func finishTails(_ refs: UnsafeMutablePointer<Int32>, _ pending: UnsafeMutablePointer<Int32>,
-                             _ count: Int, _ row: (Int) -> UnsafePointer<Float>) {
+    private func finishTails<R: SplitRule>(_ refs: UnsafeMutablePointer<Int32>, _ pending: UnsafeMutablePointer<Int32>,
+                             _ count: Int, _: R.Type, _ row: (Int) -> UnsafePointer<Float>) {
         var n = 0
         for k in 0..<count {
             pending[n] = Int32(truncatingIfNeeded: k)
@@ -539,7 +605,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             var m = 0
             for j in 0..<n {
                 let k = Int(pending[j])
-                let i = nextInTail(nodes[Int(refs[k])], row(k))
+                let i = nextInTail(nodes[Int(refs[k])], row(k), R.self)
                 refs[k] = i
                 pending[m] = Int32(truncatingIfNeeded: k)
                 m &+= Self.isNode(i)
@@ -563,10 +629,10 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// with (tree, global leaf index) in tree order.
     @inline(__always)
     private func walkPerfect(_ row: UnsafePointer<Float>, _ visit: (Int, Int) -> Void) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * featureStride) { buffer in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: wideStride) { buffer in
             guard let wide = buffer.baseAddress else { return }
             widen(row, 1, into: wide)
-            if hasCategories {
+            if flaggedCategories {
                 walkPerfect(wide, WithCategories.self, visit)
             } else {
                 walkPerfect(wide, NumericalSplits.self, visit)
@@ -631,10 +697,10 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// The child of hybrid-tail node `n` that widened row `row` goes to: one
     /// comparison, NaN going to `left` (see the tail encoding in `init`).
     @inline(__always)
-    private func nextInTail(_ n: PointerNode, _ row: UnsafePointer<Float>) -> Int32 {
+    private func nextInTail<R: SplitRule>(_ n: PointerNode, _ row: UnsafePointer<Float>, _: R.Type) -> Int32 {
         let x = row[Int(n.feature & PointerNode.featureMask)]
         let right: Bool
-        if n.feature & PointerNode.categorical == 0 {
+        if !R.categories || n.feature & PointerNode.categorical == 0 {
             right = x > n.threshold
         } else {
             right = categoryGoesRight(x, Int(n.threshold.bitPattern))
@@ -689,10 +755,10 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// row of the block passes through it, four rows in lockstep.
     private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * count * featureStride) { buffer in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: count * wideStride) { buffer in
             guard let wide = buffer.baseAddress else { return }
             widen(rows, count, into: wide)
-            if hasCategories {
+            if flaggedCategories {
                 blockPerfect(wide, count, out, L.self, WithCategories.self)
             } else {
                 blockPerfect(wide, count, out, L.self, NumericalSplits.self)
@@ -704,7 +770,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private func blockPerfect<L: BinaryFloatingPoint, R: SplitRule>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                                      _ out: UnsafeMutablePointer<Double>,
                                                                      _: L.Type, _: R.Type) {
-        let stride = 2 * featureStride
+        let stride = wideStride
         withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
           withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { idxBuffer in
             guard let acc = accBuffer.baseAddress, let idx = idxBuffer.baseAddress else { return }
@@ -738,10 +804,10 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// `blockPerfect`, so the perfect layout's kernel stays exactly as it was.
     private func blockHybrid<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                       _ out: UnsafeMutablePointer<Double>, _: L.Type) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * count * featureStride) { buffer in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: count * wideStride) { buffer in
             guard let wide = buffer.baseAddress else { return }
             widen(rows, count, into: wide)
-            if hasCategories {
+            if flaggedCategories {
                 blockHybrid(wide, count, out, L.self, WithCategories.self)
             } else {
                 blockHybrid(wide, count, out, L.self, NumericalSplits.self)
@@ -754,7 +820,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private func blockHybrid<L: BinaryFloatingPoint, R: SplitRule>(_ wide: UnsafePointer<Float>, _ count: Int,
                                                                     _ out: UnsafeMutablePointer<Double>,
                                                                     _: L.Type, _: R.Type) {
-        let stride = featureStride
+        let stride = wideStride
         withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
           withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { idxBuffer in
           withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * count) { refBuffer in
@@ -771,11 +837,11 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                     var x = wide
                     for r in 0..<count {
                         idx[r] = step(n, idx[r], x, R.self)
-                        x += 2 &* stride
+                        x += stride
                     }
                 }
                 for r in 0..<count { refs[r] = slotRefs[lf + idx[r]] }
-                finishTails(refs, refs + count, count) { r in wide + r &* (2 &* stride) }
+                finishTails(refs, refs + count, count, R.self) { r in wide + r &* stride }
                 for r in 0..<count { acc[r * outputCount + o] += pointerLeafValue(Int(~refs[r]), L.self) }
             }
             for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
