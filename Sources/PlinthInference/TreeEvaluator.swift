@@ -741,10 +741,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     func predictBlock(_ rows: UnsafePointer<Float>, _ count: Int, _ out: UnsafeMutablePointer<Double>,
                       _ kind: OutputKind) {
         switch (precision, layout) {
-        case (.float32, .perfect): blockPerfect(rows, count, out, Float.self)
-        case (.float64, .perfect): blockPerfect(rows, count, out, Double.self)
-        case (.float32, .hybrid): blockHybrid(rows, count, out, Float.self)
-        case (.float64, .hybrid): blockHybrid(rows, count, out, Double.self)
+        case (.float32, .perfect), (.float32, .hybrid): blockWidened(rows, count, out, Float.self)
+        case (.float64, .perfect), (.float64, .hybrid): blockWidened(rows, count, out, Double.self)
         case (.float32, .pointer): blockPointer(rows, count, out, Float.self)
         case (.float64, .pointer): blockPointer(rows, count, out, Double.self)
         }
@@ -754,22 +752,24 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         }
     }
 
-    /// Tree-major walk of a block: each tree's nodes stay in cache while every
-    /// row of the block passes through it, four rows in lockstep.
-    private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
+    /// The perfect and hybrid layouts' block walk: widens the block's rows
+    /// (see `PerfectNode`) and walks them.
+    private func blockWidened<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: count * wideStride) { buffer in
             guard let wide = buffer.baseAddress else { return }
             widen(rows, count, into: wide)
-            if flaggedCategories {
-                blockPerfect(wide, count, out, L.self, WithCategories.self)
-            } else {
-                blockPerfect(wide, count, out, L.self, NumericalSplits.self)
+            switch (layout == .hybrid, flaggedCategories) {
+            case (false, false): blockPerfect(wide, count, out, L.self, NumericalSplits.self)
+            case (false, true): blockPerfect(wide, count, out, L.self, WithCategories.self)
+            case (true, false): blockHybrid(wide, count, out, L.self, NumericalSplits.self)
+            case (true, true): blockHybrid(wide, count, out, L.self, WithCategories.self)
             }
         }
     }
 
-    /// `rows` are widened (see `PerfectNode`).
+    /// Tree-major walk of a widened block: each tree's nodes stay in cache
+    /// while every row of the block passes through it.
     private func blockPerfect<L: BinaryFloatingPoint, R: SplitRule>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                                      _ out: UnsafeMutablePointer<Double>,
                                                                      _: L.Type, _: R.Type) {
@@ -805,19 +805,6 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// `blockPerfect`, then the pointer tails of the block's rows stepped
     /// together (`finishTails`). A separate function, not a flag in
     /// `blockPerfect`, so the perfect layout's kernel stays exactly as it was.
-    private func blockHybrid<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
-                                                      _ out: UnsafeMutablePointer<Double>, _: L.Type) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: count * wideStride) { buffer in
-            guard let wide = buffer.baseAddress else { return }
-            widen(rows, count, into: wide)
-            if flaggedCategories {
-                blockHybrid(wide, count, out, L.self, WithCategories.self)
-            } else {
-                blockHybrid(wide, count, out, L.self, NumericalSplits.self)
-            }
-        }
-    }
-
     /// `wide` holds the block's rows widened (see `PerfectNode`), for the
     /// tops and the tails alike.
     private func blockHybrid<L: BinaryFloatingPoint, R: SplitRule>(_ wide: UnsafePointer<Float>, _ count: Int,
