@@ -1,15 +1,18 @@
 // The tree-ensemble kernels. Two layouts, chosen per model when it is built:
 //
 // * Perfect layout: every tree is padded to the ensemble's maximum depth D and
-//   stored breadth-first as 2^D−1 eight-byte nodes {feature | default-left
-//   bit, threshold} followed by its 2^D leaves. A walk is exactly D steps of
-//   `i = 2i + 1 + goRight`, with no leaf test and no unpredictable loop exit,
+//   stored breadth-first as 2^D−1 eight-byte nodes {feature, threshold}
+//   followed by its 2^D leaves. A walk is exactly D steps of
+//   `i = 2i + 1 + (x > threshold)`, with no leaf test and no unpredictable loop exit,
 //   so several trees (single row) or several rows (batch) can be walked in
 //   lockstep and their memory loads overlap. This is the array layout that
 //   treelite/tl2cgen-style compiled code and QuickScorer-like kernels reach
 //   for: thresholds and feature indices packed together, top levels of each
-//   tree sharing a cache line. Padding nodes compare against NaN with the
-//   default-left bit set, which always goes left. Categorical splits are
+//   tree sharing a cache line. Missing values cost nothing extra: NaN compares
+//   false, so a step goes to child 2i+1 exactly when x is missing, and every
+//   split is stored so that its default side is that child (see
+//   `PerfectNode`). Padding nodes compare against NaN, which always goes to
+//   2i+1 (where the padded leaf's copies are). Categorical splits are
 //   flagged nodes, checked only in models that have them. Used when the model
 //   has no zero-as-missing splits, no tree is deeper than 12 and the padding
 //   stays within a fixed multiple of the model's size.
@@ -34,65 +37,44 @@ import Glibc
 import Darwin
 #endif
 
-/// A node of the perfect layout.
+/// A node of the perfect layout. A step reads a *widened* row: the row's F
+/// values followed by their negations (`widen`), and goes to child
+/// `2i + 1 + (x > threshold)`. NaN compares false, so a missing value always
+/// goes to child 2i+1, and each split is stored so that its default side is
+/// that child, with one comparison whatever the default:
+/// * default left: `feature` = f, `threshold` = t.nextDown, since for every
+///   float x, `x >= t` exactly when `x > t.nextDown` (t is not −∞: such
+///   models use the pointer layout);
+/// * default right: the two subtrees are swapped (the original right one is
+///   child 2i+1), `feature` = F + f (the negated copy) and `threshold` = −t:
+///   `-x > -t` exactly when `x < t`, which leads to the original left subtree.
+/// This is the trick of treelite and lleaves (pick the comparison so that NaN
+/// falls the default way); the negated copy makes it one comparison without
+/// a per-node choice of operator.
 struct PerfectNode {
-    /// Feature index in the low 30 bits; bit 31 is set when a missing value
-    /// goes left, bit 30 for a categorical split.
+    /// Feature index into the widened row in the low 30 bits; bit 30 is set
+    /// for a categorical split (which reads the plain value, f < F).
     var feature: UInt32
-    /// Threshold, or for a categorical split the bit pattern of its set index.
+    /// Threshold as above, or for a categorical split the bit pattern of its
+    /// set index.
     var threshold: Float
 
-    static let defaultLeft: UInt32 = 1 << 31
     static let categorical: UInt32 = 1 << 30
     static let featureMask: UInt32 = (1 << 30) - 1
 }
 
-/// How a perfect-layout step decides. When the rows in hand have no missing
-/// value, `x >= t` alone decides (padding nodes compare with NaN, which is
-/// false: left), which saves a third of the work of every step.
+/// Whether a perfect-layout step checks for categorical splits (only models
+/// that have them pay for the test).
 protocol SplitRule {
-    /// Whether the model has categorical splits (checked per step only then).
     static var categories: Bool { get }
-    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int
 }
 
-extension SplitRule {
+enum NumericalSplits: SplitRule {
     static var categories: Bool { false }
 }
 
-enum WithMissingAndCategories: SplitRule {
+enum WithCategories: SplitRule {
     static var categories: Bool { true }
-    @inline(__always)
-    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
-        WithMissing.goesRight(x, threshold, defaultLeftBit)
-    }
-}
-
-enum NoMissingWithCategories: SplitRule {
-    static var categories: Bool { true }
-    @inline(__always)
-    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
-        NoMissing.goesRight(x, threshold, defaultLeftBit)
-    }
-}
-
-enum WithMissing: SplitRule {
-    @inline(__always)
-    static func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int {
-        PlinthInference.goesRight(x, threshold, defaultLeftBit)
-    }
-}
-
-enum NoMissing: SplitRule {
-    @inline(__always)
-    static func goesRight(_ x: Float, _ threshold: Float, _: UInt32) -> Int { x >= threshold ? 1 : 0 }
-}
-
-/// Whether any of `count` values is NaN.
-@inline(__always)
-func hasMissing(_ values: UnsafePointer<Float>, _ count: Int) -> Bool {
-    for i in 0..<count where values[i].isNaN { return true }
-    return false
 }
 
 /// A node of the pointer layout.
@@ -174,6 +156,16 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// Per category set: start in `catWords` and word count.
     private let catRanges: UnsafeMutablePointer<SIMD2<Int32>>
     private let hasCategories: Bool
+    /// Categorical splits as columns of the widened row (see `widen`): per
+    /// column, the feature it reads and its category set. Empty when the
+    /// model has more distinct splits than `maxCategoryColumns`; then
+    /// `flaggedCategories` is set and steps test a flag instead.
+    private let columnCount: Int
+    private let columnFeature: UnsafeMutablePointer<Int32>
+    private let columnSet: UnsafeMutablePointer<Int32>
+    private let flaggedCategories: Bool
+    /// Values per widened row: the row, its negation, the category columns.
+    private let wideStride: Int
 
     private let allocations: [UnsafeMutableRawPointer]
 
@@ -184,8 +176,17 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// cheaper side: on lgb_binary_cat (leaf-wise, 31 leaves, mean leaf depth
     /// about 6) a top of 6 beat 5, 7, 8, 9 and 10 on single rows and on
     /// batches with missing values, and was within 3% of 7 on dense batches.
-    /// It also keeps the tops small (2^6 slots, under 1 KiB a tree).
+    /// It also keeps the tops small (2^6 slots, under 1 KiB a tree). With
+    /// widened rows (one comparison a step) 6 still wins on instruction
+    /// counts: batch 14.4k a row, against 14.4k-14.5k for 5 and 14.7k for 7;
+    /// single rows 10.9k, against 11.2k for 5 and 10.8k for 7.
     static let hybridTopDepth = 6
+    /// The most distinct categorical splits (feature and category set) turned
+    /// into columns of the widened row. Each column costs every row a few
+    /// instructions when it is widened, while a flagged categorical step costs
+    /// a branch on every step and a mispredicted one on many; LightGBM reuses
+    /// the same sets, so real models have few distinct ones.
+    static let maxCategoryColumns = 256
 
     init(_ e: TreeEnsemble) {
         precision = e.precision
@@ -231,7 +232,40 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             }
         }
         hasCategories = setCount > 0
-        let plain = e.trees.allSatisfy { t in t.nodes.allSatisfy { !$0.zeroIsMissing } }
+        // Distinct categorical splits, numbered in order of appearance.
+        var columnOf = [[Int32]]()
+        var columnKeys = [[UInt32]: Int32]()
+        var columnSources = [(feature: Int32, set: Int32)]()
+        for (t, tree) in e.trees.enumerated() {
+            columnOf.append(tree.nodes.map { node in
+                guard node.categorySet >= 0 else { return -1 }
+                let key = [UInt32(bitPattern: node.feature)] + tree.categorySets[Int(node.categorySet)]
+                if let c = columnKeys[key] { return c }
+                let c = Int32(columnSources.count)
+                columnKeys[key] = c
+                columnSources.append((node.feature, Int32(setBases[t]) + node.categorySet))
+                return c
+            })
+        }
+        if columnSources.count > Self.maxCategoryColumns {
+            columnSources = []
+            columnOf = columnOf.map { $0.map { _ in -1 } }
+        }
+        columnCount = columnSources.count
+        columnFeature = alloc(Int32.self, columnCount)
+        columnSet = alloc(Int32.self, columnCount)
+        for (c, source) in columnSources.enumerated() {
+            columnFeature[c] = source.feature
+            columnSet[c] = source.set
+        }
+        flaggedCategories = hasCategories && columnCount == 0
+        wideStride = 2 * e.featureCount + columnCount
+        // The perfect and hybrid layouts need no zero-as-missing split and no
+        // numerical threshold of −∞ or NaN (see `PerfectNode`); XGBoost and
+        // LightGBM never write those thresholds.
+        let plain = e.trees.allSatisfy { t in
+            t.nodes.allSatisfy { !$0.zeroIsMissing && ($0.categorySet >= 0 || $0.threshold > -.infinity) }
+        }
         var groupDepths = [Int](repeating: 1, count: e.trees.count)
         for g in stride(from: 0, to: e.trees.count, by: 4) {
             let end = Swift.min(g + 4, e.trees.count)
@@ -271,7 +305,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 treeLeafBias[t] = leafBase - innerCount
                 let leavesF = perfectLeavesF + leafBase, leavesD = perfectLeavesD + leafBase
                 Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
-                           setBase: setBases[t], nodes: perfectNodes + nodeBase) { ref, slot in
+                           setBase: setBases[t], featureCount: e.featureCount, columns: columnOf[t],
+                           nodes: perfectNodes + nodeBase) { ref, slot in
                     let value = tree.leaves[Int(~ref)]
                     leavesD[slot] = value
                     leavesF[slot] = Float(value)
@@ -310,15 +345,31 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 roots[t] = tree.nodes.isEmpty ? ~Int32(leafBase) : Int32(nodeBase)
                 for (n, node) in tree.nodes.enumerated() {
                     var f = UInt32(node.feature)
-                    if node.defaultLeft { f |= PointerNode.defaultLeft }
-                    if node.zeroIsMissing { f |= PointerNode.zeroMissing }
                     var threshold = node.threshold
-                    if node.categorySet >= 0 {
+                    var left = global(node.left), right = global(node.right)
+                    if layout == .hybrid && columnOf[t][n] >= 0 {
+                        // A category column of the widened row: 1 goes right.
+                        f = UInt32(2 * e.featureCount) + UInt32(columnOf[t][n])
+                        threshold = 0.5
+                    } else if node.categorySet >= 0 {
                         f |= PointerNode.categorical
                         threshold = Float(bitPattern: UInt32(setBases[t]) + UInt32(node.categorySet))
+                    } else if layout == .hybrid {
+                        // The hybrid tails read widened rows, as the tops do
+                        // (see `PerfectNode`): `x > threshold` goes to `right`
+                        // and NaN to `left`, which holds the default side.
+                        if node.defaultLeft {
+                            threshold = threshold.nextDown
+                        } else {
+                            f += UInt32(e.featureCount)
+                            threshold = -threshold
+                            swap(&left, &right)
+                        }
+                    } else {
+                        if node.defaultLeft { f |= PointerNode.defaultLeft }
+                        if node.zeroIsMissing { f |= PointerNode.zeroMissing }
                     }
-                    nodes[nodeBase + n] = PointerNode(feature: f, threshold: threshold,
-                                                      left: global(node.left), right: global(node.right))
+                    nodes[nodeBase + n] = PointerNode(feature: f, threshold: threshold, left: left, right: right)
                 }
                 nodeBase += tree.nodes.count
                 leafBase += tree.leaves.count
@@ -343,7 +394,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                     let slots = slotRefs + slotBase
                     let treeNodes = Int32(nodeBases[t]), treeLeaves = Int32(leafBases[t])
                     Self.place(tree: tree, ref: tree.nodes.isEmpty ? ~0 : 0, position: 0, level: 0, depth: depth,
-                               setBase: setBases[t], nodes: perfectNodes + topBase) { ref, slot in
+                               setBase: setBases[t], featureCount: e.featureCount, columns: columnOf[t],
+                               nodes: perfectNodes + topBase) { ref, slot in
                         slots[slot] = ref >= 0 ? treeNodes + ref : ~(treeLeaves + ~ref)
                     }
                     topBase += innerCount
@@ -366,36 +418,76 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     }
 
     /// Writes the top `depth` levels of one IR subtree into the perfect
-    /// layout; a leaf above the bottom level becomes an always-left padding
-    /// node over copies of itself. `bottom` receives the IR reference (a
-    /// leaf, or in the hybrid layout possibly a split) reaching each bottom
-    /// slot, with the slot's index.
+    /// layout, each split encoded as `PerfectNode` describes (a default-right
+    /// split with its subtrees swapped); a leaf above the bottom level becomes
+    /// an always-2i+1 padding node over copies of itself. `bottom` receives
+    /// the IR reference (a leaf, or in the hybrid layout possibly a split)
+    /// reaching each bottom slot, with the slot's index.
     private static func place(tree: TreeEnsemble.Tree, ref: Int32, position: Int, level: Int, depth: Int,
-                              setBase: Int, nodes: UnsafeMutablePointer<PerfectNode>,
+                              setBase: Int, featureCount: Int, columns: [Int32],
+                              nodes: UnsafeMutablePointer<PerfectNode>,
                               bottom: (Int32, Int) -> Void) {
         if level == depth {
             bottom(ref, position - ((1 << depth) - 1))
             return
         }
-        var leftRef = ref, rightRef = ref
+        // The subtree placed at 2i+1 (taken by NaN and by `x > threshold`
+        // false) and the one at 2i+2.
+        var firstRef = ref, secondRef = ref
         if ref >= 0 {
             let node = tree.nodes[Int(ref)]
-            var feature = UInt32(node.feature) | (node.defaultLeft ? PerfectNode.defaultLeft : 0)
-            var threshold = node.threshold
-            if node.categorySet >= 0 {
+            var feature = UInt32(node.feature)
+            var threshold: Float
+            firstRef = node.left
+            secondRef = node.right
+            if columns[Int(ref)] >= 0 {
+                // A category column of the widened row: 1 (not in the set,
+                // or missing) goes right.
+                feature = UInt32(2 * featureCount) + UInt32(columns[Int(ref)])
+                threshold = 0.5
+            } else if node.categorySet >= 0 {
                 feature |= PerfectNode.categorical
                 threshold = Float(bitPattern: UInt32(setBase + Int(node.categorySet)))
+            } else if node.defaultLeft {
+                threshold = node.threshold.nextDown
+            } else {
+                feature += UInt32(featureCount)
+                threshold = -node.threshold
+                swap(&firstRef, &secondRef)
             }
             nodes[position] = PerfectNode(feature: feature, threshold: threshold)
-            leftRef = node.left
-            rightRef = node.right
         } else {
-            nodes[position] = PerfectNode(feature: PerfectNode.defaultLeft, threshold: .nan)
+            nodes[position] = PerfectNode(feature: 0, threshold: .nan)
         }
-        place(tree: tree, ref: leftRef, position: 2 * position + 1, level: level + 1, depth: depth,
-              setBase: setBase, nodes: nodes, bottom: bottom)
-        place(tree: tree, ref: rightRef, position: 2 * position + 2, level: level + 1, depth: depth,
-              setBase: setBase, nodes: nodes, bottom: bottom)
+        place(tree: tree, ref: firstRef, position: 2 * position + 1, level: level + 1, depth: depth,
+              setBase: setBase, featureCount: featureCount, columns: columns, nodes: nodes, bottom: bottom)
+        place(tree: tree, ref: secondRef, position: 2 * position + 2, level: level + 1, depth: depth,
+              setBase: setBase, featureCount: featureCount, columns: columns, nodes: nodes, bottom: bottom)
+    }
+
+    /// Writes `count` rows widened for the perfect and hybrid layouts,
+    /// `wideStride` apart: each row's values, then their negations (NaN stays
+    /// NaN), then one column per distinct categorical split, 1 where the row
+    /// goes right (LightGBM's rule, `categoryGoesRight`) and 0 where it goes
+    /// left, so that a categorical split is a numerical one (`> 0.5`) and no
+    /// step needs to ask which kind its node is.
+    @inline(__always)
+    private func widen(_ rows: UnsafePointer<Float>, _ count: Int, into wide: UnsafeMutablePointer<Float>) {
+        let f = featureStride
+        var src = rows, dst = wide
+        for _ in 0..<count {
+            for i in 0..<f {
+                let x = src[i]
+                dst[i] = x
+                dst[f &+ i] = -x
+            }
+            for c in 0..<columnCount {
+                let right = categoryGoesRight(src[Int(columnFeature[c])], Int(columnSet[c]))
+                dst[2 &* f &+ c] = right ? 1 : 0
+            }
+            src += f
+            dst += wideStride
+        }
     }
 
     // MARK: - Single row
@@ -464,9 +556,19 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private func accumulateHybridRow<L: BinaryFloatingPoint>(_ row: UnsafePointer<Float>,
                                                               _ out: UnsafeMutablePointer<Double>, _: L.Type) {
         withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * treeCount) { buffer in
-            guard let refs = buffer.baseAddress else { return }
-            walkPerfect(row) { t, slot in refs[t] = slotRefs[slot] }
-            finishTails(refs, refs + treeCount, treeCount) { _ in row }
+          withUnsafeTemporaryAllocation(of: Float.self, capacity: wideStride) { wideBuffer in
+            guard let refs = buffer.baseAddress, let wide = wideBuffer.baseAddress else { return }
+            widen(row, 1, into: wide)
+            if flaggedCategories {
+                walkPerfect(wide, WithCategories.self) { t, slot in refs[t] = slotRefs[slot] }
+            } else {
+                walkPerfect(wide, NumericalSplits.self) { t, slot in refs[t] = slotRefs[slot] }
+            }
+            if flaggedCategories {
+                finishTails(refs, refs + treeCount, treeCount, WithCategories.self) { _ in UnsafePointer(wide) }
+            } else {
+                finishTails(refs, refs + treeCount, treeCount, NumericalSplits.self) { _ in UnsafePointer(wide) }
+            }
             if singleOutput {
                 var acc = L(out[0])
                 for t in 0..<treeCount { acc += pointerLeafValue(Int(~refs[t]), L.self) }
@@ -477,6 +579,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                     out[o] = Double(L(out[o]) + pointerLeafValue(Int(~refs[t]), L.self))
                 }
             }
+          }
         }
     }
 
@@ -486,15 +589,16 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     @inline(__always)
     private static func isNode(_ i: Int32) -> Int { Int(UInt32(bitPattern: ~i) &>> 31) }
 
-    /// Walks `count` lanes of the pointer layout to their leaves: `refs[k]` is
-    /// a reference (a node if ≥ 0, else `~leaf`), lane `k` reads `row(k)`; on
+    /// Walks `count` lanes of the hybrid layout's tails to their leaves:
+    /// `refs[k]` is a reference (a node if ≥ 0, else `~leaf`), lane `k` reads
+    /// widened row `row(k)`; on
     /// return every `refs[k]` is `~leaf`. The lanes still at a split are kept
     /// in a compacted list (`pending`, room for `count`) and each round steps
     /// every one of them once, so the lanes' loads overlap and no lane's exit
     /// is a branch to mispredict: only the round count, the longest tail, is.
     @inline(__always)
-    private func finishTails(_ refs: UnsafeMutablePointer<Int32>, _ pending: UnsafeMutablePointer<Int32>,
-                             _ count: Int, _ row: (Int) -> UnsafePointer<Float>) {
+    private func finishTails<R: SplitRule>(_ refs: UnsafeMutablePointer<Int32>, _ pending: UnsafeMutablePointer<Int32>,
+                             _ count: Int, _: R.Type, _ row: (Int) -> UnsafePointer<Float>) {
         var n = 0
         for k in 0..<count {
             pending[n] = Int32(truncatingIfNeeded: k)
@@ -504,7 +608,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             var m = 0
             for j in 0..<n {
                 let k = Int(pending[j])
-                let i = next(nodes[Int(refs[k])], row(k))
+                let i = nextInTail(nodes[Int(refs[k])], row(k), R.self)
                 refs[k] = i
                 pending[m] = Int32(truncatingIfNeeded: k)
                 m &+= Self.isNode(i)
@@ -528,14 +632,18 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// with (tree, global leaf index) in tree order.
     @inline(__always)
     private func walkPerfect(_ row: UnsafePointer<Float>, _ visit: (Int, Int) -> Void) {
-        switch (hasMissing(row, featureStride), hasCategories) {
-        case (true, false): walkPerfect(row, WithMissing.self, visit)
-        case (false, false): walkPerfect(row, NoMissing.self, visit)
-        case (true, true): walkPerfect(row, WithMissingAndCategories.self, visit)
-        case (false, true): walkPerfect(row, NoMissingWithCategories.self, visit)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: wideStride) { buffer in
+            guard let wide = buffer.baseAddress else { return }
+            widen(row, 1, into: wide)
+            if flaggedCategories {
+                walkPerfect(wide, WithCategories.self, visit)
+            } else {
+                walkPerfect(wide, NumericalSplits.self, visit)
+            }
         }
     }
 
+    /// `row` is widened (see `PerfectNode`).
     @inline(__always)
     private func walkPerfect<R: SplitRule>(_ row: UnsafePointer<Float>, _: R.Type, _ visit: (Int, Int) -> Void) {
         var t = 0
@@ -589,6 +697,20 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         return right ? n.right : n.left
     }
 
+    /// The child of hybrid-tail node `n` that widened row `row` goes to: one
+    /// comparison, NaN going to `left` (see the tail encoding in `init`).
+    @inline(__always)
+    private func nextInTail<R: SplitRule>(_ n: PointerNode, _ row: UnsafePointer<Float>, _: R.Type) -> Int32 {
+        let x = row[Int(n.feature & PointerNode.featureMask)]
+        let right: Bool
+        if !R.categories || n.feature & PointerNode.categorical == 0 {
+            right = x > n.threshold
+        } else {
+            right = categoryGoesRight(x, Int(n.threshold.bitPattern))
+        }
+        return right ? n.right : n.left
+    }
+
     /// LightGBM's categorical rule: NaN and negative categories go right; the
     /// category is the value truncated toward zero (C's static_cast<int>), and
     /// values past Int32's range behave as negative, as they do on x86.
@@ -619,10 +741,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     func predictBlock(_ rows: UnsafePointer<Float>, _ count: Int, _ out: UnsafeMutablePointer<Double>,
                       _ kind: OutputKind) {
         switch (precision, layout) {
-        case (.float32, .perfect): blockPerfect(rows, count, out, Float.self)
-        case (.float64, .perfect): blockPerfect(rows, count, out, Double.self)
-        case (.float32, .hybrid): blockHybrid(rows, count, out, Float.self)
-        case (.float64, .hybrid): blockHybrid(rows, count, out, Double.self)
+        case (.float32, .perfect), (.float32, .hybrid): blockWidened(rows, count, out, Float.self)
+        case (.float64, .perfect), (.float64, .hybrid): blockWidened(rows, count, out, Double.self)
         case (.float32, .pointer): blockPointer(rows, count, out, Float.self)
         case (.float64, .pointer): blockPointer(rows, count, out, Double.self)
         }
@@ -632,22 +752,28 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         }
     }
 
-    /// Tree-major walk of a block: each tree's nodes stay in cache while every
-    /// row of the block passes through it, four rows in lockstep.
-    private func blockPerfect<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
+    /// The perfect and hybrid layouts' block walk: widens the block's rows
+    /// (see `PerfectNode`) and walks them.
+    private func blockWidened<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
-        switch (hasMissing(rows, count * featureStride), hasCategories) {
-        case (true, false): blockPerfect(rows, count, out, L.self, WithMissing.self)
-        case (false, false): blockPerfect(rows, count, out, L.self, NoMissing.self)
-        case (true, true): blockPerfect(rows, count, out, L.self, WithMissingAndCategories.self)
-        case (false, true): blockPerfect(rows, count, out, L.self, NoMissingWithCategories.self)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: count * wideStride) { buffer in
+            guard let wide = buffer.baseAddress else { return }
+            widen(rows, count, into: wide)
+            switch (layout == .hybrid, flaggedCategories) {
+            case (false, false): blockPerfect(wide, count, out, L.self, NumericalSplits.self)
+            case (false, true): blockPerfect(wide, count, out, L.self, WithCategories.self)
+            case (true, false): blockHybrid(wide, count, out, L.self, NumericalSplits.self)
+            case (true, true): blockHybrid(wide, count, out, L.self, WithCategories.self)
+            }
         }
     }
 
+    /// Tree-major walk of a widened block: each tree's nodes stay in cache
+    /// while every row of the block passes through it.
     private func blockPerfect<L: BinaryFloatingPoint, R: SplitRule>(_ rows: UnsafePointer<Float>, _ count: Int,
                                                                      _ out: UnsafeMutablePointer<Double>,
                                                                      _: L.Type, _: R.Type) {
-        let stride = featureStride
+        let stride = wideStride
         withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
           withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { idxBuffer in
             guard let acc = accBuffer.baseAddress, let idx = idxBuffer.baseAddress else { return }
@@ -679,20 +805,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// `blockPerfect`, then the pointer tails of the block's rows stepped
     /// together (`finishTails`). A separate function, not a flag in
     /// `blockPerfect`, so the perfect layout's kernel stays exactly as it was.
-    private func blockHybrid<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
-                                                      _ out: UnsafeMutablePointer<Double>, _: L.Type) {
-        switch (hasMissing(rows, count * featureStride), hasCategories) {
-        case (true, false): blockHybrid(rows, count, out, L.self, WithMissing.self)
-        case (false, false): blockHybrid(rows, count, out, L.self, NoMissing.self)
-        case (true, true): blockHybrid(rows, count, out, L.self, WithMissingAndCategories.self)
-        case (false, true): blockHybrid(rows, count, out, L.self, NoMissingWithCategories.self)
-        }
-    }
-
-    private func blockHybrid<L: BinaryFloatingPoint, R: SplitRule>(_ rows: UnsafePointer<Float>, _ count: Int,
+    /// `wide` holds the block's rows widened (see `PerfectNode`), for the
+    /// tops and the tails alike.
+    private func blockHybrid<L: BinaryFloatingPoint, R: SplitRule>(_ wide: UnsafePointer<Float>, _ count: Int,
                                                                     _ out: UnsafeMutablePointer<Double>,
                                                                     _: L.Type, _: R.Type) {
-        let stride = featureStride
+        let stride = wideStride
         withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
           withUnsafeTemporaryAllocation(of: Int.self, capacity: count) { idxBuffer in
           withUnsafeTemporaryAllocation(of: Int32.self, capacity: 2 * count) { refBuffer in
@@ -706,14 +824,14 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 let o = Int(treeOutputs[t])
                 for r in 0..<count { idx[r] = 0 }
                 for _ in 0..<depth {
-                    var x = rows
+                    var x = wide
                     for r in 0..<count {
                         idx[r] = step(n, idx[r], x, R.self)
                         x += stride
                     }
                 }
                 for r in 0..<count { refs[r] = slotRefs[lf + idx[r]] }
-                finishTails(refs, refs + count, count) { r in rows + r * stride }
+                finishTails(refs, refs + count, count, R.self) { r in wide + r &* stride }
                 for r in 0..<count { acc[r * outputCount + o] += pointerLeafValue(Int(~refs[r]), L.self) }
             }
             for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
@@ -730,7 +848,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         }
     }
 
-    /// One step down a perfect-layout tree: from node `i` to its child.
+    /// One step down a perfect-layout tree: from node `i` to its child, for
+    /// a widened row (see `PerfectNode`): one comparison, missing or not.
     @inline(__always)
     private func step<R: SplitRule>(_ nodes: UnsafeMutablePointer<PerfectNode>, _ i: Int,
                                     _ row: UnsafePointer<Float>, _: R.Type) -> Int {
@@ -739,7 +858,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         if R.categories && n.feature & PerfectNode.categorical != 0 {
             return 2 &* i &+ 1 &+ (categoryGoesRight(x, Int(n.threshold.bitPattern)) ? 1 : 0)
         }
-        return 2 &* i &+ 1 &+ R.goesRight(x, n.threshold, n.feature >> 31)
+        return 2 &* i &+ 1 &+ (x > n.threshold ? 1 : 0)
     }
 
     /// One lockstep step of the pointer layout: a lane whose walk is done (a

@@ -33,6 +33,31 @@ let rowBytes = try Data(contentsOf: URL(fileURLWithPath: args[2]))
 let rows: [Float] = rowBytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
 let rowCount = rows.count / featureCount
 
+// PLINTH_BENCH_ONLY=batch: one single-threaded pass of the batch path over
+// every row and nothing else; PLINTH_BENCH_ONLY=single: every row once through
+// the single-row path. For instruction counts under callgrind
+// (`--collect-atstart=no --toggle-collect='*predictBatch*'` or
+// `'*predictRow*'` leaves the model load out); prints a checksum.
+if let only = ProcessInfo.processInfo.environment["PLINTH_BENCH_ONLY"] {
+    let model = try ModelLoader.load(path: args[1])
+    var out = [Double](repeating: 0, count: rowCount * model.outputCount)
+    try rows.withUnsafeBufferPointer { r in
+        try out.withUnsafeMutableBufferPointer { o in
+            if only == "single" {
+                let n = model.outputCount
+                for i in 0..<rowCount {
+                    try model.predict(row: UnsafeBufferPointer(rebasing: r[i * featureCount..<(i + 1) * featureCount]),
+                                      into: UnsafeMutableBufferPointer(rebasing: o[i * n..<(i + 1) * n]))
+                }
+            } else {
+                try model.predictBatch(rows: r, rowCount: rowCount, into: o, threads: 1)
+            }
+        }
+    }
+    print(#"{"impl":"plinth","model":"\#(label)","what":"\#(only)-only","rows":\#(rowCount),"sum":\#(out.reduce(0, +))}"#)
+    exit(0)
+}
+
 // Load: the source format, then Plinth's native binary form of the same model.
 // Best of three for each: the first read of a file also pays for the page cache.
 var loadStart = now()
