@@ -12,6 +12,9 @@ struct Answer {
     /// The request id the answer carries; nil for a protocol whose answers
     /// come back in request order (RESP).
     let id: UInt64?
+    /// For a codec that counts error answers instead of stopping the run:
+    /// what the error answer said (nil for a good answer).
+    var error: String? = nil
 }
 
 /// One protocol's online read, as the driver needs it.
@@ -76,6 +79,23 @@ func plinthFrame(id: UInt64, method: String, body: [UInt8]) throws -> [UInt8] {
 /// Splits one Plinth Response frame at the start of `bytes`: nil when it is
 /// not all there yet; throws when its status is not OK.
 func parsePlinthFrame(_ bytes: UnsafeRawBufferPointer) throws -> (length: Int, id: UInt64, body: Range<Int>)? {
+    guard let frame = try splitPlinthFrame(bytes) else { return nil }
+    if frame.code != 0 { throw BenchError("plinthd answered request \(frame.id) with status \(frame.code): \(frame.message)") }
+    return (frame.length, frame.id, frame.body)
+}
+
+/// One Response frame's parts, its status included.
+struct PlinthFrame {
+    let length: Int
+    let id: UInt64
+    let code: UInt64
+    let message: String
+    let body: Range<Int>
+}
+
+/// Splits one Plinth Response frame at the start of `bytes`: nil when it is
+/// not all there yet; throws only when the frame is malformed.
+func splitPlinthFrame(_ bytes: UnsafeRawBufferPointer) throws -> PlinthFrame? {
     guard bytes.count >= 4 else { return nil }
     let length = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
     guard bytes.count >= 4 + length else { return nil }
@@ -106,8 +126,18 @@ func parsePlinthFrame(_ bytes: UnsafeRawBufferPointer) throws -> (length: Int, i
             throw bad("unexpected field \(key >> 3) of wire type \(key & 7)")
         }
     }
-    if code != 0 { throw BenchError("plinthd answered request \(id) with status \(code): \(message)") }
-    return (4 + length, id, body)
+    return PlinthFrame(length: 4 + length, id: id, code: code, message: message, body: body)
+}
+
+/// Sends a Hello on a new connection and consumes its answer.
+func plinthHello(_ socket: Socket) throws {
+    var hello = PBHelloRequest()
+    hello.protocolVersion = PlinthProtocol.version
+    hello.clientName = "plinth-bench"
+    try socket.send(plinthFrame(id: 1, method: Method.hello, body: hello.serializedBytes()))
+    while try parsePlinthFrame(socket.unread) == nil { try socket.receiveMore() }
+    guard let (length, _, _) = try parsePlinthFrame(socket.unread) else { return }
+    socket.consume(length)
 }
 
 // MARK: Plinth
@@ -136,15 +166,7 @@ struct PlinthReadCodec: ReadCodec {
         try selfCheck()
     }
 
-    func open(_ socket: Socket) throws {
-        var hello = PBHelloRequest()
-        hello.protocolVersion = PlinthProtocol.version
-        hello.clientName = "plinth-bench"
-        try socket.send(plinthFrame(id: 1, method: Method.hello, body: hello.serializedBytes()))
-        while try parsePlinthFrame(socket.unread) == nil { try socket.receiveMore() }
-        guard let (length, _, _) = try parsePlinthFrame(socket.unread) else { return }
-        socket.consume(length)
-    }
+    func open(_ socket: Socket) throws { try plinthHello(socket) }
 
     func appendRequest(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
         var packed = 0
