@@ -36,6 +36,9 @@ let package = Package(
         .target(name: "PlinthInference",
                 dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: strict),
+        .target(name: "PlinthServing",
+                dependencies: ["PlinthFeatures", "PlinthInference", "PlinthRegistry"],
+                swiftSettings: strict),
         .target(name: "PlinthWire",
                 dependencies: [
                     .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -45,6 +48,7 @@ let package = Package(
         .target(name: "PlinthServer",
                 dependencies: [
                     "PlinthWire", "PlinthFeatures", "PlinthStorage", "PlinthTracking", "PlinthRegistry",
+                    "PlinthServing", "PlinthInference",
                     .product(name: "NIOCore", package: "swift-nio"),
                     .product(name: "NIOPosix", package: "swift-nio"),
                     .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -78,6 +82,8 @@ let package = Package(
         .testTarget(name: "PlinthStorageTests", dependencies: ["PlinthStorage"]),
         .testTarget(name: "PlinthFeaturesTests", dependencies: ["PlinthFeatures", "PlinthStorage"]),
         .testTarget(name: "PlinthTrackingTests", dependencies: ["PlinthTracking", "PlinthStorage"]),
+        .testTarget(name: "PlinthServingTests",
+                    dependencies: ["PlinthServing", "PlinthFeatures", "PlinthInference", "PlinthRegistry", "PlinthStorage"]),
         .testTarget(name: "PlinthRegistryTests", dependencies: ["PlinthRegistry", "PlinthStorage"]),
         .testTarget(name: "PlinthWireTests",
                     dependencies: ["PlinthWire", .product(name: "NIOCore", package: "swift-nio"),

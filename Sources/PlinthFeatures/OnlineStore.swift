@@ -15,6 +15,12 @@ public struct FeatureResult: Sendable {
     public var values: Column
     public var statuses: [FieldStatus]
     public var eventTimes: [Int64]
+
+    public init(values: Column, statuses: [FieldStatus], eventTimes: [Int64]) {
+        self.values = values
+        self.statuses = statuses
+        self.eventTimes = eventTimes
+    }
 }
 
 extension FeatureResult {
@@ -142,27 +148,35 @@ public final class OnlineStore: Sendable {
     public func read(features: [String], service: String?, entities: [Column], fullFeatureNames: Bool,
                      now: Int64 = currentMicros()) throws -> [FeatureResult] {
         let plan = try plan(features: features, service: service, fullFeatureNames: fullFeatureNames)
-        return try lookup(plan, entities: entities, now: now) { rows in
-            plan.outputs.indices.map { o in
-                let output = plan.outputs[o]
-                var result = FeatureResult(values: Column(name: output.name, type: output.feature.type), statuses: [], eventTimes: [])
-                result.values.reserve(rows.count)
-                result.statuses.reserveCapacity(rows.count)
-                result.eventTimes.reserveCapacity(rows.count)
-                for row in 0..<rows.count {
-                    switch rows.cell(o, row) {
-                    case .value(let packed, let at, let base):
-                        _ = packed.append(output.feature.type, at: at, base: base, to: &result.values)
-                        result.statuses.append(.present)
-                        result.eventTimes.append(packed.eventTime)
-                    case .missing(let status, let eventTime):
-                        result.appendMissing(status, eventTime: eventTime)
-                    }
+        return try lookup(plan, entities: entities, now: now) { rows in results(of: rows) }
+    }
+
+    /// Every output of a lookup as a result column, in plan order.
+    public func results(of rows: borrowing RowLookup) -> [FeatureResult] {
+        let plan = rows.plan
+        return plan.outputs.indices.map { o in
+            let output = plan.outputs[o]
+            var result = FeatureResult(values: Column(name: output.name, type: output.feature.type), statuses: [], eventTimes: [])
+            result.values.reserve(rows.count)
+            result.statuses.reserveCapacity(rows.count)
+            result.eventTimes.reserveCapacity(rows.count)
+            for row in 0..<rows.count {
+                switch rows.cell(o, row) {
+                case .value(let packed, let at, let base):
+                    _ = packed.append(output.feature.type, at: at, base: base, to: &result.values)
+                    result.statuses.append(.present)
+                    result.eventTimes.append(packed.eventTime)
+                case .missing(let status, let eventTime):
+                    result.appendMissing(status, eventTime: eventTime)
                 }
-                return result
             }
+            return result
         }
     }
+
+    /// Whether `plan` was resolved against the definitions current now;
+    /// a holder of a plan re-plans when they changed.
+    public func isCurrent(_ plan: ReadPlan) -> Bool { plan.snapshot === catalog.snapshot }
 
     private func entityRowCount(_ entities: [Column]) throws -> Int {
         guard let first = entities.first else {

@@ -138,6 +138,21 @@ public struct PackedRow {
         return UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
     }
 
+    /// A numeric value as a model input: element `element` of the value of
+    /// `type` whose slot is at byte `at` (bool is 0 or 1; a vector's
+    /// elements follow each other). Strings and bytes have no number: NaN.
+    @inline(__always)
+    public func float(_ type: FeatureType, at: Int, element: Int = 0) -> Float {
+        switch type {
+        case .int64: Float(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: Int64.self)))
+        case .float32, .float32Vector:
+            Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 4 * element, as: UInt32.self)))
+        case .float64: Float(Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
+        case .bool: bytes[at] != 0 ? 1 : 0
+        case .string, .bytes: .nan
+        }
+    }
+
     /// Appends the value of `type` whose slot is at byte `at` (variable
     /// part at `base`) to `column`. Returns false when the row is damaged.
     @inline(__always)

@@ -58,6 +58,8 @@ public struct ServerConfig: Sendable {
     public var maxFrameBytes = 16 << 20
     /// Most entity rows in one read and rows in one push.
     public var maxRows = 100_000
+    /// Rows one Predict may score (BatchPredict has no such limit).
+    public var predictMaxRows = 10_000
     public var durable = true
     public var mapSizeBytes = 1 << 30
     public var tokens: [Token] = []
@@ -103,6 +105,7 @@ public struct ServerConfig: Sendable {
             case "unix": unixSocket = try string()
             case "max_frame_bytes": maxFrameBytes = try int()
             case "max_rows": maxRows = try int()
+            case "predict_max_rows": predictMaxRows = try int()
             case "sync": durable = try bool()
             case "map_size_bytes": mapSizeBytes = try int()
             case "insecure": insecure = try bool()

@@ -9,6 +9,7 @@ import Foundation
 import NIOCore
 import PlinthFeatures
 import PlinthRegistry
+import PlinthServing
 import PlinthTracking
 import PlinthWire
 import SwiftProtobuf
@@ -76,6 +77,7 @@ extension Services {
                 let r = try decode(PBSetModelAliasRequest.self, body)
                 let event = try await s.registry.setAlias(model: r.model, alias: r.alias, version: r.version,
                                                           who: respond.who, reason: r.reason)
+                s.serving.aliasesChanged(model: r.model)
                 return PBAliasChangeResponse.with { $0.change = event.wire }
             }
         },
@@ -83,6 +85,7 @@ extension Services {
             s.later(respond) {
                 let r = try decode(PBDeleteModelAliasRequest.self, body)
                 let event = try await s.registry.deleteAlias(model: r.model, alias: r.alias, who: respond.who, reason: r.reason)
+                s.serving.aliasesChanged(model: r.model)
                 return PBAliasChangeResponse.with { $0.change = event.wire }
             }
         },

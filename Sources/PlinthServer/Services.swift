@@ -7,6 +7,7 @@ import Foundation
 import NIOCore
 import PlinthFeatures
 import PlinthRegistry
+import PlinthServing
 import PlinthStorage
 import PlinthTracking
 import PlinthWire
@@ -108,6 +109,9 @@ public final class Services: Sendable {
     let tracking: TrackingStore
     let artifacts: ArtifactStore
     let registry: RegistryStore
+    let serving: ModelRepository
+    let predictor: Predictor
+    let predictionIDs = PredictionIDs()
     let stats = ServerStats()
     let listenAddresses: Mutex<[String]> = Mutex([])
 
@@ -119,6 +123,8 @@ public final class Services: Sendable {
         tracking = try TrackingStore(environment: store.environment)
         artifacts = try ArtifactStore(tracking: tracking, maxBytes: config.maxArtifactBytes)
         registry = try RegistryStore(environment: store.environment)
+        serving = ModelRepository(registry: registry, store: store, artifactPath: artifacts.blobPath)
+        predictor = Predictor(store: store, offline: offline)
     }
 
     /// Every method but Hello, which the connection handles itself because
@@ -126,7 +132,7 @@ public final class Services: Sendable {
     /// methods in its `Services+Name.swift` file.
     static let table: [String: MethodSpec] = {
         var table: [String: MethodSpec] = [:]
-        for service in [adminMethods, featureMethods, offlineMethods, trackingMethods, registryMethods] {
+        for service in [adminMethods, featureMethods, offlineMethods, trackingMethods, registryMethods, inferenceMethods] {
             table.merge(service) { _, _ in preconditionFailure("a method path is declared twice") }
         }
         return table

@@ -3,6 +3,7 @@
 import Foundation
 import PlinthFeatures
 import PlinthRegistry
+import PlinthServing
 import PlinthTracking
 import PlinthWire
 
@@ -156,6 +157,13 @@ func status(for error: any Error) -> (code: Int, message: String) {
         case .notFound(let m): return (StatusCode.notFound, m)
         case .alreadyExists(let m): return (StatusCode.alreadyExists, m)
         case .policyViolation: return (StatusCode.failedPrecondition, e.description)
+        }
+    case let e as ServingError:
+        switch e {
+        case .invalidArgument(let m): return (StatusCode.invalidArgument, m)
+        case .notFound(let m): return (StatusCode.notFound, m)
+        case .failedPrecondition(let m): return (StatusCode.failedPrecondition, m)
+        case .tooLarge(let m): return (StatusCode.resourceExhausted, m)
         }
     default: return (StatusCode.internal, "internal error: \(error)")
     }

@@ -1,0 +1,208 @@
+// Services+Inference: the Inference service's methods mapped onto
+// PlinthServing. A Predict for a loaded model runs on the connection's
+// event loop (lookup + model: microseconds); the first request for a
+// version, and every BatchPredict, runs on a worker thread so a load or a
+// large batch never stalls the other connections of that loop.
+import Dispatch
+import Foundation
+import NIOCore
+import PlinthFeatures
+import PlinthInference
+import PlinthServing
+import PlinthWire
+import SwiftProtobuf
+
+extension Services {
+    static let inferenceMethods: [String: MethodSpec] = [
+        Method.predict: MethodSpec(scope: .read) { s, body, respond in s.predict(body, respond) },
+        Method.batchPredict: MethodSpec(scope: .read) { s, body, respond in s.batchPredict(body, respond) },
+        Method.serverLive: MethodSpec(scope: []) { _, _, respond in
+            respond.succeed(PBServerLiveResponse.with { $0.live = true })
+        },
+        Method.serverReady: MethodSpec(scope: []) { _, _, respond in
+            // Storage is open and the definitions loaded before the listener
+            // starts, so a server that answers can serve.
+            respond.succeed(PBServerReadyResponse.with { $0.ready = true })
+        },
+        Method.modelReady: MethodSpec(scope: .read) { s, body, respond in
+            s.now(respond) {
+                let r = try decode(PBModelReadyRequest.self, body)
+                let reference = try ModelReference(parsing: r.name, version: r.version)
+                return try PBModelReadyResponse.with {
+                    $0.modelName = reference.name
+                    if let served = try s.serving.loaded(reference) {
+                        $0.ready = true
+                        $0.modelVersion = served.version
+                    }
+                }
+            }
+        },
+        Method.loadModel: MethodSpec(scope: .read) { s, body, respond in
+            s.offLoop(respond) {
+                let r = try decode(PBModelReadyRequest.self, body)
+                let served = try s.serving.load(try ModelReference(parsing: r.name, version: r.version))
+                return PBModelReadyResponse.with {
+                    $0.ready = true
+                    $0.modelName = served.name
+                    $0.modelVersion = served.version
+                }
+            }
+        },
+        Method.modelMetadata: MethodSpec(scope: .read) { s, body, respond in
+            s.offLoop(respond) {
+                let r = try decode(PBModelMetadataRequest.self, body)
+                let reference = try ModelReference(parsing: r.name, version: r.version)
+                let served = try s.serving.load(reference)
+                return try s.metadata(served)
+            }
+        },
+    ]
+
+    // MARK: Predict
+
+    func predict(_ body: ByteBuffer, _ respond: Responder) {
+        do {
+            let request = try decode(PBPredictRequest.self, body)
+            switch try serving.lookup(request.modelName, version: request.modelVersion) {
+            case .ready(let served):
+                respond.succeed(try answer(request, served))
+            case .needsLoad(let reference):
+                servingQueue.async {
+                    do {
+                        let served = try self.serving.load(reference)
+                        respond.succeed(try self.answer(request, served))
+                    } catch { respond.fail(error) }
+                }
+            }
+        } catch { respond.fail(error) }
+    }
+
+    private func answer(_ request: PBPredictRequest, _ served: ServedModel) throws -> PBPredictResponse {
+        let columns = try request.inputs.map { try Column(wire: $0) }
+        let inputs = try served.inputs(columns, maxRows: config.predictMaxRows)
+        let output = try predictor.predict(served, inputs, margin: request.margin, returnFeatures: request.returnFeatures)
+        var response = response(served, output, firstRow: 0)
+        response.id = request.id
+        return response
+    }
+
+    // MARK: BatchPredict
+
+    func batchPredict(_ body: ByteBuffer, _ respond: Responder) {
+        do {
+            let request = try decode(PBBatchPredictRequest.self, body)
+            let reference = try ModelReference(parsing: request.modelName, version: request.modelVersion)
+            let chunkRows = request.chunkRows == 0 ? 4096 : Int(min(request.chunkRows, 1 << 20))
+            guard request.asOfUs >= 0 else {
+                throw WireError(code: StatusCode.invalidArgument, message: "as_of_us is negative; give microseconds since the epoch, or 0 for the latest online values")
+            }
+            servingQueue.async {
+                do {
+                    // One version for the whole batch, even if an alias moves meanwhile.
+                    let served = try self.serving.load(reference)
+                    let columns = try request.inputs.map { try Column(wire: $0) }
+                    let inputs = try served.inputs(columns, maxRows: self.offline.maxSpineRows)
+                    let threads = max(1, System.coreCount)
+                    var first = 0
+                    repeat {
+                        let range = first..<min(inputs.rows, first + chunkRows)
+                        let chunk = range.count == inputs.rows ? inputs : inputs.slice(range)
+                        let output = request.asOfUs > 0
+                            ? try self.predictor.predict(served, chunk, asOf: request.asOfUs, margin: request.margin,
+                                                         returnFeatures: request.returnFeatures, threads: threads)
+                            : try self.predictor.predict(served, chunk, margin: request.margin,
+                                                         returnFeatures: request.returnFeatures, threads: threads)
+                        var frame = self.response(served, output, firstRow: first)
+                        frame.id = request.id
+                        first = range.upperBound
+                        if first < inputs.rows { respond.stream(frame) } else { respond.succeed(frame) }
+                    } while first < inputs.rows
+                } catch { respond.fail(error) }
+            }
+        } catch { respond.fail(error) }
+    }
+
+    // MARK: Mapping
+
+    private func response(_ served: ServedModel, _ output: PredictOutput, firstRow: Int) -> PBPredictResponse {
+        var out = PBPredictResponse()
+        out.modelName = served.name
+        out.modelVersion = served.version
+        out.rows = UInt32(output.rows)
+        out.firstRow = UInt64(firstRow)
+        let width = served.outputNames.count
+        out.outputs = served.outputNames.enumerated().map { k, name in
+            var column = PBColumn()
+            column.name = name
+            column.type = .float64
+            if width == 1 {
+                column.float64Values = output.values
+            } else {
+                column.float64Values = stride(from: k, to: output.values.count, by: width).map { output.values[$0] }
+            }
+            return column
+        }
+        out.predictionIds = predictionIDs.next(output.rows)
+        if let features = output.features {
+            out.features = zip(served.signatureInputs, features).map { name, result in
+                var column = PBFeatureColumn()
+                column.values = result.values.wire
+                column.values.name = name
+                column.statuses = result.statuses.map { PBFieldStatus(rawValue: Int($0.rawValue)) ?? .invalid }
+                column.eventTimeUs = result.eventTimes
+                return column
+            }
+        }
+        return out
+    }
+
+    private func metadata(_ served: ServedModel) throws -> PBModelMetadataResponse {
+        var out = PBModelMetadataResponse()
+        out.name = served.name
+        out.versions = try registry.versions(model: served.name).map { String($0.version) }
+        out.resolvedVersion = served.version
+        out.platform = served.format
+        out.inputs = served.callerInputs.map { input in
+            PBTensorMetadata.with {
+                $0.name = input.name
+                $0.datatype = input.type.kserveDatatype
+                $0.shape = [-1]
+            }
+        }
+        out.outputs = served.outputNames.map { name in
+            PBTensorMetadata.with {
+                $0.name = name
+                $0.datatype = "FP64"
+                $0.shape = [-1]
+            }
+        }
+        out.features = served.signatureInputs
+        return out
+    }
+
+    /// Runs `work` on a worker thread (it may load a model) and answers.
+    func offLoop<M: SwiftProtobuf.Message>(_ respond: Responder, _ work: @escaping @Sendable () throws -> M) {
+        servingQueue.async {
+            do { respond.succeed(try work()) } catch { respond.fail(error) }
+        }
+    }
+}
+
+/// Where model loads and batches run. Its own queue rather than a global
+/// one: GCD sizes the global pool to the cores, so blocked work elsewhere
+/// could otherwise hold a load back for seconds.
+let servingQueue = DispatchQueue(label: "plinth.serving", qos: .userInitiated, attributes: .concurrent)
+
+extension FeatureType {
+    /// The KServe V2 datatype name.
+    var kserveDatatype: String {
+        switch self {
+        case .int64: "INT64"
+        case .float32: "FP32"
+        case .float64: "FP64"
+        case .bool: "BOOL"
+        case .string, .bytes: "BYTES"
+        case .float32Vector: "FP32"
+        }
+    }
+}

@@ -1,0 +1,242 @@
+// The predict path: check a request's inputs against a served model, build
+// each row's input vector (online features looked up in one read
+// transaction, or joined point-in-time from the offline face; request
+// fields from the caller; missing values become the signature's default or
+// NaN), run the model, and hand back the outputs and, when asked, the
+// inputs used with their statuses.
+import Foundation
+public import PlinthFeatures
+import PlinthInference
+
+/// A request's inputs, checked against a served model.
+public struct PredictInputs: Sendable {
+    public let rows: Int
+    /// One per entity key, in `ServedModel.entityKeys` order.
+    public let keys: [Column]
+    /// One per request field, in `ServedModel.requestFields` order.
+    public let fields: [Column]
+
+    /// A slice of rows (for streaming a large batch in chunks).
+    public func slice(_ range: Range<Int>) -> PredictInputs {
+        PredictInputs(rows: range.count, keys: keys.map { $0.slice(range) }, fields: fields.map { $0.slice(range) })
+    }
+}
+
+/// What one predict call produced.
+public struct PredictOutput: Sendable {
+    public let rows: Int
+    /// `rows × outputCount` values, row-major.
+    public var values: [Double]
+    /// With `returnFeatures`: one per signature input (features, then
+    /// request fields), in signature order.
+    public var features: [FeatureResult]?
+}
+
+extension ServedModel {
+    /// Matches `columns` to the inputs the model takes.
+    /// - Throws: `ServingError.invalidArgument` for an input the model does
+    ///   not take, a missing or mistyped one, or ragged columns;
+    ///   `.tooLarge` for more than `maxRows` rows.
+    public func inputs(_ columns: [Column], maxRows: Int) throws(ServingError) -> PredictInputs {
+        var keys = [Column?](repeating: nil, count: entityKeys.count)
+        var fields = [Column?](repeating: nil, count: requestFields.count)
+        var rows = -1
+        for column in columns {
+            if let problem = column.shapeProblem() { throw .invalidArgument(problem) }
+            if rows < 0 { rows = column.count }
+            guard column.count == rows else {
+                throw .invalidArgument("input '\(column.name)' has \(column.count) rows, '\(columns[0].name)' has \(rows)")
+            }
+            if let k = entityKeys.firstIndex(where: { $0.name == column.name }) {
+                guard keys[k] == nil else { throw .invalidArgument("input '\(column.name)' is given twice") }
+                guard column.type == entityKeys[k].type else {
+                    throw .invalidArgument("entity key '\(column.name)' is \(column.type) but \(label) reads it as \(entityKeys[k].type)")
+                }
+                keys[k] = column
+            } else if let f = requestFields.firstIndex(where: { $0.name == column.name }) {
+                guard fields[f] == nil else { throw .invalidArgument("input '\(column.name)' is given twice") }
+                switch column.type {
+                case .int64, .float32, .float64, .bool: break
+                default:
+                    throw .invalidArgument("request field '\(column.name)' is \(column.type) but \(label) takes it as \(requestFields[f].type)")
+                }
+                fields[f] = column
+            } else {
+                throw .invalidArgument("input '\(column.name)' is not in the signature of \(label), which takes: \(inputList)")
+            }
+        }
+        if let k = keys.firstIndex(where: { $0 == nil }) {
+            throw .invalidArgument("entity key '\(entityKeys[k].name)' (\(entityKeys[k].type)) is missing; \(label) takes: \(inputList)")
+        }
+        if let f = fields.firstIndex(where: { $0 == nil }) {
+            throw .invalidArgument("request field '\(requestFields[f].name)' (\(requestFields[f].type)) is missing; \(label) takes: \(inputList)")
+        }
+        let count = max(rows, 0)
+        guard count <= maxRows else {
+            throw .tooLarge("\(count) rows in one request; the limit is \(maxRows) (predict_max_rows; use BatchPredict for more)")
+        }
+        return PredictInputs(rows: count, keys: keys.compactMap { $0 }, fields: fields.compactMap { $0 })
+    }
+
+    private var inputList: String {
+        callerInputs.map { "\($0.name) (\($0.type))" }.joined(separator: ", ")
+    }
+}
+
+public struct Predictor: Sendable {
+    let store: OnlineStore
+    let offline: OfflineStore
+
+    public init(store: OnlineStore, offline: OfflineStore) {
+        self.store = store
+        self.offline = offline
+    }
+
+    /// Scores `inputs` with the latest online features.
+    /// - Parameters:
+    ///   - now: microseconds since the epoch, for TTL checks.
+    ///   - threads: threads for the model (1 on an event loop).
+    public func predict(_ served: ServedModel, _ inputs: PredictInputs, margin: Bool = false, returnFeatures: Bool = false,
+                        now: Int64 = currentMicros(), threads: Int = 1) throws -> PredictOutput {
+        let width = served.model.featureCount
+        var matrix = [Float](repeating: .nan, count: inputs.rows * width)
+        var features: [FeatureResult]?
+        try matrix.withUnsafeMutableBufferPointer { m in
+            served.fillRequestFields(inputs, into: m)
+            guard let plan = served.plan else { return }
+            try store.lookup(plan, entities: inputs.keys, now: now) { rows in
+                served.fillFeatures(from: rows, into: m)
+                if returnFeatures { features = store.results(of: rows) }
+            }
+        }
+        if returnFeatures { features = (features ?? []) + served.requestFieldResults(inputs) }
+        return try score(served, matrix, rows: inputs.rows, margin: margin, threads: threads, features: features)
+    }
+
+    /// Scores `inputs` with the feature values that were current at `asOf`
+    /// (microseconds since the epoch), joined point-in-time from the offline
+    /// face with each view's TTL, as a training set would have seen them.
+    public func predict(_ served: ServedModel, _ inputs: PredictInputs, asOf: Int64, margin: Bool = false,
+                        returnFeatures: Bool = false, threads: Int = 1) throws -> PredictOutput {
+        let width = served.model.featureCount
+        var matrix = [Float](repeating: .nan, count: inputs.rows * width)
+        var features: [FeatureResult]?
+        if let plan = served.plan {
+            let request = HistoricalRequest(features: served.signatureInputs.prefix(plan.outputs.count).map { $0 },
+                                            spine: inputs.keys, eventTimes: Array(repeating: asOf, count: inputs.rows),
+                                            fullFeatureNames: true)
+            let columns = try offline.join(request).columns
+            var results: [FeatureResult] = []
+            for (o, output) in plan.outputs.enumerated() {
+                guard let column = columns.first(where: { $0.name == output.name }) else { continue }
+                var statuses = [FieldStatus](repeating: .present, count: inputs.rows)
+                for row in column.nullRows { statuses[Int(row)] = .notFound }
+                matrix.withUnsafeMutableBufferPointer { m in served.fill(output: o, from: column, statuses: statuses, into: m) }
+                if returnFeatures {
+                    results.append(FeatureResult(values: column, statuses: statuses, eventTimes: Array(repeating: 0, count: inputs.rows)))
+                }
+            }
+            features = results
+        }
+        matrix.withUnsafeMutableBufferPointer { m in served.fillRequestFields(inputs, into: m) }
+        if returnFeatures { features = (features ?? []) + served.requestFieldResults(inputs) }
+        return try score(served, matrix, rows: inputs.rows, margin: margin, threads: threads, features: features)
+    }
+
+    private func score(_ served: ServedModel, _ matrix: [Float], rows: Int, margin: Bool, threads: Int,
+                       features: [FeatureResult]?) throws -> PredictOutput {
+        var values = [Double](repeating: 0, count: rows * served.model.outputCount)
+        try matrix.withUnsafeBufferPointer { m in
+            try values.withUnsafeMutableBufferPointer { out in
+                if rows == 1 {
+                    try served.model.predict(row: m, into: out, kind: margin ? .margin : .probability)
+                } else {
+                    try served.model.predictBatch(rows: m, rowCount: rows, into: out, kind: margin ? .margin : .probability,
+                                                  threads: threads)
+                }
+            }
+        }
+        return PredictOutput(rows: rows, values: values, features: features)
+    }
+}
+
+extension ServedModel {
+    /// Writes each row's request fields into its input vector.
+    func fillRequestFields(_ inputs: PredictInputs, into m: UnsafeMutableBufferPointer<Float>) {
+        let width = model.featureCount
+        for (f, column) in inputs.fields.enumerated() {
+            let slot = requestSlots[f]
+            var nulls = column.nullRows.makeIterator()
+            var nextNull = nulls.next().map(Int.init) ?? -1
+            for row in 0..<inputs.rows {
+                if row == nextNull {
+                    m[row * width + slot] = missingValues[slot]
+                    nextNull = nulls.next().map(Int.init) ?? -1
+                    continue
+                }
+                m[row * width + slot] = switch column.type {
+                case .int64: Float(column.int64s[row])
+                case .float32: column.float32s[row]
+                case .float64: Float(column.float64s[row])
+                case .bool: column.bools[row] ? 1 : 0
+                default: .nan
+                }
+            }
+        }
+    }
+
+    /// Writes every looked-up feature into the rows' input vectors; a
+    /// missing one (not found, null, expired) takes its default or NaN.
+    func fillFeatures(from rows: borrowing RowLookup, into m: UnsafeMutableBufferPointer<Float>) {
+        let width = model.featureCount
+        let plan = rows.plan
+        for row in 0..<rows.count {
+            let base = row * width
+            for view in plan.views.indices {
+                let state = rows.row(view, row)
+                for o in plan.outputs.indices where plan.hotOutputs[o].view == view {
+                    let start = featureSlotStart[o], end = featureSlotStart[o + 1]
+                    switch rows.cell(o, in: state) {
+                    case .value(let packed, let at, _):
+                        let type = featureTypes[o]
+                        for e in start..<end {
+                            m[base + featureSlots[e]] = packed.float(type, at: at, element: e - start)
+                        }
+                    case .missing:
+                        for e in start..<end { m[base + featureSlots[e]] = missingValues[featureSlots[e]] }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes plan output `o` from a joined column.
+    func fill(output o: Int, from column: Column, statuses: [FieldStatus], into m: UnsafeMutableBufferPointer<Float>) {
+        let width = model.featureCount
+        let start = featureSlotStart[o], end = featureSlotStart[o + 1]
+        let n = end - start
+        for row in 0..<statuses.count {
+            for e in start..<end {
+                let slot = featureSlots[e]
+                guard statuses[row] == .present else { m[row * width + slot] = missingValues[slot]; continue }
+                m[row * width + slot] = switch column.type {
+                case .int64: Float(column.int64s[row])
+                case .float32: column.float32s[row]
+                case .float32Vector: column.float32s[row * n + (e - start)]
+                case .float64: Float(column.float64s[row])
+                case .bool: column.bools[row] ? 1 : 0
+                case .string, .bytes: .nan
+                }
+            }
+        }
+    }
+
+    /// The request fields as `return_features` reports them.
+    func requestFieldResults(_ inputs: PredictInputs) -> [FeatureResult] {
+        inputs.fields.map { column in
+            var statuses = [FieldStatus](repeating: .present, count: inputs.rows)
+            for row in column.nullRows { statuses[Int(row)] = .nullValue }
+            return FeatureResult(values: column, statuses: statuses, eventTimes: Array(repeating: 0, count: inputs.rows))
+        }
+    }
+}

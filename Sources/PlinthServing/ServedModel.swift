@@ -1,0 +1,217 @@
+// A registered version made ready to serve: the loaded model plus its
+// signature compiled against the current feature definitions — which
+// online features to read, which request fields to take, and where each
+// value goes in the model's input vector. Compiling checks everything that
+// does not depend on a request (types, counts, names), so a bad signature
+// fails once, at load, with a message that says what to fix.
+import Foundation
+public import PlinthFeatures
+public import PlinthInference
+public import PlinthRegistry
+
+/// A named, typed input a caller sends: an entity join key or a
+/// request-time field.
+public struct ServingInput: Sendable, Equatable {
+    public let name: String
+    public let type: FeatureType
+}
+
+public final class ServedModel: Sendable {
+    public let name: String
+    public let version: UInt64
+    /// The artifact's format as registered ("xgboost-json", "lightgbm-text", ...).
+    public let format: String
+    public let model: Model
+    public let signature: Signature
+    /// The signature's features resolved against one definitions snapshot;
+    /// nil when the model takes request fields only.
+    public let plan: ReadPlan?
+    /// Entity join keys a caller sends, in the order the views need them.
+    public let entityKeys: [ServingInput]
+    /// Request-time fields a caller sends, in signature order.
+    public let requestFields: [ServingInput]
+    /// Feature references, then request field names, in signature order
+    /// (what `return_features` reports).
+    public let signatureInputs: [String]
+    /// Output column names: the signature's, else "score" or "class_N".
+    public let outputNames: [String]
+    /// Whether the model's inputs were matched to the signature by name
+    /// (the model records feature names) rather than by position.
+    public let matchedByName: Bool
+
+    /// For plan output `o`, its elements' model input indices are
+    /// `featureSlots[featureSlotStart[o] ..< featureSlotStart[o + 1]]`.
+    let featureSlotStart: [Int]
+    let featureSlots: [Int]
+    let featureTypes: [FeatureType]
+    /// Model input index of each request field.
+    let requestSlots: [Int]
+    /// Per model input: the value used when it is missing (NaN: missing).
+    let missingValues: [Float]
+
+    /// Compiles `model` with `signature` against the definitions `store`
+    /// holds now.
+    /// - Throws: `ServingError.failedPrecondition` naming what does not fit.
+    public init(name: String, version: UInt64, format: String, model: Model, signature: Signature,
+                store: OnlineStore) throws(ServingError) {
+        let what = "\(name):\(version)"
+        var references = signature.featureReferences
+        let snapshot = store.catalog.snapshot
+        if !signature.featureService.isEmpty {
+            guard let service = snapshot.services[signature.featureService] else {
+                throw .failedPrecondition("\(what) cannot be served: its signature's feature service '\(signature.featureService)' is not defined")
+            }
+            for reference in service.features where !references.contains(reference) { references.append(reference) }
+        }
+        var plan: ReadPlan?
+        if !references.isEmpty {
+            do {
+                plan = try store.plan(features: references, service: nil, fullFeatureNames: true)
+            } catch {
+                throw .failedPrecondition("\(what) cannot be served: its signature's features do not resolve: \(error)")
+            }
+        }
+
+        // The signature's inputs, element by element, with the names a
+        // model might know them by.
+        struct Element { var names: [String]; var label: String }
+        var elements: [Element] = []
+        var featureSlotStart = [0]
+        var featureTypes: [FeatureType] = []
+        var signatureInputs: [String] = []
+        for output in plan?.outputs ?? [] {
+            let reference = references[featureSlotStart.count - 1]
+            let view = plan?.views[output.view].name ?? ""
+            let feature = output.feature.name
+            let type = output.feature.type
+            switch type {
+            case .int64, .float32, .float64, .bool:
+                elements.append(Element(names: [reference, feature, "\(view)__\(feature)"], label: reference))
+            case .float32Vector(let n):
+                for i in 0..<n {
+                    elements.append(Element(names: ["\(reference)[\(i)]", "\(feature)[\(i)]", "\(view)__\(feature)[\(i)]"],
+                                            label: "\(reference)[\(i)]"))
+                }
+            case .string, .bytes:
+                throw .failedPrecondition("\(what) cannot be served: feature '\(reference)' is \(type); a model takes numbers (int64, float32, float64, bool, float32 vectors)")
+            }
+            featureTypes.append(type)
+            featureSlotStart.append(elements.count)
+            signatureInputs.append(reference)
+        }
+        var entityKeys: [ServingInput] = []
+        for view in plan?.views ?? [] {
+            for key in view.joinKeys {
+                if let existing = entityKeys.first(where: { $0.name == key.name }) {
+                    guard existing.type == key.type else {
+                        throw .failedPrecondition("\(what) cannot be served: join key '\(key.name)' is \(existing.type) in one view and \(key.type) in '\(view.name)'")
+                    }
+                } else {
+                    entityKeys.append(ServingInput(name: key.name, type: key.type))
+                }
+            }
+        }
+        var requestFields: [ServingInput] = []
+        for field in signature.requestFields {
+            guard let type = FeatureType(spelling: field.type) else {
+                throw .failedPrecondition("\(what) cannot be served: request field '\(field.name)' has unknown type '\(field.type)'")
+            }
+            switch type {
+            case .int64, .float32, .float64, .bool: break
+            default:
+                throw .failedPrecondition("\(what) cannot be served: request field '\(field.name)' is \(type); a model takes numbers")
+            }
+            guard !entityKeys.contains(where: { $0.name == field.name }), !requestFields.contains(where: { $0.name == field.name }) else {
+                throw .failedPrecondition("\(what) cannot be served: request field '\(field.name)' is named twice (or like a join key)")
+            }
+            requestFields.append(ServingInput(name: field.name, type: type))
+            elements.append(Element(names: [field.name], label: field.name))
+            signatureInputs.append(field.name)
+        }
+        guard !elements.isEmpty else {
+            throw .failedPrecondition("\(what) cannot be served: its signature names no inputs; register it with features, a feature service or request fields")
+        }
+
+        // Model input index of each signature element: by name when the
+        // model records names and every one matches exactly one element,
+        // else by position.
+        var slotOfElement = Array(elements.indices)
+        var byName = false
+        if let names = model.featureNames {
+            var index: [String: Int] = [:]
+            var ambiguous: Set<String> = []
+            for (e, element) in elements.enumerated() {
+                for n in Set(element.names) where index.updateValue(e, forKey: n) != nil { ambiguous.insert(n) }
+            }
+            var slots = [Int](repeating: -1, count: elements.count)
+            var complete = names.count == elements.count
+            for (i, n) in names.enumerated() where complete {
+                guard !ambiguous.contains(n), let e = index[n], slots[e] == -1 else { complete = false; break }
+                slots[e] = i
+            }
+            if complete {
+                slotOfElement = slots
+                byName = true
+            }
+        }
+        guard byName || model.featureCount == elements.count else {
+            let detail = signatureInputs.count == elements.count ? "" : " (vector features count one input per element)"
+            throw .failedPrecondition("\(what) cannot be served: the model takes \(model.featureCount) inputs but its signature gives \(elements.count)\(detail): \(elements.map(\.label).prefix(8).joined(separator: ", "))\(elements.count > 8 ? ", ..." : "")")
+        }
+
+        var missing = [Float](repeating: .nan, count: model.featureCount)
+        let labels = Set(signatureInputs)
+        for (key, value) in signature.defaults {
+            guard labels.contains(key) else {
+                throw .failedPrecondition("\(what) cannot be served: its signature has a default for '\(key)', which is not one of its inputs")
+            }
+        }
+        for (e, element) in elements.enumerated() {
+            let base = element.label.firstIndex(of: "[").map { String(element.label[..<$0]) } ?? element.label
+            if let value = signature.defaults[base] { missing[slotOfElement[e]] = Float(value) }
+        }
+
+        let outputCount = model.outputCount
+        if signature.outputs.count == outputCount {
+            outputNames = signature.outputs.map(\.name)
+        } else if outputCount == 1 {
+            outputNames = ["score"]
+        } else {
+            outputNames = (0..<outputCount).map { "class_\($0)" }
+        }
+
+        self.name = name
+        self.version = version
+        self.format = format
+        self.model = model
+        self.signature = signature
+        self.plan = plan
+        self.entityKeys = entityKeys
+        self.requestFields = requestFields
+        self.signatureInputs = signatureInputs
+        self.matchedByName = byName
+        self.featureSlotStart = featureSlotStart
+        self.featureSlots = Array(slotOfElement[0..<(featureSlotStart.last ?? 0)])
+        self.featureTypes = featureTypes
+        self.requestSlots = Array(slotOfElement[(featureSlotStart.last ?? 0)...])
+        self.missingValues = missing
+    }
+
+    /// A copy compiled against the definitions current now (after an
+    /// apply), sharing the loaded model.
+    public func recompiled(store: OnlineStore) throws(ServingError) -> ServedModel {
+        try ServedModel(name: name, version: version, format: format, model: model, signature: signature, store: store)
+    }
+
+    /// Whether the definitions changed since this was compiled.
+    public func isCurrent(_ store: OnlineStore) -> Bool {
+        guard let plan else { return true }
+        return store.isCurrent(plan)
+    }
+
+    /// "name:version".
+    public var label: String { "\(name):\(version)" }
+
+    /// The inputs a caller sends, keys first.
+    public var callerInputs: [ServingInput] { entityKeys + requestFields }
+}

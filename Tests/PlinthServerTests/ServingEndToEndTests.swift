@@ -1,0 +1,301 @@
+// End-to-end tests of the Inference service against an in-process server:
+// registered versions with signatures, Predict's vector assembly, bad input,
+// BatchPredict's chunks and point-in-time reads, the KServe calls, and an
+// alias moved under continuous load with no failed request.
+import Foundation
+import Logging
+import PlinthClient
+import PlinthWire
+import XCTest
+@testable import PlinthServer
+
+final class ServingEndToEndTests: XCTestCase {
+    var server: PlinthServer!
+    var address = ""
+    var dataDir = ""
+
+    override func setUpWithError() throws {
+        dataDir = NSTemporaryDirectory() + "plinth-serving-\(UUID().uuidString)"
+        var config = ServerConfig()
+        config.dataDir = dataDir
+        config.listen = "127.0.0.1:0"
+        config.eventLoopThreads = 2
+        config.predictMaxRows = 50
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        server = try PlinthServer(config: config, logger: logger)
+        address = try server.start()[0]
+        let c = try Connection(address: address)
+        _ = try c.call(Method.applyDefinitions, PBApplyDefinitionsRequest.with { $0.yaml = definitionsYAML },
+                       as: PBApplyDefinitionsResponse.self)
+    }
+
+    override func tearDown() {
+        server.stop()
+        try? FileManager.default.removeItem(atPath: dataDir)
+    }
+
+    /// A linear model with identity output: score = intercept + count + 10 * score + 100 * amount.
+    func linearModel(intercept: Double) -> Data {
+        Data("""
+        {"plinth_model": "linear", "format_version": 1, "n_features": 3, "feature_names": null,
+         "coefficients": [[1, 10, 100]], "intercepts": [\(intercept)], "output": "identity"}
+        """.utf8)
+    }
+
+    @discardableResult
+    func register(_ c: Connection, model: String = "fraud", intercept: Double = 0.5,
+                  defaults: [String: Double] = ["stats:count": 7, "stats:score": 0], alias: String? = "production") throws -> UInt64 {
+        let blob = try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with { $0.data = linearModel(intercept: intercept); $0.finish = true },
+                              as: PBUploadArtifactResponse.self)
+        let version = try c.call(Method.createModelVersion, PBCreateModelVersionRequest.with {
+            $0.model = model
+            $0.artifactDigest = blob.artifact.digest
+            $0.artifactFormat = "plinth-json"
+            $0.signature.featureReferences = ["stats:count", "stats:score"]
+            $0.signature.requestFields = [PBSignatureField.with { $0.name = "amount"; $0.type = "float64" }]
+            $0.signature.defaults = defaults
+        }, as: PBModelVersionResponse.self).version.version
+        if let alias {
+            _ = try c.call(Method.setModelAlias, PBSetModelAliasRequest.with {
+                $0.model = model; $0.alias = alias; $0.version = version; $0.reason = "test"
+            }, as: PBAliasChangeResponse.self)
+        }
+        return version
+    }
+
+    func predictRequest(_ model: String = "fraud", users: [Int64], amounts: [Double]) -> PBPredictRequest {
+        Self.predictRequest(model, users: users, amounts: amounts)
+    }
+
+    static func predictRequest(_ model: String = "fraud", users: [Int64], amounts: [Double]) -> PBPredictRequest {
+        PBPredictRequest.with {
+            $0.modelName = model
+            $0.inputs = [
+                PBColumn.with { $0.name = "user_id"; $0.type = .int64; $0.int64Values = users },
+                PBColumn.with { $0.name = "amount"; $0.type = .float64; $0.float64Values = amounts },
+            ]
+        }
+    }
+
+    func expectCode(_ code: Int, contains text: String, _ body: () throws -> Void) {
+        XCTAssertThrowsError(try body()) { error in
+            guard let e = error as? PlinthError else { return XCTFail("\(error)") }
+            XCTAssertEqual(e.code, code, e.message)
+            XCTAssertTrue(e.message.contains(text), "'\(e.message)' lacks '\(text)'")
+        }
+    }
+
+    func testPredictAssemblesFeaturesRequestFieldsAndDefaults() throws {
+        let c = try Connection(address: address)
+        _ = try c.call(Method.push, pushRequest(ids: [1, 2], count: 3), as: PBPushResponse.self)
+        try register(c)
+        var request = predictRequest("fraud@production", users: [1, 2, 99], amounts: [1, 2, 3])
+        request.returnFeatures = true
+        request.id = "req-1"
+        let r = try c.call(Method.predict, request, as: PBPredictResponse.self)
+        XCTAssertEqual(r.modelName, "fraud")
+        XCTAssertEqual(r.modelVersion, 1)
+        XCTAssertEqual(r.id, "req-1")
+        XCTAssertEqual(r.rows, 3)
+        XCTAssertEqual(r.outputs.map(\.name), ["score"])
+        // count + 10 * (id / 2) + 100 * amount + 0.5; user 99 takes the defaults 7 and 0.
+        let expected: [Double] = [108.5, 213.5, 307.5]
+        XCTAssertEqual(r.outputs[0].float64Values, expected)
+        XCTAssertEqual(r.predictionIds.count, 3)
+        XCTAssertEqual(Set(r.predictionIds).count, 3)
+        XCTAssertEqual(r.predictionIds, r.predictionIds.sorted())
+        XCTAssertEqual(r.features.map(\.values.name), ["stats:count", "stats:score", "amount"])
+        XCTAssertEqual(r.features[0].statuses, [.present, .present, .notFound])
+        XCTAssertEqual(r.features[0].values.int64Values, [3, 3, 0])
+        XCTAssertEqual(r.features[2].values.float64Values, [1, 2, 3])
+
+        // The bare name means @production; name:version addresses a version.
+        let bare = try c.call(Method.predict, predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self)
+        XCTAssertEqual(bare.outputs[0].float64Values, [8.5])
+        let byVersion = try c.call(Method.predict, predictRequest("fraud:1", users: [1], amounts: [0]), as: PBPredictResponse.self)
+        XCTAssertEqual(byVersion.modelVersion, 1)
+        var kserve = predictRequest("fraud", users: [1], amounts: [0])
+        kserve.modelVersion = "1"
+        XCTAssertEqual(try c.call(Method.predict, kserve, as: PBPredictResponse.self).modelVersion, 1)
+        var margin = predictRequest(users: [1], amounts: [0])
+        margin.margin = true
+        XCTAssertEqual(try c.call(Method.predict, margin, as: PBPredictResponse.self).outputs[0].float64Values, [8.5])
+    }
+
+    func testMissingInputWithoutDefaultReachesTheModelAsMissing() throws {
+        let c = try Connection(address: address)
+        try register(c, defaults: [:])
+        let r = try c.call(Method.predict, predictRequest(users: [5], amounts: [1]), as: PBPredictResponse.self)
+        XCTAssertTrue(r.outputs[0].float64Values[0].isNaN, "\(r.outputs[0].float64Values)")
+    }
+
+    func testBadInputIsAnErrorForThatRequestOnly() throws {
+        let c = try Connection(address: address)
+        try register(c)
+        expectCode(5, contains: "nosuch") { _ = try c.call(Method.predict, self.predictRequest("nosuch", users: [1], amounts: [1]), as: PBPredictResponse.self) }
+        expectCode(5, contains: "champion") { _ = try c.call(Method.predict, self.predictRequest("fraud@champion", users: [1], amounts: [1]), as: PBPredictResponse.self) }
+        expectCode(5, contains: "9") { _ = try c.call(Method.predict, self.predictRequest("fraud:9", users: [1], amounts: [1]), as: PBPredictResponse.self) }
+        expectCode(3, contains: "both") { _ = try c.call(Method.predict, self.predictRequest("fraud@a:1", users: [1], amounts: [1]), as: PBPredictResponse.self) }
+
+        var wrongKey = predictRequest(users: [1], amounts: [1])
+        wrongKey.inputs[0] = PBColumn.with { $0.name = "user_id"; $0.type = .float64; $0.float64Values = [1] }
+        expectCode(3, contains: "entity key 'user_id' is float64") { _ = try c.call(Method.predict, wrongKey, as: PBPredictResponse.self) }
+
+        var unknownField = predictRequest(users: [1], amounts: [1])
+        unknownField.inputs.append(PBColumn.with { $0.name = "amnt"; $0.type = .float64; $0.float64Values = [1] })
+        expectCode(3, contains: "'amnt' is not in the signature") { _ = try c.call(Method.predict, unknownField, as: PBPredictResponse.self) }
+
+        var missingField = predictRequest(users: [1], amounts: [1])
+        missingField.inputs.removeLast()
+        expectCode(3, contains: "request field 'amount'") { _ = try c.call(Method.predict, missingField, as: PBPredictResponse.self) }
+
+        let tooMany = predictRequest(users: Array(0..<51), amounts: Array(repeating: 1, count: 51))
+        expectCode(8, contains: "limit is 50") { _ = try c.call(Method.predict, tooMany, as: PBPredictResponse.self) }
+
+        // The connection and the model still serve.
+        XCTAssertEqual(try c.call(Method.predict, predictRequest(users: [1], amounts: [1]), as: PBPredictResponse.self).rows, 1)
+    }
+
+    func testAVersionThatCannotBeServedSaysWhy() throws {
+        let c = try Connection(address: address)
+        let blob = try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with { $0.data = linearModel(intercept: 0); $0.finish = true },
+                              as: PBUploadArtifactResponse.self)
+        _ = try c.call(Method.createModelVersion, PBCreateModelVersionRequest.with {
+            $0.model = "short"; $0.artifactDigest = blob.artifact.digest
+            $0.signature.featureReferences = ["stats:count"]
+        }, as: PBModelVersionResponse.self)
+        expectCode(9, contains: "takes 3 inputs but its signature gives 1") {
+            _ = try c.call(Method.predict, PBPredictRequest.with {
+                $0.modelName = "short:1"
+                $0.inputs = [PBColumn.with { $0.name = "user_id"; $0.type = .int64; $0.int64Values = [1] }]
+            }, as: PBPredictResponse.self)
+        }
+    }
+
+    func testBatchPredictStreamsChunksInOrderAndReadsAsOf() throws {
+        let c = try Connection(address: address)
+        let t1: Int64 = 1_700_000_000_000_000, t2 = t1 + 60_000_000
+        for (t, count) in [(t1, Int64(1)), (t2, Int64(2))] {
+            var push = pushRequest(ids: [1, 2, 3, 4, 5], count: count, event: t)
+            push.to = .onlineAndOffline
+            _ = try c.call(Method.push, push, as: PBPushResponse.self)
+        }
+        try register(c)
+        func batch(asOf: Int64) throws -> [PBPredictResponse] {
+            var frames: [PBPredictResponse] = []
+            try c.callStreaming(Method.batchPredict, PBBatchPredictRequest.with {
+                $0.modelName = "fraud@production"
+                $0.inputs = predictRequest(users: [1, 2, 3, 4, 5], amounts: [0, 0, 0, 0, 0]).inputs
+                $0.chunkRows = 2
+                $0.asOfUs = asOf
+            }, as: PBPredictResponse.self) { frames.append($0) }
+            return frames
+        }
+        let latest = try batch(asOf: 0)
+        XCTAssertEqual(latest.map(\.firstRow), [0, 2, 4])
+        XCTAssertEqual(latest.map(\.rows), [2, 2, 1])
+        let scores = latest.flatMap { $0.outputs[0].float64Values }
+        let latestExpected: [Double] = [1, 2, 3, 4, 5].map { 2.5 + 5 * $0 }
+        XCTAssertEqual(scores, latestExpected)
+        let past = try batch(asOf: t1 + 1).flatMap { $0.outputs[0].float64Values }
+        let pastExpected: [Double] = [1, 2, 3, 4, 5].map { 1.5 + 5 * $0 }
+        XCTAssertEqual(past, pastExpected)
+        // Before any event: every feature takes its default.
+        let before = try batch(asOf: t1 - 1).flatMap { $0.outputs[0].float64Values }
+        XCTAssertEqual(before, Array(repeating: 7.5, count: 5))
+    }
+
+    func testKServeHealthAndMetadata() throws {
+        let c = try Connection(address: address)
+        XCTAssertTrue(try c.call(Method.serverLive, PBServerLiveRequest(), as: PBServerLiveResponse.self).live)
+        XCTAssertTrue(try c.call(Method.serverReady, PBServerReadyRequest(), as: PBServerReadyResponse.self).ready)
+        try register(c)
+        XCTAssertFalse(try c.call(Method.modelReady, PBModelReadyRequest.with { $0.name = "fraud" }, as: PBModelReadyResponse.self).ready)
+        let loaded = try c.call(Method.loadModel, PBModelReadyRequest.with { $0.name = "fraud" }, as: PBModelReadyResponse.self)
+        XCTAssertTrue(loaded.ready)
+        XCTAssertEqual(loaded.modelVersion, 1)
+        XCTAssertTrue(try c.call(Method.modelReady, PBModelReadyRequest.with { $0.name = "fraud@production" }, as: PBModelReadyResponse.self).ready)
+        expectCode(5, contains: "nosuch") { _ = try c.call(Method.modelReady, PBModelReadyRequest.with { $0.name = "nosuch" }, as: PBModelReadyResponse.self) }
+
+        let meta = try c.call(Method.modelMetadata, PBModelMetadataRequest.with { $0.name = "fraud" }, as: PBModelMetadataResponse.self)
+        XCTAssertEqual(meta.name, "fraud")
+        XCTAssertEqual(meta.versions, ["1"])
+        XCTAssertEqual(meta.platform, "plinth-json")
+        XCTAssertEqual(meta.inputs.map(\.name), ["user_id", "amount"])
+        XCTAssertEqual(meta.inputs.map(\.datatype), ["INT64", "FP64"])
+        XCTAssertEqual(meta.outputs.map(\.name), ["score"])
+        XCTAssertEqual(meta.features, ["stats:count", "stats:score", "amount"])
+    }
+
+    func testAliasMovesUnderContinuousLoadWithNoFailedRequest() throws {
+        let setup = try Connection(address: address)
+        _ = try setup.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
+        try register(setup, intercept: 0.5)
+        let v2 = try register(setup, intercept: 1000.5, alias: nil)
+        // Warm the first version so the load runs across the swap.
+        _ = try setup.call(Method.predict, predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self)
+
+        let stop = ManagedAtomicFlag()
+        let results = ResultLog()
+        let address = self.address
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                do {
+                    let c = try Connection(address: address)
+                    while !stop.isSet {
+                        let r = try c.call(Method.predict, Self.predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self)
+                        results.append(version: r.modelVersion, score: r.outputs[0].float64Values[0])
+                    }
+                } catch { results.fail("\(error)") }
+            }
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        _ = try setup.call(Method.setModelAlias, PBSetModelAliasRequest.with {
+            $0.model = "fraud"; $0.alias = "production"; $0.version = v2; $0.reason = "swap under load"
+        }, as: PBAliasChangeResponse.self)
+        // Wait for the background load and the switch, then keep the load on a little longer.
+        let deadline = Date().addingTimeInterval(10)
+        while results.lastVersion != v2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        Thread.sleep(forTimeInterval: 0.2)
+        stop.set()
+        group.wait()
+
+        XCTAssertEqual(results.failures, [])
+        let seen = results.snapshot
+        XCTAssertGreaterThan(seen.count, 20)
+        // Every answer is one version's answer, never a mix.
+        for (version, score) in seen {
+            XCTAssertEqual(score, version == 1 ? 8.5 : 1008.5, "version \(version) answered \(score)")
+        }
+        XCTAssertEqual(seen.first?.0, 1)
+        XCTAssertEqual(seen.last?.0, v2)
+        // The old version is no longer held.
+        let counters = server.services.serving.counters
+        XCTAssertEqual(counters.resident, 1)
+        XCTAssertEqual(counters.swaps, 1)
+    }
+}
+
+/// A stop flag shared by the load threads.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+/// Every answer in the order received, and every failure.
+final class ResultLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var answers: [(UInt64, Double)] = []
+    private var errors: [String] = []
+    func append(version: UInt64, score: Double) { lock.withLock { answers.append((version, score)) } }
+    func fail(_ message: String) { lock.withLock { errors.append(message) } }
+    var snapshot: [(UInt64, Double)] { lock.withLock { answers } }
+    var failures: [String] { lock.withLock { errors } }
+    var lastVersion: UInt64? { lock.withLock { answers.last?.0 } }
+}
