@@ -67,6 +67,7 @@ def main():
     compare = load(os.path.join(d, "plinth-1.json")) or {}
     plinth_1, redis_get = compare.get("plinth"), compare.get("redis")
     plinth_n = load(os.path.join(d, f"plinth-{c}.json"))
+    features = load(os.path.join(d, "features-1.json")) or {}
     stack_b_1 = load(os.path.join(d, "stack-b-1.json"))
     stack_b_get = load(os.path.join(d, "stack-b-get-1.json"))
     stack_b_n = load(os.path.join(d, f"stack-b-{c}.json"))
@@ -80,6 +81,9 @@ def main():
         row(f"Stack (b): redis GET + XGBoost C API, {c} connections", stack_b_n),
         row("Redis GET alone (plinth-bench redis-get)", redis_get, "32 float32 in Plinth's packed row, 153 bytes"),
         row("Redis GET alone (stack (b)'s C client)", stack_b_get, "the 128 packed bytes"),
+        row("Plinth GetOnlineFeatures of the same 32 features (plinth-bench)", features.get("plinth"),
+            "the read inside a Predict, without the model; alternating rounds with the Redis GET below"),
+        row("Redis GET alone (plinth-bench redis-get), second series", features.get("redis")),
     ]
     for store in stack_a["stores"]:
         r = row(f"Stack (a): Feast ({store['online_store']} online store) + xgboost Python", store,
@@ -122,7 +126,7 @@ def main():
                             "measured": (s or {}).get("first_error_answer") or "no result (see the run's log)"})
 
     result = {"machine": machine, "rows": rows, "targets": targets,
-              "raw": {"plinth_1": compare, f"plinth_{c}": plinth_n, "stack_b_1": stack_b_1, "stack_b_get_1": stack_b_get,
+              "raw": {"plinth_1": compare, "features_1": features, f"plinth_{c}": plinth_n, "stack_b_1": stack_b_1, "stack_b_get_1": stack_b_get,
                       f"stack_b_{c}": stack_b_n, "stack_a": stack_a, "infer": infer,
                       "data": load(os.path.join(d, "data.json"))}}
     with open(args.out, "w") as f:

@@ -126,10 +126,17 @@ log "in-process inference of the same model (plinth-bench infer)"
 
 PREDICT=(--model fraud@production --key-column user_id --expected "$DATA/expected.f64" --key-space "$ENTITIES"
          --warmup "$WARMUP" --json)
-log "1 connection: Plinth Predict and Redis GET, $ROUNDS alternating rounds, $DURATION s each"
+log "1 connection: Plinth Predict and Redis GET, $DURATION s each in $ROUNDS alternating rounds"
 "$BIN/plinth-bench" compare --operation predict --plinth "$PLINTH_ADDR" --redis "$REDIS_ADDR" --features 32 \
   --rounds "$ROUNDS" --duration "$DURATION" --connections 1 "${PREDICT[@]}" >"$OUT/plinth-1.json" \
   || log "Plinth Predict failed (1 connection): see $OUT/plinth-1.json"
+# The same 32 features read with GetOnlineFeatures (no model): how much of a
+# Predict is the read.
+REFERENCES=$("$PY" -c 'import json, sys; print(",".join(json.load(open(sys.argv[1]))["features"]))' "$DATA/meta.json")
+log "1 connection: Plinth GetOnlineFeatures of the same 32 features and Redis GET, $DURATION s each in $ROUNDS alternating rounds"
+"$BIN/plinth-bench" compare --operation features --references "$REFERENCES" --plinth "$PLINTH_ADDR" --redis "$REDIS_ADDR" \
+  --features 32 --rounds "$ROUNDS" --duration "$DURATION" --connections 1 "${PREDICT[@]}" >"$OUT/features-1.json" \
+  || log "Plinth GetOnlineFeatures failed (1 connection): see $OUT/features-1.json"
 log "1 connection: stack (b), GET + XGBoost C API, and the GET alone with the same C client"
 "$WORK/stack_b" "$LIBXGBOOST" "$DATA/fraud.json" "$REDIS_PORT" "$ENTITIES" "$DATA/expected.f64" 1 "$DURATION" "$WARMUP" \
   predict 42 "$REDIS_PID" >"$OUT/stack-b-1.json"

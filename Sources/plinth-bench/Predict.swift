@@ -28,69 +28,29 @@ struct ExpectedScores: Sendable {
     }
 }
 
-/// PredictRequest { model_name; inputs = [Column user_id INT64 (one key per row)] }.
+/// PredictRequest { model_name = 1 (the same in every request); inputs = 4:
+/// [Column of the key, INT64, one key per row] }.
 struct PlinthPredictCodec: ReadCodec {
     let expected: ExpectedScores?
-    private let methodField: [UInt8]
-    /// model_name (field 1) already encoded.
-    private let modelField: [UInt8]
-    /// The key column's name and type fields.
-    private let columnHeader: [UInt8]
+    private let encoder: KeyColumnRequestEncoder
     var system: String { "plinth" }
 
     init(model: String, keyColumn: String, expected: ExpectedScores?) throws {
         self.expected = expected
-        let method = Array(Method.predict.utf8)
-        var m: [UInt8] = [0x12]
-        appendVarint(UInt64(method.count), to: &m)
-        methodField = m + method
-        let name = Array(model.utf8)
-        var f: [UInt8] = [0x0A]
-        appendVarint(UInt64(name.count), to: &f)
-        modelField = f + name
-        let key = Array(keyColumn.utf8)
-        guard key.count < 128 else { throw ValidationError("--key-column is too long") }
-        columnHeader = [0x0A, UInt8(key.count)] + key + [0x10, UInt8(PBValueType.int64.rawValue)]
+        var fixed = PBPredictRequest()
+        fixed.modelName = model
+        encoder = try KeyColumnRequestEncoder(method: Method.predict, fixedFields: fixed.serializedBytes(),
+                                              columnField: 4, keyColumn: keyColumn)
         try selfCheck(model: model, keyColumn: keyColumn)
     }
 
     func open(_ socket: Socket) throws { try plinthHello(socket) }
 
     func appendRequest(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
-        var packed = 0
-        for k in keys { packed += varintSize(UInt64(bitPattern: k)) }
-        // Column { name = 1; type = 2; int64_values = 4 (packed) }
-        let column = columnHeader.count + 1 + varintSize(UInt64(packed)) + packed
-        // PredictRequest { model_name = 1; inputs = 4 }
-        let body = modelField.count + 1 + varintSize(UInt64(column)) + column
-        // Request { id = 1; method = 2; body = 3 }
-        let envelope = 1 + varintSize(id) + methodField.count + 1 + varintSize(UInt64(body)) + body
-        let n = UInt32(envelope)
-        out.append(UInt8(n >> 24)); out.append(UInt8(n >> 16 & 0xFF)); out.append(UInt8(n >> 8 & 0xFF)); out.append(UInt8(n & 0xFF))
-        out.append(0x08)
-        appendVarint(id, to: &out)
-        out.append(contentsOf: methodField)
-        out.append(0x1A)
-        appendVarint(UInt64(body), to: &out)
-        out.append(contentsOf: modelField)
-        out.append(0x22)
-        appendVarint(UInt64(column), to: &out)
-        out.append(contentsOf: columnHeader)
-        out.append(0x22)
-        appendVarint(UInt64(packed), to: &out)
-        for k in keys { appendVarint(UInt64(bitPattern: k), to: &out) }
+        encoder.append(id: id, keys: keys, to: &out)
     }
 
-    /// Error answers are counted by the driver, not fatal: the summary says
-    /// how many there were and what the first one said.
-    func parseAnswer(_ bytes: UnsafeRawBufferPointer) throws -> Answer? {
-        guard let frame = try splitPlinthFrame(bytes) else { return nil }
-        guard frame.code == 0 else {
-            let name = PBStatus.Code(rawValue: Int(frame.code)).map { "\($0)" } ?? "\(frame.code)"
-            return Answer(length: frame.length, id: frame.id, error: "\(Method.predict) status \(name): \(frame.message)")
-        }
-        return Answer(length: frame.length, id: frame.id)
-    }
+    func parseAnswer(_ bytes: UnsafeRawBufferPointer) throws -> Answer? { try countedErrorAnswer(bytes, method: Method.predict) }
 
     func verify(_ answer: UnsafeRawBufferPointer, keys: UnsafeBufferPointer<Int64>) throws {
         guard let (_, id, body) = try parsePlinthFrame(answer) else { throw BenchError("verify: incomplete frame") }
@@ -124,7 +84,54 @@ struct PlinthPredictCodec: ReadCodec {
     }
 }
 
-/// What `predict` and `compare --operation predict` need beyond the read flags.
+/// Splits one Response frame; an error status becomes an Answer with its
+/// text, which the driver counts instead of stopping the run.
+func countedErrorAnswer(_ bytes: UnsafeRawBufferPointer, method: String) throws -> Answer? {
+    guard let frame = try splitPlinthFrame(bytes) else { return nil }
+    guard frame.code == 0 else {
+        let name = PBStatus.Code(rawValue: Int(frame.code)).map { "\($0)" } ?? "\(frame.code)"
+        return Answer(length: frame.length, id: frame.id, error: "\(method) status \(name): \(frame.message)")
+    }
+    return Answer(length: frame.length, id: frame.id)
+}
+
+/// GetOnlineFeatures of a list of references for one key column: the read
+/// inside a Predict, without the model, so the two can be told apart.
+struct PlinthFeaturesCodec: ReadCodec {
+    let references: [String]
+    private let encoder: KeyColumnRequestEncoder
+    var system: String { "plinth" }
+
+    init(references: [String], keyColumn: String) throws {
+        self.references = references
+        var fixed = PBGetOnlineFeaturesRequest()
+        fixed.features = references
+        fixed.fullFeatureNames = true  // two views may name features alike
+        encoder = try KeyColumnRequestEncoder(method: Method.getOnlineFeatures, fixedFields: fixed.serializedBytes(),
+                                              columnField: 3, keyColumn: keyColumn)
+    }
+
+    func open(_ socket: Socket) throws { try plinthHello(socket) }
+
+    func appendRequest(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
+        encoder.append(id: id, keys: keys, to: &out)
+    }
+
+    func parseAnswer(_ bytes: UnsafeRawBufferPointer) throws -> Answer? { try countedErrorAnswer(bytes, method: Method.getOnlineFeatures) }
+
+    func verify(_ answer: UnsafeRawBufferPointer, keys: UnsafeBufferPointer<Int64>) throws {
+        guard let (_, id, body) = try parsePlinthFrame(answer) else { throw BenchError("verify: incomplete frame") }
+        let response = try PBGetOnlineFeaturesResponse(serializedBytes: Array(answer[body]))
+        guard response.features.count == references.count else {
+            throw BenchError("request \(id): \(response.features.count) feature columns for \(references.count) references")
+        }
+        for (j, column) in response.features.enumerated() where column.statuses != Array(repeating: .present, count: keys.count) {
+            throw BenchError("request \(id): \(references[j]) is \(column.statuses) for keys \(Array(keys)) (was the data loaded?)")
+        }
+    }
+}
+
+/// What `predict` and `compare --operation predict|features` need beyond the read flags.
 struct PredictFlags: ParsableArguments {
     @Option(help: "The model, as name@alias, name:version or name.")
     var model = "fraud@production"
@@ -141,9 +148,17 @@ struct PredictFlags: ParsableArguments {
     @Option(help: "The server's pid: the CPU time of server and client over the measured seconds is reported.")
     var serverPid: Int32?
 
+    @Option(help: "For compare --operation features: the feature references to read, comma-separated (view:feature,...).")
+    var references: String?
+
     func codec() throws -> PlinthPredictCodec {
         try PlinthPredictCodec(model: model, keyColumn: keyColumn,
                                expected: expected.map { try ExpectedScores(path: $0, tolerance: tolerance) })
+    }
+
+    func featuresCodec() throws -> PlinthFeaturesCodec {
+        guard let references, !references.isEmpty else { throw ValidationError("--operation features needs --references") }
+        return try PlinthFeaturesCodec(references: references.split(separator: ",").map(String.init), keyColumn: keyColumn)
     }
 }
 

@@ -227,7 +227,10 @@ struct Compare: ParsableCommand {
     @Option(help: "Rounds per system.")
     var rounds: Int = 5
 
-    @Option(help: "What the Plinth side does: get (GetOnlineFeatures) or predict (Inference/Predict; the Redis side is a GET either way).")
+    @Option(help: """
+        What the Plinth side does: get (GetOnlineFeatures of the bench view), predict (Inference/Predict) or features \
+        (GetOnlineFeatures of --references for --key-column). The Redis side is a GET (or MGET) of the bench rows either way.
+        """)
     var operation = "get"
 
     @OptionGroup var data: DataOptions
@@ -241,20 +244,24 @@ struct Compare: ParsableCommand {
 
     func validate() throws {
         guard (1...100).contains(rounds) else { throw ValidationError("--rounds must be 1 to 100") }
-        guard ["get", "predict"].contains(operation) else { throw ValidationError("--operation must be get or predict") }
+        guard ["get", "predict", "features"].contains(operation) else { throw ValidationError("--operation must be get, predict or features") }
         if let requests = flags.requests, requests < rounds { throw ValidationError("--requests must be at least --rounds") }
     }
 
     func run() throws {
         let plinthRun: (DriverOptions) throws -> Measurement
-        if operation == "predict" {
-            let codec = try predict.codec()
-            let pid = predict.serverPid
-            plinthRun = { options in
+        let pid = predict.serverPid
+        func measured<C: ReadCodec & Sendable>(_ codec: C) -> (DriverOptions) throws -> Measurement {
+            { options in
                 var options = options
                 options.serverPID = pid
                 return try Driver.run(codec, options)
             }
+        }
+        if operation == "predict" {
+            plinthRun = measured(try predict.codec())
+        } else if operation == "features" {
+            plinthRun = measured(try predict.featuresCodec())
         } else {
             let codec = try PlinthReadCodec(features: data.features)
             plinthRun = { try Driver.run(codec, $0) }
@@ -278,7 +285,7 @@ struct Compare: ParsableCommand {
             }
         }
         let output = Output(
-            plinth: RunSummary(system: "plinth", operation: operation == "get" ? "get_online_features" : "predict", options: base,
+            plinth: RunSummary(system: "plinth", operation: operation == "predict" ? "predict" : "get_online_features", options: base,
                                plinthTotal, rounds: rounds),
             redis: RunSummary(system: "redis", operation: flags.redisOperation, options: base, redisTotal, rounds: rounds))
         try emit(output, json: flags.json, line: output.plinth.line + "\n" + output.redis.line)
