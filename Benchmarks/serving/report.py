@@ -72,6 +72,7 @@ def main():
     stack_b_get = load(os.path.join(d, "stack-b-get-1.json"))
     stack_b_n = load(os.path.join(d, f"stack-b-{c}.json"))
     infer = load(os.path.join(d, "infer.json"))
+    instructions = load(os.path.join(d, "instructions.json"))
     stack_a = load(os.path.join(d, "stack-a.json")) or {"stores": []}
 
     rows = [
@@ -127,7 +128,7 @@ def main():
 
     result = {"machine": machine, "rows": rows, "targets": targets,
               "raw": {"plinth_1": compare, "features_1": features, f"plinth_{c}": plinth_n, "stack_b_1": stack_b_1, "stack_b_get_1": stack_b_get,
-                      f"stack_b_{c}": stack_b_n, "stack_a": stack_a, "infer": infer,
+                      f"stack_b_{c}": stack_b_n, "stack_a": stack_a, "infer": infer, "instructions": instructions,
                       "data": load(os.path.join(d, "data.json"))}}
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
@@ -152,6 +153,10 @@ def main():
     for t in targets:
         print(f"| {t['target']} | {t['measured']} | {t.get('ratio', '-')} | {t.get('goal', '')} | "
               f"{'MET' if t['met'] else 'NOT MET'} |")
+    if instructions:
+        print(f"\nplinthd instructions per request (callgrind, user space, {instructions['requests']} requests): "
+              f"Predict {instructions['predict']:,}; GetOnlineFeatures of the same 32 features "
+              f"{instructions['get_online_features_same_features']:,}")
     for r in rows:
         if r.get("first_error"):
             print(f"\n{r['system']}: {r['errors']} error answers; the first: {r['first_error']}", file=sys.stderr)

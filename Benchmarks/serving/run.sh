@@ -18,7 +18,8 @@
 # Knobs (environment): ENTITIES (100000), DURATION (measured seconds per
 # system and case, 10), WARMUP (1), ROUNDS (alternating Plinth/Redis rounds
 # of the 1-connection case, 5), CONNECTIONS (32), FEAST_ENTITIES (all),
-# FEAST_REQUESTS (3000 per store), FEAST_STORES (redis,sqlite).
+# FEAST_REQUESTS (3000 per store), FEAST_STORES (redis,sqlite), SKIP_CALLGRIND
+# (1: no instruction counts), CALLGRIND_REQUESTS (2000).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,6 +33,8 @@ CONNECTIONS=${CONNECTIONS:-32}
 FEAST_ENTITIES=${FEAST_ENTITIES:-$ENTITIES}
 FEAST_REQUESTS=${FEAST_REQUESTS:-3000}
 FEAST_STORES=${FEAST_STORES:-redis,sqlite}
+SKIP_CALLGRIND=${SKIP_CALLGRIND:-0}
+CALLGRIND_REQUESTS=${CALLGRIND_REQUESTS:-2000}
 
 log() { echo "serving: $*" >&2; }
 
@@ -147,12 +150,26 @@ log "$CONNECTIONS connections: Plinth Predict, then stack (b), $DURATION s each,
 "$BIN/plinth-bench" predict --address "$PLINTH_ADDR" --connections "$CONNECTIONS" --duration "$DURATION" \
   --server-pid "$PLINTH_PID" "${PREDICT[@]}" >"$OUT/plinth-$CONNECTIONS.json" \
   || log "Plinth Predict failed ($CONNECTIONS connections): see $OUT/plinth-$CONNECTIONS.json"
+kill "$PLINTH_PID" 2>/dev/null || true
+wait "$PLINTH_PID" 2>/dev/null || true
 "$WORK/stack_b" "$LIBXGBOOST" "$DATA/fraud.json" "$REDIS_PORT" "$ENTITIES" "$DATA/expected.f64" "$CONNECTIONS" \
   "$DURATION" "$WARMUP" predict 43 "$REDIS_PID" >"$OUT/stack-b-$CONNECTIONS.json"
 
 log "stack (a): Feast ($FEAST_STORES) + xgboost's Python predict, up to $FEAST_REQUESTS requests per store"
 "$PY" "$HERE/stack_a.py" "$DATA" --redis-port "$REDIS_PORT" --stores "$FEAST_STORES" --entities "$FEAST_ENTITIES" \
   --requests "$FEAST_REQUESTS" >"$OUT/stack-a.json"
+
+if [ "$SKIP_CALLGRIND" != 1 ]; then
+  if command -v valgrind >/dev/null; then
+    log "instructions per request under callgrind (a few minutes)"
+    N="$CALLGRIND_REQUESTS" "$HERE/instructions.sh" "$BIN" "$WORK/plinthd-data" "$WORK" "$ENTITIES" "$REFERENCES" \
+      >"$OUT/instructions.json" || log "callgrind step failed"
+    mkdir -p "$BENCH/results"
+    cp "$WORK/predict-profile.txt" "$BENCH/results/serving-predict-profile.txt" 2>/dev/null || true
+  else
+    log "valgrind is not installed: no instruction counts (apt-get install valgrind)"
+  fi
+fi
 
 mkdir -p "$BENCH/results"
 "$PY" "$HERE/report.py" "$OUT" --connections "$CONNECTIONS" --out "$BENCH/results/serving.json"

@@ -148,7 +148,7 @@ struct PredictFlags: ParsableArguments {
     @Option(help: "The server's pid: the CPU time of server and client over the measured seconds is reported.")
     var serverPid: Int32?
 
-    @Option(help: "For compare --operation features: the feature references to read, comma-separated (view:feature,...).")
+    @Option(help: "For features and compare --operation features: the references to read, comma-separated (view:feature,...).")
     var references: String?
 
     func codec() throws -> PlinthPredictCodec {
@@ -162,6 +162,15 @@ struct PredictFlags: ParsableArguments {
     }
 }
 
+/// One closed-loop run of a Plinth codec, printed; exit status 3 when some answers were errors.
+func measure<C: ReadCodec & Sendable>(_ codec: C, operation: String, address: String, flags: ReadFlags, serverPID: Int32?) throws {
+    var options = flags.options(address: address)
+    options.serverPID = serverPID
+    let summary = RunSummary(system: "plinth", operation: operation, options: options, try Driver.run(codec, options))
+    try emit(summary, json: flags.json, line: summary.line)
+    if summary.errorAnswers > 0 { throw ExitCode(3) }
+}
+
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inference/Predict for one random entity per request (features looked up by the server), closed loop.")
@@ -173,11 +182,23 @@ struct Predict: ParsableCommand {
     @OptionGroup var flags: ReadFlags
 
     func run() throws {
-        var options = flags.options(address: address)
-        options.serverPID = predict.serverPid
-        let summary = RunSummary(system: "plinth", operation: "predict", options: options, try Driver.run(predict.codec(), options))
-        try emit(summary, json: flags.json, line: summary.line)
-        if summary.errorAnswers > 0 { throw ExitCode(3) }
+        try measure(predict.codec(), operation: "predict", address: address, flags: flags, serverPID: predict.serverPid)
+    }
+}
+
+struct Features: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "GetOnlineFeatures of --references for one random entity per request: the read inside a Predict, alone.")
+
+    @Option(help: "plinthd address, 127.0.0.1:PORT.")
+    var address = "127.0.0.1:\(PlinthProtocol.defaultPort)"
+
+    @OptionGroup var predict: PredictFlags
+    @OptionGroup var flags: ReadFlags
+
+    func run() throws {
+        try measure(predict.featuresCodec(), operation: "get_online_features", address: address, flags: flags,
+                    serverPID: predict.serverPid)
     }
 }
 

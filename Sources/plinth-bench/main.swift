@@ -12,7 +12,7 @@ struct PlinthBench: ParsableCommand {
         commandName: "plinth-bench",
         abstract: "Load generator for plinthd's online reads, pushes and predictions, with a Redis mode for comparison.",
         discussion: "Traffic goes to 127.0.0.1 only. Every run is bounded by --duration or --requests and by --time-limit.",
-        subcommands: [Load.self, Get.self, RedisLoad.self, RedisGet.self, Compare.self, Predict.self, Infer.self])
+        subcommands: [Load.self, Get.self, RedisLoad.self, RedisGet.self, Compare.self, Predict.self, Features.self, Infer.self])
 }
 
 /// The shape of the data set, shared by every command.
