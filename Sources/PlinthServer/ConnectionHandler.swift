@@ -70,8 +70,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .refuse(let code, let message):
             write(id: id, code: code, message: message, body: [], context: context)
         case .dispatch:
-            if let inline = spec.inline {
-                answerInline(id: id, body: envelope.body, inline, context: context)
+            if let inline = spec.inline, answerInline(id: id, body: envelope.body, inline, context: context) {
+                // answered
             } else {
                 state.started()
                 spec.run(services, envelope.body, responder(id: id, context: context))
@@ -130,21 +130,26 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Runs a synchronous method and writes its answer with no closure, hop
     /// or copy: the body goes after a gap the frame header is filled into.
+    /// False when the method deferred (`AnswerLater`): the caller runs it
+    /// the general way.
     private func answerInline(id: UInt64, body: ByteBuffer,
-                              _ inline: (Services, ByteBuffer, inout ByteBuffer) throws -> Void, context: ChannelHandlerContext) {
+                              _ inline: (Services, ByteBuffer, inout ByteBuffer) throws -> Void, context: ChannelHandlerContext) -> Bool {
         var out = context.channel.allocator.buffer(capacity: 1024)
         out.moveWriterIndex(forwardBy: Envelope.maxResponseHeader)
         let bodyStart = out.writerIndex
         do {
             try inline(services, body, &out)
+        } catch is AnswerLater {
+            return false
         } catch {
             let (code, message) = status(for: error)
             write(id: id, code: code, message: message, body: [], context: context)
-            return
+            return true
         }
         Envelope.writeResponseHeader(id: id, bodyStart: bodyStart, in: &out)
         context.write(wrapOutboundOut(out), promise: nil)
         needsFlush = true
+        return true
     }
 
     private func responder(id: UInt64, context: ChannelHandlerContext) -> Responder {

@@ -141,7 +141,7 @@ enum OnlineRequestDecoder {
         }
     }
 
-    private static func utf8(_ bytes: UnsafeRawBufferPointer, what: String) throws -> String {
+    static func utf8(_ bytes: UnsafeRawBufferPointer, what: String) throws -> String {
         // ASCII is valid UTF-8 and common; the general validator costs a
         // generic-metadata lookup per call.
         if !bytes.contains(where: { $0 >= 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
@@ -157,7 +157,7 @@ enum OnlineRequestDecoder {
         out.append(UInt8(v))
     }
 
-    private static func column(_ bytes: UnsafeRawBufferPointer) throws -> Column {
+    static func column(_ bytes: UnsafeRawBufferPointer) throws -> Column {
         var reader = ProtoReader(bytes: bytes)
         var name = ""
         var typeNumber = 0

@@ -241,6 +241,13 @@ struct RawWriter {
         }
     }
 
+    /// Lets `fill` write `n` bytes in place.
+    @inline(__always) mutating func reserve(_ n: Int, _ fill: (UnsafeMutableRawPointer) -> Void) {
+        precondition(count + n <= capacity)
+        fill(base + count)
+        count += n
+    }
+
     @inline(__always) mutating func zeros(_ n: Int) {
         precondition(count + n <= capacity)
         (base + count).initializeMemory(as: UInt8.self, repeating: 0, count: n)

@@ -14,7 +14,8 @@ import SwiftProtobuf
 
 extension Services {
     static let inferenceMethods: [String: MethodSpec] = [
-        Method.predict: MethodSpec(scope: .read) { s, body, respond in s.predict(body, respond) },
+        Method.predict: MethodSpec(scope: .read, inline: { s, body, out in try s.predictInline(body, &out) },
+                                   otherwise: { s, body, respond in s.predict(body, respond) }),
         Method.batchPredict: MethodSpec(scope: .read) { s, body, respond in s.batchPredict(body, respond) },
         Method.serverLive: MethodSpec(scope: []) { _, _, respond in
             respond.succeed(PBServerLiveResponse.with { $0.live = true })
@@ -28,12 +29,11 @@ extension Services {
             s.now(respond) {
                 let r = try decode(PBModelReadyRequest.self, body)
                 let reference = try ModelReference(parsing: r.name, version: r.version)
-                return try PBModelReadyResponse.with {
+                let (version, served) = try s.serving.loaded(reference)
+                return PBModelReadyResponse.with {
                     $0.modelName = reference.name
-                    if let served = try s.serving.loaded(reference) {
-                        $0.ready = true
-                        $0.modelVersion = served.version
-                    }
+                    $0.modelVersion = version
+                    $0.ready = served != nil
                 }
             }
         },
@@ -60,30 +60,41 @@ extension Services {
 
     // MARK: Predict
 
+    /// A loaded model's Predict, answered on the event loop straight into
+    /// the frame. `AnswerLater` sends anything else to `predict`.
+    func predictInline(_ body: ByteBuffer, _ out: inout ByteBuffer) throws {
+        guard let call = PredictCall.parse(body),
+              case .ready(let served) = try serving.lookup(call.modelName, version: call.modelVersion) else {
+            throw AnswerLater()
+        }
+        try answer(call, served, into: &out)
+    }
+
+    /// Predict the general way: the generated decoder (whose errors name
+    /// what is malformed), and a load on a worker when the version is not
+    /// in memory.
     func predict(_ body: ByteBuffer, _ respond: Responder) {
         do {
             let request = try decode(PBPredictRequest.self, body)
-            switch try serving.lookup(request.modelName, version: request.modelVersion) {
-            case .ready(let served):
-                respond.succeed(try answer(request, served))
-            case .needsLoad(let reference):
-                servingQueue.async {
-                    do {
-                        let served = try self.serving.load(reference)
-                        respond.succeed(try self.answer(request, served))
-                    } catch { respond.fail(error) }
-                }
+            let call = PredictCall(modelName: request.modelName, modelVersion: request.modelVersion, id: request.id,
+                                   inputs: try request.inputs.map { try Column(wire: $0) },
+                                   returnFeatures: request.returnFeatures, margin: request.margin)
+            let reference = try ModelReference(parsing: call.modelName, version: call.modelVersion)
+            servingQueue.async {
+                do {
+                    let served = try self.serving.load(reference)
+                    var out = responseAllocator.buffer(capacity: 512)
+                    try self.answer(call, served, into: &out)
+                    respond.succeed(encoded: out)
+                } catch { respond.fail(error) }
             }
         } catch { respond.fail(error) }
     }
 
-    private func answer(_ request: PBPredictRequest, _ served: ServedModel) throws -> PBPredictResponse {
-        let columns = try request.inputs.map { try Column(wire: $0) }
-        let inputs = try served.inputs(columns, maxRows: config.predictMaxRows)
-        let output = try predictor.predict(served, inputs, margin: request.margin, returnFeatures: request.returnFeatures)
-        var response = response(served, output, firstRow: 0)
-        response.id = request.id
-        return response
+    private func answer(_ call: PredictCall, _ served: ServedModel, into out: inout ByteBuffer) throws {
+        let inputs = try served.inputs(call.inputs, maxRows: config.predictMaxRows)
+        let output = try predictor.predict(served, inputs, margin: call.margin, returnFeatures: call.returnFeatures)
+        try PredictResponseWriter.write(served, output, id: call.id, firstRow: 0, ids: predictionIDs, into: &out)
     }
 
     // MARK: BatchPredict
@@ -112,56 +123,25 @@ extension Services {
                                                          returnFeatures: request.returnFeatures, threads: threads)
                             : try self.predictor.predict(served, chunk, margin: request.margin,
                                                          returnFeatures: request.returnFeatures, threads: threads)
-                        var frame = self.response(served, output, firstRow: first)
-                        frame.id = request.id
+                        var frame = responseAllocator.buffer(capacity: 64 + range.count * 40)
+                        try PredictResponseWriter.write(served, output, id: request.id, firstRow: first,
+                                                        ids: self.predictionIDs, into: &frame)
                         first = range.upperBound
-                        if first < inputs.rows { respond.stream(frame) } else { respond.succeed(frame) }
+                        if first < inputs.rows { respond.stream(encoded: frame) } else { respond.succeed(encoded: frame) }
                     } while first < inputs.rows
                 } catch { respond.fail(error) }
             }
         } catch { respond.fail(error) }
     }
 
-    // MARK: Mapping
-
-    private func response(_ served: ServedModel, _ output: PredictOutput, firstRow: Int) -> PBPredictResponse {
-        var out = PBPredictResponse()
-        out.modelName = served.name
-        out.modelVersion = served.version
-        out.rows = UInt32(output.rows)
-        out.firstRow = UInt64(firstRow)
-        let width = served.outputNames.count
-        out.outputs = served.outputNames.enumerated().map { k, name in
-            var column = PBColumn()
-            column.name = name
-            column.type = .float64
-            if width == 1 {
-                column.float64Values = output.values
-            } else {
-                column.float64Values = stride(from: k, to: output.values.count, by: width).map { output.values[$0] }
-            }
-            return column
-        }
-        out.predictionIds = predictionIDs.next(output.rows)
-        if let features = output.features {
-            out.features = zip(served.signatureInputs, features).map { name, result in
-                var column = PBFeatureColumn()
-                column.values = result.values.wire
-                column.values.name = name
-                column.statuses = result.statuses.map { PBFieldStatus(rawValue: Int($0.rawValue)) ?? .invalid }
-                column.eventTimeUs = result.eventTimes
-                return column
-            }
-        }
-        return out
-    }
+    // MARK: Metadata
 
     private func metadata(_ served: ServedModel) throws -> PBModelMetadataResponse {
         var out = PBModelMetadataResponse()
         out.name = served.name
         out.versions = try registry.versions(model: served.name).map { String($0.version) }
         out.resolvedVersion = served.version
-        out.platform = served.format
+        out.platform = served.platform
         out.inputs = served.callerInputs.map { input in
             PBTensorMetadata.with {
                 $0.name = input.name

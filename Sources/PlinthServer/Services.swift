@@ -31,6 +31,9 @@ struct Responder: Sendable {
     /// Sends one part of a streamed answer; more parts follow.
     func stream(_ message: some SwiftProtobuf.Message) { send(message, more: true) }
 
+    /// Sends one part of a streamed answer the handler encoded itself.
+    func stream(encoded body: ByteBuffer) { deliver(StatusCode.ok, "", .buffer(body), true) }
+
     private func send(_ message: some SwiftProtobuf.Message, more: Bool) {
         do {
             let bytes: [UInt8] = try message.serializedBytes()
@@ -76,6 +79,16 @@ struct MethodSpec: Sendable {
         self.inline = nil
     }
 
+    /// A method answered inline when it can, which throws `AnswerLater`
+    /// when it cannot (e.g. a model must be loaded first); `run` then
+    /// answers it the general way.
+    init(scope: Scope, inline: @escaping @Sendable (Services, ByteBuffer, inout ByteBuffer) throws -> Void,
+         otherwise run: @escaping @Sendable (Services, ByteBuffer, Responder) -> Void) {
+        self.scope = scope
+        self.inline = inline
+        self.run = run
+    }
+
     init(scope: Scope, inline: @escaping @Sendable (Services, ByteBuffer, inout ByteBuffer) throws -> Void) {
         self.scope = scope
         self.inline = inline
@@ -88,6 +101,9 @@ struct MethodSpec: Sendable {
         }
     }
 }
+
+/// Thrown by an inline method that cannot answer on the event loop now.
+struct AnswerLater: Error {}
 
 let responseAllocator = ByteBufferAllocator()
 

@@ -90,13 +90,13 @@ public final class ModelRepository: Sendable {
         return served
     }
 
-    /// The served model if `reference` is loaded, without loading it; nil
-    /// when it is known to the registry but not loaded.
+    /// The version `reference` resolves to and, if it is loaded, the
+    /// served model; nothing is loaded.
     /// - Throws: `ServingError.notFound` for an unknown model, alias or version.
-    public func loaded(_ reference: ModelReference) throws(ServingError) -> ServedModel? {
-        if let served = try inMemory(reference) { return served }
+    public func loaded(_ reference: ModelReference) throws(ServingError) -> (version: UInt64, served: ServedModel?) {
+        if let served = try inMemory(reference) { return (served.version, served) }
         let version = try registryVersion(reference)
-        return state.withLock { $0.loaded[VersionKey(name: version.model, version: version.version)] }
+        return (version.version, state.withLock { $0.loaded[VersionKey(name: version.model, version: version.version)] })
     }
 
     /// Call after an alias of `model` changed (set, moved or deleted): each

@@ -17,44 +17,67 @@ public final class PredictionIDs: Sendable {
 
     public init() {}
 
-    /// `count` consecutive ids, in order.
-    public func next(_ count: Int, now: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) -> [String] {
-        guard count > 0 else { return [] }
-        // Reserve the whole run under the lock; format outside it.
-        let (millis, high, low) = state.withLock { s -> (UInt64, UInt16, UInt64) in
+    /// A run of consecutive ids reserved in one step; `write` formats any of them.
+    public struct Run: Sendable {
+        let millis: UInt64
+        let high: UInt16
+        let low: UInt64
+        public let count: Int
+
+        /// Writes id `index` of the run (26 ASCII bytes) at `to`.
+        public func write(_ index: Int, to: UnsafeMutableRawPointer) {
+            let (l, carry) = low.addingReportingOverflow(UInt64(index))
+            PredictionIDs.format(millis: millis, high: carry ? high &+ 1 : high, low: l, into: to)
+        }
+    }
+
+    /// Reserves `count` consecutive ids, in order.
+    public func reserve(_ count: Int, now: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) -> Run {
+        guard count > 0 else { return Run(millis: 0, high: 0, low: 0, count: 0) }
+        return state.withLock { s in
             if now > s.millis {
                 s.millis = now
                 s.high = UInt16.random(in: 0...UInt16.max) & 0x7fff  // room to count up without wrapping
                 s.low = UInt64.random(in: 0...UInt64.max)
             }
-            let start = (s.millis, s.high, s.low)
+            let run = Run(millis: s.millis, high: s.high, low: s.low, count: count)
             let (sum, carry) = s.low.addingReportingOverflow(UInt64(count))
             s.low = sum
             if carry { s.high &+= 1 }
-            return start
+            return run
         }
-        var out: [String] = []
-        out.reserveCapacity(count)
-        var h = high, l = low
-        for _ in 0..<count {
-            out.append(Self.format(millis: millis, high: h, low: l))
-            let (sum, carry) = l.addingReportingOverflow(1)
-            l = sum
-            if carry { h &+= 1 }
-        }
-        return out
     }
+
+    /// `count` consecutive ids, in order, as strings.
+    public func next(_ count: Int, now: UInt64 = UInt64(Date().timeIntervalSince1970 * 1000)) -> [String] {
+        let run = reserve(count, now: now)
+        return (0..<run.count).map { i in
+            String(unsafeUninitializedCapacity: 26) { buffer in
+                run.write(i, to: UnsafeMutableRawPointer(buffer.baseAddress!))
+                return 26
+            }
+        }
+    }
+
+    public static let length = 26
 
     private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
 
     static func format(millis: UInt64, high: UInt16, low: UInt64) -> String {
+        String(unsafeUninitializedCapacity: 26) { buffer in
+            format(millis: millis, high: high, low: low, into: UnsafeMutableRawPointer(buffer.baseAddress!))
+            return 26
+        }
+    }
+
+    static func format(millis: UInt64, high: UInt16, low: UInt64, into out: UnsafeMutableRawPointer) {
         // 128 bits: 48 time, 16 high, 64 low; 26 characters of 5 bits (the
         // first holds the top 3 bits).
         let hi = (millis & 0xffff_ffff_ffff) << 16 | UInt64(high)
-        return String(unsafeUninitializedCapacity: 26) { buffer in
+        alphabet.withUnsafeBufferPointer { alphabet in
             for i in 0..<26 {
-                let shift = 125 - 5 * i  // bit position of this character's lowest bit, from the top of 130
-                var v: UInt64
+                let shift = 125 - 5 * i  // this character's lowest bit, counted from the bottom
+                let v: UInt64
                 if shift >= 64 {
                     v = hi >> UInt64(shift - 64)
                 } else if shift > 59 {
@@ -62,9 +85,8 @@ public final class PredictionIDs: Sendable {
                 } else {
                     v = low >> UInt64(shift)
                 }
-                buffer[i] = alphabet[Int(v & 31)]
+                out.storeBytes(of: alphabet[Int(v & 31)], toByteOffset: i, as: UInt8.self)
             }
-            return 26
         }
     }
 }

@@ -38,44 +38,55 @@ extension ServedModel {
     ///   not take, a missing or mistyped one, or ragged columns;
     ///   `.tooLarge` for more than `maxRows` rows.
     public func inputs(_ columns: [Column], maxRows: Int) throws(ServingError) -> PredictInputs {
-        var keys = [Column?](repeating: nil, count: entityKeys.count)
-        var fields = [Column?](repeating: nil, count: requestFields.count)
-        var rows = -1
-        for column in columns {
+        // Few inputs: linear searches, and no arrays of optionals (each
+        // costs a generic-metadata lookup on the hot path).
+        let rows = columns.first?.count ?? 0
+        for (i, column) in columns.enumerated() {
             if let problem = column.shapeProblem() { throw .invalidArgument(problem) }
-            if rows < 0 { rows = column.count }
             guard column.count == rows else {
                 throw .invalidArgument("input '\(column.name)' has \(column.count) rows, '\(columns[0].name)' has \(rows)")
             }
-            if let k = entityKeys.firstIndex(where: { $0.name == column.name }) {
-                guard keys[k] == nil else { throw .invalidArgument("input '\(column.name)' is given twice") }
-                guard column.type == entityKeys[k].type else {
-                    throw .invalidArgument("entity key '\(column.name)' is \(column.type) but \(label) reads it as \(entityKeys[k].type)")
-                }
-                keys[k] = column
-            } else if let f = requestFields.firstIndex(where: { $0.name == column.name }) {
-                guard fields[f] == nil else { throw .invalidArgument("input '\(column.name)' is given twice") }
-                switch column.type {
-                case .int64, .float32, .float64, .bool: break
-                default:
-                    throw .invalidArgument("request field '\(column.name)' is \(column.type) but \(label) takes it as \(requestFields[f].type)")
-                }
-                fields[f] = column
-            } else {
+            for j in 0..<i where columns[j].name == column.name {
+                throw .invalidArgument("input '\(column.name)' is given twice")
+            }
+            guard entityKeys.contains(where: { $0.name == column.name }) || requestFields.contains(where: { $0.name == column.name }) else {
                 throw .invalidArgument("input '\(column.name)' is not in the signature of \(label), which takes: \(inputList)")
             }
         }
-        if let k = keys.firstIndex(where: { $0 == nil }) {
-            throw .invalidArgument("entity key '\(entityKeys[k].name)' (\(entityKeys[k].type)) is missing; \(label) takes: \(inputList)")
+        var keys: [Column] = []
+        keys.reserveCapacity(entityKeys.count)
+        for key in entityKeys {
+            guard var column = columns.first(where: { $0.name == key.name }) else {
+                throw .invalidArgument("entity key '\(key.name)' (\(key.type)) is missing; \(label) takes: \(inputList)")
+            }
+            if let row = column.nullRows.first {
+                throw .invalidArgument("entity key '\(key.name)' is null in row \(row); every row needs its keys")
+            }
+            if column.type != key.type {
+                // KServe has one BYTES type for both: take either spelling.
+                guard let converted = column.converted(to: key.type) else {
+                    throw .invalidArgument("entity key '\(key.name)' is \(column.type) but \(label) reads it as \(key.type)")
+                }
+                column = converted
+            }
+            keys.append(column)
         }
-        if let f = fields.firstIndex(where: { $0 == nil }) {
-            throw .invalidArgument("request field '\(requestFields[f].name)' (\(requestFields[f].type)) is missing; \(label) takes: \(inputList)")
+        var fields: [Column] = []
+        fields.reserveCapacity(requestFields.count)
+        for field in requestFields {
+            guard let column = columns.first(where: { $0.name == field.name }) else {
+                throw .invalidArgument("request field '\(field.name)' (\(field.type)) is missing; \(label) takes: \(inputList)")
+            }
+            switch column.type {
+            case .int64, .float32, .float64, .bool: break
+            default: throw .invalidArgument("request field '\(field.name)' is \(column.type) but \(label) takes it as \(field.type)")
+            }
+            fields.append(column)
         }
-        let count = max(rows, 0)
-        guard count <= maxRows else {
-            throw .tooLarge("\(count) rows in one request; the limit is \(maxRows) (predict_max_rows; use BatchPredict for more)")
+        guard rows <= maxRows else {
+            throw .tooLarge("\(rows) rows in one request; the limit is \(maxRows) (predict_max_rows; use BatchPredict for more)")
         }
-        return PredictInputs(rows: count, keys: keys.compactMap { $0 }, fields: fields.compactMap { $0 })
+        return PredictInputs(rows: rows, keys: keys, fields: fields)
     }
 
     private var inputList: String {
@@ -189,21 +200,29 @@ extension ServedModel {
     /// missing one (not found, null, expired) takes its default or NaN.
     func fillFeatures(from rows: borrowing RowLookup, into m: UnsafeMutableBufferPointer<Float>) {
         let width = model.featureCount
-        let plan = rows.plan
-        for row in 0..<rows.count {
-            let base = row * width
-            for view in plan.views.indices {
-                let state = rows.row(view, row)
-                for o in plan.outputs.indices where plan.hotOutputs[o].view == view {
-                    let start = featureSlotStart[o], end = featureSlotStart[o + 1]
-                    switch rows.cell(o, in: state) {
-                    case .value(let packed, let at, _):
-                        let type = featureTypes[o]
-                        for e in start..<end {
-                            m[base + featureSlots[e]] = packed.float(type, at: at, element: e - start)
+        let views = viewFillStart.count - 1
+        // Raw buffers: this loop runs once per feature per row, and array
+        // accesses through `self` would retain and bounds-check each time.
+        fills.withUnsafeBufferPointer { fills in
+            featureSlots.withUnsafeBufferPointer { slots in
+                missingValues.withUnsafeBufferPointer { missing in
+                    viewFillStart.withUnsafeBufferPointer { viewStart in
+                        for row in 0..<rows.count {
+                            let base = row * width
+                            for view in 0..<views {
+                                let state = rows.row(view, row)
+                                for fill in fills[viewStart[view]..<viewStart[view + 1]] {
+                                    switch rows.cell(fill.output, in: state) {
+                                    case .value(let packed, let at, _):
+                                        for e in fill.start..<fill.end {
+                                            m[base + slots[e]] = packed.float(fill.type, at: at, element: e - fill.start)
+                                        }
+                                    case .missing:
+                                        for e in fill.start..<fill.end { m[base + slots[e]] = missing[slots[e]] }
+                                    }
+                                }
+                            }
                         }
-                    case .missing:
-                        for e in start..<end { m[base + featureSlots[e]] = missingValues[featureSlots[e]] }
                     }
                 }
             }
@@ -238,5 +257,27 @@ extension ServedModel {
             for row in column.nullRows { statuses[Int(row)] = .nullValue }
             return FeatureResult(values: column, statuses: statuses, eventTimes: Array(repeating: 0, count: inputs.rows))
         }
+    }
+}
+
+extension Column {
+    /// A string key sent as bytes (or bytes as a string): the same column
+    /// in the other type; nil for any other mismatch or for bytes that are
+    /// not UTF-8.
+    func converted(to type: FeatureType) -> Column? {
+        var out = Column(name: name, type: type)
+        out.nullRows = nullRows
+        switch (self.type, type) {
+        case (.bytes, .string):
+            for value in bytes {
+                guard let text = String(validating: value, as: UTF8.self) else { return nil }
+                out.strings.append(text)
+            }
+        case (.string, .bytes):
+            out.bytes = strings.map { Data($0.utf8) }
+        default:
+            return nil
+        }
+        return out
     }
 }

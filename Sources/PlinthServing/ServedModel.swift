@@ -44,6 +44,11 @@ public final class ServedModel: Sendable {
     let featureSlotStart: [Int]
     let featureSlots: [Int]
     let featureTypes: [FeatureType]
+    /// How to copy each plan output into the vector, grouped by view: view
+    /// `v`'s are `fills[viewFillStart[v] ..< viewFillStart[v + 1]]`, so a
+    /// row is resolved once per view.
+    let fills: [FeatureFill]
+    let viewFillStart: [Int]
     /// Model input index of each request field.
     let requestSlots: [Int]
     /// Per model input: the value used when it is missing (NaN: missing).
@@ -195,6 +200,17 @@ public final class ServedModel: Sendable {
         self.featureTypes = featureTypes
         self.requestSlots = Array(slotOfElement[(featureSlotStart.last ?? 0)...])
         self.missingValues = missing
+        var fills: [FeatureFill] = [], starts = [0]
+        if let plan {
+            for v in plan.views.indices {
+                for o in plan.outputs.indices where plan.outputs[o].view == v {
+                    fills.append(FeatureFill(output: o, type: featureTypes[o], start: featureSlotStart[o], end: featureSlotStart[o + 1]))
+                }
+                starts.append(fills.count)
+            }
+        }
+        self.fills = fills
+        viewFillStart = starts
     }
 
     /// A copy compiled against the definitions current now (after an
@@ -209,9 +225,28 @@ public final class ServedModel: Sendable {
         return store.isCurrent(plan)
     }
 
+    /// KServe's platform: "xgboost", "lightgbm" or "plinth" from the
+    /// registered artifact format ("xgboost-json", "lightgbm-text", ...).
+    public var platform: String {
+        for family in ["xgboost", "lightgbm", "plinth"] where format.lowercased().hasPrefix(family) { return family }
+        switch model.kind {
+        case .linear, .network: return "plinth"
+        case .trees: return format
+        }
+    }
+
     /// "name:version".
     public var label: String { "\(name):\(version)" }
 
     /// The inputs a caller sends, keys first.
     public var callerInputs: [ServingInput] { entityKeys + requestFields }
+}
+
+/// One feature's copy into the input vector: its plan output and type, and
+/// its elements' range in `featureSlots`.
+struct FeatureFill {
+    let output: Int
+    let type: FeatureType
+    let start: Int
+    let end: Int
 }

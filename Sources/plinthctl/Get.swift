@@ -38,36 +38,17 @@ struct Get: ParsableCommand {
             let viewNames = refs.isEmpty ? (definitions.services[service ?? ""] ?? []).map { String($0.split(separator: ":")[0]) }
                                          : refs.map { String($0.split(separator: ":").first ?? "") }
             for name in viewNames { if let view = definitions.views[name] { for k in view.joinKeys { keyTypes[k.name] = k.type } } }
-            var order: [String] = []
-            var columns: [String: PBColumn] = [:]
-            for (row, text) in entities.enumerated() {
-                var seen: Set<String> = []
-                for pair in text.split(separator: ",") {
-                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-                    guard parts.count == 2 else { throw ValidationError("--entity '\(text)' is not KEY=VALUE") }
-                    let key = parts[0].trimmingCharacters(in: .whitespaces)
-                    if columns[key] == nil {
-                        guard row == 0 else { throw ValidationError("--entity rows must all give the same keys; '\(key)' is new in row \(row + 1)") }
-                        var column = PBColumn()
-                        column.name = key
-                        column.type = keyTypes[key] ?? (Int64(parts[1]) != nil ? .int64 : .string)
-                        columns[key] = column
-                        order.append(key)
-                    }
-                    seen.insert(key)
-                    do { try appendCell(parts[1], to: &columns[key]!, row: row) } catch let error as PlinthError {
-                        throw ValidationError("--entity '\(text)': \(error.message)")
-                    }
-                }
-                guard seen.count == order.count else { throw ValidationError("--entity rows must all give the same keys") }
+            let entityColumns = try parseEntityRows(entities) { key, value in
+                keyTypes[key] ?? (Int64(value) != nil ? .int64 : .string)
             }
+            let order = entityColumns.map(\.name)
+            let columns = Dictionary(uniqueKeysWithValues: entityColumns.map { ($0.name, $0) })
             var request = PBGetOnlineFeaturesRequest()
             request.features = refs
             request.featureService = service ?? ""
-            request.entities = order.compactMap { columns[$0] }
+            request.entities = entityColumns
             request.fullFeatureNames = fullFeatureNames
             let response = try connection.call(Method.getOnlineFeatures, request, as: PBGetOnlineFeaturesResponse.self)
-            let statusNames = ["INVALID", "PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE"]
             var jsonRows: [[String: Any]] = []
             var tableRows: [[String]] = []
             for row in 0..<entities.count {
@@ -81,9 +62,9 @@ struct Get: ParsableCommand {
                 }
                 var featureJSON: [String: Any] = [:]
                 for feature in response.features {
-                    let status = feature.statuses.indices.contains(row) ? feature.statuses[row].rawValue : 0
-                    let name = statusNames.indices.contains(status) ? statusNames[status] : "INVALID"
-                    let present = status == 1
+                    let status = feature.statuses.indices.contains(row) ? feature.statuses[row] : .invalid
+                    let name = statusName(status)
+                    let present = status == .present
                     let value = present ? jsonValue(feature.values, row) : NSNull()
                     let time = feature.eventTimeUs.indices.contains(row) ? feature.eventTimeUs[row] : 0
                     featureJSON[feature.values.name] = ["value": value, "status": name,
@@ -101,6 +82,49 @@ struct Get: ParsableCommand {
             }
         }
     }
+}
+
+/// Parses `--entity` rows, each KEY=VALUE[,KEY=VALUE], into one typed
+/// column per key (in the order of the first row); `type` gives a key's
+/// type from its name and first value. Every row must give the same keys.
+func parseEntityRows(_ rows: [String], option: String = "--entity",
+                     type: (_ key: String, _ value: String) throws -> PBValueType) throws -> [PBColumn] {
+    var order: [String] = []
+    var columns: [String: PBColumn] = [:]
+    for (row, text) in rows.enumerated() {
+        var seen: Set<String> = []
+        for (key, value) in try parsePairs(text, option: option) {
+            if columns[key] == nil {
+                guard row == 0 else { throw ValidationError("\(option) rows must all give the same keys; '\(key)' is new in row \(row + 1)") }
+                var column = PBColumn()
+                column.name = key
+                column.type = try type(key, value)
+                columns[key] = column
+                order.append(key)
+            }
+            seen.insert(key)
+            do { try appendCell(value, to: &columns[key]!, row: row) } catch let error as PlinthError {
+                throw ValidationError("\(option) '\(text)': \(error.message)")
+            }
+        }
+        guard seen.count == order.count else { throw ValidationError("\(option) rows must all give the same keys") }
+    }
+    return order.compactMap { columns[$0] }
+}
+
+/// The KEY=VALUE pairs of one option value "KEY=VALUE[,KEY=VALUE]".
+func parsePairs(_ text: String, option: String) throws -> [(key: String, value: String)] {
+    try text.split(separator: ",").map { pair in
+        let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { throw ValidationError("\(option) '\(text)' is not KEY=VALUE") }
+        return (parts[0].trimmingCharacters(in: .whitespaces), parts[1])
+    }
+}
+
+/// A feature status as the protocol spells it: PRESENT, NOT_FOUND, ...
+func statusName(_ status: PBFieldStatus) -> String {
+    let names = ["INVALID", "PRESENT", "NULL_VALUE", "NOT_FOUND", "OUTSIDE_MAX_AGE"]
+    return names.indices.contains(status.rawValue) ? names[status.rawValue] : "INVALID"
 }
 
 func jsonValue(_ column: PBColumn, _ row: Int) -> Any {

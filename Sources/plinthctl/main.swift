@@ -1,5 +1,6 @@
 // plinthctl: the Plinth command line — definitions, pushes, online reads,
-// daemon status, experiments, runs and registered models.
+// predictions and batch scoring, daemon status, experiments, runs and
+// registered models.
 import ArgumentParser
 
 struct Plinthctl: ParsableCommand {
@@ -9,6 +10,7 @@ struct Plinthctl: ParsableCommand {
         version: plinthctlVersion,
         subcommands: [Apply.self, Push.self, Get.self, Status.self, Definitions.self, Score.self,
                       Historical.self, Materialize.self, MaterializeIncremental.self, SkewCheck.self,
+                      Predict.self, ScoreBatch.self,
                       Experiments.self, Runs.self, Models.self])
 }
 

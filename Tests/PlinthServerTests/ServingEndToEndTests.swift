@@ -142,6 +142,10 @@ final class ServingEndToEndTests: XCTestCase {
         wrongKey.inputs[0] = PBColumn.with { $0.name = "user_id"; $0.type = .float64; $0.float64Values = [1] }
         expectCode(3, contains: "entity key 'user_id' is float64") { _ = try c.call(Method.predict, wrongKey, as: PBPredictResponse.self) }
 
+        var nullKey = predictRequest(users: [1, 2], amounts: [1, 1])
+        nullKey.inputs[0].nullRows = [1]
+        expectCode(3, contains: "'user_id' is null in row 1") { _ = try c.call(Method.predict, nullKey, as: PBPredictResponse.self) }
+
         var unknownField = predictRequest(users: [1], amounts: [1])
         unknownField.inputs.append(PBColumn.with { $0.name = "amnt"; $0.type = .float64; $0.float64Values = [1] })
         expectCode(3, contains: "'amnt' is not in the signature") { _ = try c.call(Method.predict, unknownField, as: PBPredictResponse.self) }
@@ -153,8 +157,40 @@ final class ServingEndToEndTests: XCTestCase {
         let tooMany = predictRequest(users: Array(0..<51), amounts: Array(repeating: 1, count: 51))
         expectCode(8, contains: "limit is 50") { _ = try c.call(Method.predict, tooMany, as: PBPredictResponse.self) }
 
+        // A body that is not a PredictRequest.
+        let sent = try c.send(Method.predict, body: [0x0A, 0x40, 0x66])
+        let frame = try c.receive()
+        XCTAssertEqual(frame.id, sent)
+        XCTAssertEqual(frame.code, 3, frame.message)
+        XCTAssertTrue(frame.message.contains("PredictRequest"), frame.message)
+
         // The connection and the model still serve.
         XCTAssertEqual(try c.call(Method.predict, predictRequest(users: [1], amounts: [1]), as: PBPredictResponse.self).rows, 1)
+    }
+
+    func testInlineAndGeneralPathsAcceptTheSameRequests() throws {
+        let c = try Connection(address: address)
+        _ = try c.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
+        try register(c)
+        // First call loads (general path), the rest answer inline; KServe
+        // parameters and unknown fields are accepted on both.
+        var request = predictRequest(users: [1, 1], amounts: [0, 1])
+        request.parameters["trace"] = PBInferParameter.with { $0.boolParam = true }
+        request.id = "same"
+        var bytes: [UInt8] = try request.serializedBytes()
+        bytes += [0xF8, 0x3E, 0x01]  // field 999, varint 1: a field from a newer client
+        let raw = PBPredictRequest.self
+        for _ in 0..<3 {
+            let r = try c.call(Method.predict, try raw.init(serializedBytes: bytes), as: PBPredictResponse.self)
+            XCTAssertEqual(r.outputs[0].float64Values, [8.5, 108.5])
+            XCTAssertEqual(r.id, "same")
+            XCTAssertEqual(r.predictionIds.count, 2)
+        }
+        var withFeatures = predictRequest(users: [1], amounts: [2])
+        withFeatures.returnFeatures = true
+        let f = try c.call(Method.predict, withFeatures, as: PBPredictResponse.self)
+        XCTAssertEqual(f.features.map(\.values.name), ["stats:count", "stats:score", "amount"])
+        XCTAssertEqual(f.features[1].values.float32Values, [0.5])
     }
 
     func testAVersionThatCannotBeServedSaysWhy() throws {
@@ -211,7 +247,9 @@ final class ServingEndToEndTests: XCTestCase {
         XCTAssertTrue(try c.call(Method.serverLive, PBServerLiveRequest(), as: PBServerLiveResponse.self).live)
         XCTAssertTrue(try c.call(Method.serverReady, PBServerReadyRequest(), as: PBServerReadyResponse.self).ready)
         try register(c)
-        XCTAssertFalse(try c.call(Method.modelReady, PBModelReadyRequest.with { $0.name = "fraud" }, as: PBModelReadyResponse.self).ready)
+        let before = try c.call(Method.modelReady, PBModelReadyRequest.with { $0.name = "fraud" }, as: PBModelReadyResponse.self)
+        XCTAssertFalse(before.ready)
+        XCTAssertEqual(before.modelVersion, 1)
         let loaded = try c.call(Method.loadModel, PBModelReadyRequest.with { $0.name = "fraud" }, as: PBModelReadyResponse.self)
         XCTAssertTrue(loaded.ready)
         XCTAssertEqual(loaded.modelVersion, 1)
@@ -221,7 +259,7 @@ final class ServingEndToEndTests: XCTestCase {
         let meta = try c.call(Method.modelMetadata, PBModelMetadataRequest.with { $0.name = "fraud" }, as: PBModelMetadataResponse.self)
         XCTAssertEqual(meta.name, "fraud")
         XCTAssertEqual(meta.versions, ["1"])
-        XCTAssertEqual(meta.platform, "plinth-json")
+        XCTAssertEqual(meta.platform, "plinth")
         XCTAssertEqual(meta.inputs.map(\.name), ["user_id", "amount"])
         XCTAssertEqual(meta.inputs.map(\.datatype), ["INT64", "FP64"])
         XCTAssertEqual(meta.outputs.map(\.name), ["score"])

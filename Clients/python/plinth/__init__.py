@@ -13,6 +13,8 @@
         with client.start_run("churn") as run:      # tracking (plinth.tracking)
             client.log_metric("auc", 0.91)
 
+        client.predict("churn@production", [{"user_id": 1}])[0].score   # serving
+
 Every failure raises a `PlinthError` subclass carrying the status code.
 """
 
@@ -48,6 +50,7 @@ from .errors import (  # noqa: E402
     UnknownError,
 )
 from .online import OnlineResponse  # noqa: E402
+from .serving import ModelMetadata, ModelState, Prediction, Predictions, TensorMetadata  # noqa: E402
 from .tracking import ActiveRun, Experiment, Metric, ModelVersion, PagedList, Run  # noqa: E402
 
 __all__ = [
@@ -58,4 +61,5 @@ __all__ = [
     "OutOfRangeError", "PermissionDeniedError", "ResourceExhaustedError",
     "UnauthenticatedError", "UnavailableError", "UnimplementedError", "UnknownError",
     "ActiveRun", "Experiment", "Metric", "ModelVersion", "PagedList", "Run",
+    "ModelMetadata", "ModelState", "Prediction", "Predictions", "TensorMetadata",
 ]

@@ -18,21 +18,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import __version__, errors
 from ._proto.plinth.v1 import admin_pb2, features_pb2
-from ._values import (
-    build_column,
-    column_values,
-    is_null,
-    parse_type_name,
-    times_to_micros,
-)
+from ._rows import Rows, fitting_batches, null_rows, python_list, table_of
+from ._values import build_column, column_values, parse_type_name, times_to_micros
 from ._wire import Connection
 from .definitions import ApplyResult, Catalog, Definitions, PushResult
 from .offline import OfflineMixin
+from .serving import ModelMetadata, ServingMixin
 from .online import OnlineResponse
 from .tracking import TrackingMixin
 
@@ -57,16 +52,17 @@ _STALE_CODES = (errors.NotFoundError.default_code, errors.InvalidArgumentError.d
 
 _ADMIN = "/plinth.v1.Admin/"
 _FEATURES = "/plinth.v1.Features/"
-# Methods that change nothing, so resending one after a lost connection is safe.
+_INFERENCE = "/plinth.v1.Inference/"
+# Methods that change nothing, so resending one after a lost connection is
+# safe (Predict only records its predictions: one resent gets new ids).
 _READS = frozenset(
     [_ADMIN + "Health", _ADMIN + "ServerInfo", _FEATURES + "ListDefinitions", _FEATURES + "GetOnlineFeatures"]
+    + [_INFERENCE + m for m in ("Predict", "ServerLive", "ServerReady", "ModelReady", "ModelMetadata")]
 )
 
 M = TypeVar("M")
-Rows = Union[Sequence[Mapping], Mapping, Any]
 
-
-class Client(OfflineMixin, TrackingMixin):
+class Client(OfflineMixin, TrackingMixin, ServingMixin):
     """A connection to plinthd.
 
     Args:
@@ -98,6 +94,9 @@ class Client(OfflineMixin, TrackingMixin):
         self._lock = threading.RLock()
         self._connection: Optional[Connection] = None
         self._catalog: Optional[Catalog] = None
+        # (model reference, version) -> its ModelMetadata, which types the
+        # columns predict sends (see plinth.serving).
+        self._model_inputs: Dict[Tuple[str, Optional[int]], ModelMetadata] = {}
 
     # --- connection ----------------------------------------------------------
 
@@ -249,7 +248,7 @@ class Client(OfflineMixin, TrackingMixin):
         if batch_size < 1:
             raise errors.InvalidArgumentError("batch_size must be at least 1")
         target = _TARGETS[to.lower()]
-        names, table, count = _table(rows, "rows")
+        names, table, count = table_of(rows, "rows")
         if count == 0:
             self._view(view)  # an unknown view is an error even with no rows
             return PushResult()
@@ -308,7 +307,7 @@ class Client(OfflineMixin, TrackingMixin):
         if EVENT_TIMESTAMP not in table:
             raise errors.InvalidArgumentError("rows need an %r column" % EVENT_TIMESTAMP)
         for name, _ in keys:
-            nulls = _null_rows(table[name])
+            nulls = null_rows(table[name])
             if nulls:
                 raise errors.InvalidArgumentError("join key %r is null in row %d" % (name, nulls[0]))
         event_us = times_to_micros(table[EVENT_TIMESTAMP], EVENT_TIMESTAMP)
@@ -328,17 +327,7 @@ class Client(OfflineMixin, TrackingMixin):
                 request.created_time_us.extend(created_us[start:end])
             return request
 
-        requests = []
-        ranges = [(s, min(s + batch_size, count)) for s in range(0, count, batch_size)]
-        while ranges:
-            start, end = ranges.pop(0)
-            request = batch(start, end)
-            if request.ByteSize() > limit and end - start > 1:
-                middle = (start + end) // 2
-                ranges[:0] = [(start, middle), (middle, end)]
-                continue
-            requests.append(request)  # one row over the limit: the send says so
-        return requests
+        return fitting_batches(count, batch_size, limit, batch)
 
     # --- online reads --------------------------------------------------------
 
@@ -365,7 +354,7 @@ class Client(OfflineMixin, TrackingMixin):
             for ref in refs:
                 if not isinstance(ref, str) or ref.count(":") != 1 or ref.startswith(":") or ref.endswith(":"):
                     raise errors.InvalidArgumentError("feature reference %r is not 'view:feature'" % (ref,))
-        names, table, count = _table(entity_rows, "entity_rows")
+        names, table, count = table_of(entity_rows, "entity_rows")
         with self._lock:
             request, entities = self._online_request(refs, service, names, table, count, full_feature_names)
             try:
@@ -416,96 +405,15 @@ class Client(OfflineMixin, TrackingMixin):
         for name in list(names) + [k for k in key_types if k not in table]:
             values = table.get(name, [])
             if name not in key_types:
-                entities[name] = _python_list(values)
+                entities[name] = python_list(values)
                 continue
-            nulls = _null_rows(values)
+            nulls = null_rows(values)
             if nulls:
                 raise errors.InvalidArgumentError("join key %r is null in entity row %d" % (name, nulls[0]))
             column = build_column(name, *parse_type_name(key_types[name]), values)
             request.entities.append(column)
             entities[name] = column_values(column, count)
         return request, entities
-
-
-def _table(rows: Rows, what: str) -> Tuple[List[str], Dict[str, Sequence[Any]], int]:
-    """(column names in order, name -> values, row count) for a list of dicts,
-    a dict of columns or a pandas DataFrame."""
-    if _is_dataframe(rows):
-        names = [str(c) for c in rows.columns]
-        if len(set(names)) != len(names):
-            raise errors.InvalidArgumentError("%s: the DataFrame has duplicate column names" % what)
-        return names, {str(c): _frame_column(rows[c]) for c in rows.columns}, len(rows)
-    if isinstance(rows, Mapping):
-        names = [str(k) for k in rows]
-        table = {str(k): _as_list(v, what, str(k)) for k, v in rows.items()}
-        lengths = {len(v) for v in table.values()}
-        if len(lengths) > 1:
-            raise errors.InvalidArgumentError("%s: columns have different lengths %s" % (what, sorted(lengths)))
-        return names, table, lengths.pop() if lengths else 0
-    if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
-        raise errors.InvalidArgumentError(
-            "%s: expected a list of dicts, a dict of columns or a DataFrame, got %s" % (what, type(rows).__name__)
-        )
-    records = list(rows)
-    names = []
-    for index, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            raise errors.InvalidArgumentError("%s[%d] is a %s, not a dict" % (what, index, type(record).__name__))
-        for key in record:
-            if key not in names:
-                names.append(key)
-    table: Dict[str, Sequence[Any]] = {}
-    for name in names:
-        column = []
-        for index, record in enumerate(records):
-            if name not in record:
-                raise errors.InvalidArgumentError(
-                    "%s[%d] has no %r, which other rows have (pass None for a null)" % (what, index, name)
-                )
-            column.append(record[name])
-        table[str(name)] = column
-    return [str(n) for n in names], table, len(records)
-
-
-def _frame_column(series: Any) -> Sequence[Any]:
-    """A DataFrame column as a numpy array where its dtype allows bulk
-    conversion (numbers, bools, times; tz-aware times made UTC), else as a
-    list of Python objects."""
-    kind = getattr(series.dtype, "kind", None)
-    if kind in ("i", "u", "f", "b", "M"):
-        tz = getattr(series.dtype, "tz", None)
-        if tz is not None:
-            series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-        return series.to_numpy()
-    return series.tolist()
-
-
-def _as_list(values: Any, what: str, name: str) -> Sequence[Any]:
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
-        raise errors.InvalidArgumentError("%s[%r]: expected a list of values" % (what, name))
-    if type(values).__name__ == "Series" and (type(values).__module__ or "").startswith("pandas"):
-        return _frame_column(values)
-    if getattr(values, "ndim", None) == 1:  # a numpy array: kept for bulk conversion
-        return values
-    return list(values)
-
-
-def _python_list(values: Sequence[Any]) -> List[Any]:
-    """Values as Python objects; numpy times as datetimes, not integers."""
-    kind = getattr(getattr(values, "dtype", None), "kind", None)
-    if kind == "M":
-        values = values.astype("datetime64[us]")  # type: ignore[attr-defined]
-    return values.tolist() if hasattr(values, "tolist") else list(values)
-
-
-def _null_rows(values: Sequence[Any]) -> List[int]:
-    if getattr(getattr(values, "dtype", None), "kind", "O") in ("i", "u", "b"):
-        return []  # integer and bool arrays cannot hold a null
-    return [i for i, v in enumerate(values) if is_null(v)]
-
-
-def _is_dataframe(value: Any) -> bool:
-    return type(value).__name__ == "DataFrame" and (type(value).__module__ or "").startswith("pandas")
 
 
 def _read_definitions(path_or_text: Union[str, "os.PathLike[str]"]) -> str:
