@@ -191,12 +191,26 @@ struct KeyColumnRequestEncoder: Sendable {
     }
 }
 
+/// A Plinth codec whose requests are fixed fields and one column of keys.
+protocol KeyColumnCodec: ReadCodec {
+    var encoder: KeyColumnRequestEncoder { get }
+}
+
+extension KeyColumnCodec {
+    var system: String { "plinth" }
+
+    func open(_ socket: Socket) throws { try plinthHello(socket) }
+
+    func appendRequest(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
+        encoder.append(id: id, keys: keys, to: &out)
+    }
+}
+
 /// GetOnlineFeatures for the bench view's features and one int64 join key column.
-struct PlinthReadCodec: ReadCodec {
+struct PlinthReadCodec: KeyColumnCodec {
     let features: Int
     /// GetOnlineFeaturesRequest { features = 1 (the same in every request); entities = 3 }
-    private let encoder: KeyColumnRequestEncoder
-    var system: String { "plinth" }
+    let encoder: KeyColumnRequestEncoder
 
     init(features: Int) throws {
         self.features = features
@@ -205,12 +219,6 @@ struct PlinthReadCodec: ReadCodec {
         encoder = try KeyColumnRequestEncoder(method: Method.getOnlineFeatures, fixedFields: fixed.serializedBytes(),
                                               columnField: 3, keyColumn: Dataset.entity)
         try selfCheck()
-    }
-
-    func open(_ socket: Socket) throws { try plinthHello(socket) }
-
-    func appendRequest(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
-        encoder.append(id: id, keys: keys, to: &out)
     }
 
     func parseAnswer(_ bytes: UnsafeRawBufferPointer) throws -> Answer? {

@@ -30,10 +30,9 @@ struct ExpectedScores: Sendable {
 
 /// PredictRequest { model_name = 1 (the same in every request); inputs = 4:
 /// [Column of the key, INT64, one key per row] }.
-struct PlinthPredictCodec: ReadCodec {
+struct PlinthPredictCodec: KeyColumnCodec {
     let expected: ExpectedScores?
-    private let encoder: KeyColumnRequestEncoder
-    var system: String { "plinth" }
+    let encoder: KeyColumnRequestEncoder
 
     init(model: String, keyColumn: String, expected: ExpectedScores?) throws {
         self.expected = expected
@@ -42,12 +41,6 @@ struct PlinthPredictCodec: ReadCodec {
         encoder = try KeyColumnRequestEncoder(method: Method.predict, fixedFields: fixed.serializedBytes(),
                                               columnField: 4, keyColumn: keyColumn)
         try selfCheck(model: model, keyColumn: keyColumn)
-    }
-
-    func open(_ socket: Socket) throws { try plinthHello(socket) }
-
-    func appendRequest(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
-        encoder.append(id: id, keys: keys, to: &out)
     }
 
     func parseAnswer(_ bytes: UnsafeRawBufferPointer) throws -> Answer? { try countedErrorAnswer(bytes, method: Method.predict) }
@@ -97,10 +90,9 @@ func countedErrorAnswer(_ bytes: UnsafeRawBufferPointer, method: String) throws 
 
 /// GetOnlineFeatures of a list of references for one key column: the read
 /// inside a Predict, without the model, so the two can be told apart.
-struct PlinthFeaturesCodec: ReadCodec {
+struct PlinthFeaturesCodec: KeyColumnCodec {
     let references: [String]
-    private let encoder: KeyColumnRequestEncoder
-    var system: String { "plinth" }
+    let encoder: KeyColumnRequestEncoder
 
     init(references: [String], keyColumn: String) throws {
         self.references = references
@@ -109,12 +101,6 @@ struct PlinthFeaturesCodec: ReadCodec {
         fixed.fullFeatureNames = true  // two views may name features alike
         encoder = try KeyColumnRequestEncoder(method: Method.getOnlineFeatures, fixedFields: fixed.serializedBytes(),
                                               columnField: 3, keyColumn: keyColumn)
-    }
-
-    func open(_ socket: Socket) throws { try plinthHello(socket) }
-
-    func appendRequest(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
-        encoder.append(id: id, keys: keys, to: &out)
     }
 
     func parseAnswer(_ bytes: UnsafeRawBufferPointer) throws -> Answer? { try countedErrorAnswer(bytes, method: Method.getOnlineFeatures) }
