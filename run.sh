@@ -34,6 +34,12 @@ echo "==> plinthctl push user_stats --csv examples/user_stats.csv"
 "$bin/plinthctl" push user_stats --csv examples/user_stats.csv
 echo "==> plinthctl get --service fraud_v1 --entity user_id=1001 --entity user_id=1007 --entity user_id=4242"
 "$bin/plinthctl" get --service fraud_v1 --entity user_id=1001 --entity user_id=1007 --entity user_id=4242
+echo "==> plinthctl models register fraud_lr --file examples/fraud_lr.json --service fraud_v1 ... --alias production"
+"$bin/plinthctl" models register fraud_lr --file examples/fraud_lr.json --service fraud_v1 \
+  --request-field amount:float64 --default user_stats:txn_count_7d=0 --default user_stats:avg_amount_7d=0 \
+  --alias production --reason "quickstart"
+echo "==> plinthctl predict --model fraud_lr@production --entity user_id=1001 --entity user_id=4242 --field amount=250 --features"
+"$bin/plinthctl" predict --model fraud_lr@production --entity user_id=1001 --entity user_id=4242 --field amount=250 --features
 echo "==> plinthctl status"
 "$bin/plinthctl" status
 echo

@@ -60,15 +60,20 @@ extension Services {
 
     // MARK: Predict
 
-    /// A loaded model's Predict, answered on the event loop straight into
-    /// the frame. `AnswerLater` sends anything else to `predict`.
+    /// A loaded model's Predict of a few rows, answered on the event loop
+    /// straight into the frame. `AnswerLater` sends anything else — a load,
+    /// or a batch big enough to hold up the loop's other connections — to
+    /// `predict`.
     func predictInline(_ body: ByteBuffer, _ out: inout ByteBuffer) throws {
-        guard let call = PredictCall.parse(body),
+        guard let call = PredictCall.parse(body), (call.inputs.first?.count ?? 0) <= Self.inlinePredictRows,
               case .ready(let served) = try serving.lookup(call.modelName, version: call.modelVersion) else {
             throw AnswerLater()
         }
-        try answer(call, served, into: &out)
+        try answer(call, served, threads: 1, into: &out)
     }
+
+    /// Rows a Predict may have to be answered on the event loop.
+    static let inlinePredictRows = 64
 
     /// Predict the general way: the generated decoder (whose errors name
     /// what is malformed), and a load on a worker when the version is not
@@ -84,16 +89,17 @@ extension Services {
                 do {
                     let served = try self.serving.load(reference)
                     var out = responseAllocator.buffer(capacity: 512)
-                    try self.answer(call, served, into: &out)
+                    try self.answer(call, served, threads: System.coreCount, into: &out)
                     respond.succeed(encoded: out)
                 } catch { respond.fail(error) }
             }
         } catch { respond.fail(error) }
     }
 
-    private func answer(_ call: PredictCall, _ served: ServedModel, into out: inout ByteBuffer) throws {
+    private func answer(_ call: PredictCall, _ served: ServedModel, threads: Int, into out: inout ByteBuffer) throws {
         let inputs = try served.inputs(call.inputs, maxRows: config.predictMaxRows)
-        let output = try predictor.predict(served, inputs, margin: call.margin, returnFeatures: call.returnFeatures)
+        let output = try predictor.predict(served, inputs, margin: call.margin, returnFeatures: call.returnFeatures,
+                                           threads: threads)
         try PredictResponseWriter.write(served, output, id: call.id, firstRow: 0, ids: predictionIDs, into: &out)
     }
 
@@ -103,7 +109,8 @@ extension Services {
         do {
             let request = try decode(PBBatchPredictRequest.self, body)
             let reference = try ModelReference(parsing: request.modelName, version: request.modelVersion)
-            let chunkRows = request.chunkRows == 0 ? 4096 : Int(min(request.chunkRows, 1 << 20))
+            // A chunk is one online lookup, so it stays within max_rows.
+            let chunkRows = request.chunkRows == 0 ? 4096 : min(Int(request.chunkRows), config.maxRows)
             guard request.asOfUs >= 0 else {
                 throw WireError(code: StatusCode.invalidArgument, message: "as_of_us is negative; give microseconds since the epoch, or 0 for the latest online values")
             }

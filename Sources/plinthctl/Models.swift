@@ -10,7 +10,7 @@ import SwiftProtobuf
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List registered models and manage versions, aliases and policies.",
-        subcommands: [List.self, Show.self, Versions.self, Alias.self, Policy.self, Lineage.self, Audit.self],
+        subcommands: [List.self, Show.self, Versions.self, Register.self, Alias.self, Policy.self, Lineage.self, Audit.self],
         defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
@@ -71,6 +71,88 @@ struct Models: ParsableCommand {
                      isoTime(millis: v.createdMs), v.metrics.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatNumber($0.value))" }.joined(separator: " ")]
                 })
             }
+        }
+    }
+
+    struct Register: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Upload a model file and register it as the next version of a model, with its signature.",
+            discussion: """
+            plinthctl models register fraud --file model.json --service fraud_v1 --request-field amount:float64 \\
+                --default user_stats:txn_count_7d=0 --alias production --reason "first model"
+            The signature is what serving uses: the features (--features and/or --service), the request-time
+            fields the caller sends, and optional defaults for missing inputs. See docs/concepts/serving.md.
+            """)
+        @Argument(help: "The model name (created when new).") var name: String
+        @Option(help: "The model file (XGBoost JSON/UBJSON, LightGBM text, Plinth JSON or binary).") var file: String
+        @Option(help: "The artifact format recorded (default: from the file's contents).") var format: String?
+        @Option(help: "Feature references view:feature, comma-separated, in model input order.") var features: String?
+        @Option(help: "A feature service whose features are inputs (after --features).") var service: String?
+        @Option(name: .customLong("request-field"), help: "A request-time input NAME:TYPE (int64, float32, float64, bool); repeatable.")
+        var requestFields: [String] = []
+        @Option(name: .customLong("output"), help: "An output NAME:TYPE; repeatable.") var outputs: [String] = []
+        @Option(name: .customLong("default"), help: "INPUT=VALUE used when the input is missing; repeatable.") var defaults: [String] = []
+        @Option(name: .customLong("run"), help: "The run the model came from (copies its metrics and datasets).") var runID: String?
+        @Option(help: "A description of the version.") var description = ""
+        @Option(help: "Point this alias at the new version.") var alias: String?
+        @Option(help: "Why (kept in the audit with --alias).") var reason = ""
+        @OptionGroup var options: ConnectionOptions
+
+        func run() throws {
+            try reportingErrors {
+                var signature = PBModelSignature()
+                signature.featureReferences = features.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
+                signature.featureService = service ?? ""
+                signature.requestFields = try requestFields.map(parseField)
+                signature.outputs = try outputs.map(parseField)
+                for text in defaults {
+                    guard let eq = text.lastIndex(of: "="), let value = Double(text[text.index(after: eq)...]) else {
+                        throw ValidationError("--default '\(text)' must look like INPUT=NUMBER")
+                    }
+                    signature.defaults[String(text[..<eq])] = value
+                }
+                let data: Data
+                do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+                    throw ValidationError("cannot read \(file): \(error.localizedDescription)")
+                }
+                let c = try options.connect()
+                let digest = try uploadBlob(c, data)
+                let version = try c.call(Method.createModelVersion, PBCreateModelVersionRequest.with {
+                    $0.model = name
+                    $0.description_p = description
+                    $0.runID = runID ?? ""
+                    $0.artifactDigest = digest
+                    $0.artifactFormat = format ?? detectFormat(data)
+                    $0.signature = signature
+                }, as: PBModelVersionResponse.self).version
+                var change: PBAliasChange?
+                if let alias {
+                    change = try c.call(Method.setModelAlias, PBSetModelAliasRequest.with {
+                        $0.model = name; $0.alias = alias; $0.version = version.version; $0.reason = reason
+                    }, as: PBAliasChangeResponse.self).change
+                }
+                if options.json { return print(try version.jsonString()) }
+                printTable(["field", "value"], versionRows(version))
+                if let change { print(describe(change)) }
+            }
+        }
+
+        private func parseField(_ text: String) throws -> PBSignatureField {
+            let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ValidationError("'\(text)' must look like NAME:TYPE, e.g. amount:float64")
+            }
+            return PBSignatureField.with { $0.name = parts[0]; $0.type = parts[1] }
+        }
+
+        /// The registry's format names, from the first bytes.
+        private func detectFormat(_ data: Data) -> String {
+            if data.starts(with: Array("PLNTIR01".utf8)) { return "plinth-binary" }
+            if data.starts(with: Array("tree".utf8)) { return "lightgbm-text" }
+            if data.first == UInt8(ascii: "{") {
+                return data.prefix(4096).range(of: Data("\"plinth_model\"".utf8)) != nil ? "plinth-json" : "xgboost-json"
+            }
+            return "xgboost-ubjson"
         }
     }
 
@@ -230,15 +312,36 @@ struct Models: ParsableCommand {
 }
 
 /// Splits NAME, NAME/VERSION or NAME@ALIAS.
+/// NAME, NAME@ALIAS, or a version as NAME:VERSION (serving's spelling) or NAME/VERSION.
 func parseReference(_ text: String) throws -> (String, UInt64, String) {
     if let at = text.lastIndex(of: "@") { return (String(text[..<at]), 0, String(text[text.index(after: at)...])) }
-    if let slash = text.lastIndex(of: "/") {
-        guard let version = UInt64(text[text.index(after: slash)...]) else {
-            throw ValidationError("'\(text)': the part after '/' must be a version number")
+    if let separator = text.lastIndex(where: { $0 == "/" || $0 == ":" }) {
+        guard let version = UInt64(text[text.index(after: separator)...]) else {
+            throw ValidationError("'\(text)': the part after '\(text[separator])' must be a version number")
         }
-        return (String(text[..<slash]), version, "")
+        return (String(text[..<separator]), version, "")
     }
     return (text, 0, "")
+}
+
+/// Uploads `data` as a blob with no run (a model file) in 1 MiB chunks;
+/// returns its sha256.
+func uploadBlob(_ c: Connection, _ data: Data) throws -> String {
+    let chunk = 1 << 20
+    var uploadID = ""
+    var offset = data.startIndex
+    repeat {
+        let end = min(data.endIndex, offset + chunk)
+        let response = try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with {
+            $0.uploadID = uploadID
+            $0.data = data[offset..<end]
+            $0.finish = end == data.endIndex
+        }, as: PBUploadArtifactResponse.self)
+        uploadID = response.uploadID
+        offset = end
+        if response.hasArtifact { return response.artifact.digest }
+    } while offset < data.endIndex
+    throw ValidationError("the server finished the upload without naming the stored blob")
 }
 
 func parseThreshold(_ text: String) throws -> PBMetricThreshold {
@@ -277,6 +380,9 @@ func versionRows(_ v: PBModelVersion) -> [[String]] {
     if !s.featureService.isEmpty { rows.append(["feature service", s.featureService]) }
     if !s.requestFields.isEmpty { rows.append(["request fields", s.requestFields.map { "\($0.name): \($0.type)" }.joined(separator: ", ")]) }
     if !s.outputs.isEmpty { rows.append(["outputs", s.outputs.map { "\($0.name): \($0.type)" }.joined(separator: ", ")]) }
+    if !s.defaults.isEmpty {
+        rows.append(["defaults", s.defaults.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatNumber($0.value))" }.joined(separator: ", ")])
+    }
     for (k, m) in v.metrics.sorted(by: { $0.key < $1.key }) { rows.append(["metric \(k)", formatNumber(m)]) }
     for (k, t) in v.tags.sorted(by: { $0.key < $1.key }) { rows.append(["tag \(k)", t]) }
     return rows

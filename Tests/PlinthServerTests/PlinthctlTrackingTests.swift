@@ -72,6 +72,37 @@ final class PlinthctlTrackingTests: XCTestCase {
         XCTAssertTrue(out.contains("deleted"), out)
     }
 
+    func testModelsRegisterUploadsAndRecordsTheSignature() throws {
+        let c = try Connection(address: server.address)
+        _ = try c.call(Method.applyDefinitions, PBApplyDefinitionsRequest.with { $0.yaml = definitionsYAML },
+                       as: PBApplyDefinitionsResponse.self)
+        let file = NSTemporaryDirectory() + "plinthctl-model-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try Data("""
+        {"plinth_model": "linear", "format_version": 1, "n_features": 3, "feature_names": ["count", "score", "amount"],
+         "coefficients": [[1, 10, 100]], "intercepts": [0.5], "output": "identity"}
+        """.utf8).write(to: URL(fileURLWithPath: file))
+        var (code, out, err) = try ctl("models", "register", "lin", "--file", file, "--service", "svc",
+                                       "--request-field", "amount:float64", "--default", "stats:count=7",
+                                       "--alias", "production", "--reason", "first")
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("plinth-json") && out.contains("amount: float64") && out.contains("stats:count=7"), out)
+        XCTAssertTrue(out.contains("lin@production: unset -> version 1"), out)
+        (code, out, err) = try ctl("models", "show", "lin:1")
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("feature service  svc"), out)
+        // The registered version serves: an unknown user takes the default count.
+        let r = try c.call(Method.predict, PBPredictRequest.with {
+            $0.modelName = "lin"
+            $0.inputs = [PBColumn.with { $0.name = "user_id"; $0.type = .int64; $0.int64Values = [9] },
+                         PBColumn.with { $0.name = "amount"; $0.type = .float64; $0.float64Values = [1] }]
+        }, as: PBPredictResponse.self)
+        XCTAssertTrue(r.outputs[0].float64Values[0].isNaN, "score has no default: \(r.outputs[0].float64Values)")
+        (code, _, err) = try ctl("models", "register", "lin", "--file", file, "--request-field", "amount")
+        XCTAssertNotEqual(code, 0)
+        XCTAssertTrue(err.contains("NAME:TYPE"), err)
+    }
+
     func testModelsAliasPolicyLineageAudit() throws {
         let c = try Connection(address: server.address)
         let content = Data("{\"trees\": []}".utf8)

@@ -20,7 +20,7 @@ final class ServingEndToEndTests: XCTestCase {
         config.dataDir = dataDir
         config.listen = "127.0.0.1:0"
         config.eventLoopThreads = 2
-        config.predictMaxRows = 50
+        config.predictMaxRows = 100
         var logger = Logger(label: "test")
         logger.logLevel = .warning
         server = try PlinthServer(config: config, logger: logger)
@@ -123,6 +123,41 @@ final class ServingEndToEndTests: XCTestCase {
         XCTAssertEqual(try c.call(Method.predict, margin, as: PBPredictResponse.self).outputs[0].float64Values, [8.5])
     }
 
+    func testBatchesAnsweredOffTheEventLoopMatchInlineAnswers() throws {
+        let c = try Connection(address: address)
+        _ = try c.call(Method.push, pushRequest(ids: Array(1...49), count: 3), as: PBPushResponse.self)
+        try register(c)
+        let users = Array(Int64(1)...49)
+        let amounts = users.map { Double($0) }
+        // 49 rows: above the inline limit (64 rows) only when doubled.
+        let small = try c.call(Method.predict, predictRequest(users: users, amounts: amounts), as: PBPredictResponse.self)
+        let big = try c.call(Method.predict, predictRequest(users: users + users, amounts: amounts + amounts), as: PBPredictResponse.self)
+        XCTAssertEqual(big.outputs[0].float64Values, small.outputs[0].float64Values + small.outputs[0].float64Values)
+        let expected: [Double] = users.map { 3.5 + 5 * Double($0) + 100 * Double($0) }
+        XCTAssertEqual(small.outputs[0].float64Values, expected)
+    }
+
+    func testMultiClassModelsAnswerOneColumnPerClass() throws {
+        let c = try Connection(address: address)
+        _ = try c.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
+        let model = Data("""
+        {"plinth_model": "linear", "format_version": 1, "n_features": 3, "feature_names": null,
+         "coefficients": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "intercepts": [0, 0, 0], "output": "softmax", "classes": [0, 1, 2]}
+        """.utf8)
+        let blob = try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with { $0.data = model; $0.finish = true },
+                              as: PBUploadArtifactResponse.self)
+        _ = try c.call(Method.createModelVersion, PBCreateModelVersionRequest.with {
+            $0.model = "multi"; $0.artifactDigest = blob.artifact.digest
+            $0.signature.featureReferences = ["stats:count", "stats:score"]
+            $0.signature.requestFields = [PBSignatureField.with { $0.name = "amount"; $0.type = "float64" }]
+        }, as: PBModelVersionResponse.self)
+        let r = try c.call(Method.predict, predictRequest("multi:1", users: [1], amounts: [0]), as: PBPredictResponse.self)
+        XCTAssertEqual(r.outputs.map(\.name), ["class_0", "class_1", "class_2"])
+        // softmax(3, 0.5, 0)
+        let e = [exp(3.0), exp(0.5), exp(0.0)], sum = e.reduce(0, +)
+        for k in 0..<3 { XCTAssertEqual(r.outputs[k].float64Values[0], e[k] / sum, accuracy: 1e-6) }
+    }
+
     func testMissingInputWithoutDefaultReachesTheModelAsMissing() throws {
         let c = try Connection(address: address)
         try register(c, defaults: [:])
@@ -154,8 +189,8 @@ final class ServingEndToEndTests: XCTestCase {
         missingField.inputs.removeLast()
         expectCode(3, contains: "request field 'amount'") { _ = try c.call(Method.predict, missingField, as: PBPredictResponse.self) }
 
-        let tooMany = predictRequest(users: Array(0..<51), amounts: Array(repeating: 1, count: 51))
-        expectCode(8, contains: "limit is 50") { _ = try c.call(Method.predict, tooMany, as: PBPredictResponse.self) }
+        let tooMany = predictRequest(users: Array(0..<101), amounts: Array(repeating: 1, count: 101))
+        expectCode(8, contains: "limit is 100") { _ = try c.call(Method.predict, tooMany, as: PBPredictResponse.self) }
 
         // A body that is not a PredictRequest.
         let sent = try c.send(Method.predict, body: [0x0A, 0x40, 0x66])
