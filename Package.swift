@@ -74,7 +74,7 @@ let package = Package(
                           swiftSettings: strict),
         .executableTarget(name: "plinth-bench",
                           dependencies: [
-                              "PlinthClient", "PlinthWire",
+                              "PlinthClient", "PlinthWire", "PlinthInference",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                               .product(name: "Histogram", package: "hdrhistogram-swift"),
                           ],

@@ -12,6 +12,9 @@ struct Answer {
     /// The request id the answer carries; nil for a protocol whose answers
     /// come back in request order (RESP).
     let id: UInt64?
+    /// For a codec that counts error answers instead of stopping the run:
+    /// what the error answer said (nil for a good answer).
+    var error: String? = nil
 }
 
 /// One protocol's online read, as the driver needs it.
@@ -76,6 +79,23 @@ func plinthFrame(id: UInt64, method: String, body: [UInt8]) throws -> [UInt8] {
 /// Splits one Plinth Response frame at the start of `bytes`: nil when it is
 /// not all there yet; throws when its status is not OK.
 func parsePlinthFrame(_ bytes: UnsafeRawBufferPointer) throws -> (length: Int, id: UInt64, body: Range<Int>)? {
+    guard let frame = try splitPlinthFrame(bytes) else { return nil }
+    if frame.code != 0 { throw BenchError("plinthd answered request \(frame.id) with status \(frame.code): \(frame.message)") }
+    return (frame.length, frame.id, frame.body)
+}
+
+/// One Response frame's parts, its status included.
+struct PlinthFrame {
+    let length: Int
+    let id: UInt64
+    let code: UInt64
+    let message: String
+    let body: Range<Int>
+}
+
+/// Splits one Plinth Response frame at the start of `bytes`: nil when it is
+/// not all there yet; throws only when the frame is malformed.
+func splitPlinthFrame(_ bytes: UnsafeRawBufferPointer) throws -> PlinthFrame? {
     guard bytes.count >= 4 else { return nil }
     let length = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
     guard bytes.count >= 4 + length else { return nil }
@@ -106,53 +126,52 @@ func parsePlinthFrame(_ bytes: UnsafeRawBufferPointer) throws -> (length: Int, i
             throw bad("unexpected field \(key >> 3) of wire type \(key & 7)")
         }
     }
-    if code != 0 { throw BenchError("plinthd answered request \(id) with status \(code): \(message)") }
-    return (4 + length, id, body)
+    return PlinthFrame(length: 4 + length, id: id, code: code, message: message, body: body)
+}
+
+/// Sends a Hello on a new connection and consumes its answer.
+func plinthHello(_ socket: Socket) throws {
+    var hello = PBHelloRequest()
+    hello.protocolVersion = PlinthProtocol.version
+    hello.clientName = "plinth-bench"
+    try socket.send(plinthFrame(id: 1, method: Method.hello, body: hello.serializedBytes()))
+    while try parsePlinthFrame(socket.unread) == nil { try socket.receiveMore() }
+    guard let (length, _, _) = try parsePlinthFrame(socket.unread) else { return }
+    socket.consume(length)
 }
 
 // MARK: Plinth
 
-/// GetOnlineFeatures for the bench view's features and one int64 join key column.
-struct PlinthReadCodec: ReadCodec {
-    let features: Int
+/// The hand encoder of the Plinth read codecs: a framed Request whose body
+/// is some fields that are the same in every request, then one Column of
+/// int64 keys (name, type, packed values).
+struct KeyColumnRequestEncoder: Sendable {
+    /// Request.method (field 2), encoded.
     private let methodField: [UInt8]
-    /// `features` (field 1) already encoded: the same in every request.
-    private let featuresField: [UInt8]
-    /// The entity column's name and type fields.
+    /// The body's fixed fields, encoded.
+    private let fixedFields: [UInt8]
+    /// The key column's tag in the body (field number, wire type 2).
+    private let columnTag: UInt8
+    /// Column.name (1) and Column.type (2), encoded.
     private let columnHeader: [UInt8]
-    var system: String { "plinth" }
 
-    init(features: Int) throws {
-        self.features = features
-        let method = Array(Method.getOnlineFeatures.utf8)
-        var m: [UInt8] = [0x12]
-        appendVarint(UInt64(method.count), to: &m)
-        methodField = m + method
-        var fixed = PBGetOnlineFeaturesRequest()
-        fixed.features = Dataset.references(features: features)
-        featuresField = try fixed.serializedBytes()
-        let name = Array(Dataset.entity.utf8)
-        columnHeader = [0x0A, UInt8(name.count)] + name + [0x10, UInt8(PBValueType.int64.rawValue)]
-        try selfCheck()
+    init(method: String, fixedFields: [UInt8], columnField: Int, keyColumn: String) throws {
+        let m = Array(method.utf8), key = Array(keyColumn.utf8)
+        guard key.count < 128, (1...15).contains(columnField) else { throw BenchError("internal: key column \(keyColumn) in field \(columnField)") }
+        var field: [UInt8] = [0x12]
+        appendVarint(UInt64(m.count), to: &field)
+        methodField = field + m
+        self.fixedFields = fixedFields
+        columnTag = UInt8(columnField << 3 | 2)
+        columnHeader = [0x0A, UInt8(key.count)] + key + [0x10, UInt8(PBValueType.int64.rawValue)]
     }
 
-    func open(_ socket: Socket) throws {
-        var hello = PBHelloRequest()
-        hello.protocolVersion = PlinthProtocol.version
-        hello.clientName = "plinth-bench"
-        try socket.send(plinthFrame(id: 1, method: Method.hello, body: hello.serializedBytes()))
-        while try parsePlinthFrame(socket.unread) == nil { try socket.receiveMore() }
-        guard let (length, _, _) = try parsePlinthFrame(socket.unread) else { return }
-        socket.consume(length)
-    }
-
-    func appendRequest(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
+    func append(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
         var packed = 0
         for k in keys { packed += varintSize(UInt64(bitPattern: k)) }
         // Column { name = 1; type = 2; int64_values = 4 (packed) }
         let column = columnHeader.count + 1 + varintSize(UInt64(packed)) + packed
-        // GetOnlineFeaturesRequest { features = 1; entities = 3 }
-        let body = featuresField.count + 1 + varintSize(UInt64(column)) + column
+        let body = fixedFields.count + 1 + varintSize(UInt64(column)) + column
         // Request { id = 1; method = 2; body = 3 }
         let envelope = 1 + varintSize(id) + methodField.count + 1 + varintSize(UInt64(body)) + body
         let n = UInt32(envelope)
@@ -162,13 +181,44 @@ struct PlinthReadCodec: ReadCodec {
         out.append(contentsOf: methodField)
         out.append(0x1A)
         appendVarint(UInt64(body), to: &out)
-        out.append(contentsOf: featuresField)
-        out.append(0x1A)
+        out.append(contentsOf: fixedFields)
+        out.append(columnTag)
         appendVarint(UInt64(column), to: &out)
         out.append(contentsOf: columnHeader)
         out.append(0x22)
         appendVarint(UInt64(packed), to: &out)
         for k in keys { appendVarint(UInt64(bitPattern: k), to: &out) }
+    }
+}
+
+/// A Plinth codec whose requests are fixed fields and one column of keys.
+protocol KeyColumnCodec: ReadCodec {
+    var encoder: KeyColumnRequestEncoder { get }
+}
+
+extension KeyColumnCodec {
+    var system: String { "plinth" }
+
+    func open(_ socket: Socket) throws { try plinthHello(socket) }
+
+    func appendRequest(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
+        encoder.append(id: id, keys: keys, to: &out)
+    }
+}
+
+/// GetOnlineFeatures for the bench view's features and one int64 join key column.
+struct PlinthReadCodec: KeyColumnCodec {
+    let features: Int
+    /// GetOnlineFeaturesRequest { features = 1 (the same in every request); entities = 3 }
+    let encoder: KeyColumnRequestEncoder
+
+    init(features: Int) throws {
+        self.features = features
+        var fixed = PBGetOnlineFeaturesRequest()
+        fixed.features = Dataset.references(features: features)
+        encoder = try KeyColumnRequestEncoder(method: Method.getOnlineFeatures, fixedFields: fixed.serializedBytes(),
+                                              columnField: 3, keyColumn: Dataset.entity)
+        try selfCheck()
     }
 
     func parseAnswer(_ bytes: UnsafeRawBufferPointer) throws -> Answer? {

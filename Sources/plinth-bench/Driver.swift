@@ -28,6 +28,9 @@ struct DriverOptions: Sendable {
     var verifyEvery: Int
     /// Hard stop, whatever the bounds above say.
     var timeLimit: Double
+    /// The server's process id: with a --duration run, the CPU time it and
+    /// this process use during the measured seconds is recorded.
+    var serverPID: Int32? = nil
 }
 
 /// A latency histogram in nanoseconds, up to two minutes.
@@ -41,6 +44,9 @@ struct ConnectionResult: Sendable {
     var measured = 0
     var lastDone: UInt64 = 0
     var verified = 0
+    /// Error answers (of a codec that counts them) and the first one's text.
+    var errorAnswers = 0
+    var firstErrorAnswer: String?
     var error: String?
 }
 
@@ -89,6 +95,16 @@ enum Driver {
         let hardStop = start + UInt64(options.timeLimit * 1e9)
         let box = ResultBox<ConnectionResult>()
         let connected = sockets
+        let cpu = ResultBox<CPUWindow>()
+        let sampler = DispatchGroup()
+        if let pid = options.serverPID, let deadline {
+            sampler.enter()
+            let thread = Thread {
+                if let window = CPUWindow.measure(server: pid, from: warmupEnd, to: deadline) { cpu.append(window) }
+                sampler.leave()
+            }
+            thread.start()
+        }
         onThreads(options.connections) { index in
             var result = ConnectionResult()
             do {
@@ -105,11 +121,15 @@ enum Driver {
         }
         let results = box.all
         if let error = results.compactMap(\.error).first { throw BenchError(error) }
+        sampler.wait()
         var measurement = Measurement()
+        measurement.cpu = cpu.all.first
         for r in results {
             measurement.histogram.add(r.histogram)
             measurement.requests += r.measured
             measurement.verified += r.verified
+            measurement.errorAnswers += r.errorAnswers
+            if measurement.firstErrorAnswer == nil { measurement.firstErrorAnswer = r.firstErrorAnswer }
         }
         let end = results.map(\.lastDone).max() ?? warmupEnd
         measurement.seconds = Double(end > warmupEnd ? end - warmupEnd : 1) / 1e9
@@ -174,12 +194,15 @@ enum Driver {
                 let slot = Int(id & mask)
                 guard slotID[slot] == id else { throw BenchError("an answer for request \(id), which is not in flight") }
                 let sent = slotSent[slot]
-                if sent >= warmupEnd {
+                if let error = answer.error {
+                    result.errorAnswers += 1
+                    if result.firstErrorAnswer == nil { result.firstErrorAnswer = error }
+                } else if sent >= warmupEnd {
                     result.histogram.record(now - sent)
                     result.measured += 1
                     result.lastDone = now
                 }
-                if completed % options.verifyEvery == 0 {
+                if answer.error == nil && completed % options.verifyEvery == 0 {
                     try slotKeys.withUnsafeBufferPointer { all in
                         try codec.verify(UnsafeRawBufferPointer(rebasing: socket.unread[0..<answer.length]),
                                          keys: UnsafeBufferPointer(rebasing: all[(slot * k)..<(slot * k + k)]))
@@ -203,12 +226,65 @@ struct Measurement {
     /// Measured seconds (after the warm-up), summed over rounds.
     var seconds = 0.0
     var verified = 0
+    var errorAnswers = 0
+    var firstErrorAnswer: String?
+    /// CPU used during the measured seconds, when the server's pid was given.
+    var cpu: CPUWindow?
 
     mutating func add(_ other: Measurement) {
         histogram.add(other.histogram)
         requests += other.requests
         seconds += other.seconds
         verified += other.verified
+        errorAnswers += other.errorAnswers
+        if firstErrorAnswer == nil { firstErrorAnswer = other.firstErrorAnswer }
+        if let o = other.cpu {
+            cpu = CPUWindow(seconds: (cpu?.seconds ?? 0) + o.seconds, serverCPUSeconds: (cpu?.serverCPUSeconds ?? 0) + o.serverCPUSeconds,
+                            clientCPUSeconds: (cpu?.clientCPUSeconds ?? 0) + o.clientCPUSeconds)
+        }
+    }
+}
+
+/// CPU time (user + system) that the server and this process used over a
+/// stretch of wall-clock time, from /proc/PID/stat (clock ticks, 10 ms).
+struct CPUWindow: Codable, Sendable {
+    var seconds: Double
+    var serverCPUSeconds: Double
+    var clientCPUSeconds: Double
+
+    /// CPU cores the two processes kept busy on average.
+    var cores: Double { (serverCPUSeconds + clientCPUSeconds) / seconds }
+
+    /// Sleeps until `from`, samples both processes, sleeps until `to`, samples again.
+    static func measure(server: Int32, from: UInt64, to: UInt64) -> CPUWindow? {
+        sleepUntil(from)
+        let t0 = nowNanos()
+        guard let s0 = ticks(server), let c0 = ticks(getpid()) else { return nil }
+        sleepUntil(to)
+        let t1 = nowNanos()
+        guard let s1 = ticks(server), let c1 = ticks(getpid()) else { return nil }
+        let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return CPUWindow(seconds: Double(t1 - t0) / 1e9, serverCPUSeconds: Double(s1 - s0) / hz, clientCPUSeconds: Double(c1 - c0) / hz)
+    }
+
+    /// utime + stime of a process, in clock ticks.
+    static func ticks(_ pid: Int32) -> UInt64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name start at field 3 (state); utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        return user + system
+    }
+
+    private static func sleepUntil(_ deadline: UInt64) {
+        while true {
+            let now = nowNanos()
+            guard now < deadline else { return }
+            let wait = deadline - now
+            var ts = timespec(tv_sec: Int(wait / 1_000_000_000), tv_nsec: Int(wait % 1_000_000_000))
+            nanosleep(&ts, nil)
+        }
     }
 }
 
@@ -226,6 +302,12 @@ struct RunSummary: Codable {
     var latencyMicros: [String: Double]
     var verifiedAnswers: Int
     var rounds: Int
+    var errorAnswers: Int
+    var firstErrorAnswer: String?
+    var cpu: CPUWindow?
+    /// Requests per CPU-second of server and client together (with `cpu`):
+    /// throughput per core busy.
+    var requestsPerCpuSecond: Double?
 
     init(system: String, operation: String, options: DriverOptions, _ m: Measurement, rounds: Int = 1) {
         let histogram = m.histogram, measured = m.requests, seconds = m.seconds, verified = m.verified
@@ -246,6 +328,10 @@ struct RunSummary: Codable {
         ]
         verifiedAnswers = verified
         self.rounds = rounds
+        errorAnswers = m.errorAnswers
+        firstErrorAnswer = m.firstErrorAnswer
+        cpu = m.cpu
+        if let cpu = m.cpu, cpu.cores > 0 { requestsPerCpuSecond = (requestsPerSecond / cpu.cores).rounded() }
     }
 
     var line: String {
@@ -255,5 +341,8 @@ struct RunSummary: Codable {
             + "\(Int(requestsPerSecond)) req/s, \(Int(entitiesPerSecond)) entities/s over \(String(format: "%.1f", seconds)) s; "
             + "latency µs p50 \(f("p50")) p90 \(f("p90")) p99 \(f("p99")) p99.9 \(f("p99.9")) max \(f("max")) "
             + "(\(requests) requests\(rounds > 1 ? " in \(rounds) rounds" : ""), \(verifiedAnswers) answers checked value by value)"
+            + (cpu.map { String(format: "; CPU: server %.2f s + client %.2f s over %.1f s = %.2f cores, %.0f req per CPU-second",
+                                $0.serverCPUSeconds, $0.clientCPUSeconds, $0.seconds, $0.cores, requestsPerCpuSecond ?? 0) } ?? "")
+            + (errorAnswers > 0 ? "; \(errorAnswers) ERROR answers, the first: \(firstErrorAnswer ?? "")" : "")
     }
 }

@@ -10,9 +10,9 @@ import PlinthWire
 struct PlinthBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plinth-bench",
-        abstract: "Load generator for plinthd's online reads and pushes, with a Redis mode for comparison.",
+        abstract: "Load generator for plinthd's online reads, pushes and predictions, with a Redis mode for comparison.",
         discussion: "Traffic goes to 127.0.0.1 only. Every run is bounded by --duration or --requests and by --time-limit.",
-        subcommands: [Load.self, Get.self, RedisLoad.self, RedisGet.self, Compare.self])
+        subcommands: [Load.self, Get.self, RedisLoad.self, RedisGet.self, Compare.self, Predict.self, Features.self, Infer.self])
 }
 
 /// The shape of the data set, shared by every command.
@@ -227,8 +227,15 @@ struct Compare: ParsableCommand {
     @Option(help: "Rounds per system.")
     var rounds: Int = 5
 
+    @Option(help: """
+        What the Plinth side does: get (GetOnlineFeatures of the bench view), predict (Inference/Predict) or features \
+        (GetOnlineFeatures of --references for --key-column). The Redis side is a GET (or MGET) of the bench rows either way.
+        """)
+    var operation = "get"
+
     @OptionGroup var data: DataOptions
     @OptionGroup var flags: ReadFlags
+    @OptionGroup var predict: PredictFlags
 
     struct Output: Encodable {
         let plinth: RunSummary
@@ -237,11 +244,28 @@ struct Compare: ParsableCommand {
 
     func validate() throws {
         guard (1...100).contains(rounds) else { throw ValidationError("--rounds must be 1 to 100") }
+        guard ["get", "predict", "features"].contains(operation) else { throw ValidationError("--operation must be get, predict or features") }
         if let requests = flags.requests, requests < rounds { throw ValidationError("--requests must be at least --rounds") }
     }
 
     func run() throws {
-        let plinthCodec = try PlinthReadCodec(features: data.features)
+        let plinthRun: (DriverOptions) throws -> Measurement
+        let pid = predict.serverPid
+        func measured<C: ReadCodec & Sendable>(_ codec: C) -> (DriverOptions) throws -> Measurement {
+            { options in
+                var options = options
+                options.serverPID = pid
+                return try Driver.run(codec, options)
+            }
+        }
+        if operation == "predict" {
+            plinthRun = measured(try predict.codec())
+        } else if operation == "features" {
+            plinthRun = measured(try predict.featuresCodec())
+        } else {
+            let codec = try PlinthReadCodec(features: data.features)
+            plinthRun = { try Driver.run(codec, $0) }
+        }
         let redisCodec = RedisReadCodec(features: data.features)
         var base = flags.options(address: "")
         if let duration = base.duration { base.duration = duration / Double(rounds) }
@@ -253,7 +277,7 @@ struct Compare: ParsableCommand {
             for system in round % 2 == 0 ? ["plinth", "redis"] : ["redis", "plinth"] {
                 if system == "plinth" {
                     options.address = plinth
-                    plinthTotal.add(try Driver.run(plinthCodec, options))
+                    plinthTotal.add(try plinthRun(options))
                 } else {
                     options.address = redis
                     redisTotal.add(try Driver.run(redisCodec, options))
@@ -261,9 +285,11 @@ struct Compare: ParsableCommand {
             }
         }
         let output = Output(
-            plinth: RunSummary(system: "plinth", operation: "get_online_features", options: base, plinthTotal, rounds: rounds),
+            plinth: RunSummary(system: "plinth", operation: operation == "predict" ? "predict" : "get_online_features", options: base,
+                               plinthTotal, rounds: rounds),
             redis: RunSummary(system: "redis", operation: flags.redisOperation, options: base, redisTotal, rounds: rounds))
         try emit(output, json: flags.json, line: output.plinth.line + "\n" + output.redis.line)
+        if output.plinth.errorAnswers > 0 { throw ExitCode(3) }
     }
 }
 
