@@ -87,6 +87,11 @@ extension Services {
         } catch { respond.fail(error) }
     }
 
+    /// GetOnlineFeatures as the connection handler calls it, without the table.
+    static func getOnlineFeaturesInline(_ services: Services, _ body: ByteBuffer, _ out: inout ByteBuffer) throws {
+        try services.getOnlineFeatures(body, into: &out)
+    }
+
     func getOnlineFeatures(_ body: ByteBuffer, into out: inout ByteBuffer) throws {
         let request = try OnlineRequestDecoder.decode(body)
         let plan = try store.plan(encodedKey: request.planKey) {
