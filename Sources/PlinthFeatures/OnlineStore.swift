@@ -84,6 +84,10 @@ public final class OnlineStore: Sendable {
         }
     }
 
+    /// Whether `plan` was made from the current definitions.
+    @inline(__always)
+    public func isCurrent(_ plan: ReadPlan) -> Bool { plan.snapshot === catalog.snapshot }
+
     private func cachedPlan(_ key: PlanKey, _ make: (CatalogSnapshot) throws -> ReadPlan) throws -> ReadPlan {
         let snapshot = catalog.snapshot
         if let cached = plans.withLock({ $0[key] }), cached.snapshot === snapshot { return cached }

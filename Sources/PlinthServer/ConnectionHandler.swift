@@ -25,6 +25,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var closing = false
     /// Bytes of a frame that has not fully arrived.
     private var partial: ByteBuffer?
+    /// This connection's last online read plan.
+    private let plans = ConnectionPlanCache()
     /// Answers not yet handed to the channel.
     private var out: ByteBuffer
     /// The output buffer is shrunk back after a burst larger than this.
@@ -95,7 +97,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         // The hot method, recognised by its bytes: no String, no table lookup.
         if Self.getOnlineFeaturesUTF8.withUnsafeBytes({ envelope.methodIs($0) }), state.admits(.read) {
-            answerInline(id: id, body: envelope.body, Services.getOnlineFeaturesInline, context: context)
+            let plans = self.plans
+            answerInline(id: id, body: envelope.body, { services, body, out in
+                try services.getOnlineFeatures(body, plans: plans, into: &out)
+            }, context: context)
             return
         }
         let method = envelope.methodName

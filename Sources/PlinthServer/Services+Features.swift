@@ -87,19 +87,18 @@ extension Services {
         } catch { respond.fail(error) }
     }
 
-    /// GetOnlineFeatures as the connection handler calls it, without the table.
-    static func getOnlineFeaturesInline(_ services: Services, _ body: ByteBuffer, _ out: inout ByteBuffer) throws {
-        try services.getOnlineFeatures(body, into: &out)
-    }
-
-    func getOnlineFeatures(_ body: ByteBuffer, into out: inout ByteBuffer) throws {
+    /// GetOnlineFeatures as a connection calls it: `plans` is that
+    /// connection's own cache of its last plan.
+    func getOnlineFeatures(_ body: ByteBuffer, plans: ConnectionPlanCache, into out: inout ByteBuffer) throws {
         let request = try OnlineRequestDecoder.decode(body)
-        let plan = try store.plan(encodedKey: request.planKey) {
-            (try request.references(), request.service, request.fullFeatureNames)
-        }
+        let plan = try plans.plan(for: request, store: store)
         // Encode inside the lookup: the rows point into the memory map.
         try store.lookup(plan, entities: request.entities) { rows in
             OnlineResponseEncoder.encode(rows, into: &out)
         }
+    }
+
+    func getOnlineFeatures(_ body: ByteBuffer, into out: inout ByteBuffer) throws {
+        try getOnlineFeatures(body, plans: ConnectionPlanCache(), into: &out)
     }
 }
