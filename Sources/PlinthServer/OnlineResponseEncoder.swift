@@ -4,29 +4,18 @@
 // the hot path of every online read; OnlineResponseEncoderTests check that
 // the generated decoder reads exactly what the domain's Column path gives.
 //
-// It resolves every cell once (value pointer, status, time), bounds the
-// size, then writes through one raw pointer inside a single ByteBuffer call:
-// per-byte ByteBuffer writes each pay a dynamic exclusivity check on the
-// buffer's storage (measured with callgrind: ~300,000 instructions per
-// 16-feature answer, most of them in swift_beginAccess).
-// Message lengths are varints padded to the width their output's size bound
-// needs (usually 1 byte), filled in when the field is done, so nothing is
-// encoded twice.
+// Three passes: the lookup resolves every cell (value pointer, status) and
+// row time in one call (RowLookup.resolve); then every message's exact
+// length is computed from the cells; then everything is written through
+// one raw pointer inside a single ByteBuffer call, lengths as minimal
+// varints, nothing encoded twice, no placeholders to patch. (Per-byte
+// ByteBuffer writes each paid a dynamic exclusivity check, ~300,000
+// instructions per 16-feature answer; length placeholders and per-cell
+// calls into PlinthFeatures were most of the rest.)
 import NIOCore
 import PlinthFeatures
 
 enum OnlineResponseEncoder {
-    /// One cell, resolved once: where its value's bytes are (nil when
-    /// missing), how many, its status, and its row's event time as an
-    /// encoded varint (the same for every feature of a row, so encoded once
-    /// per row). Trivial, so the write loops read it without reference counting.
-    struct ResolvedCell {
-        var value: UnsafeRawPointer?
-        var length: Int
-        var status: UInt8
-        var time: EncodedVarint
-    }
-
     /// A varint's bytes, little-end first, in a register.
     struct EncodedVarint {
         var bytes: (UInt64, UInt16) = (0, 0)
@@ -47,51 +36,62 @@ enum OnlineResponseEncoder {
         }
     }
 
+    /// The exact sizes of one output's messages.
+    struct Sizes {
+        /// Column.int64/float32/... values: the packed payload, or for
+        /// strings and bytes the repeated records.
+        var values = 0
+        /// Column.null_rows payload (packed varints).
+        var nulls = 0
+        /// The Column message.
+        var column = 0
+        /// The FeatureColumn message.
+        var featureColumn = 0
+    }
+
     static func encode(_ rows: borrowing RowLookup, into out: inout ByteBuffer) {
         let plan = rows.plan
         let n = rows.count
         let views = plan.views.count
         plan.hotOutputs.withUnsafeBufferPointer { outputs in
             plan.namesUTF8.withUnsafeBytes { names in
-                withUnsafeTemporaryAllocation(of: ResolvedCell.self, capacity: max(1, n * outputs.count)) { cells in
-                  withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, outputs.count)) { outputBounds in
-                    // Resolve each (view, row) once, then each feature's cell in it.
-                    var bound = 0
-                    for o in outputs.indices { outputBounds.initializeElement(at: o, to: 64 + (outputs[o].nameEnd - outputs[o].nameStart) + n * 26) }
-                    for v in 0..<views {
-                        for row in 0..<n {
-                            let state = rows.row(v, row)
-                            let time: EncodedVarint
-                            switch state {
-                            case .missing(_, let t): time = EncodedVarint(UInt64(bitPattern: t))
-                            case .found(let p, _): time = EncodedVarint(UInt64(bitPattern: p.eventTime))
-                            }
-                            for o in outputs.indices where outputs[o].view == v {
-                                let output = outputs[o]
-                                let cell: ResolvedCell
-                                switch rows.cell(o, in: state) {
-                                case .value(let p, let at, let base):
-                                    if output.isVariable, let bytes = p.variable(at: at, base: base) {
-                                        cell = ResolvedCell(value: bytes.baseAddress, length: bytes.count, status: FieldStatus.present.rawValue, time: time)
-                                    } else {
-                                        cell = ResolvedCell(value: p.bytes.baseAddress.map { $0 + at }, length: output.type.fixedWidth,
-                                                            status: FieldStatus.present.rawValue, time: time)
-                                    }
-                                case .missing(let status, _):
-                                    cell = ResolvedCell(value: nil, length: 0, status: status.rawValue, time: time)
+                let m = outputs.count
+                withUnsafeTemporaryAllocation(of: ResolvedCell.self, capacity: max(1, n * m)) { cells in
+                  withUnsafeTemporaryAllocation(of: Int64.self, capacity: max(1, n * views)) { times in
+                    withUnsafeTemporaryAllocation(of: EncodedVarint.self, capacity: max(1, n * views)) { encodedTimes in
+                      withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, views)) { timeBytes in
+                        withUnsafeTemporaryAllocation(of: Sizes.self, capacity: max(1, m)) { sizes in
+                            rows.resolve(cells: cells, times: times)
+                            for v in 0..<views {
+                                var sum = 0
+                                for r in 0..<n {
+                                    let e = EncodedVarint(UInt64(bitPattern: times[v * n + r]))
+                                    encodedTimes[v * n + r] = e
+                                    sum += e.count
                                 }
-                                outputBounds[o] += max(cell.length, output.type.fixedWidth)
-                                cells.initializeElement(at: o * n + row, to: cell)
+                                timeBytes[v] = sum
+                            }
+                            var total = 0
+                            for o in 0..<m {
+                                let size = measure(outputs[o], cells: UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)]),
+                                                   rows: n, timeBytes: timeBytes[outputs[o].view])
+                                sizes[o] = size
+                                total += 1 + varintSize(size.featureColumn) + size.featureColumn
+                            }
+                            out.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
+                                var w = RawWriter(raw)
+                                for o in 0..<m {
+                                    let v = outputs[o].view
+                                    write(outputs[o], sizes[o], names: names, rows: n,
+                                          cells: UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)]),
+                                          times: UnsafeBufferPointer(rebasing: encodedTimes[(v * n)..<((v + 1) * n)]),
+                                          timeBytes: timeBytes[v], &w)
+                                }
+                                precondition(w.count == total, "the response encoder's sizes and writes disagree")
+                                return total
                             }
                         }
-                    }
-                    for o in outputs.indices { bound += outputBounds[o] }
-                    out.reserveCapacity(minimumWritableBytes: bound)
-                    out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
-                        var w = RawWriter(raw)
-                        write(outputs, names: names, rows: n, cells: UnsafeBufferPointer(cells),
-                              bounds: UnsafeBufferPointer(outputBounds), &w)
-                        return w.count
+                      }
                     }
                   }
                 }
@@ -99,86 +99,101 @@ enum OnlineResponseEncoder {
         }
     }
 
-    private static func write(_ outputs: UnsafeBufferPointer<ReadPlan.HotOutput>, names: UnsafeRawBufferPointer, rows n: Int,
-                              cells: UnsafeBufferPointer<ResolvedCell>, bounds: UnsafeBufferPointer<Int>, _ w: inout RawWriter) {
-        for o in outputs.indices {
-            let output = outputs[o]
-            // Every length inside this output is at most its bound, so its
-            // placeholders need only that many varint bytes (1 for a small
-            // answer instead of 5).
-            w.lengthWidth = RawWriter.varintSize(UInt64(bounds[o]))
-            let mine = UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)])
-            let featureColumn = w.beginField(1)          // features (FeatureColumn)
-            let values = w.beginField(1)                 // FeatureColumn.values (Column)
-            w.tag(1, 2)                                  // Column.name
-            w.varint(UInt64(output.nameEnd - output.nameStart))
-            w.bytes(UnsafeRawBufferPointer(rebasing: names[output.nameStart..<output.nameEnd]))
-            let (wireType, vectorLength) = output.type.wire
-            w.tag(2, 0); w.varint(UInt64(wireType.rawValue))
-            if vectorLength > 0 { w.tag(3, 0); w.varint(UInt64(vectorLength)) }
+    @inline(__always)
+    static func varintSize(_ value: Int) -> Int { RawWriter.varintSize(UInt64(value)) }
 
-            switch output.type {
-            case .int64:
-                let packed = w.beginField(4)
-                for cell in mine {
-                    if let p = cell.value { w.varint(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))) } else { w.byte(0) }
-                }
-                w.endField(packed)
-            case .float32:
-                let packed = w.beginField(5)
-                // Stored little-endian, as protobuf's fixed32 is.
-                for cell in mine { w.word32(cell.value.map { $0.loadUnaligned(as: UInt32.self) } ?? 0) }
-                w.endField(packed)
-            case .float64:
-                let packed = w.beginField(6)
-                for cell in mine { w.word64(cell.value.map { $0.loadUnaligned(as: UInt64.self) } ?? 0) }
-                w.endField(packed)
-            case .float32Vector:
-                let width = output.type.fixedWidth
-                let packed = w.beginField(5)
-                for cell in mine {
-                    if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: width)) } else { w.zeros(width) }
-                }
-                w.endField(packed)
-            case .bool:
-                let packed = w.beginField(7)
-                for cell in mine {
-                    if let p = cell.value { w.byte(p.load(as: UInt8.self) != 0 ? 1 : 0) } else { w.byte(0) }
-                }
-                w.endField(packed)
-            case .string, .bytes:
-                let field = output.type == .string ? 8 : 9
-                for cell in mine {
-                    w.tag(field, 2)
-                    w.varint(UInt64(cell.length))
-                    if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: cell.length)) }
-                }
+    /// A length-delimited field of `length` bytes: tag, length, content.
+    @inline(__always)
+    static func field(_ length: Int) -> Int { 1 + varintSize(length) + length }
+
+    private static func measure(_ output: ReadPlan.HotOutput, cells: UnsafeBufferPointer<ResolvedCell>,
+                                rows n: Int, timeBytes: Int) -> Sizes {
+        var size = Sizes()
+        switch output.type {
+        case .int64:
+            for cell in cells {
+                size.values += cell.value.map { RawWriter.varintSize(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) } ?? 1
             }
-            let nulls = w.beginField(10)                 // Column.null_rows
-            for row in 0..<n where mine[row].value == nil { w.varint(UInt64(row)) }
-            w.endField(nulls)
-            w.endField(values)
+        case .float32, .float64, .float32Vector, .bool:
+            size.values = n * output.width
+        case .string, .bytes:
+            for cell in cells { size.values += field(cell.length) }
+        }
+        for r in 0..<n where cells[r].status != .present { size.nulls += varintSize(r) }
+        let nameLength = output.nameEnd - output.nameStart
+        let (wireType, vectorLength) = output.type.wire
+        var column = field(nameLength) + 1 + varintSize(wireType.rawValue)
+        if vectorLength > 0 { column += 1 + varintSize(Int(vectorLength)) }
+        column += output.isVariable ? size.values : (size.values > 0 ? field(size.values) : 0)
+        if size.nulls > 0 { column += field(size.nulls) }
+        size.column = column
+        size.featureColumn = field(column) + (n > 0 ? field(n) : 0) + (timeBytes > 0 ? field(timeBytes) : 0)
+        return size
+    }
 
-            let statuses = w.beginField(2)
-            for cell in mine { w.byte(cell.status) }
-            w.endField(statuses)
-            let times = w.beginField(3)
-            for cell in mine { w.encoded(cell.time) }
-            w.endField(times)
-            w.endField(featureColumn)
+    private static func write(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, rows n: Int,
+                              cells: UnsafeBufferPointer<ResolvedCell>, times: UnsafeBufferPointer<EncodedVarint>,
+                              timeBytes: Int, _ w: inout RawWriter) {
+        w.field(1, length: size.featureColumn)           // features (FeatureColumn)
+        w.field(1, length: size.column)                  // FeatureColumn.values (Column)
+        w.field(1, length: output.nameEnd - output.nameStart)  // Column.name
+        w.bytes(UnsafeRawBufferPointer(rebasing: names[output.nameStart..<output.nameEnd]))
+        let (wireType, vectorLength) = output.type.wire
+        w.tag(2, 0); w.varint(UInt64(wireType.rawValue))
+        if vectorLength > 0 { w.tag(3, 0); w.varint(UInt64(vectorLength)) }
+
+        switch output.type {
+        case .int64:
+            if size.values > 0 { w.field(4, length: size.values) }
+            for cell in cells {
+                if let p = cell.value { w.varint(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))) } else { w.byte(0) }
+            }
+        case .float32:
+            // Stored little-endian, as protobuf's fixed32 is.
+            if size.values > 0 { w.field(5, length: size.values) }
+            for cell in cells { w.word32(cell.value.map { $0.loadUnaligned(as: UInt32.self) } ?? 0) }
+        case .float64:
+            if size.values > 0 { w.field(6, length: size.values) }
+            for cell in cells { w.word64(cell.value.map { $0.loadUnaligned(as: UInt64.self) } ?? 0) }
+        case .float32Vector:
+            let width = output.width
+            if size.values > 0 { w.field(5, length: size.values) }
+            for cell in cells {
+                if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: width)) } else { w.zeros(width) }
+            }
+        case .bool:
+            if size.values > 0 { w.field(7, length: size.values) }
+            for cell in cells {
+                if let p = cell.value { w.byte(p.load(as: UInt8.self) != 0 ? 1 : 0) } else { w.byte(0) }
+            }
+        case .string, .bytes:
+            let tag = output.type == .string ? 8 : 9
+            for cell in cells {
+                w.field(tag, length: cell.length)
+                if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: cell.length)) }
+            }
+        }
+        if size.nulls > 0 {
+            w.field(10, length: size.nulls)              // Column.null_rows
+            for r in 0..<n where cells[r].status != .present { w.varint(UInt64(r)) }
+        }
+        if n > 0 {
+            w.field(2, length: n)                        // statuses
+            for cell in cells { w.byte(cell.status.rawValue) }
+        }
+        if timeBytes > 0 {
+            w.field(3, length: timeBytes)                // event_time_us
+            for time in times { w.encoded(time) }
         }
     }
 }
 
 /// Appends protobuf wire bytes through a raw pointer. The caller sizes the
-/// buffer (see `sizeBound`); every write stays inside it or traps.
+/// buffer; every write stays inside it or traps.
 struct RawWriter {
     private let base: UnsafeMutableRawPointer
     private let capacity: Int
     private(set) var count = 0
-    /// Bytes reserved for each length placeholder; at least the size of the
-    /// largest length that will be filled in.
-    var lengthWidth = 5
 
     static func varintSize(_ value: UInt64) -> Int {
         var n = 1, v = value
@@ -256,25 +271,10 @@ struct RawWriter {
         }
     }
 
-    /// Writes a length-delimited field's tag and a `lengthWidth`-byte
-    /// length placeholder; returns where its content starts. The length is
-    /// filled in by `endField` as a varint padded to that width (valid
-    /// protobuf: continuation bits with zero payload).
-    @inline(__always) mutating func beginField(_ field: Int) -> Int {
+    /// Writes a length-delimited field's tag and its length; the caller
+    /// writes the `length` bytes of content next.
+    @inline(__always) mutating func field(_ field: Int, length: Int) {
         tag(field, 2)
-        precondition(count + lengthWidth <= capacity)
-        count += lengthWidth
-        return count
-    }
-
-    @inline(__always) mutating func endField(_ start: Int) {
-        var length = UInt64(count - start)
-        let width = lengthWidth
-        precondition(RawWriter.varintSize(length) <= width, "a length outgrew its placeholder")
-        for i in 0..<width {
-            base.storeBytes(of: UInt8(truncatingIfNeeded: length & 0x7F) | (i < width - 1 ? 0x80 : 0),
-                            toByteOffset: start - width + i, as: UInt8.self)
-            length >>= 7
-        }
+        varint(UInt64(length))
     }
 }
