@@ -96,6 +96,9 @@ final class ConnectionPlanCache {
     private var key: [UInt8] = []
     private var plan: ReadPlan?
 
+    /// The key of the cached plan (empty when none), for the decoder.
+    var knownKey: [UInt8] { key }
+
     func plan(for request: OnlineRequest, store: OnlineStore) throws -> ReadPlan {
         if let plan, request.hasPlanKey(key), store.isCurrent(plan) { return plan }
         let key = request.planKey
@@ -175,10 +178,14 @@ struct ProtoReader {
 }
 
 enum OnlineRequestDecoder {
-    static func decode(_ body: ByteBuffer) throws -> OnlineRequest {
+    /// - Parameter known: a plan key (`planKey`) the caller expects: when
+    ///   the body's references and service are that key's records, they are
+    ///   stepped over in one comparison instead of parsed one by one.
+    static func decode(_ body: ByteBuffer, known: [UInt8] = []) throws -> OnlineRequest {
         var request = OnlineRequest(body: body)
         try body.withUnsafeReadableBytes { raw in
             var reader = ProtoReader(bytes: raw)
+            let knownRecords = known.count - 1
             // Where the run of reference and service records starts and
             // ends; `split` when another field came between two of them.
             var runStart = -1, runEnd = -1, split = false
@@ -190,6 +197,14 @@ enum OnlineRequestDecoder {
                 case (1, 2), (2, 2):
                     // Validated only when a plan is built (`names`): a
                     // cached key was valid when it was cached.
+                    if runStart < 0, knownRecords > 0, raw.count - recordStart >= knownRecords,
+                       known.withUnsafeBytes({ memcmp($0.baseAddress! + 1, raw.baseAddress! + recordStart, knownRecords) }) == 0 {
+                        // Whole records, so the run ends on a record boundary.
+                        reader.position = recordStart + knownRecords
+                        runStart = recordStart
+                        runEnd = reader.position
+                        continue
+                    }
                     _ = try reader.lengthDelimited()
                     if runStart < 0 { runStart = recordStart } else if recordStart != runEnd { split = true }
                     runEnd = reader.position

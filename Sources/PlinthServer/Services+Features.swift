@@ -90,7 +90,7 @@ extension Services {
     /// GetOnlineFeatures as a connection calls it: `plans` is that
     /// connection's own cache of its last plan.
     func getOnlineFeatures(_ body: ByteBuffer, plans: ConnectionPlanCache, into out: inout ByteBuffer) throws {
-        let request = try OnlineRequestDecoder.decode(body)
+        let request = try OnlineRequestDecoder.decode(body, known: plans.knownKey)
         let plan = try plans.plan(for: request, store: store)
         // Encode inside the lookup: the rows point into the memory map.
         try store.lookup(plan, entities: request.entities) { rows in
