@@ -227,7 +227,7 @@ public struct ResolvedCell {
     public var status: FieldStatus
 
     @inline(__always)
-    init(value: UnsafeRawPointer?, length: Int, status: FieldStatus) {
+    public init(value: UnsafeRawPointer?, length: Int, status: FieldStatus) {
         self.value = value
         self.length = length
         self.status = status
@@ -235,6 +235,22 @@ public struct ResolvedCell {
 }
 
 extension RowLookup {
+    /// View `v`'s row for entity row `r` when every requested feature of the
+    /// view is a present fixed-width value at its plan offset (found, within
+    /// the TTL, written under the current schema, none of them null): the
+    /// row's bytes (at least the layout's fixed size) and event time; nil
+    /// otherwise. For encoders' fast paths; `resolve` handles every case.
+    public func plainRow(_ v: Int, _ r: Int) -> (bytes: UnsafeRawPointer, eventTime: Int64)? {
+        guard case .found(let packed, true) = row(v, r), let base = packed.bytes.baseAddress else { return nil }
+        let plain = plan.hotOutputs.withUnsafeBufferPointer { outputs in
+            for output in outputs where output.view == v {
+                if output.isVariable || packed.isNull(output.index) { return false }
+            }
+            return true
+        }
+        return plain ? (base, packed.eventTime) : nil
+    }
+
     /// Resolves every cell of the lookup in one call: the cell of output `o`
     /// for entity row `r` goes to `cells[o * count + r]`, the event time of
     /// view `v`'s row `r` (0 when there is none) to `times[v * count + r]`.

@@ -95,6 +95,19 @@ struct OnlineRequest {
 final class ConnectionPlanCache {
     private var key: [UInt8] = []
     private var plan: ReadPlan?
+    /// The one-entity answer template of `plan`, once made; `noTemplate`
+    /// when its outputs cannot have one.
+    private var answerTemplate: ResponseTemplate?
+    private var noTemplate: ReadPlan?
+
+    /// The answer template of `plan` for times of `timeWidth` varint bytes.
+    func template(for plan: ReadPlan, timeWidth: Int) -> ResponseTemplate? {
+        if let answerTemplate, answerTemplate.plan === plan, answerTemplate.timeWidth == timeWidth { return answerTemplate }
+        if noTemplate === plan { return nil }
+        answerTemplate = ResponseTemplate(plan: plan, timeWidth: timeWidth)
+        if answerTemplate == nil { noTemplate = plan }
+        return answerTemplate
+    }
 
     /// The key of the cached plan (empty when none), for the decoder.
     var knownKey: [UInt8] { key }

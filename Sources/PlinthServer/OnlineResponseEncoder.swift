@@ -49,7 +49,10 @@ enum OnlineResponseEncoder {
         var featureColumn = 0
     }
 
-    static func encode(_ rows: borrowing RowLookup, into out: inout ByteBuffer) {
+    /// - Parameter templates: where a one-entity answer's template is kept
+    ///   (a connection's plan cache); nil: always the general path.
+    static func encode(_ rows: borrowing RowLookup, templates: ConnectionPlanCache? = nil, into out: inout ByteBuffer) {
+        if rows.count == 1, let templates, encodeFromTemplate(rows, templates, into: &out) { return }
         let plan = rows.plan
         let n = rows.count
         let views = plan.views.count
@@ -99,6 +102,25 @@ enum OnlineResponseEncoder {
         }
     }
 
+    /// The fast path for one entity: when every value is a present
+    /// fixed-width one, the answer is the plan's template with the values
+    /// and times patched in. Returns false, writing nothing, otherwise.
+    private static func encodeFromTemplate(_ rows: borrowing RowLookup, _ templates: ConnectionPlanCache,
+                                           into out: inout ByteBuffer) -> Bool {
+        let plan = rows.plan
+        let views = plan.views.count
+        return withUnsafeTemporaryAllocation(of: (UnsafeRawPointer, EncodedVarint).self, capacity: views) { found in
+            for v in 0..<views {
+                guard let (bytes, time) = rows.plainRow(v, 0) else { return false }
+                found[v] = (bytes, EncodedVarint(UInt64(bitPattern: time)))
+                guard found[v].1.count == found[0].1.count else { return false }
+            }
+            guard views > 0, let template = templates.template(for: plan, timeWidth: found[0].1.count) else { return false }
+            template.write(plan, UnsafeBufferPointer(found), into: &out)
+            return true
+        }
+    }
+
     @inline(__always)
     static func varintSize(_ value: Int) -> Int { RawWriter.varintSize(UInt64(value)) }
 
@@ -106,7 +128,7 @@ enum OnlineResponseEncoder {
     @inline(__always)
     static func field(_ length: Int) -> Int { 1 + varintSize(length) + length }
 
-    private static func measure(_ output: ReadPlan.HotOutput, cells: UnsafeBufferPointer<ResolvedCell>,
+    static func measure(_ output: ReadPlan.HotOutput, cells: UnsafeBufferPointer<ResolvedCell>,
                                 rows n: Int, timeBytes: Int) -> Sizes {
         var size = Sizes()
         switch output.type {
@@ -131,7 +153,7 @@ enum OnlineResponseEncoder {
         return size
     }
 
-    private static func write(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, rows n: Int,
+    static func write(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, rows n: Int,
                               cells: UnsafeBufferPointer<ResolvedCell>, times: UnsafeBufferPointer<EncodedVarint>,
                               timeBytes: Int, _ w: inout RawWriter) {
         w.field(1, length: size.featureColumn)           // features (FeatureColumn)
@@ -184,6 +206,119 @@ enum OnlineResponseEncoder {
         if timeBytes > 0 {
             w.field(3, length: timeBytes)                // event_time_us
             for time in times { w.encoded(time) }
+        }
+    }
+}
+
+/// A one-entity answer of a plan whose outputs are all fixed-width
+/// float32, float64, bool or vector features, every value present, each
+/// row's event time a varint of `timeWidth` bytes: all its bytes but the
+/// values and the times are the same from request to request, so they are
+/// encoded once and copied.
+final class ResponseTemplate {
+    let plan: ReadPlan
+    let timeWidth: Int
+    private let bytes: [UInt8]
+    /// Per output, where its value and its time go in `bytes`.
+    private let valueAt: [Int]
+    private let timeAt: [Int]
+
+    /// Nil when the plan has an output of another type.
+    init?(plan: ReadPlan, timeWidth: Int) {
+        let outputs = plan.hotOutputs
+        guard timeWidth >= 1, timeWidth <= 10, !outputs.isEmpty,
+              outputs.allSatisfy({ !$0.isVariable && $0.type != .int64 }) else { return nil }
+        self.plan = plan
+        self.timeWidth = timeWidth
+        // Encode an answer with zero values and times of the right width,
+        // then note where each output's value and time are.
+        let zeros = [UInt8](repeating: 0, count: outputs.map(\.width).max() ?? 0)
+        let time: UInt64 = timeWidth > 1 ? UInt64(1) << (7 * UInt64(timeWidth - 1)) : 0
+        let encodedTime = OnlineResponseEncoder.EncodedVarint(time)
+        var buffer = ByteBuffer()
+        var valueAt: [Int] = [], timeAt: [Int] = []
+        zeros.withUnsafeBytes { zero in
+            plan.namesUTF8.withUnsafeBytes { names in
+                var sizes: [OnlineResponseEncoder.Sizes] = []
+                var total = 0
+                let cell = ResolvedCell(value: zero.baseAddress, length: 0, status: .present)
+                for output in outputs {
+                    let size = withUnsafePointer(to: cell) {
+                        OnlineResponseEncoder.measure(output, cells: UnsafeBufferPointer(start: $0, count: 1), rows: 1, timeBytes: timeWidth)
+                    }
+                    sizes.append(size)
+                    let start = total
+                    total += 1 + OnlineResponseEncoder.varintSize(size.featureColumn) + size.featureColumn
+                    // The time is the output's last bytes; the value ends
+                    // where the column does, before statuses and times.
+                    timeAt.append(total - timeWidth)
+                    let columnEnd = start + 1 + OnlineResponseEncoder.varintSize(size.featureColumn)
+                        + 1 + OnlineResponseEncoder.varintSize(size.column) + size.column
+                    valueAt.append(columnEnd - output.width)
+                }
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
+                    var w = RawWriter(raw)
+                    for (o, output) in outputs.enumerated() {
+                        withUnsafePointer(to: cell) { c in
+                            withUnsafePointer(to: encodedTime) { t in
+                                OnlineResponseEncoder.write(output, sizes[o], names: names, rows: 1,
+                                                            cells: UnsafeBufferPointer(start: c, count: 1),
+                                                            times: UnsafeBufferPointer(start: t, count: 1), timeBytes: timeWidth, &w)
+                            }
+                        }
+                    }
+                    precondition(w.count == total)
+                    return total
+                }
+            }
+        }
+        bytes = Array(buffer.readableBytesView)
+        for o in outputs.indices { precondition(valueAt[o] >= 0 && valueAt[o] + outputs[o].width <= timeAt[o] && timeAt[o] + timeWidth <= bytes.count) }
+        self.valueAt = valueAt
+        self.timeAt = timeAt
+    }
+
+    /// Writes the answer for one entity: `rows[v]` is view v's row bytes
+    /// (from `RowLookup.plainRow`) and event time, `timeWidth` bytes long.
+    func write(_ plan: ReadPlan, _ rows: UnsafeBufferPointer<(UnsafeRawPointer, OnlineResponseEncoder.EncodedVarint)>,
+               into out: inout ByteBuffer) {
+        precondition(plan === self.plan)
+        bytes.withUnsafeBytes { blob in
+            plan.hotOutputs.withUnsafeBufferPointer { outputs in
+                valueAt.withUnsafeBufferPointer { valueAt in
+                    timeAt.withUnsafeBufferPointer { timeAt in
+                        _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: blob.count) { raw in
+                            let base = raw.baseAddress!
+                            base.copyMemory(from: blob.baseAddress!, byteCount: blob.count)
+                            for o in outputs.indices {
+                                let output = outputs[o]
+                                let (row, time) = rows[output.view]
+                                precondition(time.count == timeWidth)
+                                let value = row + output.offset
+                                switch output.width {
+                                case 1: (base + valueAt[o]).storeBytes(of: value.load(as: UInt8.self) != 0 ? 1 : 0, as: UInt8.self)
+                                case 4: (base + valueAt[o]).storeBytes(of: value.loadUnaligned(as: UInt32.self), as: UInt32.self)
+                                case 8: (base + valueAt[o]).storeBytes(of: value.loadUnaligned(as: UInt64.self), as: UInt64.self)
+                                default: (base + valueAt[o]).copyMemory(from: value, byteCount: output.width)
+                                }
+                                if timeWidth == 8 {
+                                    // Event times in microseconds since 1970: 8 varint bytes until 2541.
+                                    base.storeBytes(of: time.bytes.0.littleEndian, toByteOffset: timeAt[o], as: UInt64.self)
+                                } else {
+                                    withUnsafeBytes(of: time.bytes.0.littleEndian) { lo in
+                                        withUnsafeBytes(of: time.bytes.1.littleEndian) { hi in
+                                            for i in 0..<timeWidth {
+                                                base.storeBytes(of: i < 8 ? lo[i] : hi[i - 8], toByteOffset: timeAt[o] + i, as: UInt8.self)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            return blob.count
+                        }
+                    }
+                }
+            }
         }
     }
 }

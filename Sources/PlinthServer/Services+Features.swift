@@ -94,7 +94,7 @@ extension Services {
         let plan = try plans.plan(for: request, store: store)
         // Encode inside the lookup: the rows point into the memory map.
         try store.lookup(plan, entities: request.entities) { rows in
-            OnlineResponseEncoder.encode(rows, into: &out)
+            OnlineResponseEncoder.encode(rows, templates: plans, into: &out)
         }
     }
 

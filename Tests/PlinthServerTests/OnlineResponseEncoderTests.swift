@@ -66,6 +66,62 @@ final class OnlineResponseEncoderTests: XCTestCase {
         try check(store, users: users, shops: shops, now: now, spotCheck: false)
     }
 
+    func testOneEntityTemplateMatchesTheGeneralPath() throws {
+        let path = NSTemporaryDirectory() + "plinth-template-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let env = try Environment(path: path)
+        defer { env.close() }
+        let catalog = try Catalog(environment: env)
+        let store = try OnlineStore(environment: env, catalog: catalog)
+        _ = try catalog.apply(DefinitionParser.parse("""
+        project: tpl
+        entities:
+          - {name: user, join_key: user_id, type: int64}
+        feature_views:
+          - name: a
+            entities: [user]
+            ttl: 1h
+            features:
+              - {name: f, type: float32}
+              - {name: d, type: float64}
+              - {name: b, type: bool}
+              - {name: v, type: "float32[3]"}
+          - name: z
+            entities: [user]
+            features:
+              - {name: g, type: float32}
+        """))
+        let now = currentMicros()
+        var ids = Column(name: "user_id", type: .int64); ids.int64s = [1, 2, 3, 4]
+        var f = Column(name: "f", type: .float32); f.float32s = [1.5, 2.5, 3.5, 4.5]
+        var d = Column(name: "d", type: .float64); d.float64s = [.pi, 2, 3, 4]; d.nullRows = [1]
+        var b = Column(name: "b", type: .bool); b.bools = [true, false, true, false]
+        var v = Column(name: "v", type: .float32Vector(length: 3)); v.float32s = (0..<12).map(Float.init)
+        // Row 3 is two hours old: outside the one-hour TTL.
+        _ = try store.push(view: "a", columns: [ids, f, d, b, v], eventTimes: [now, now - 1, 5, now - 7_200_000_000])
+        var g = Column(name: "g", type: .float32); g.float32s = [9, 8, 7, 6]
+        _ = try store.push(view: "z", columns: [ids, g], eventTimes: [now - 3, now, 1 << 20, now])
+        let plans = ConnectionPlanCache()
+        let plan = try store.plan(features: ["a:f", "a:d", "z:g", "a:b", "a:v"], service: nil, fullFeatureNames: false)
+        // 1: plain; 2: a null; 3: times of other widths; 4: expired; 99: not found.
+        for id: Int64 in [1, 2, 3, 4, 99, 1, 3] {
+            var key = Column(name: "user_id", type: .int64); key.int64s = [id]
+            let (general, fast) = try store.lookup(plan, entities: [key], now: now) { rows in
+                var general = ByteBuffer(), fast = ByteBuffer()
+                OnlineResponseEncoder.encode(rows, into: &general)
+                OnlineResponseEncoder.encode(rows, templates: plans, into: &fast)
+                return (general, fast)
+            }
+            let a = try PBGetOnlineFeaturesResponse(serializedBytes: Array(general.readableBytesView))
+            let b = try PBGetOnlineFeaturesResponse(serializedBytes: Array(fast.readableBytesView))
+            XCTAssertEqual(a, b, "entity \(id)")
+            // The template is the general encoding with values patched in: the same bytes.
+            XCTAssertEqual(Array(general.readableBytesView), Array(fast.readableBytesView), "entity \(id)")
+            XCTAssertEqual(a.features.count, 5)
+        }
+        XCTAssertNotNil(plans.template(for: plan, timeWidth: 8))
+    }
+
     func check(_ store: OnlineStore, users: Column, shops: Column, now: Int64, spotCheck: Bool) throws {
         let refs = ["everything:i", "everything:f", "everything:d", "everything:b", "everything:s",
                     "everything:y", "everything:v", "shops:rating"]
