@@ -59,6 +59,12 @@ public final class ReadPlan: Sendable {
         let schemaVersion: UInt32
         let fixedSize: Int
         let ttlMicros: Int64
+        /// The requested features' bits of the row's null bitmap, in
+        /// `nullMasks[maskStart..<maskEnd]`.
+        var maskStart = 0
+        var maskEnd = 0
+        /// Whether a string or bytes feature of the view is requested.
+        var anyVariable = false
     }
 
     let snapshot: CatalogSnapshot
@@ -67,6 +73,7 @@ public final class ReadPlan: Sendable {
     public let outputs: [Output]
     public let hotOutputs: [HotOutput]
     let hotViews: [HotView]
+    let nullMasks: [UInt8]
     /// Every output name's UTF-8 bytes, back to back.
     public let namesUTF8: [UInt8]
     /// The join keys of all views.
@@ -126,11 +133,20 @@ public final class ReadPlan: Sendable {
         }
         hotOutputs = hot
         namesUTF8 = utf8
-        hotViews = views.map { v in
-            let ttl = v.definition.ttlSeconds
-            return HotView(schemaVersion: v.layout.schemaVersion, fixedSize: v.layout.fixedSize,
-                           ttlMicros: ttl > 0 ? ttl.multipliedReportingOverflow(by: 1_000_000).partialValue : 0)
+        var masks: [UInt8] = []
+        hotViews = views.indices.map { v in
+            let ttl = views[v].definition.ttlSeconds
+            var hot = HotView(schemaVersion: views[v].layout.schemaVersion, fixedSize: views[v].layout.fixedSize,
+                              ttlMicros: ttl > 0 ? ttl.multipliedReportingOverflow(by: 1_000_000).partialValue : 0)
+            let mine = outputs.filter { $0.view == v }
+            hot.maskStart = masks.count
+            masks += [UInt8](repeating: 0, count: (mine.map(\.index).max() ?? -1) / 8 + 1)
+            for o in mine { masks[hot.maskStart + o.index / 8] |= 1 << UInt8(o.index % 8) }
+            hot.maskEnd = masks.count
+            hot.anyVariable = mine.contains { $0.feature.type.isVariableWidth }
+            return hot
         }
+        nullMasks = masks
     }
 }
 
@@ -218,6 +234,13 @@ public struct RowLookup: ~Copyable {
     }
 }
 
+/// See `RowLookup.encodingRow`.
+public enum EncodingRow {
+    case plain(UnsafeRawPointer, eventTime: Int64)
+    case missing(FieldStatus, eventTime: Int64)
+    case mixed
+}
+
 /// A result cell resolved for an encoder: where its value's bytes are (nil
 /// when it has none) and how many, and its status. Trivial, so loops over
 /// cells do no reference counting.
@@ -235,20 +258,32 @@ public struct ResolvedCell {
 }
 
 extension RowLookup {
-    /// View `v`'s row for entity row `r` when every requested feature of the
-    /// view is a present fixed-width value at its plan offset (found, within
-    /// the TTL, written under the current schema, none of them null): the
-    /// row's bytes (at least the layout's fixed size) and event time; nil
-    /// otherwise. For encoders' fast paths; `resolve` handles every case.
-    public func plainRow(_ v: Int, _ r: Int) -> (bytes: UnsafeRawPointer, eventTime: Int64)? {
-        guard case .found(let packed, true) = row(v, r), let base = packed.bytes.baseAddress else { return nil }
-        let plain = plan.hotOutputs.withUnsafeBufferPointer { outputs in
-            for output in outputs where output.view == v {
-                if output.isVariable || packed.isNull(output.index) { return false }
+    /// What an encoder's fast path needs of view `v`'s row for each entity
+    /// row, into `rows[0..<count]`: `plain` when every requested feature of
+    /// the view is a present fixed-width value at its plan offset (found,
+    /// within the TTL, written under the current schema, none of them null),
+    /// with the row's bytes (at least the layout's fixed size) and event
+    /// time; `missing` when the row gives no feature a value (not found, or
+    /// outside the TTL); `mixed` otherwise, for `resolve`, which handles
+    /// every case.
+    public func encodingRows(_ v: Int, into rows: UnsafeMutableBufferPointer<EncodingRow>) {
+        precondition(rows.count >= count)
+        let hot = plan.hotViews[v]
+        plan.nullMasks.withUnsafeBufferPointer { masks in
+            let mask = UnsafeBufferPointer(rebasing: masks[hot.maskStart..<hot.maskEnd])
+            for r in 0..<count {
+                switch row(v, r) {
+                case .missing(let status, let time):
+                    rows[r] = .missing(status, eventTime: time)
+                case .found(let packed, let current):
+                    guard current, !hot.anyVariable, let base = packed.bytes.baseAddress else { rows[r] = .mixed; continue }
+                    // The bitmap is inside the fixed part, which `current` says is there.
+                    var nulls: UInt8 = 0
+                    for i in mask.indices { nulls |= base.load(fromByteOffset: RowLayout.headerSize + i, as: UInt8.self) & mask[i] }
+                    rows[r] = nulls == 0 ? .plain(base, eventTime: packed.eventTime) : .mixed
+                }
             }
-            return true
         }
-        return plain ? (base, packed.eventTime) : nil
     }
 
     /// Resolves every cell of the lookup in one call: the cell of output `o`

@@ -53,6 +53,12 @@ enum OnlineResponseEncoder {
     ///   (a connection's plan cache); nil: always the general path.
     static func encode(_ rows: borrowing RowLookup, templates: ConnectionPlanCache? = nil, into out: inout ByteBuffer) {
         if rows.count == 1, let templates, encodeFromTemplate(rows, templates, into: &out) { return }
+        if encodeFixed(rows, into: &out) { return }
+        encodeResolved(rows, into: &out)
+    }
+
+    /// The general path: every cell resolved, any type, any row.
+    static func encodeResolved(_ rows: borrowing RowLookup, into out: inout ByteBuffer) {
         let plan = rows.plan
         let n = rows.count
         let views = plan.views.count
@@ -110,14 +116,17 @@ enum OnlineResponseEncoder {
         let plan = rows.plan
         let views = plan.views.count
         return withUnsafeTemporaryAllocation(of: (UnsafeRawPointer, EncodedVarint).self, capacity: views) { found in
+          withUnsafeTemporaryAllocation(of: EncodingRow.self, capacity: 1) { row in
             for v in 0..<views {
-                guard let (bytes, time) = rows.plainRow(v, 0) else { return false }
+                rows.encodingRows(v, into: row)
+                guard case .plain(let bytes, let time) = row[0] else { return false }
                 found[v] = (bytes, EncodedVarint(UInt64(bitPattern: time)))
                 guard found[v].1.count == found[0].1.count else { return false }
             }
             guard views > 0, let template = templates.template(for: plan, timeWidth: found[0].1.count) else { return false }
             template.write(plan, UnsafeBufferPointer(found), into: &out)
             return true
+          }
         }
     }
 
@@ -142,20 +151,30 @@ enum OnlineResponseEncoder {
             for cell in cells { size.values += field(cell.length) }
         }
         for r in 0..<n where cells[r].status != .present { size.nulls += varintSize(r) }
+        return sized(output, values: size.values, nulls: size.nulls, rows: n, timeBytes: timeBytes)
+    }
+
+    /// An output's message sizes from its values' and null rows' payloads.
+    @inline(__always)
+    static func sized(_ output: ReadPlan.HotOutput, values: Int, nulls: Int, rows n: Int, timeBytes: Int) -> Sizes {
+        var size = Sizes()
+        size.values = values
+        size.nulls = nulls
         let nameLength = output.nameEnd - output.nameStart
         let (wireType, vectorLength) = output.type.wire
         var column = field(nameLength) + 1 + varintSize(wireType.rawValue)
         if vectorLength > 0 { column += 1 + varintSize(Int(vectorLength)) }
-        column += output.isVariable ? size.values : (size.values > 0 ? field(size.values) : 0)
-        if size.nulls > 0 { column += field(size.nulls) }
+        column += output.isVariable ? values : (values > 0 ? field(values) : 0)
+        if nulls > 0 { column += field(nulls) }
         size.column = column
         size.featureColumn = field(column) + (n > 0 ? field(n) : 0) + (timeBytes > 0 ? field(timeBytes) : 0)
         return size
     }
 
-    static func write(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, rows n: Int,
-                              cells: UnsafeBufferPointer<ResolvedCell>, times: UnsafeBufferPointer<EncodedVarint>,
-                              timeBytes: Int, _ w: inout RawWriter) {
+    /// Writes an output's FeatureColumn and Column headers, name and type:
+    /// everything before its values.
+    @inline(__always)
+    static func writeHeader(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, _ w: inout RawWriter) {
         w.field(1, length: size.featureColumn)           // features (FeatureColumn)
         w.field(1, length: size.column)                  // FeatureColumn.values (Column)
         w.field(1, length: output.nameEnd - output.nameStart)  // Column.name
@@ -163,6 +182,124 @@ enum OnlineResponseEncoder {
         let (wireType, vectorLength) = output.type.wire
         w.tag(2, 0); w.varint(UInt64(wireType.rawValue))
         if vectorLength > 0 { w.tag(3, 0); w.varint(UInt64(vectorLength)) }
+    }
+
+    /// The Column field of a fixed-width type's packed values.
+    @inline(__always)
+    static func packedField(_ type: FeatureType) -> Int {
+        switch type {
+        case .int64: 4
+        case .float32, .float32Vector: 5
+        case .float64: 6
+        case .bool: 7
+        case .string: 8
+        case .bytes: 9
+        }
+    }
+
+    /// The general path's cheaper twin for answers whose outputs are all
+    /// fixed-width (float32, float64, bool, vectors) and whose rows are each
+    /// either plain (`RowLookup.encodingRow`) or missing: no cell is
+    /// resolved. The statuses, null rows and event times are the same for
+    /// every output of a view, so each view's are encoded once and copied;
+    /// values are copied from the rows column by column. Returns false,
+    /// writing nothing, otherwise.
+    private static func encodeFixed(_ rows: borrowing RowLookup, into out: inout ByteBuffer) -> Bool {
+        let plan = rows.plan
+        let n = rows.count
+        let views = plan.views.count
+        return plan.hotOutputs.withUnsafeBufferPointer { outputs in
+            for output in outputs where output.isVariable || output.type == .int64 { return false }
+            // Per view: (status, time, null) encodings are at most 1 + 10 + 5 bytes a row.
+            let stride = n * 16
+            return withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: max(1, n * views)) { bases in
+              withUnsafeTemporaryAllocation(byteCount: max(1, stride * views), alignment: 8) { encoded in
+                withUnsafeTemporaryAllocation(of: (times: Int, nulls: Int).self, capacity: max(1, views)) { perView in
+                  withUnsafeTemporaryAllocation(of: EncodingRow.self, capacity: max(1, n)) { viewRows in
+                    for v in 0..<views {
+                        rows.encodingRows(v, into: viewRows)
+                        // This view's statuses at 0..<n, times from n, null rows from 11 * n.
+                        let area = encoded.baseAddress! + v * stride
+                        var times = n, nulls = 11 * n
+                        for r in 0..<n {
+                            let time: Int64
+                            switch viewRows[r] {
+                            case .plain(let bytes, let t):
+                                bases[v * n + r] = bytes
+                                area.storeBytes(of: FieldStatus.present.rawValue, toByteOffset: r, as: UInt8.self)
+                                time = t
+                            case .missing(let status, let t):
+                                bases[v * n + r] = nil
+                                area.storeBytes(of: status.rawValue, toByteOffset: r, as: UInt8.self)
+                                time = t
+                                RawWriter.varint(UInt64(r), at: area, &nulls)
+                            case .mixed:
+                                return false
+                            }
+                            RawWriter.varint(UInt64(bitPattern: time), at: area, &times)
+                        }
+                        perView[v] = (times - n, nulls - 11 * n)
+                    }
+                    var total = 0
+                    for output in outputs {
+                        let size = sized(output, values: n * output.width, nulls: perView[output.view].nulls, rows: n,
+                                         timeBytes: perView[output.view].times)
+                        total += 1 + varintSize(size.featureColumn) + size.featureColumn
+                    }
+                    plan.namesUTF8.withUnsafeBytes { names in
+                        _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
+                            var w = RawWriter(raw)
+                            for output in outputs {
+                                let v = output.view, width = output.width, offset = output.offset
+                                let (timeBytes, nulls) = perView[v]
+                                let area = UnsafeRawPointer(encoded.baseAddress! + v * stride)
+                                let size = sized(output, values: n * width, nulls: nulls, rows: n, timeBytes: timeBytes)
+                                writeHeader(output, size, names: names, &w)
+                                if n > 0 { w.field(packedField(output.type), length: n * width) }
+                                // Stored little-endian, as protobuf's fixed32 and fixed64 are.
+                                let values = w.reserve(n * width)
+                                for r in 0..<n {
+                                    let to = values + r * width
+                                    guard let base = bases[v * n + r] else {
+                                        to.initializeMemory(as: UInt8.self, repeating: 0, count: width)
+                                        continue
+                                    }
+                                    switch width {
+                                    case 1: to.storeBytes(of: base.load(fromByteOffset: offset, as: UInt8.self) != 0 ? 1 : 0, as: UInt8.self)
+                                    case 4: to.storeBytes(of: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self), as: UInt32.self)
+                                    case 8: to.storeBytes(of: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self), as: UInt64.self)
+                                    default: to.copyMemory(from: base + offset, byteCount: width)
+                                    }
+                                }
+                                if nulls > 0 {
+                                    w.field(10, length: nulls)   // Column.null_rows
+                                    w.bytes(UnsafeRawBufferPointer(start: area + 11 * n, count: nulls))
+                                }
+                                if n > 0 {
+                                    w.field(2, length: n)        // statuses
+                                    w.bytes(UnsafeRawBufferPointer(start: area, count: n))
+                                }
+                                if timeBytes > 0 {
+                                    w.field(3, length: timeBytes) // event_time_us
+                                    w.bytes(UnsafeRawBufferPointer(start: area + n, count: timeBytes))
+                                }
+                            }
+                            precondition(w.count == total, "the response encoder's sizes and writes disagree")
+                            return total
+                        }
+                    }
+                    return true
+                  }
+                }
+              }
+            }
+        }
+    }
+
+    static func write(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, rows n: Int,
+                              cells: UnsafeBufferPointer<ResolvedCell>, times: UnsafeBufferPointer<EncodedVarint>,
+                              timeBytes: Int, _ w: inout RawWriter) {
+        writeHeader(output, size, names: names, &w)
 
         switch output.type {
         case .int64:
@@ -279,7 +416,7 @@ final class ResponseTemplate {
     }
 
     /// Writes the answer for one entity: `rows[v]` is view v's row bytes
-    /// (from `RowLookup.plainRow`) and event time, `timeWidth` bytes long.
+    /// (from `RowLookup.encodingRow`) and event time, `timeWidth` bytes long.
     func write(_ plan: ReadPlan, _ rows: UnsafeBufferPointer<(UnsafeRawPointer, OnlineResponseEncoder.EncodedVarint)>,
                into out: inout ByteBuffer) {
         precondition(plan === self.plan)
@@ -389,6 +526,26 @@ struct RawWriter {
                 byte(i < 8 ? UInt8(truncatingIfNeeded: varint.bytes.0 >> (8 * UInt64(i))) : UInt8(truncatingIfNeeded: varint.bytes.1 >> (8 * UInt16(i - 8))))
             }
         }
+    }
+
+    /// Takes the next `n` bytes for the caller to fill.
+    @inline(__always) mutating func reserve(_ n: Int) -> UnsafeMutableRawPointer {
+        precondition(n >= 0 && count + n <= capacity)
+        defer { count += n }
+        return base + count
+    }
+
+    /// Writes a varint at `base + at` and advances `at`; the caller sized
+    /// the memory (10 bytes at most).
+    @inline(__always) static func varint(_ value: UInt64, at base: UnsafeMutableRawPointer, _ at: inout Int) {
+        var v = value
+        while v >= 0x80 {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: at, as: UInt8.self)
+            at += 1
+            v >>= 7
+        }
+        base.storeBytes(of: UInt8(v), toByteOffset: at, as: UInt8.self)
+        at += 1
     }
 
     @inline(__always) mutating func zeros(_ n: Int) {

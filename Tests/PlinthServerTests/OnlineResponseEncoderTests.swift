@@ -66,7 +66,7 @@ final class OnlineResponseEncoderTests: XCTestCase {
         try check(store, users: users, shops: shops, now: now, spotCheck: false)
     }
 
-    func testOneEntityTemplateMatchesTheGeneralPath() throws {
+    func testFastPathsMatchTheGeneralPath() throws {
         let path = NSTemporaryDirectory() + "plinth-template-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: path) }
         let env = try Environment(path: path)
@@ -104,20 +104,25 @@ final class OnlineResponseEncoderTests: XCTestCase {
         let plans = ConnectionPlanCache()
         let plan = try store.plan(features: ["a:f", "a:d", "z:g", "a:b", "a:v"], service: nil, fullFeatureNames: false)
         // 1: plain; 2: a null; 3: times of other widths; 4: expired; 99: not found.
-        for id: Int64 in [1, 2, 3, 4, 99, 1, 3] {
-            var key = Column(name: "user_id", type: .int64); key.int64s = [id]
+        // Each alone, then several at once (the column-by-column path when
+        // no row is mixed), including hundreds (multi-byte lengths).
+        let batches: [[Int64]] = [[1], [2], [3], [4], [99], [1], [3], [1, 3, 4, 99], [1, 2, 99],
+                                  (0..<300).map { Int64($0 % 6) }, (0..<300).map { [1, 3, 4, 99][$0 % 4] }]
+        for ids in batches {
+            var key = Column(name: "user_id", type: .int64); key.int64s = ids
             let (general, fast) = try store.lookup(plan, entities: [key], now: now) { rows in
                 var general = ByteBuffer(), fast = ByteBuffer()
-                OnlineResponseEncoder.encode(rows, into: &general)
+                OnlineResponseEncoder.encodeResolved(rows, into: &general)
                 OnlineResponseEncoder.encode(rows, templates: plans, into: &fast)
                 return (general, fast)
             }
             let a = try PBGetOnlineFeaturesResponse(serializedBytes: Array(general.readableBytesView))
             let b = try PBGetOnlineFeaturesResponse(serializedBytes: Array(fast.readableBytesView))
-            XCTAssertEqual(a, b, "entity \(id)")
-            // The template is the general encoding with values patched in: the same bytes.
-            XCTAssertEqual(Array(general.readableBytesView), Array(fast.readableBytesView), "entity \(id)")
+            XCTAssertEqual(a, b, "entities \(ids.prefix(8))")
+            // The fast paths write what the general one does, byte for byte.
+            XCTAssertEqual(Array(general.readableBytesView), Array(fast.readableBytesView), "entities \(ids.prefix(8))")
             XCTAssertEqual(a.features.count, 5)
+            XCTAssertEqual(a.features.first?.statuses.count, ids.count)
         }
         XCTAssertNotNil(plans.template(for: plan, timeWidth: 8))
     }
