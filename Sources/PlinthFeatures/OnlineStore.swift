@@ -104,7 +104,9 @@ public final class OnlineStore: Sendable {
     /// every view of `plan`, in one read transaction, and hands the rows to
     /// `body`. The rows point into the memory map: valid only inside `body`.
     /// - Parameter now: microseconds since the epoch, for TTL checks.
-    public func lookup<T>(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(),
+    /// - Parameter held: a read transaction to use (`Environment.hold`);
+    ///   nil: one of its own.
+    public func lookup<T>(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(), held: HeldRead? = nil,
                           _ body: (borrowing RowLookup) throws -> T) throws -> T {
         let rows = try entityRowCount(entities)
         let views = plan.views
@@ -126,7 +128,7 @@ public final class OnlineStore: Sendable {
                     k += 1
                 }
             }
-            return try environment.read { txn in
+            return try environment.read(in: held) { txn in
                 try withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer?.self, capacity: max(1, views.count * rows)) { found in
                     try entities.withUnsafeBufferPointer { columns in
                         try withUnsafeTemporaryAllocation(byteCount: KeyEncoder.maxInlineKey, alignment: 8) { buffer in

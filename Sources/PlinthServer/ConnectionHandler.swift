@@ -9,6 +9,7 @@
 import Logging
 import NIOCore
 import NIOExtras
+import PlinthStorage
 import PlinthWire
 
 final class ConnectionHandler: ChannelInboundHandler {
@@ -27,6 +28,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var partial: ByteBuffer?
     /// This connection's last online read plan.
     private let plans = ConnectionPlanCache()
+    /// The read transaction the online reads of the current socket read
+    /// share (their requests all arrived before it was taken); given back
+    /// at the end of the read, and before any other method runs.
+    private var held: HeldRead?
     /// Answers not yet handed to the channel.
     private var out: ByteBuffer
     /// The output buffer is shrunk back after a burst larger than this.
@@ -54,7 +59,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard !closing else { return }
         var input = unwrapInboundIn(data)
         reading = true
-        defer { reading = false }
+        defer {
+            reading = false
+            releaseRead()
+        }
         if var buffer = partial {
             partial = nil
             buffer.writeBuffer(&input)
@@ -97,12 +105,16 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         // The hot method, recognised by its bytes: no String, no table lookup.
         if Self.getOnlineFeaturesUTF8.withUnsafeBytes({ envelope.methodIs($0) }), state.admits(.read) {
-            let plans = self.plans
+            if held == nil { held = try? services.store.environment.hold() }
+            let plans = self.plans, held = self.held
             answerInline(id: id, body: envelope.body, { services, body, out in
-                try services.getOnlineFeatures(body, plans: plans, into: &out)
+                try services.getOnlineFeatures(body, plans: plans, held: held, into: &out)
             }, context: context)
             return
         }
+        // Nothing else runs with the burst's transaction held: a method may
+        // wait for the writer, which may wait for readers to grow the map.
+        releaseRead()
         let method = envelope.methodName
         if method == Method.hello {
             hello(id: id, body: envelope.body, context: context)
@@ -127,6 +139,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private static let getOnlineFeaturesUTF8 = Array(Method.getOnlineFeatures.utf8)
+
+    private func releaseRead() {
+        if let read = held {
+            held = nil
+            services.store.environment.release(read)
+        }
+    }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         flushOutput(context: context)

@@ -2,6 +2,7 @@
 // pushes and online reads — mapped onto PlinthFeatures.
 import NIOCore
 import PlinthFeatures
+import PlinthStorage
 import PlinthWire
 
 extension Services {
@@ -88,12 +89,13 @@ extension Services {
     }
 
     /// GetOnlineFeatures as a connection calls it: `plans` is that
-    /// connection's own cache of its last plan.
-    func getOnlineFeatures(_ body: ByteBuffer, plans: ConnectionPlanCache, into out: inout ByteBuffer) throws {
+    /// connection's own cache of its last plan, `held` the read transaction
+    /// of its current burst of requests (nil: one of the lookup's own).
+    func getOnlineFeatures(_ body: ByteBuffer, plans: ConnectionPlanCache, held: HeldRead? = nil, into out: inout ByteBuffer) throws {
         let request = try OnlineRequestDecoder.decode(body, known: plans.knownKey)
         let plan = try plans.plan(for: request, store: store)
         // Encode inside the lookup: the rows point into the memory map.
-        try store.lookup(plan, entities: request.entities) { rows in
+        try store.lookup(plan, entities: request.entities, held: held) { rows in
             OnlineResponseEncoder.encode(rows, templates: plans, into: &out)
         }
     }
