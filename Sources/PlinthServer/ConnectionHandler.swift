@@ -64,6 +64,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         defer {
             reading = false
             releaseRead()
+            plans.endOfRead()
             // One atomic add per socket read: the counter is shared by every
             // event loop, and an add per request bounced its cache line.
             services.stats.requests.add(requestsRead, ordering: .relaxed)

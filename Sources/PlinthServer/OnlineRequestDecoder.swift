@@ -112,8 +112,24 @@ final class ConnectionPlanCache {
     /// The key of the cached plan (empty when none), for the decoder.
     var knownKey: [UInt8] { key }
 
+    /// Whether `plan` was checked against the current definitions during
+    /// the connection's current socket read. Requests of one read all
+    /// arrived before the check, so one check serves them all, and the
+    /// definitions' lock and the snapshot's reference count (both shared
+    /// by every event loop) are touched once per read, not per request.
+    private var checked = false
+
+    /// The connection's socket read is over.
+    func endOfRead() { checked = false }
+
     func plan(for request: OnlineRequest, store: OnlineStore) throws -> ReadPlan {
-        if let plan, request.hasPlanKey(key), store.isCurrent(plan) { return plan }
+        if let plan, request.hasPlanKey(key) {
+            if checked { return plan }
+            if store.isCurrent(plan) {
+                checked = true
+                return plan
+            }
+        }
         let key = request.planKey
         let plan = try store.plan(encodedKey: key) {
             let names = try request.names()
@@ -121,6 +137,8 @@ final class ConnectionPlanCache {
         }
         self.key = key
         self.plan = plan
+        // Made or found for the definitions current now.
+        checked = true
         return plan
     }
 }
