@@ -90,6 +90,10 @@ public final class OnlineStore: Sendable {
         }
     }
 
+    /// Whether `plan` was made from the current definitions.
+    @inline(__always)
+    public func isCurrent(_ plan: ReadPlan) -> Bool { plan.snapshot === catalog.snapshot }
+
     private func cachedPlan(_ key: PlanKey, _ make: (CatalogSnapshot) throws -> ReadPlan) throws -> ReadPlan {
         let snapshot = catalog.snapshot
         if let cached = plans.withLock({ $0[key] }), cached.snapshot === snapshot { return cached }
@@ -106,40 +110,58 @@ public final class OnlineStore: Sendable {
     /// every view of `plan`, in one read transaction, and hands the rows to
     /// `body`. The rows point into the memory map: valid only inside `body`.
     /// - Parameter now: microseconds since the epoch, for TTL checks.
-    public func lookup<T>(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(),
+    /// - Parameter held: a read transaction to use (`Environment.hold`);
+    ///   nil: one of its own.
+    public func lookup<T>(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(), held: HeldRead? = nil,
                           _ body: (borrowing RowLookup) throws -> T) throws -> T {
         let rows = try entityRowCount(entities)
-        let keys = try plan.views.map { view in
-            try view.joinKeys.map { key -> Column in
-                guard let column = entities.first(where: { $0.name == key.name }) else {
-                    throw FeatureStoreError.invalidArgument("feature view '\(view.name)' needs entity column '\(key.name)'")
-                }
-                guard column.type == key.type else {
-                    throw FeatureStoreError.invalidArgument("entity column '\(key.name)' is \(column.type) but the view's key is \(key.type)")
-                }
-                return column
-            }
-        }
+        let views = plan.views
         let online = self.online
-        return try environment.read { txn in
-            var found = [UnsafeRawBufferPointer?](repeating: nil, count: plan.views.count * rows)
-            try withUnsafeTemporaryAllocation(byteCount: KeyEncoder.maxInlineKey, alignment: 8) { buffer in
-                for (v, view) in plan.views.enumerated() {
-                    for row in 0..<rows {
-                        var encoder = KeyEncoder(buffer)
-                        if encodeKey(view.meta.viewID, keys[v], row: row, into: &encoder) { continue }
-                        found[v * rows + row] = encoder.overflowed
-                            ? try txn.get(online, makeKey { appendKey(view.meta.viewID, keys[v], row: row, into: &$0) })
-                            : try txn.get(online, encoder.bytes)
+        // No allocation for a small lookup: the entity column of each view's
+        // join keys (by index, back to back), the keys and the rows found
+        // live in temporary storage.
+        return try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, plan.keyCount)) { keyColumns in
+            var k = 0
+            for view in views {
+                for key in view.joinKeys {
+                    guard let c = entities.firstIndex(where: { $0.name == key.name }) else {
+                        throw FeatureStoreError.invalidArgument("feature view '\(view.name)' needs entity column '\(key.name)'")
                     }
+                    guard entities[c].type == key.type else {
+                        throw FeatureStoreError.invalidArgument("entity column '\(key.name)' is \(entities[c].type) but the view's key is \(key.type)")
+                    }
+                    keyColumns[k] = c
+                    k += 1
                 }
             }
-            let lookup = RowLookup(plan: plan, rows: rows, found: found, now: now)
-            let result = try body(lookup)
-            // The skew check's sampling hook (SkewCheck.swift); off unless
-            // read_sample_rate is set.
-            if let sampler, sampler.shouldSample() { sample(lookup, entities: entities) }
-            return result
+            return try environment.read(in: held) { txn in
+                try withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer?.self, capacity: max(1, views.count * rows)) { found in
+                    try entities.withUnsafeBufferPointer { columns in
+                        try withUnsafeTemporaryAllocation(byteCount: KeyEncoder.maxInlineKey, alignment: 8) { buffer in
+                            var first = 0
+                            for (v, view) in views.enumerated() {
+                                let mine = UnsafeBufferPointer(rebasing: keyColumns[first..<(first + view.joinKeys.count)])
+                                first += view.joinKeys.count
+                                let viewID = view.meta.viewID
+                                for row in 0..<rows {
+                                    found[v * rows + row] = nil
+                                    var encoder = KeyEncoder(buffer)
+                                    if encodeKey(viewID, columns, mine, row: row, into: &encoder) { continue }
+                                    found[v * rows + row] = encoder.overflowed
+                                        ? try txn.get(online, makeKey { appendKey(viewID, columns, mine, row: row, into: &$0) })
+                                        : try txn.get(online, encoder.bytes)
+                                }
+                            }
+                        }
+                    }
+                    let lookup = RowLookup(plan: plan, rows: rows, found: UnsafeBufferPointer(found), now: now)
+                    let result = try body(lookup)
+                    // The skew check's sampling hook (SkewCheck.swift); off unless
+                    // read_sample_rate is set.
+                    if let sampler, sampler.shouldSample() { sample(lookup, entities: entities) }
+                    return result
+                }
+            }
         }
     }
 
@@ -174,29 +196,27 @@ public final class OnlineStore: Sendable {
         }
     }
 
-    /// Whether `plan` was resolved against the definitions current now;
-    /// a holder of a plan re-plans when they changed.
-    public func isCurrent(_ plan: ReadPlan) -> Bool { plan.snapshot === catalog.snapshot }
-
     private func entityRowCount(_ entities: [Column]) throws -> Int {
-        guard let first = entities.first else {
-            throw FeatureStoreError.invalidArgument("no entity columns: give one column per join key")
-        }
-        let rows = first.count
-        for (i, column) in entities.enumerated() {
-            if let problem = column.shapeProblem() { throw FeatureStoreError.invalidArgument(problem) }
-            guard column.count == rows else {
-                throw FeatureStoreError.invalidArgument("entity column '\(column.name)' has \(column.count) rows, '\(first.name)' has \(rows)")
+        try entities.withUnsafeBufferPointer { columns in
+            guard !columns.isEmpty else {
+                throw FeatureStoreError.invalidArgument("no entity columns: give one column per join key")
             }
-            // A handful of key columns: a quadratic check allocates nothing.
-            if entities[..<i].contains(where: { $0.name == column.name }) {
-                throw FeatureStoreError.invalidArgument("entity column '\(column.name)' is given twice")
+            let rows = columns[0].count
+            for i in columns.indices {
+                if let problem = columns[i].shapeProblem() { throw FeatureStoreError.invalidArgument(problem) }
+                guard columns[i].count == rows else {
+                    throw FeatureStoreError.invalidArgument("entity column '\(columns[i].name)' has \(columns[i].count) rows, '\(columns[0].name)' has \(rows)")
+                }
+                // A handful of key columns: a quadratic check allocates nothing.
+                for j in 0..<i where columns[j].name == columns[i].name {
+                    throw FeatureStoreError.invalidArgument("entity column '\(columns[i].name)' is given twice")
+                }
             }
+            guard rows <= maxRows else {
+                throw FeatureStoreError.tooLarge("\(rows) entity rows in one request; the limit is \(maxRows)")
+            }
+            return rows
         }
-        guard rows <= maxRows else {
-            throw FeatureStoreError.tooLarge("\(rows) entity rows in one request; the limit is \(maxRows)")
-        }
-        return rows
     }
 
     // MARK: Writing
@@ -354,23 +374,35 @@ public final class OnlineStore: Sendable {
 }
 
 /// Appends the view id and the row's join key values; returns true when a
-/// key value is null (such a row can match nothing).
+/// key value is null (such a row can match nothing). `keys` are indices
+/// into `columns`.
 @inline(__always)
-func encodeKey(_ viewID: UInt32, _ keys: [Column], row: Int, into encoder: inout KeyEncoder) -> Bool {
-    for column in keys where !column.nullRows.isEmpty && column.nullRows.contains(UInt32(row)) { return true }
-    appendKey(viewID, keys, row: row, into: &encoder)
+func encodeKey(_ viewID: UInt32, _ columns: UnsafeBufferPointer<Column>, _ keys: UnsafeBufferPointer<Int>, row: Int,
+               into encoder: inout KeyEncoder) -> Bool {
+    for k in keys where !columns[k].nullRows.isEmpty && columns[k].nullRows.contains(UInt32(row)) { return true }
+    appendKey(viewID, columns, keys, row: row, into: &encoder)
     return false
+}
+
+@inline(__always)
+func appendKey(_ viewID: UInt32, _ columns: UnsafeBufferPointer<Column>, _ keys: UnsafeBufferPointer<Int>, row: Int,
+               into encoder: inout KeyEncoder) {
+    encoder.append(viewID)
+    for k in keys { appendKeyValue(columns[k], row: row, into: &encoder) }
 }
 
 @inline(__always)
 func appendKey(_ viewID: UInt32, _ keys: [Column], row: Int, into encoder: inout KeyEncoder) {
     encoder.append(viewID)
-    for column in keys {
-        switch column.type {
-        case .int64: encoder.append(column.int64s[row])
-        case .string: encoder.append(column.strings[row])
-        case .bytes: encoder.append(escaped: column.bytes[row])
-        default: break
-        }
+    for column in keys { appendKeyValue(column, row: row, into: &encoder) }
+}
+
+@inline(__always)
+func appendKeyValue(_ column: borrowing Column, row: Int, into encoder: inout KeyEncoder) {
+    switch column.type {
+    case .int64: encoder.append(column.int64s[row])
+    case .string: encoder.append(column.strings[row])
+    case .bytes: encoder.append(escaped: column.bytes[row])
+    default: break
     }
 }

@@ -48,6 +48,8 @@ public final class ReadPlan: Sendable {
         public let offset: Int
         public let isVariable: Bool
         public let type: FeatureType
+        /// `type.fixedWidth`.
+        public let width: Int
         /// The output name's UTF-8 bytes in `namesUTF8`.
         public let nameStart: Int
         public let nameEnd: Int
@@ -57,6 +59,12 @@ public final class ReadPlan: Sendable {
         let schemaVersion: UInt32
         let fixedSize: Int
         let ttlMicros: Int64
+        /// The requested features' bits of the row's null bitmap, in
+        /// `nullMasks[maskStart..<maskEnd]`.
+        var maskStart = 0
+        var maskEnd = 0
+        /// Whether a string or bytes feature of the view is requested.
+        var anyVariable = false
     }
 
     let snapshot: CatalogSnapshot
@@ -65,8 +73,11 @@ public final class ReadPlan: Sendable {
     public let outputs: [Output]
     public let hotOutputs: [HotOutput]
     let hotViews: [HotView]
+    let nullMasks: [UInt8]
     /// Every output name's UTF-8 bytes, back to back.
     public let namesUTF8: [UInt8]
+    /// The join keys of all views.
+    let keyCount: Int
 
     init(snapshot: CatalogSnapshot, features: [String], service: String?, fullFeatureNames: Bool) throws {
         self.snapshot = snapshot
@@ -110,22 +121,32 @@ public final class ReadPlan: Sendable {
         }
         self.views = views
         self.outputs = outputs
+        keyCount = views.reduce(0) { $0 + $1.joinKeys.count }
         var utf8: [UInt8] = []
         var hot: [HotOutput] = []
         for o in outputs {
             let start = utf8.count
             utf8.append(contentsOf: o.name.utf8)
             hot.append(HotOutput(view: o.view, index: o.index, offset: views[o.view].layout.offsets[o.index],
-                                 isVariable: o.feature.type.isVariableWidth, type: o.feature.type,
+                                 isVariable: o.feature.type.isVariableWidth, type: o.feature.type, width: o.feature.type.fixedWidth,
                                  nameStart: start, nameEnd: utf8.count))
         }
         hotOutputs = hot
         namesUTF8 = utf8
-        hotViews = views.map { v in
-            let ttl = v.definition.ttlSeconds
-            return HotView(schemaVersion: v.layout.schemaVersion, fixedSize: v.layout.fixedSize,
-                           ttlMicros: ttl > 0 ? ttl.multipliedReportingOverflow(by: 1_000_000).partialValue : 0)
+        var masks: [UInt8] = []
+        hotViews = views.indices.map { v in
+            let ttl = views[v].definition.ttlSeconds
+            var hot = HotView(schemaVersion: views[v].layout.schemaVersion, fixedSize: views[v].layout.fixedSize,
+                              ttlMicros: ttl > 0 ? ttl.multipliedReportingOverflow(by: 1_000_000).partialValue : 0)
+            let mine = outputs.filter { $0.view == v }
+            hot.maskStart = masks.count
+            masks += [UInt8](repeating: 0, count: (mine.map(\.index).max() ?? -1) / 8 + 1)
+            for o in mine { masks[hot.maskStart + o.index / 8] |= 1 << UInt8(o.index % 8) }
+            hot.maskEnd = masks.count
+            hot.anyVariable = mine.contains { $0.feature.type.isVariableWidth }
+            return hot
         }
+        nullMasks = masks
     }
 }
 
@@ -151,10 +172,10 @@ public struct RowLookup: ~Copyable {
     public let plan: ReadPlan
     /// Entity rows in the request.
     public let count: Int
-    let found: [UnsafeRawBufferPointer?]
+    let found: UnsafeBufferPointer<UnsafeRawBufferPointer?>
     let now: Int64
 
-    init(plan: ReadPlan, rows: Int, found: [UnsafeRawBufferPointer?], now: Int64) {
+    init(plan: ReadPlan, rows: Int, found: UnsafeBufferPointer<UnsafeRawBufferPointer?>, now: Int64) {
         self.plan = plan
         self.count = rows
         self.found = found
@@ -210,5 +231,116 @@ public struct RowLookup: ~Copyable {
             return .missing(.nullValue, eventTime: packed.eventTime)
         }
         return .value(packed, at: at, variableBase: base)
+    }
+}
+
+/// See `RowLookup.encodingRow`.
+public enum EncodingRow {
+    case plain(UnsafeRawPointer, eventTime: Int64)
+    case missing(FieldStatus, eventTime: Int64)
+    case mixed
+}
+
+/// A result cell resolved for an encoder: where its value's bytes are (nil
+/// when it has none) and how many, and its status. Trivial, so loops over
+/// cells do no reference counting.
+public struct ResolvedCell {
+    public var value: UnsafeRawPointer?
+    public var length: Int
+    public var status: FieldStatus
+
+    @inline(__always)
+    public init(value: UnsafeRawPointer?, length: Int, status: FieldStatus) {
+        self.value = value
+        self.length = length
+        self.status = status
+    }
+}
+
+extension RowLookup {
+    /// What an encoder's fast path needs of view `v`'s row for each entity
+    /// row, into `rows[0..<count]`: `plain` when every requested feature of
+    /// the view is a present fixed-width value at its plan offset (found,
+    /// within the TTL, written under the current schema, none of them null),
+    /// with the row's bytes (at least the layout's fixed size) and event
+    /// time; `missing` when the row gives no feature a value (not found, or
+    /// outside the TTL); `mixed` otherwise, for `resolve`, which handles
+    /// every case.
+    public func encodingRows(_ v: Int, into rows: UnsafeMutableBufferPointer<EncodingRow>) {
+        precondition(rows.count >= count)
+        let hot = plan.hotViews[v]
+        plan.nullMasks.withUnsafeBufferPointer { masks in
+            let mask = UnsafeBufferPointer(rebasing: masks[hot.maskStart..<hot.maskEnd])
+            for r in 0..<count {
+                switch row(v, r) {
+                case .missing(let status, let time):
+                    rows[r] = .missing(status, eventTime: time)
+                case .found(let packed, let current):
+                    guard current, !hot.anyVariable, let base = packed.bytes.baseAddress else { rows[r] = .mixed; continue }
+                    // The bitmap is inside the fixed part, which `current` says is there.
+                    var nulls: UInt8 = 0
+                    for i in mask.indices { nulls |= base.load(fromByteOffset: RowLayout.headerSize + i, as: UInt8.self) & mask[i] }
+                    rows[r] = nulls == 0 ? .plain(base, eventTime: packed.eventTime) : .mixed
+                }
+            }
+        }
+    }
+
+    /// Resolves every cell of the lookup in one call: the cell of output `o`
+    /// for entity row `r` goes to `cells[o * count + r]`, the event time of
+    /// view `v`'s row `r` (0 when there is none) to `times[v * count + r]`.
+    /// The same rules as `cell`, which it uses for rows written under an
+    /// older schema; rows under the current one are read at the plan's
+    /// offsets through raw pointers.
+    public func resolve(cells: UnsafeMutableBufferPointer<ResolvedCell>, times: UnsafeMutableBufferPointer<Int64>) {
+        let n = count
+        let views = plan.views.count
+        precondition(cells.count >= n * plan.hotOutputs.count && times.count >= n * views)
+        plan.hotOutputs.withUnsafeBufferPointer { outputs in
+            plan.hotViews.withUnsafeBufferPointer { hotViews in
+                for v in 0..<views {
+                    let base = hotViews[v].fixedSize
+                    for r in 0..<n {
+                        let state = row(v, r)
+                        switch state {
+                        case .missing(let status, let time):
+                            times[v * n + r] = time
+                            for o in outputs.indices where outputs[o].view == v {
+                                cells[o * n + r] = ResolvedCell(value: nil, length: 0, status: status)
+                            }
+                        case .found(let packed, let current):
+                            times[v * n + r] = packed.eventTime
+                            for o in outputs.indices where outputs[o].view == v {
+                                let output = outputs[o]
+                                let cell: ResolvedCell
+                                if !current {
+                                    switch self.cell(o, in: state) {
+                                    case .value(let p, let at, let variableBase):
+                                        if output.isVariable, let bytes = p.variable(at: at, base: variableBase) {
+                                            cell = ResolvedCell(value: bytes.baseAddress, length: bytes.count, status: .present)
+                                        } else {
+                                            cell = ResolvedCell(value: p.bytes.baseAddress! + at, length: output.width, status: .present)
+                                        }
+                                    case .missing(let status, _):
+                                        cell = ResolvedCell(value: nil, length: 0, status: status)
+                                    }
+                                } else if packed.isNull(output.index) {
+                                    cell = ResolvedCell(value: nil, length: 0, status: .nullValue)
+                                } else if output.isVariable {
+                                    if let bytes = packed.variable(at: output.offset, base: base) {
+                                        cell = ResolvedCell(value: bytes.baseAddress, length: bytes.count, status: .present)
+                                    } else {
+                                        cell = ResolvedCell(value: nil, length: 0, status: .nullValue)
+                                    }
+                                } else {
+                                    cell = ResolvedCell(value: packed.bytes.baseAddress! + output.offset, length: output.width, status: .present)
+                                }
+                                cells[o * n + r] = cell
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

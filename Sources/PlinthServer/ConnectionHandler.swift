@@ -1,11 +1,15 @@
-// ConnectionHandler: one per connection. Decodes each frame's envelope,
-// asks the connection state machine whether to run it, dispatches to the
-// method table, and writes each answer with its request id as it completes.
-// Answers produced while reading a burst of pipelined frames are flushed
-// once at the end of the burst.
+// ConnectionHandler: one per connection. Splits the byte stream into
+// frames itself (no ByteToMessageHandler: that added a pipeline hop and
+// buffer bookkeeping per frame), decodes each frame's envelope, asks the
+// connection state machine whether to run it, dispatches to the method
+// table, and writes each answer with its request id as it completes.
+// Answers go into one per-connection output buffer; those produced while
+// reading a burst of pipelined frames are written and flushed once at the
+// end of the burst, with one system call, and the buffer is reused.
 import Logging
 import NIOCore
 import NIOExtras
+import PlinthStorage
 import PlinthWire
 
 final class ConnectionHandler: ChannelInboundHandler {
@@ -17,16 +21,30 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let logger: Logger
     private let maxFrameBytes: Int
     private var context: ChannelHandlerContext?
-    /// True while channelRead runs, so inline answers wait for one flush.
+    /// True while channelRead runs, so answers wait for one flush.
     private var reading = false
-    private var needsFlush = false
     private var closing = false
+    /// Bytes of a frame that has not fully arrived.
+    private var partial: ByteBuffer?
+    /// This connection's last online read plan.
+    private let plans = ConnectionPlanCache()
+    /// The read transaction the online reads of the current socket read
+    /// share (their requests all arrived before it was taken); given back
+    /// at the end of the read, and before any other method runs.
+    private var held: HeldRead?
+    /// Requests of the current socket read, for the server's counter.
+    private var requestsRead: UInt64 = 0
+    /// Answers not yet handed to the channel.
+    private var out: ByteBuffer
+    /// The output buffer is shrunk back after a burst larger than this.
+    private static let keptOutputCapacity = 1 << 18
 
     init(services: Services, logger: Logger) {
         self.services = services
         self.logger = logger
         self.maxFrameBytes = services.config.maxFrameBytes
         self.state = ConnectionState(tokens: services.config.tokens)
+        self.out = responseAllocator.buffer(capacity: 4096)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -41,32 +59,80 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        let frame = unwrapInboundIn(data)
-        services.stats.requests.add(1, ordering: .relaxed)
-        let envelope: RequestEnvelope
+        var input = unwrapInboundIn(data)
+        reading = true
+        defer {
+            reading = false
+            releaseRead()
+            plans.endOfRead()
+            // One atomic add per socket read: the counter is shared by every
+            // event loop, and an add per request bounced its cache line.
+            services.stats.requests.add(requestsRead, ordering: .relaxed)
+            requestsRead = 0
+        }
+        if var buffer = partial {
+            partial = nil
+            buffer.writeBuffer(&input)
+            frames(in: &buffer, context: context)
+            if buffer.readableBytes > 0 { buffer.discardReadBytes(); partial = buffer }
+        } else {
+            frames(in: &input, context: context)
+            if input.readableBytes > 0 { partial = input }
+        }
+    }
+
+    /// Runs every whole frame at the front of `buffer`, leaving a partial one.
+    private func frames(in buffer: inout ByteBuffer, context: ChannelHandlerContext) {
+        while !closing {
+            let frame: ByteBuffer
+            do {
+                guard let next = try FrameDecoder.nextFrame(in: &buffer, maxFrameBytes: maxFrameBytes) else { return }
+                frame = next
+            } catch {
+                closeWithError(context: context, code: StatusCode.resourceExhausted, message: error.description)
+                return
+            }
+            request(frame, context: context)
+        }
+    }
+
+    private func request(_ frame: ByteBuffer, context: ChannelHandlerContext) {
+        requestsRead += 1
+        let envelope: RawRequestEnvelope
         do {
-            envelope = try Envelope.decodeRequest(frame)
+            envelope = try Envelope.decodeRawRequest(frame)
         } catch {
             closeWithError(context: context, code: StatusCode.invalidArgument, message: "\(error)")
             return
         }
-        guard envelope.id != 0 else {
+        let id = envelope.id
+        guard id != 0 else {
             closeWithError(context: context, code: StatusCode.invalidArgument, message: "request id must be non-zero")
             return
         }
-        reading = true
-        defer { reading = false }
-        let id = envelope.id
-        if envelope.method == Method.hello {
+        // The hot method, recognised by its bytes: no String, no table lookup.
+        if Self.getOnlineFeaturesUTF8.withUnsafeBytes({ envelope.methodIs($0) }), state.admits(.read) {
+            if held == nil { held = try? services.store.environment.hold() }
+            let plans = self.plans, held = self.held
+            _ = answerInline(id: id, body: envelope.body, { services, body, out in
+                try services.getOnlineFeatures(body, plans: plans, held: held, into: &out)
+            }, context: context)
+            return
+        }
+        // Nothing else runs with the burst's transaction held: a method may
+        // wait for the writer, which may wait for readers to grow the map.
+        releaseRead()
+        let method = envelope.methodName
+        if method == Method.hello {
             hello(id: id, body: envelope.body, context: context)
             return
         }
-        guard let spec = Services.table[envelope.method] else {
+        guard let spec = Services.table[method] else {
             write(id: id, code: StatusCode.unimplemented,
-                  message: "unknown method '\(envelope.method)' (see docs/protocol.md for the method table)", body: [], context: context)
+                  message: "unknown method '\(method)' (see docs/protocol.md for the method table)", body: [], context: context)
             return
         }
-        switch state.admit(method: envelope.method, needs: spec.scope) {
+        switch state.admit(method: method, needs: spec.scope) {
         case .refuse(let code, let message):
             write(id: id, code: code, message: message, body: [], context: context)
         case .dispatch:
@@ -79,10 +145,30 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    private static let getOnlineFeaturesUTF8 = Array(Method.getOnlineFeatures.utf8)
+
+    private func releaseRead() {
+        if let read = held {
+            held = nil
+            services.store.environment.release(read)
+        }
+    }
+
     func channelReadComplete(context: ChannelHandlerContext) {
-        if needsFlush {
-            needsFlush = false
-            context.flush()
+        flushOutput(context: context)
+    }
+
+    /// Hands the answers written so far to the channel and flushes them.
+    private func flushOutput(context: ChannelHandlerContext) {
+        guard out.readableBytes > 0 else { return }
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        if out.capacity > Self.keptOutputCapacity {
+            out = context.channel.allocator.buffer(capacity: 4096)
+        } else {
+            // The socket usually takes the bytes at once and lets go of the
+            // buffer, so this reuses its storage; if it still holds it,
+            // clear() gives this handler fresh storage instead.
+            out.clear()
         }
     }
 
@@ -129,26 +215,25 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// Runs a synchronous method and writes its answer with no closure, hop
-    /// or copy: the body goes after a gap the frame header is filled into.
-    /// False when the method deferred (`AnswerLater`): the caller runs it
-    /// the general way.
+    /// or copy: the body goes straight into the output buffer after a
+    /// header whose size is known in advance. False when the method
+    /// deferred (`AnswerLater`): the caller runs it the general way.
     private func answerInline(id: UInt64, body: ByteBuffer,
                               _ inline: (Services, ByteBuffer, inout ByteBuffer) throws -> Void, context: ChannelHandlerContext) -> Bool {
-        var out = context.channel.allocator.buffer(capacity: 1024)
-        out.moveWriterIndex(forwardBy: Envelope.maxResponseHeader)
-        let bodyStart = out.writerIndex
+        let started = Envelope.beginResponse(id: id, in: &out)
         do {
             try inline(services, body, &out)
         } catch is AnswerLater {
+            out.moveWriterIndex(to: started.frameStart)
             return false
         } catch {
+            out.moveWriterIndex(to: started.frameStart)
             let (code, message) = status(for: error)
             write(id: id, code: code, message: message, body: [], context: context)
             return true
         }
-        Envelope.writeResponseHeader(id: id, bodyStart: bodyStart, in: &out)
-        context.write(wrapOutboundOut(out), promise: nil)
-        needsFlush = true
+        Envelope.endResponse(started, in: &out)
+        if !reading { flushOutput(context: context) }
         return true
     }
 
@@ -169,29 +254,25 @@ final class ConnectionHandler: ChannelInboundHandler {
         let closeNow = more ? false : state.finished()
         guard let context else { return }
         write(id: id, code: code, message: message, body: body, more: more, context: context)
-        if !reading { context.flush(); needsFlush = false }
-        if closeNow { context.close(promise: nil) }
+        if closeNow {
+            flushOutput(context: context)
+            context.close(promise: nil)
+        }
     }
 
     private func write(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool = false, context: ChannelHandlerContext) {
         switch body {
         case .bytes(let bytes):
-            var out = context.channel.allocator.buffer(capacity: bytes.count + 32 + message.utf8.count)
             Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBytes(bytes) }
-            context.write(wrapOutboundOut(out), promise: nil)
         case .buffer(var buffer):
-            var out = context.channel.allocator.buffer(capacity: buffer.readableBytes + 32 + message.utf8.count)
             Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBuffer(&buffer) }
-            context.write(wrapOutboundOut(out), promise: nil)
         }
-        needsFlush = true
+        if !reading { flushOutput(context: context) }
     }
 
     private func write(id: UInt64, code: Int, message: String, body: [UInt8], context: ChannelHandlerContext) {
-        var out = context.channel.allocator.buffer(capacity: body.count + 32 + message.utf8.count)
         Envelope.writeResponse(id: id, code: code, message: message, more: false, into: &out) { $0.writeBytes(body) }
-        context.write(wrapOutboundOut(out), promise: nil)
-        needsFlush = true
+        if !reading { flushOutput(context: context) }
     }
 
     /// Answers a connection-level error with id 0, then closes: after a
@@ -200,8 +281,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard !closing else { return }
         closing = true
         logger.info("closing connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(message)"])
-        var out = context.channel.allocator.buffer(capacity: 64 + message.utf8.count)
+        // After the answers already written, so none is lost.
         Envelope.writeResponse(id: 0, code: code, message: message, more: false, into: &out) { _ in }
-        context.writeAndFlush(wrapOutboundOut(out)).whenComplete { _ in context.close(promise: nil) }
+        let all = out
+        out.clear()
+        context.writeAndFlush(wrapOutboundOut(all)).whenComplete { _ in context.close(promise: nil) }
     }
 }

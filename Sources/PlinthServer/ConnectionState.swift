@@ -57,6 +57,16 @@ struct ConnectionState {
         return .dispatch
     }
 
+    /// Whether a request for a method other than Hello and Health that
+    /// needs `scope` runs: the check of `admit` without building a refusal.
+    func admits(_ scope: Scope) -> Bool {
+        switch phase {
+        case .ready(let scopes, _): scopes.isSuperset(of: scope)
+        case .awaitingHello: !authRequired
+        case .quiescing: false
+        }
+    }
+
     /// Handles a Hello; returns the granted scopes and token name or a refusal.
     mutating func hello(version: UInt32, token: String) -> Result<(Scope, String), HelloRefusal> {
         guard version == PlinthProtocol.version else {

@@ -3,8 +3,10 @@
 // The generated decoder builds one String per feature reference on every
 // request (measured: ~14,000 instructions for 16 references, the largest
 // cost of a one-entity read after NIO itself). This parser keeps the
-// references as the bytes they arrived as, which key the plan cache; the
-// strings are built only when a plan is not cached. Entity columns are
+// references as the bytes they arrived as — the run of reference and
+// service records in the body, not even copied — which key the plan caches
+// (the connection's last plan by memcmp, then the shared one); the strings
+// are built only when a plan is not cached. Entity columns are
 // decoded into domain Columns directly. It accepts everything protobuf
 // allows: fields in any order, repeated scalars packed or not, unknown
 // fields skipped.
@@ -14,29 +16,130 @@ import PlinthFeatures
 import PlinthWire
 
 struct OnlineRequest {
-    /// Identifies the requested features, unambiguously: the naming flag,
-    /// the service (length-prefixed), then each reference as it arrived
-    /// (length-prefixed), in order.
-    var planKey: [UInt8] = []
-    /// Where the references start in `planKey`.
-    var referencesStart = 0
-    var service = ""
+    /// The request body the ranges below point into.
+    let body: ByteBuffer
+    /// The records (tag, length, bytes) of the feature references and the
+    /// service, in order, when they are one run in `body` (what every
+    /// encoder writes): `keyStart..<keyEnd`. They name the requested
+    /// features unambiguously, so they key the plan caches as they are.
+    var keyStart = 0
+    var keyEnd = 0
+    /// The same records copied out, when other fields came between them.
+    var scattered: [UInt8]?
     var fullFeatureNames = false
     var entities: [Column] = []
 
-    /// The references as strings; built only when a plan is not cached.
-    func references() throws -> [String] {
-        try planKey.withUnsafeBytes { raw in
-            var reader = ProtoReader(bytes: raw, position: referencesStart)
-            var out: [String] = []
-            while !reader.atEnd {
-                guard let text = String(validating: try reader.lengthDelimited(), as: UTF8.self) else {
-                    throw ProtoReader.malformed("a feature reference is not valid UTF-8")
-                }
-                out.append(text)
-            }
-            return out
+    /// Calls `body` with the references' and service's records.
+    @inline(__always)
+    func withKeyRecords<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        if let scattered { return try scattered.withUnsafeBytes(body) }
+        return try self.body.withUnsafeReadableBytes { raw in
+            try body(UnsafeRawBufferPointer(rebasing: raw[keyStart..<keyEnd]))
         }
+    }
+
+    /// Whether `key` (a `planKey`) is this request's.
+    @inline(__always)
+    func hasPlanKey(_ key: [UInt8]) -> Bool {
+        withKeyRecords { records in
+            key.withUnsafeBytes { k in
+                k.count == records.count + 1 && k[0] == (fullFeatureNames ? 1 : 0)
+                    && (records.count == 0 || memcmp(k.baseAddress! + 1, records.baseAddress!, records.count) == 0)
+            }
+        }
+    }
+
+    /// Identifies the requested features: the naming flag, then the
+    /// references' and service's records.
+    var planKey: [UInt8] {
+        withKeyRecords { records in
+            var key: [UInt8] = []
+            key.reserveCapacity(records.count + 1)
+            key.append(fullFeatureNames ? 1 : 0)
+            key.append(contentsOf: records)
+            return key
+        }
+    }
+
+    /// The references and the service (the last one given), validated;
+    /// built only when a plan is not cached.
+    func names() throws -> (features: [String], service: String) {
+        try withKeyRecords { records in
+            var reader = ProtoReader(bytes: records)
+            var features: [String] = []
+            var service = ""
+            while !reader.atEnd {
+                let key = try reader.varint()
+                let bytes = try reader.lengthDelimited()
+                guard let text = String(validating: bytes, as: UTF8.self) else {
+                    throw ProtoReader.malformed(key >> 3 == 1 ? "a feature reference is not valid UTF-8" : "feature_service is not valid UTF-8")
+                }
+                if key >> 3 == 1 { features.append(text) } else { service = text }
+            }
+            return (features, service)
+        }
+    }
+
+    /// The references as strings.
+    func references() throws -> [String] { try names().features }
+
+    /// The service named, or "".
+    var service: String { (try? names().service) ?? "" }
+}
+
+/// One connection's last plan, found again by comparing the request's raw
+/// reference bytes (no hashing, no lock) before the shared cache is asked.
+/// Clients send the same features request after request.
+///
+/// Threading: used on its connection's event loop only.
+final class ConnectionPlanCache {
+    private var key: [UInt8] = []
+    private var plan: ReadPlan?
+    /// The one-entity answer template of `plan`, once made; `noTemplate`
+    /// when its outputs cannot have one.
+    private var answerTemplate: ResponseTemplate?
+    private var noTemplate: ReadPlan?
+
+    /// The answer template of `plan` for times of `timeWidth` varint bytes.
+    func template(for plan: ReadPlan, timeWidth: Int) -> ResponseTemplate? {
+        if let answerTemplate, answerTemplate.plan === plan, answerTemplate.timeWidth == timeWidth { return answerTemplate }
+        if noTemplate === plan { return nil }
+        answerTemplate = ResponseTemplate(plan: plan, timeWidth: timeWidth)
+        if answerTemplate == nil { noTemplate = plan }
+        return answerTemplate
+    }
+
+    /// The key of the cached plan (empty when none), for the decoder.
+    var knownKey: [UInt8] { key }
+
+    /// Whether `plan` was checked against the current definitions during
+    /// the connection's current socket read. Requests of one read all
+    /// arrived before the check, so one check serves them all, and the
+    /// definitions' lock and the snapshot's reference count (both shared
+    /// by every event loop) are touched once per read, not per request.
+    private var checked = false
+
+    /// The connection's socket read is over.
+    func endOfRead() { checked = false }
+
+    func plan(for request: OnlineRequest, store: OnlineStore) throws -> ReadPlan {
+        if let plan, request.hasPlanKey(key) {
+            if checked { return plan }
+            if store.isCurrent(plan) {
+                checked = true
+                return plan
+            }
+        }
+        let key = request.planKey
+        let plan = try store.plan(encodedKey: key) {
+            let names = try request.names()
+            return (names.features, names.service, request.fullFeatureNames)
+        }
+        self.key = key
+        self.plan = plan
+        // Made or found for the definitions current now.
+        checked = true
+        return plan
     }
 }
 
@@ -106,23 +209,36 @@ struct ProtoReader {
 }
 
 enum OnlineRequestDecoder {
-    static func decode(_ body: ByteBuffer) throws -> OnlineRequest {
+    /// - Parameter known: a plan key (`planKey`) the caller expects: when
+    ///   the body's references and service are that key's records, they are
+    ///   stepped over in one comparison instead of parsed one by one.
+    static func decode(_ body: ByteBuffer, known: [UInt8] = []) throws -> OnlineRequest {
+        var request = OnlineRequest(body: body)
         try body.withUnsafeReadableBytes { raw in
             var reader = ProtoReader(bytes: raw)
-            var request = OnlineRequest()
-            var references: [UInt8] = []
+            let knownRecords = known.count - 1
+            // Where the run of reference and service records starts and
+            // ends; `split` when another field came between two of them.
+            var runStart = -1, runEnd = -1, split = false
             while !reader.atEnd {
+                let recordStart = reader.position
                 let key = try reader.varint()
                 let field = key >> 3, wire = key & 7
                 switch (field, wire) {
-                case (1, 2):
-                    // Validated only when a plan is built (`references`):
-                    // a cached key was valid when it was cached.
-                    let reference = try reader.lengthDelimited()
-                    appendVarint(UInt64(reference.count), to: &references)
-                    references.append(contentsOf: reference)
-                case (2, 2):
-                    request.service = try utf8(reader.lengthDelimited(), what: "feature_service")
+                case (1, 2), (2, 2):
+                    // Validated only when a plan is built (`names`): a
+                    // cached key was valid when it was cached.
+                    if runStart < 0, knownRecords > 0, raw.count - recordStart >= knownRecords,
+                       known.withUnsafeBytes({ memcmp($0.baseAddress! + 1, raw.baseAddress! + recordStart, knownRecords) }) == 0 {
+                        // Whole records, so the run ends on a record boundary.
+                        reader.position = recordStart + knownRecords
+                        runStart = recordStart
+                        runEnd = reader.position
+                        continue
+                    }
+                    _ = try reader.lengthDelimited()
+                    if runStart < 0 { runStart = recordStart } else if recordStart != runEnd { split = true }
+                    runEnd = reader.position
                 case (3, 2):
                     request.entities.append(try column(reader.lengthDelimited()))
                 case (4, 0):
@@ -131,14 +247,26 @@ enum OnlineRequestDecoder {
                     try reader.skip(wire: wire)
                 }
             }
-            request.planKey.reserveCapacity(references.count + request.service.utf8.count + 6)
-            request.planKey.append(request.fullFeatureNames ? 1 : 0)
-            appendVarint(UInt64(request.service.utf8.count), to: &request.planKey)
-            request.planKey.append(contentsOf: request.service.utf8)
-            request.referencesStart = request.planKey.count
-            request.planKey.append(contentsOf: references)
-            return request
+            if runStart >= 0 { request.keyStart = runStart; request.keyEnd = runEnd }
+            if split { request.scattered = try records(raw) }
         }
+        return request
+    }
+
+    /// The reference and service records of a body, in order.
+    private static func records(_ raw: UnsafeRawBufferPointer) throws -> [UInt8] {
+        var reader = ProtoReader(bytes: raw)
+        var out: [UInt8] = []
+        while !reader.atEnd {
+            let start = reader.position
+            let key = try reader.varint()
+            let wire = key & 7
+            try reader.skip(wire: wire)
+            if wire == 2, key >> 3 == 1 || key >> 3 == 2 {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[start..<reader.position]))
+            }
+        }
+        return out
     }
 
     static func utf8(_ bytes: UnsafeRawBufferPointer, what: String) throws -> String {
@@ -149,12 +277,6 @@ enum OnlineRequestDecoder {
             throw ProtoReader.malformed("\(what) is not valid UTF-8")
         }
         return text
-    }
-
-    private static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 { out.append(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-        out.append(UInt8(v))
     }
 
     static func column(_ bytes: UnsafeRawBufferPointer) throws -> Column {

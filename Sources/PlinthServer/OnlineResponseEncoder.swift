@@ -4,29 +4,18 @@
 // the hot path of every online read; OnlineResponseEncoderTests check that
 // the generated decoder reads exactly what the domain's Column path gives.
 //
-// It resolves every cell once (value pointer, status, time), bounds the
-// size, then writes through one raw pointer inside a single ByteBuffer call:
-// per-byte ByteBuffer writes each pay a dynamic exclusivity check on the
-// buffer's storage (measured with callgrind: ~300,000 instructions per
-// 16-feature answer, most of them in swift_beginAccess).
-// Message lengths are varints padded to the width their output's size bound
-// needs (usually 1 byte), filled in when the field is done, so nothing is
-// encoded twice.
+// Three passes: the lookup resolves every cell (value pointer, status) and
+// row time in one call (RowLookup.resolve); then every message's exact
+// length is computed from the cells; then everything is written through
+// one raw pointer inside a single ByteBuffer call, lengths as minimal
+// varints, nothing encoded twice, no placeholders to patch. (Per-byte
+// ByteBuffer writes each paid a dynamic exclusivity check, ~300,000
+// instructions per 16-feature answer; length placeholders and per-cell
+// calls into PlinthFeatures were most of the rest.)
 import NIOCore
 import PlinthFeatures
 
 enum OnlineResponseEncoder {
-    /// One cell, resolved once: where its value's bytes are (nil when
-    /// missing), how many, its status, and its row's event time as an
-    /// encoded varint (the same for every feature of a row, so encoded once
-    /// per row). Trivial, so the write loops read it without reference counting.
-    struct ResolvedCell {
-        var value: UnsafeRawPointer?
-        var length: Int
-        var status: UInt8
-        var time: EncodedVarint
-    }
-
     /// A varint's bytes, little-end first, in a register.
     struct EncodedVarint {
         var bytes: (UInt64, UInt16) = (0, 0)
@@ -47,51 +36,71 @@ enum OnlineResponseEncoder {
         }
     }
 
-    static func encode(_ rows: borrowing RowLookup, into out: inout ByteBuffer) {
+    /// The exact sizes of one output's messages.
+    struct Sizes {
+        /// Column.int64/float32/... values: the packed payload, or for
+        /// strings and bytes the repeated records.
+        var values = 0
+        /// Column.null_rows payload (packed varints).
+        var nulls = 0
+        /// The Column message.
+        var column = 0
+        /// The FeatureColumn message.
+        var featureColumn = 0
+    }
+
+    /// - Parameter templates: where a one-entity answer's template is kept
+    ///   (a connection's plan cache); nil: always the general path.
+    static func encode(_ rows: borrowing RowLookup, templates: ConnectionPlanCache? = nil, into out: inout ByteBuffer) {
+        if rows.count == 1, let templates, encodeFromTemplate(rows, templates, into: &out) { return }
+        if encodeFixed(rows, into: &out) { return }
+        encodeResolved(rows, into: &out)
+    }
+
+    /// The general path: every cell resolved, any type, any row.
+    static func encodeResolved(_ rows: borrowing RowLookup, into out: inout ByteBuffer) {
         let plan = rows.plan
         let n = rows.count
         let views = plan.views.count
         plan.hotOutputs.withUnsafeBufferPointer { outputs in
             plan.namesUTF8.withUnsafeBytes { names in
-                withUnsafeTemporaryAllocation(of: ResolvedCell.self, capacity: max(1, n * outputs.count)) { cells in
-                  withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, outputs.count)) { outputBounds in
-                    // Resolve each (view, row) once, then each feature's cell in it.
-                    var bound = 0
-                    for o in outputs.indices { outputBounds.initializeElement(at: o, to: 64 + (outputs[o].nameEnd - outputs[o].nameStart) + n * 26) }
-                    for v in 0..<views {
-                        for row in 0..<n {
-                            let state = rows.row(v, row)
-                            let time: EncodedVarint
-                            switch state {
-                            case .missing(_, let t): time = EncodedVarint(UInt64(bitPattern: t))
-                            case .found(let p, _): time = EncodedVarint(UInt64(bitPattern: p.eventTime))
-                            }
-                            for o in outputs.indices where outputs[o].view == v {
-                                let output = outputs[o]
-                                let cell: ResolvedCell
-                                switch rows.cell(o, in: state) {
-                                case .value(let p, let at, let base):
-                                    if output.isVariable, let bytes = p.variable(at: at, base: base) {
-                                        cell = ResolvedCell(value: bytes.baseAddress, length: bytes.count, status: FieldStatus.present.rawValue, time: time)
-                                    } else {
-                                        cell = ResolvedCell(value: p.bytes.baseAddress.map { $0 + at }, length: output.type.fixedWidth,
-                                                            status: FieldStatus.present.rawValue, time: time)
-                                    }
-                                case .missing(let status, _):
-                                    cell = ResolvedCell(value: nil, length: 0, status: status.rawValue, time: time)
+                let m = outputs.count
+                withUnsafeTemporaryAllocation(of: ResolvedCell.self, capacity: max(1, n * m)) { cells in
+                  withUnsafeTemporaryAllocation(of: Int64.self, capacity: max(1, n * views)) { times in
+                    withUnsafeTemporaryAllocation(of: EncodedVarint.self, capacity: max(1, n * views)) { encodedTimes in
+                      withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, views)) { timeBytes in
+                        withUnsafeTemporaryAllocation(of: Sizes.self, capacity: max(1, m)) { sizes in
+                            rows.resolve(cells: cells, times: times)
+                            for v in 0..<views {
+                                var sum = 0
+                                for r in 0..<n {
+                                    let e = EncodedVarint(UInt64(bitPattern: times[v * n + r]))
+                                    encodedTimes[v * n + r] = e
+                                    sum += e.count
                                 }
-                                outputBounds[o] += max(cell.length, output.type.fixedWidth)
-                                cells.initializeElement(at: o * n + row, to: cell)
+                                timeBytes[v] = sum
+                            }
+                            var total = 0
+                            for o in 0..<m {
+                                let size = measure(outputs[o], cells: UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)]),
+                                                   rows: n, timeBytes: timeBytes[outputs[o].view])
+                                sizes[o] = size
+                                total += 1 + varintSize(size.featureColumn) + size.featureColumn
+                            }
+                            out.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
+                                var w = RawWriter(raw)
+                                for o in 0..<m {
+                                    let v = outputs[o].view
+                                    write(outputs[o], sizes[o], names: names, rows: n,
+                                          cells: UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)]),
+                                          times: UnsafeBufferPointer(rebasing: encodedTimes[(v * n)..<((v + 1) * n)]),
+                                          timeBytes: timeBytes[v], &w)
+                                }
+                                precondition(w.count == total, "the response encoder's sizes and writes disagree")
+                                return total
                             }
                         }
-                    }
-                    for o in outputs.indices { bound += outputBounds[o] }
-                    out.reserveCapacity(minimumWritableBytes: bound)
-                    out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
-                        var w = RawWriter(raw)
-                        write(outputs, names: names, rows: n, cells: UnsafeBufferPointer(cells),
-                              bounds: UnsafeBufferPointer(outputBounds), &w)
-                        return w.count
+                      }
                     }
                   }
                 }
@@ -99,86 +108,364 @@ enum OnlineResponseEncoder {
         }
     }
 
-    private static func write(_ outputs: UnsafeBufferPointer<ReadPlan.HotOutput>, names: UnsafeRawBufferPointer, rows n: Int,
-                              cells: UnsafeBufferPointer<ResolvedCell>, bounds: UnsafeBufferPointer<Int>, _ w: inout RawWriter) {
-        for o in outputs.indices {
-            let output = outputs[o]
-            // Every length inside this output is at most its bound, so its
-            // placeholders need only that many varint bytes (1 for a small
-            // answer instead of 5).
-            w.lengthWidth = RawWriter.varintSize(UInt64(bounds[o]))
-            let mine = UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)])
-            let featureColumn = w.beginField(1)          // features (FeatureColumn)
-            let values = w.beginField(1)                 // FeatureColumn.values (Column)
-            w.tag(1, 2)                                  // Column.name
-            w.varint(UInt64(output.nameEnd - output.nameStart))
-            w.bytes(UnsafeRawBufferPointer(rebasing: names[output.nameStart..<output.nameEnd]))
-            let (wireType, vectorLength) = output.type.wire
-            w.tag(2, 0); w.varint(UInt64(wireType.rawValue))
-            if vectorLength > 0 { w.tag(3, 0); w.varint(UInt64(vectorLength)) }
+    /// The fast path for one entity: when every value is a present
+    /// fixed-width one, the answer is the plan's template with the values
+    /// and times patched in. Returns false, writing nothing, otherwise.
+    private static func encodeFromTemplate(_ rows: borrowing RowLookup, _ templates: ConnectionPlanCache,
+                                           into out: inout ByteBuffer) -> Bool {
+        let plan = rows.plan
+        let views = plan.views.count
+        return withUnsafeTemporaryAllocation(of: (UnsafeRawPointer, EncodedVarint).self, capacity: views) { found in
+          withUnsafeTemporaryAllocation(of: EncodingRow.self, capacity: 1) { row in
+            for v in 0..<views {
+                rows.encodingRows(v, into: row)
+                guard case .plain(let bytes, let time) = row[0] else { return false }
+                found[v] = (bytes, EncodedVarint(UInt64(bitPattern: time)))
+                guard found[v].1.count == found[0].1.count else { return false }
+            }
+            guard views > 0, let template = templates.template(for: plan, timeWidth: found[0].1.count) else { return false }
+            template.write(plan, UnsafeBufferPointer(found), into: &out)
+            return true
+          }
+        }
+    }
 
-            switch output.type {
-            case .int64:
-                let packed = w.beginField(4)
-                for cell in mine {
-                    if let p = cell.value { w.varint(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))) } else { w.byte(0) }
+    @inline(__always)
+    static func varintSize(_ value: Int) -> Int { RawWriter.varintSize(UInt64(value)) }
+
+    /// A length-delimited field of `length` bytes: tag, length, content.
+    @inline(__always)
+    static func field(_ length: Int) -> Int { 1 + varintSize(length) + length }
+
+    static func measure(_ output: ReadPlan.HotOutput, cells: UnsafeBufferPointer<ResolvedCell>,
+                                rows n: Int, timeBytes: Int) -> Sizes {
+        var size = Sizes()
+        switch output.type {
+        case .int64:
+            for cell in cells {
+                size.values += cell.value.map { RawWriter.varintSize(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) } ?? 1
+            }
+        case .float32, .float64, .float32Vector, .bool:
+            size.values = n * output.width
+        case .string, .bytes:
+            for cell in cells { size.values += field(cell.length) }
+        }
+        for r in 0..<n where cells[r].status != .present { size.nulls += varintSize(r) }
+        return sized(output, values: size.values, nulls: size.nulls, rows: n, timeBytes: timeBytes)
+    }
+
+    /// An output's message sizes from its values' and null rows' payloads.
+    @inline(__always)
+    static func sized(_ output: ReadPlan.HotOutput, values: Int, nulls: Int, rows n: Int, timeBytes: Int) -> Sizes {
+        var size = Sizes()
+        size.values = values
+        size.nulls = nulls
+        let nameLength = output.nameEnd - output.nameStart
+        let (wireType, vectorLength) = output.type.wire
+        var column = field(nameLength) + 1 + varintSize(wireType.rawValue)
+        if vectorLength > 0 { column += 1 + varintSize(Int(vectorLength)) }
+        column += output.isVariable ? values : (values > 0 ? field(values) : 0)
+        if nulls > 0 { column += field(nulls) }
+        size.column = column
+        size.featureColumn = field(column) + (n > 0 ? field(n) : 0) + (timeBytes > 0 ? field(timeBytes) : 0)
+        return size
+    }
+
+    /// Writes an output's FeatureColumn and Column headers, name and type:
+    /// everything before its values.
+    @inline(__always)
+    static func writeHeader(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, _ w: inout RawWriter) {
+        w.field(1, length: size.featureColumn)           // features (FeatureColumn)
+        w.field(1, length: size.column)                  // FeatureColumn.values (Column)
+        w.field(1, length: output.nameEnd - output.nameStart)  // Column.name
+        w.bytes(UnsafeRawBufferPointer(rebasing: names[output.nameStart..<output.nameEnd]))
+        let (wireType, vectorLength) = output.type.wire
+        w.tag(2, 0); w.varint(UInt64(wireType.rawValue))
+        if vectorLength > 0 { w.tag(3, 0); w.varint(UInt64(vectorLength)) }
+    }
+
+    /// The Column field of a fixed-width type's packed values.
+    @inline(__always)
+    static func packedField(_ type: FeatureType) -> Int {
+        switch type {
+        case .int64: 4
+        case .float32, .float32Vector: 5
+        case .float64: 6
+        case .bool: 7
+        case .string: 8
+        case .bytes: 9
+        }
+    }
+
+    /// The general path's cheaper twin for answers whose outputs are all
+    /// fixed-width (float32, float64, bool, vectors) and whose rows are each
+    /// either plain (`RowLookup.encodingRow`) or missing: no cell is
+    /// resolved. The statuses, null rows and event times are the same for
+    /// every output of a view, so each view's are encoded once and copied;
+    /// values are copied from the rows column by column. Returns false,
+    /// writing nothing, otherwise.
+    private static func encodeFixed(_ rows: borrowing RowLookup, into out: inout ByteBuffer) -> Bool {
+        let plan = rows.plan
+        let n = rows.count
+        let views = plan.views.count
+        return plan.hotOutputs.withUnsafeBufferPointer { outputs in
+            for output in outputs where output.isVariable || output.type == .int64 { return false }
+            // Per view: (status, time, null) encodings are at most 1 + 10 + 5 bytes a row.
+            let stride = n * 16
+            return withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: max(1, n * views)) { bases in
+              withUnsafeTemporaryAllocation(byteCount: max(1, stride * views), alignment: 8) { encoded in
+                withUnsafeTemporaryAllocation(of: (times: Int, nulls: Int).self, capacity: max(1, views)) { perView in
+                  withUnsafeTemporaryAllocation(of: EncodingRow.self, capacity: max(1, n)) { viewRows in
+                    for v in 0..<views {
+                        rows.encodingRows(v, into: viewRows)
+                        // This view's statuses at 0..<n, times from n, null rows from 11 * n.
+                        let area = encoded.baseAddress! + v * stride
+                        var times = n, nulls = 11 * n
+                        for r in 0..<n {
+                            let time: Int64
+                            switch viewRows[r] {
+                            case .plain(let bytes, let t):
+                                bases[v * n + r] = bytes
+                                area.storeBytes(of: FieldStatus.present.rawValue, toByteOffset: r, as: UInt8.self)
+                                time = t
+                            case .missing(let status, let t):
+                                bases[v * n + r] = nil
+                                area.storeBytes(of: status.rawValue, toByteOffset: r, as: UInt8.self)
+                                time = t
+                                RawWriter.varint(UInt64(r), at: area, &nulls)
+                            case .mixed:
+                                return false
+                            }
+                            RawWriter.varint(UInt64(bitPattern: time), at: area, &times)
+                        }
+                        perView[v] = (times - n, nulls - 11 * n)
+                    }
+                    var total = 0
+                    for output in outputs {
+                        let size = sized(output, values: n * output.width, nulls: perView[output.view].nulls, rows: n,
+                                         timeBytes: perView[output.view].times)
+                        total += 1 + varintSize(size.featureColumn) + size.featureColumn
+                    }
+                    plan.namesUTF8.withUnsafeBytes { names in
+                        _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
+                            var w = RawWriter(raw)
+                            for output in outputs {
+                                let v = output.view, width = output.width, offset = output.offset
+                                let (timeBytes, nulls) = perView[v]
+                                let area = UnsafeRawPointer(encoded.baseAddress! + v * stride)
+                                let size = sized(output, values: n * width, nulls: nulls, rows: n, timeBytes: timeBytes)
+                                writeHeader(output, size, names: names, &w)
+                                if n > 0 { w.field(packedField(output.type), length: n * width) }
+                                // Stored little-endian, as protobuf's fixed32 and fixed64 are.
+                                let values = w.reserve(n * width)
+                                for r in 0..<n {
+                                    let to = values + r * width
+                                    guard let base = bases[v * n + r] else {
+                                        to.initializeMemory(as: UInt8.self, repeating: 0, count: width)
+                                        continue
+                                    }
+                                    switch width {
+                                    case 1: to.storeBytes(of: base.load(fromByteOffset: offset, as: UInt8.self) != 0 ? 1 : 0, as: UInt8.self)
+                                    case 4: to.storeBytes(of: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self), as: UInt32.self)
+                                    case 8: to.storeBytes(of: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self), as: UInt64.self)
+                                    default: to.copyMemory(from: base + offset, byteCount: width)
+                                    }
+                                }
+                                if nulls > 0 {
+                                    w.field(10, length: nulls)   // Column.null_rows
+                                    w.bytes(UnsafeRawBufferPointer(start: area + 11 * n, count: nulls))
+                                }
+                                if n > 0 {
+                                    w.field(2, length: n)        // statuses
+                                    w.bytes(UnsafeRawBufferPointer(start: area, count: n))
+                                }
+                                if timeBytes > 0 {
+                                    w.field(3, length: timeBytes) // event_time_us
+                                    w.bytes(UnsafeRawBufferPointer(start: area + n, count: timeBytes))
+                                }
+                            }
+                            precondition(w.count == total, "the response encoder's sizes and writes disagree")
+                            return total
+                        }
+                    }
+                    return true
+                  }
                 }
-                w.endField(packed)
-            case .float32:
-                let packed = w.beginField(5)
-                // Stored little-endian, as protobuf's fixed32 is.
-                for cell in mine { w.word32(cell.value.map { $0.loadUnaligned(as: UInt32.self) } ?? 0) }
-                w.endField(packed)
-            case .float64:
-                let packed = w.beginField(6)
-                for cell in mine { w.word64(cell.value.map { $0.loadUnaligned(as: UInt64.self) } ?? 0) }
-                w.endField(packed)
-            case .float32Vector:
-                let width = output.type.fixedWidth
-                let packed = w.beginField(5)
-                for cell in mine {
-                    if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: width)) } else { w.zeros(width) }
+              }
+            }
+        }
+    }
+
+    static func write(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, rows n: Int,
+                              cells: UnsafeBufferPointer<ResolvedCell>, times: UnsafeBufferPointer<EncodedVarint>,
+                              timeBytes: Int, _ w: inout RawWriter) {
+        writeHeader(output, size, names: names, &w)
+
+        switch output.type {
+        case .int64:
+            if size.values > 0 { w.field(4, length: size.values) }
+            for cell in cells {
+                if let p = cell.value { w.varint(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))) } else { w.byte(0) }
+            }
+        case .float32:
+            // Stored little-endian, as protobuf's fixed32 is.
+            if size.values > 0 { w.field(5, length: size.values) }
+            for cell in cells { w.word32(cell.value.map { $0.loadUnaligned(as: UInt32.self) } ?? 0) }
+        case .float64:
+            if size.values > 0 { w.field(6, length: size.values) }
+            for cell in cells { w.word64(cell.value.map { $0.loadUnaligned(as: UInt64.self) } ?? 0) }
+        case .float32Vector:
+            let width = output.width
+            if size.values > 0 { w.field(5, length: size.values) }
+            for cell in cells {
+                if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: width)) } else { w.zeros(width) }
+            }
+        case .bool:
+            if size.values > 0 { w.field(7, length: size.values) }
+            for cell in cells {
+                if let p = cell.value { w.byte(p.load(as: UInt8.self) != 0 ? 1 : 0) } else { w.byte(0) }
+            }
+        case .string, .bytes:
+            let tag = output.type == .string ? 8 : 9
+            for cell in cells {
+                w.field(tag, length: cell.length)
+                if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: cell.length)) }
+            }
+        }
+        if size.nulls > 0 {
+            w.field(10, length: size.nulls)              // Column.null_rows
+            for r in 0..<n where cells[r].status != .present { w.varint(UInt64(r)) }
+        }
+        if n > 0 {
+            w.field(2, length: n)                        // statuses
+            for cell in cells { w.byte(cell.status.rawValue) }
+        }
+        if timeBytes > 0 {
+            w.field(3, length: timeBytes)                // event_time_us
+            for time in times { w.encoded(time) }
+        }
+    }
+}
+
+/// A one-entity answer of a plan whose outputs are all fixed-width
+/// float32, float64, bool or vector features, every value present, each
+/// row's event time a varint of `timeWidth` bytes: all its bytes but the
+/// values and the times are the same from request to request, so they are
+/// encoded once and copied.
+final class ResponseTemplate {
+    let plan: ReadPlan
+    let timeWidth: Int
+    private let bytes: [UInt8]
+    /// Per output, where its value and its time go in `bytes`.
+    private let valueAt: [Int]
+    private let timeAt: [Int]
+
+    /// Nil when the plan has an output of another type.
+    init?(plan: ReadPlan, timeWidth: Int) {
+        let outputs = plan.hotOutputs
+        guard timeWidth >= 1, timeWidth <= 10, !outputs.isEmpty,
+              outputs.allSatisfy({ !$0.isVariable && $0.type != .int64 }) else { return nil }
+        self.plan = plan
+        self.timeWidth = timeWidth
+        // Encode an answer with zero values and times of the right width,
+        // then note where each output's value and time are.
+        let zeros = [UInt8](repeating: 0, count: outputs.map(\.width).max() ?? 0)
+        let time: UInt64 = timeWidth > 1 ? UInt64(1) << (7 * UInt64(timeWidth - 1)) : 0
+        let encodedTime = OnlineResponseEncoder.EncodedVarint(time)
+        var buffer = ByteBuffer()
+        var valueAt: [Int] = [], timeAt: [Int] = []
+        zeros.withUnsafeBytes { zero in
+            plan.namesUTF8.withUnsafeBytes { names in
+                var sizes: [OnlineResponseEncoder.Sizes] = []
+                var total = 0
+                let cell = ResolvedCell(value: zero.baseAddress, length: 0, status: .present)
+                for output in outputs {
+                    let size = withUnsafePointer(to: cell) {
+                        OnlineResponseEncoder.measure(output, cells: UnsafeBufferPointer(start: $0, count: 1), rows: 1, timeBytes: timeWidth)
+                    }
+                    sizes.append(size)
+                    let start = total
+                    total += 1 + OnlineResponseEncoder.varintSize(size.featureColumn) + size.featureColumn
+                    // The time is the output's last bytes; the value ends
+                    // where the column does, before statuses and times.
+                    timeAt.append(total - timeWidth)
+                    let columnEnd = start + 1 + OnlineResponseEncoder.varintSize(size.featureColumn)
+                        + 1 + OnlineResponseEncoder.varintSize(size.column) + size.column
+                    valueAt.append(columnEnd - output.width)
                 }
-                w.endField(packed)
-            case .bool:
-                let packed = w.beginField(7)
-                for cell in mine {
-                    if let p = cell.value { w.byte(p.load(as: UInt8.self) != 0 ? 1 : 0) } else { w.byte(0) }
-                }
-                w.endField(packed)
-            case .string, .bytes:
-                let field = output.type == .string ? 8 : 9
-                for cell in mine {
-                    w.tag(field, 2)
-                    w.varint(UInt64(cell.length))
-                    if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: cell.length)) }
+                buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
+                    var w = RawWriter(raw)
+                    for (o, output) in outputs.enumerated() {
+                        withUnsafePointer(to: cell) { c in
+                            withUnsafePointer(to: encodedTime) { t in
+                                OnlineResponseEncoder.write(output, sizes[o], names: names, rows: 1,
+                                                            cells: UnsafeBufferPointer(start: c, count: 1),
+                                                            times: UnsafeBufferPointer(start: t, count: 1), timeBytes: timeWidth, &w)
+                            }
+                        }
+                    }
+                    precondition(w.count == total)
+                    return total
                 }
             }
-            let nulls = w.beginField(10)                 // Column.null_rows
-            for row in 0..<n where mine[row].value == nil { w.varint(UInt64(row)) }
-            w.endField(nulls)
-            w.endField(values)
+        }
+        bytes = Array(buffer.readableBytesView)
+        for o in outputs.indices { precondition(valueAt[o] >= 0 && valueAt[o] + outputs[o].width <= timeAt[o] && timeAt[o] + timeWidth <= bytes.count) }
+        self.valueAt = valueAt
+        self.timeAt = timeAt
+    }
 
-            let statuses = w.beginField(2)
-            for cell in mine { w.byte(cell.status) }
-            w.endField(statuses)
-            let times = w.beginField(3)
-            for cell in mine { w.encoded(cell.time) }
-            w.endField(times)
-            w.endField(featureColumn)
+    /// Writes the answer for one entity: `rows[v]` is view v's row bytes
+    /// (from `RowLookup.encodingRow`) and event time, `timeWidth` bytes long.
+    func write(_ plan: ReadPlan, _ rows: UnsafeBufferPointer<(UnsafeRawPointer, OnlineResponseEncoder.EncodedVarint)>,
+               into out: inout ByteBuffer) {
+        precondition(plan === self.plan)
+        bytes.withUnsafeBytes { blob in
+            plan.hotOutputs.withUnsafeBufferPointer { outputs in
+                valueAt.withUnsafeBufferPointer { valueAt in
+                    timeAt.withUnsafeBufferPointer { timeAt in
+                        _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: blob.count) { raw in
+                            let base = raw.baseAddress!
+                            base.copyMemory(from: blob.baseAddress!, byteCount: blob.count)
+                            for o in outputs.indices {
+                                let output = outputs[o]
+                                let (row, time) = rows[output.view]
+                                precondition(time.count == timeWidth)
+                                let value = row + output.offset
+                                switch output.width {
+                                case 1: (base + valueAt[o]).storeBytes(of: value.load(as: UInt8.self) != 0 ? 1 : 0, as: UInt8.self)
+                                case 4: (base + valueAt[o]).storeBytes(of: value.loadUnaligned(as: UInt32.self), as: UInt32.self)
+                                case 8: (base + valueAt[o]).storeBytes(of: value.loadUnaligned(as: UInt64.self), as: UInt64.self)
+                                default: (base + valueAt[o]).copyMemory(from: value, byteCount: output.width)
+                                }
+                                if timeWidth == 8 {
+                                    // Event times in microseconds since 1970: 8 varint bytes until 2541.
+                                    base.storeBytes(of: time.bytes.0.littleEndian, toByteOffset: timeAt[o], as: UInt64.self)
+                                } else {
+                                    withUnsafeBytes(of: time.bytes.0.littleEndian) { lo in
+                                        withUnsafeBytes(of: time.bytes.1.littleEndian) { hi in
+                                            for i in 0..<timeWidth {
+                                                base.storeBytes(of: i < 8 ? lo[i] : hi[i - 8], toByteOffset: timeAt[o] + i, as: UInt8.self)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                            return blob.count
+                        }
+                    }
+                }
+            }
         }
     }
 }
 
 /// Appends protobuf wire bytes through a raw pointer. The caller sizes the
-/// buffer (see `sizeBound`); every write stays inside it or traps.
+/// buffer; every write stays inside it or traps.
 struct RawWriter {
     private let base: UnsafeMutableRawPointer
     private let capacity: Int
     private(set) var count = 0
-    /// Bytes reserved for each length placeholder; at least the size of the
-    /// largest length that will be filled in.
-    var lengthWidth = 5
 
     static func varintSize(_ value: UInt64) -> Int {
         var n = 1, v = value
@@ -241,11 +528,24 @@ struct RawWriter {
         }
     }
 
-    /// Lets `fill` write `n` bytes in place.
-    @inline(__always) mutating func reserve(_ n: Int, _ fill: (UnsafeMutableRawPointer) -> Void) {
-        precondition(count + n <= capacity)
-        fill(base + count)
-        count += n
+    /// Takes the next `n` bytes for the caller to fill.
+    @inline(__always) mutating func reserve(_ n: Int) -> UnsafeMutableRawPointer {
+        precondition(n >= 0 && count + n <= capacity)
+        defer { count += n }
+        return base + count
+    }
+
+    /// Writes a varint at `base + at` and advances `at`; the caller sized
+    /// the memory (10 bytes at most).
+    @inline(__always) static func varint(_ value: UInt64, at base: UnsafeMutableRawPointer, _ at: inout Int) {
+        var v = value
+        while v >= 0x80 {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: at, as: UInt8.self)
+            at += 1
+            v >>= 7
+        }
+        base.storeBytes(of: UInt8(v), toByteOffset: at, as: UInt8.self)
+        at += 1
     }
 
     @inline(__always) mutating func zeros(_ n: Int) {
@@ -263,25 +563,10 @@ struct RawWriter {
         }
     }
 
-    /// Writes a length-delimited field's tag and a `lengthWidth`-byte
-    /// length placeholder; returns where its content starts. The length is
-    /// filled in by `endField` as a varint padded to that width (valid
-    /// protobuf: continuation bits with zero payload).
-    @inline(__always) mutating func beginField(_ field: Int) -> Int {
+    /// Writes a length-delimited field's tag and its length; the caller
+    /// writes the `length` bytes of content next.
+    @inline(__always) mutating func field(_ field: Int, length: Int) {
         tag(field, 2)
-        precondition(count + lengthWidth <= capacity)
-        count += lengthWidth
-        return count
-    }
-
-    @inline(__always) mutating func endField(_ start: Int) {
-        var length = UInt64(count - start)
-        let width = lengthWidth
-        precondition(RawWriter.varintSize(length) <= width, "a length outgrew its placeholder")
-        for i in 0..<width {
-            base.storeBytes(of: UInt8(truncatingIfNeeded: length & 0x7F) | (i < width - 1 ? 0x80 : 0),
-                            toByteOffset: start - width + i, as: UInt8.self)
-            length >>= 7
-        }
+        varint(UInt64(length))
     }
 }

@@ -99,7 +99,6 @@ public final class PlinthServer: @unchecked Sendable {
     private func bootstrap() -> ServerBootstrap {
         let services = self.services
         let logger = self.logger
-        let maxFrame = config.maxFrameBytes
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -112,9 +111,8 @@ public final class PlinthServer: @unchecked Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrame)))
-                    try sync.addHandler(ConnectionHandler(services: services, logger: logger))
+                    // The handler splits frames itself (config.maxFrameBytes at most).
+                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(services: services, logger: logger))
                 }
             }
     }

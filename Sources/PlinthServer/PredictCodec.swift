@@ -68,21 +68,25 @@ enum PredictResponseWriter {
                 if rows != 0 { w.tag(4, 0); w.varint(UInt64(rows)) }
                 for (k, name) in served.outputNames.enumerated() {
                     // Column { name = 1; type = 2 (FLOAT64); float64_values = 6, packed }
-                    let column = w.beginField(5)
+                    let packed = rows * 8
+                    let nameBytes = name.utf8.count
+                    let length = 1 + RawWriter.varintSize(UInt64(nameBytes)) + nameBytes + 2
+                        + (packed > 0 ? 1 + RawWriter.varintSize(UInt64(packed)) + packed : 0)
+                    w.tag(5, 2)
+                    w.varint(UInt64(length))
                     w.string(1, name)
                     w.tag(2, 0)
                     w.varint(UInt64(PBValueType.float64.rawValue))
-                    if rows > 0 {
+                    if packed > 0 {
                         w.tag(6, 2)
-                        w.varint(UInt64(rows * 8))
+                        w.varint(UInt64(packed))
                         for row in 0..<rows { w.word64(values[row * width + k].bitPattern.littleEndian) }
                     }
-                    w.endField(column)
                 }
                 for i in 0..<run.count {
                     w.tag(6, 2)
                     w.varint(UInt64(PredictionIDs.length))
-                    w.reserve(PredictionIDs.length) { run.write(i, to: $0) }
+                    run.write(i, to: w.reserve(PredictionIDs.length))
                 }
                 if firstRow != 0 { w.tag(8, 0); w.varint(UInt64(firstRow)) }
                 return w.count

@@ -2,6 +2,7 @@
 // pushes and online reads — mapped onto PlinthFeatures.
 import NIOCore
 import PlinthFeatures
+import PlinthStorage
 import PlinthWire
 
 extension Services {
@@ -87,14 +88,19 @@ extension Services {
         } catch { respond.fail(error) }
     }
 
-    func getOnlineFeatures(_ body: ByteBuffer, into out: inout ByteBuffer) throws {
-        let request = try OnlineRequestDecoder.decode(body)
-        let plan = try store.plan(encodedKey: request.planKey) {
-            (try request.references(), request.service, request.fullFeatureNames)
-        }
+    /// GetOnlineFeatures as a connection calls it: `plans` is that
+    /// connection's own cache of its last plan, `held` the read transaction
+    /// of its current burst of requests (nil: one of the lookup's own).
+    func getOnlineFeatures(_ body: ByteBuffer, plans: ConnectionPlanCache, held: HeldRead? = nil, into out: inout ByteBuffer) throws {
+        let request = try OnlineRequestDecoder.decode(body, known: plans.knownKey)
+        let plan = try plans.plan(for: request, store: store)
         // Encode inside the lookup: the rows point into the memory map.
-        try store.lookup(plan, entities: request.entities) { rows in
-            OnlineResponseEncoder.encode(rows, into: &out)
+        try store.lookup(plan, entities: request.entities, held: held) { rows in
+            OnlineResponseEncoder.encode(rows, templates: plans, into: &out)
         }
+    }
+
+    func getOnlineFeatures(_ body: ByteBuffer, into out: inout ByteBuffer) throws {
+        try getOnlineFeatures(body, plans: ConnectionPlanCache(), into: &out)
     }
 }

@@ -13,7 +13,8 @@ struct WireError: Error {
 }
 
 extension FeatureType {
-    init(wire type: PBValueType, vectorLength: UInt32, what: String) throws {
+    /// `what` names the value in errors; built only for one.
+    init(wire type: PBValueType, vectorLength: UInt32, what: @autoclosure () -> String) throws {
         switch type {
         case .int64: self = .int64
         case .float32: self = .float32
@@ -23,11 +24,11 @@ extension FeatureType {
         case .bytes: self = .bytes
         case .float32Vector:
             guard vectorLength > 0, Int(vectorLength) <= FeatureType.maxVectorLength else {
-                throw WireError(code: StatusCode.invalidArgument, message: "\(what) is a float32 vector but vector_length is \(vectorLength)")
+                throw WireError(code: StatusCode.invalidArgument, message: "\(what()) is a float32 vector but vector_length is \(vectorLength)")
             }
             self = .float32Vector(length: Int(vectorLength))
         case .unspecified, .UNRECOGNIZED:
-            throw WireError(code: StatusCode.invalidArgument, message: "\(what) has no value type")
+            throw WireError(code: StatusCode.invalidArgument, message: "\(what()) has no value type")
         }
     }
 

@@ -10,6 +10,11 @@
 import CLMDB
 import Foundation
 
+/// A read transaction held across several reads (`Environment.hold`).
+public struct HeldRead {
+    let txn: OpaquePointer
+}
+
 /// A named LMDB database inside an environment.
 public struct Table: Sendable, Hashable {
     public let name: String
@@ -140,6 +145,35 @@ public final class Environment: @unchecked Sendable {
             defer { putBackReader(txn) }
             return try body(ReadTransaction(txn: txn))
         }
+    }
+
+    /// Takes a read transaction to share between several reads (the online
+    /// reads of one event-loop burst, whose requests all arrived before it
+    /// was taken); `release` gives it back. Each read through `read(in:)`
+    /// then skips the pool, the lock and `mdb_txn_renew`.
+    ///
+    /// Threading: release it on the same thread, and before that thread
+    /// waits for the writer (growing the map waits for every reader).
+    public func hold() throws -> HeldRead {
+        remap.lockShared()
+        do {
+            return HeldRead(txn: try takeReader())
+        } catch {
+            remap.unlock()
+            throw error
+        }
+    }
+
+    public func release(_ held: HeldRead) {
+        putBackReader(held.txn)
+        remap.unlock()
+    }
+
+    /// Runs `body` in `held`'s transaction, or in one of its own when nil.
+    @inline(__always)
+    public func read<T>(in held: HeldRead?, _ body: (borrowing ReadTransaction) throws -> T) throws -> T {
+        guard let held else { return try read(body) }
+        return try body(ReadTransaction(txn: held.txn))
     }
 
     private func takeReader() throws -> OpaquePointer {

@@ -60,6 +60,13 @@ public final class ReadWriteLock: @unchecked Sendable {
         return try body()
     }
 
+    /// Takes the lock shared, for a reader that releases it in another call.
+    @inline(__always)
+    public func lockShared() { pthread_rwlock_rdlock(rw) }
+
+    @inline(__always)
+    public func unlock() { pthread_rwlock_unlock(rw) }
+
     public func withWriteLock<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_wrlock(rw)
         defer { pthread_rwlock_unlock(rw) }

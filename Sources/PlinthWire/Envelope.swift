@@ -7,6 +7,7 @@
 // hot path does neither: the body is a slice of the frame on the way in and
 // is written straight after a small header on the way out.
 public import NIOCore
+public import Foundation
 
 /// The parts of a Request frame.
 public struct RequestEnvelope {
@@ -23,7 +24,93 @@ public enum EnvelopeError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// The parts of a Request frame with the method left as bytes, so a
+/// server can recognise a hot method without building a String.
+public struct RawRequestEnvelope {
+    public var id: UInt64 = 0
+    /// The method path's UTF-8 bytes: a slice of the frame.
+    public var method: ByteBuffer
+    /// A slice of the frame: no copy.
+    public var body: ByteBuffer
+
+    /// Whether the method is exactly `utf8` (compared byte for byte).
+    @inlinable
+    public func methodIs(_ utf8: UnsafeRawBufferPointer) -> Bool {
+        method.readableBytes == utf8.count && method.withUnsafeReadableBytes { raw in
+            utf8.count == 0 || memcmp(raw.baseAddress!, utf8.baseAddress!, utf8.count) == 0
+        }
+    }
+
+    /// The method path as a String (a copy).
+    public var methodName: String { String(buffer: method) }
+}
+
+/// Where `Envelope.beginResponse` put a response's header and its body.
+public struct StartedResponse: Sendable {
+    public let frameStart: Int
+    public let bodyStart: Int
+}
+
 public enum Envelope {
+    /// Parses a Request frame with the method left as bytes: one pass over
+    /// raw memory, no String, no copy. Unknown fields are skipped.
+    public static func decodeRawRequest(_ frame: ByteBuffer) throws(EnvelopeError) -> RawRequestEnvelope {
+        var id: UInt64 = 0
+        var methodStart = 0, methodLength = 0, bodyStart = 0, bodyLength = 0
+        let result: EnvelopeError? = frame.withUnsafeReadableBytes { raw -> EnvelopeError? in
+            var at = 0
+            func varint() -> UInt64? {
+                var value: UInt64 = 0, shift: UInt64 = 0
+                while at < raw.count {
+                    let byte = raw[at]
+                    at += 1
+                    guard shift < 64 else { return nil }
+                    value |= UInt64(byte & 0x7F) << shift
+                    if byte & 0x80 == 0 { return value }
+                    shift += 7
+                }
+                return nil
+            }
+            func length() -> Int? {
+                guard let n = varint(), n <= UInt64(raw.count - at) else { return nil }
+                return Int(n)
+            }
+            while at < raw.count {
+                guard let key = varint() else { return .malformed("varint truncated or too long") }
+                switch (key >> 3, key & 7) {
+                case (1, 0):
+                    guard let v = varint() else { return .malformed("varint truncated or too long") }
+                    id = v
+                case (2, 2):
+                    guard let n = length() else { return .malformed("method truncated") }
+                    methodStart = at; methodLength = n; at += n
+                case (3, 2):
+                    guard let n = length() else { return .malformed("body truncated") }
+                    bodyStart = at; bodyLength = n; at += n
+                case (_, 0):
+                    guard varint() != nil else { return .malformed("varint truncated or too long") }
+                case (_, 1):
+                    guard raw.count - at >= 8 else { return .malformed("fixed64 truncated") }
+                    at += 8
+                case (_, 2):
+                    guard let n = length() else { return .malformed("field length beyond the frame") }
+                    at += n
+                case (_, 5):
+                    guard raw.count - at >= 4 else { return .malformed("fixed32 truncated") }
+                    at += 4
+                case (_, let wire):
+                    return .malformed("unsupported wire type \(wire)")
+                }
+            }
+            return nil
+        }
+        if let result { throw result }
+        let base = frame.readerIndex
+        // In range: both were checked against the readable bytes above.
+        return RawRequestEnvelope(id: id, method: frame.getSlice(at: base + methodStart, length: methodLength)!,
+                                  body: frame.getSlice(at: base + bodyStart, length: bodyLength)!)
+    }
+
     /// Parses a Request frame, skipping unknown fields as protobuf requires.
     public static func decodeRequest(_ frame: ByteBuffer) throws(EnvelopeError) -> RequestEnvelope {
         var buffer = frame
@@ -95,6 +182,42 @@ public enum Envelope {
         }
         if more { out.writeBytes([0x20, 0x01]) }
         out.setInteger(UInt32(out.writerIndex - start), at: lengthAt)
+    }
+
+    /// Starts a successful Response for request `id` at `out`'s writer
+    /// index, for answers appended one after another to one buffer: writes
+    /// the id and leaves room for the frame length and the body's field
+    /// header. The caller appends the body, then calls `endResponse` with
+    /// the returned position. The body length is a 5-byte padded varint (valid
+    /// protobuf), so the header's size is known before the body is written
+    /// and the body is never moved.
+    public static func beginResponse(id: UInt64, in out: inout ByteBuffer) -> StartedResponse {
+        let start = out.writerIndex
+        withUnsafeTemporaryAllocation(byteCount: 4 + 1 + 10 + 1 + 5, alignment: 1) { header in
+            var n = 4
+            header.storeBytes(of: 0, toByteOffset: 0, as: UInt32.self)
+            header[n] = 0x08; n += 1
+            var v = id
+            while v >= 0x80 { header[n] = UInt8(truncatingIfNeeded: v) | 0x80; n += 1; v >>= 7 }
+            header[n] = UInt8(v); n += 1
+            header[n] = 0x1A; n += 1
+            for _ in 0..<5 { header[n] = 0; n += 1 }
+            out.writeBytes(UnsafeRawBufferPointer(rebasing: header[0..<n]))
+        }
+        return StartedResponse(frameStart: start, bodyStart: out.writerIndex)
+    }
+
+    /// Fills in the header `beginResponse` started, now that the body runs
+    /// to `out`'s writer index.
+    public static func endResponse(_ started: StartedResponse, in out: inout ByteBuffer) {
+        let bodyLength = UInt64(out.writerIndex - started.bodyStart)
+        let padded = UInt32(truncatingIfNeeded: bodyLength & 0x7F | 0x80)
+            | UInt32(truncatingIfNeeded: (bodyLength >> 7) & 0x7F | 0x80) << 8
+            | UInt32(truncatingIfNeeded: (bodyLength >> 14) & 0x7F | 0x80) << 16
+            | UInt32(truncatingIfNeeded: (bodyLength >> 21) & 0x7F | 0x80) << 24
+        out.setInteger(padded, at: started.bodyStart - 5, endianness: .little)
+        out.setInteger(UInt8(truncatingIfNeeded: (bodyLength >> 28) & 0x7F), at: started.bodyStart - 1)
+        out.setInteger(UInt32(out.writerIndex - started.frameStart - 4), at: started.frameStart)
     }
 
     /// Room to leave in front of a body for `writeResponseHeader`.

@@ -8,6 +8,11 @@ public import NIOCore
 public struct FrameTooLargeError: Error, CustomStringConvertible, Sendable {
     public let length: UInt32
     public let limit: Int
+    @inlinable
+    public init(length: UInt32, limit: Int) {
+        self.length = length
+        self.limit = limit
+    }
     public var description: String { "frame of \(length) bytes is over the limit of \(limit) bytes" }
 }
 
@@ -21,15 +26,25 @@ public struct FrameDecoder: ByteToMessageDecoder {
     public init(maxFrameBytes: Int) { self.maxFrameBytes = maxFrameBytes }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self) else {
-            return .needMoreData
-        }
-        guard Int(length) <= maxFrameBytes else { throw FrameTooLargeError(length: length, limit: maxFrameBytes) }
-        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 4)
-        guard let frame = buffer.readSlice(length: Int(length)) else { return .needMoreData }
+        guard let frame = try Self.nextFrame(in: &buffer, maxFrameBytes: maxFrameBytes) else { return .needMoreData }
         context.fireChannelRead(wrapInboundOut(frame))
         return .continue
+    }
+
+    /// Takes the next whole frame's payload off the front of `buffer` (a
+    /// slice, no copy), or returns nil, consuming nothing, when the frame is
+    /// not all there yet. A handler that splits frames itself (the server's
+    /// connection handler, which skips ByteToMessageHandler's per-frame
+    /// pipeline traffic) uses this, so both split frames the same way.
+    @inlinable
+    public static func nextFrame(in buffer: inout ByteBuffer, maxFrameBytes: Int) throws(FrameTooLargeError) -> ByteBuffer? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: UInt32.self) else {
+            return nil
+        }
+        guard Int(length) <= maxFrameBytes else { throw FrameTooLargeError(length: length, limit: maxFrameBytes) }
+        guard buffer.readableBytes >= 4 + Int(length) else { return nil }
+        buffer.moveReaderIndex(forwardBy: 4)
+        return buffer.readSlice(length: Int(length))
     }
 
     public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {

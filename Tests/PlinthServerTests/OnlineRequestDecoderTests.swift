@@ -67,6 +67,25 @@ final class OnlineRequestDecoderTests: XCTestCase {
         XCTAssertNotEqual(try key([], "s"), try key([], "t"))
     }
 
+    func testAKnownKeyIsSteppedOverWithTheSameResult() throws {
+        func body(_ features: [String], _ ids: [Int64]) throws -> ByteBuffer {
+            var r = PBGetOnlineFeaturesRequest()
+            r.features = features
+            var column = PBColumn(); column.name = "id"; column.type = .int64; column.int64Values = ids
+            r.entities = [column]
+            return ByteBuffer(bytes: try r.serializedBytes() as [UInt8])
+        }
+        let known = try OnlineRequestDecoder.decode(body(["a:b", "c:d"], [1])).planKey
+        for features in [["a:b", "c:d"], ["a:b", "c:d", "e:f"], ["a:b"], ["x:y", "a:b", "c:d"]] {
+            let plain = try OnlineRequestDecoder.decode(body(features, [7, 8]))
+            let fast = try OnlineRequestDecoder.decode(body(features, [7, 8]), known: known)
+            XCTAssertEqual(fast.planKey, plain.planKey, "\(features)")
+            XCTAssertEqual(try fast.references(), features)
+            XCTAssertEqual(fast.hasPlanKey(known), features == ["a:b", "c:d"])
+            XCTAssertEqual(fast.entities.first?.int64s, [7, 8])
+        }
+    }
+
     func testMalformedBodiesAreInvalidArgument() {
         let bad: [[UInt8]] = [
             [0x0A, 0x10, 0x61],                 // reference longer than the body

@@ -10,13 +10,7 @@ import XCTest
 
 final class OnlineResponseEncoderTests: XCTestCase {
     func testDirectEncodingMatchesTheColumnPath() throws {
-        let path = NSTemporaryDirectory() + "plinth-encoder-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let env = try Environment(path: path)
-        defer { env.close() }
-        let catalog = try Catalog(environment: env)
-        let store = try OnlineStore(environment: env, catalog: catalog)
-        _ = try catalog.apply(DefinitionParser.parse("""
+        try withStore("""
         project: enc
         entities:
           - {name: user, join_key: user_id, type: int64}
@@ -37,33 +31,103 @@ final class OnlineResponseEncoderTests: XCTestCase {
             entities: [shop]
             features:
               - {name: rating, type: float64}
-        """))
-        let now = currentMicros()
-        var columns: [Column] = []
-        func col(_ name: String, _ type: FeatureType, _ fill: (inout Column) -> Void) {
-            var c = Column(name: name, type: type); fill(&c); columns.append(c)
-        }
-        col("user_id", .int64) { $0.int64s = [1, 2, 3, -4] }
-        col("i", .int64) { $0.int64s = [-7, 0, 1 << 40, 5]; $0.nullRows = [1] }
-        col("f", .float32) { $0.float32s = [1.5, -0.25, 3, 0] }
-        col("d", .float64) { $0.float64s = [.pi, 2, -1e300, 0] }
-        col("b", .bool) { $0.bools = [true, false, true, true] }
-        col("s", .string) { $0.strings = ["héllo", "", "x", "late"] }
-        col("y", .bytes) { $0.bytes = [Data([0, 1, 2]), Data(), Data([255]), Data([9])] }
-        col("v", .float32Vector(length: 3)) { $0.float32s = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]; $0.nullRows = [2] }
-        // Row 3 is two hours old: outside the one-hour TTL.
-        _ = try store.push(view: "everything", columns: columns, eventTimes: [now, now - 5, now, now - 7_200_000_000])
-        var shop = Column(name: "shop_id", type: .string); shop.strings = ["a"]
-        var rating = Column(name: "rating", type: .float64); rating.float64s = [4.5]
-        _ = try store.push(view: "shops", columns: [shop, rating], eventTimes: [now])
+        """) { store in
+            let now = currentMicros()
+            var columns: [Column] = []
+            func col(_ name: String, _ type: FeatureType, _ fill: (inout Column) -> Void) {
+                var c = Column(name: name, type: type); fill(&c); columns.append(c)
+            }
+            col("user_id", .int64) { $0.int64s = [1, 2, 3, -4] }
+            col("i", .int64) { $0.int64s = [-7, 0, 1 << 40, 5]; $0.nullRows = [1] }
+            col("f", .float32) { $0.float32s = [1.5, -0.25, 3, 0] }
+            col("d", .float64) { $0.float64s = [.pi, 2, -1e300, 0] }
+            col("b", .bool) { $0.bools = [true, false, true, true] }
+            col("s", .string) { $0.strings = ["héllo", "", "x", "late"] }
+            col("y", .bytes) { $0.bytes = [Data([0, 1, 2]), Data(), Data([255]), Data([9])] }
+            col("v", .float32Vector(length: 3)) { $0.float32s = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]; $0.nullRows = [2] }
+            // Row 3 is two hours old: outside the one-hour TTL.
+            _ = try store.push(view: "everything", columns: columns, eventTimes: [now, now - 5, now, now - 7_200_000_000])
+            var shop = Column(name: "shop_id", type: .string); shop.strings = ["a"]
+            var rating = Column(name: "rating", type: .float64); rating.float64s = [4.5]
+            _ = try store.push(view: "shops", columns: [shop, rating], eventTimes: [now])
 
-        var users = Column(name: "user_id", type: .int64); users.int64s = [1, 2, 3, -4, 99]
-        var shops = Column(name: "shop_id", type: .string); shops.strings = ["a", "b", "a", "a", "zz"]
-        try check(store, users: users, shops: shops, now: now, spotCheck: true)
-        // Hundreds of rows: lengths need multi-byte varints.
-        users.int64s = (0..<700).map { Int64($0 % 6) - 1 }
-        shops.strings = (0..<700).map { $0 % 3 == 0 ? "a" : "nope-\($0)" }
-        try check(store, users: users, shops: shops, now: now, spotCheck: false)
+            var users = Column(name: "user_id", type: .int64); users.int64s = [1, 2, 3, -4, 99]
+            var shops = Column(name: "shop_id", type: .string); shops.strings = ["a", "b", "a", "a", "zz"]
+            try check(store, users: users, shops: shops, now: now, spotCheck: true)
+            // Hundreds of rows: lengths need multi-byte varints.
+            users.int64s = (0..<700).map { Int64($0 % 6) - 1 }
+            shops.strings = (0..<700).map { $0 % 3 == 0 ? "a" : "nope-\($0)" }
+            try check(store, users: users, shops: shops, now: now, spotCheck: false)
+        }
+    }
+
+    func testFastPathsMatchTheGeneralPath() throws {
+        try withStore("""
+        project: tpl
+        entities:
+          - {name: user, join_key: user_id, type: int64}
+        feature_views:
+          - name: a
+            entities: [user]
+            ttl: 1h
+            features:
+              - {name: f, type: float32}
+              - {name: d, type: float64}
+              - {name: b, type: bool}
+              - {name: v, type: "float32[3]"}
+          - name: z
+            entities: [user]
+            features:
+              - {name: g, type: float32}
+        """) { store in
+            let now = currentMicros()
+            var ids = Column(name: "user_id", type: .int64); ids.int64s = [1, 2, 3, 4]
+            var f = Column(name: "f", type: .float32); f.float32s = [1.5, 2.5, 3.5, 4.5]
+            var d = Column(name: "d", type: .float64); d.float64s = [.pi, 2, 3, 4]; d.nullRows = [1]
+            var b = Column(name: "b", type: .bool); b.bools = [true, false, true, false]
+            var v = Column(name: "v", type: .float32Vector(length: 3)); v.float32s = (0..<12).map(Float.init)
+            // Row 3 is two hours old: outside the one-hour TTL.
+            _ = try store.push(view: "a", columns: [ids, f, d, b, v], eventTimes: [now, now - 1, 5, now - 7_200_000_000])
+            var g = Column(name: "g", type: .float32); g.float32s = [9, 8, 7, 6]
+            _ = try store.push(view: "z", columns: [ids, g], eventTimes: [now - 3, now, 1 << 20, now])
+            let plans = ConnectionPlanCache()
+            let plan = try store.plan(features: ["a:f", "a:d", "z:g", "a:b", "a:v"], service: nil, fullFeatureNames: false)
+            // 1: plain; 2: a null; 3: times of other widths; 4: expired; 99: not found.
+            // Each alone, then several at once (the column-by-column path when
+            // no row is mixed), including hundreds (multi-byte lengths).
+            let batches: [[Int64]] = [[1], [2], [3], [4], [99], [1], [3], [1, 3, 4, 99], [1, 2, 99],
+                                      (0..<300).map { Int64($0 % 6) }, (0..<300).map { [1, 3, 4, 99][$0 % 4] }]
+            for ids in batches {
+                var key = Column(name: "user_id", type: .int64); key.int64s = ids
+                let (general, fast) = try store.lookup(plan, entities: [key], now: now) { rows in
+                    var general = ByteBuffer(), fast = ByteBuffer()
+                    OnlineResponseEncoder.encodeResolved(rows, into: &general)
+                    OnlineResponseEncoder.encode(rows, templates: plans, into: &fast)
+                    return (general, fast)
+                }
+                let a = try PBGetOnlineFeaturesResponse(serializedBytes: Array(general.readableBytesView))
+                let b = try PBGetOnlineFeaturesResponse(serializedBytes: Array(fast.readableBytesView))
+                XCTAssertEqual(a, b, "entities \(ids.prefix(8))")
+                // The fast paths write what the general one does, byte for byte.
+                XCTAssertEqual(Array(general.readableBytesView), Array(fast.readableBytesView), "entities \(ids.prefix(8))")
+                XCTAssertEqual(a.features.count, 5)
+                XCTAssertEqual(a.features.first?.statuses.count, ids.count)
+            }
+            XCTAssertNotNil(plans.template(for: plan, timeWidth: 8))
+        }
+    }
+
+    /// Runs `body` with an online store in a fresh temporary environment
+    /// that has the definitions `yaml` applied.
+    func withStore(_ yaml: String, _ body: (OnlineStore) throws -> Void) throws {
+        let path = NSTemporaryDirectory() + "plinth-encoder-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let env = try Environment(path: path)
+        defer { env.close() }
+        let catalog = try Catalog(environment: env)
+        let store = try OnlineStore(environment: env, catalog: catalog)
+        _ = try catalog.apply(DefinitionParser.parse(yaml))
+        try body(store)
     }
 
     func check(_ store: OnlineStore, users: Column, shops: Column, now: Int64, spotCheck: Bool) throws {

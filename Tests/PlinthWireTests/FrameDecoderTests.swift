@@ -97,4 +97,41 @@ final class EnvelopeTests: XCTestCase {
             XCTAssertEqual(response.status.code, .ok)
         }
     }
+
+    func testResponsesAppendedOneAfterAnotherDecode() throws {
+        let answers: [(UInt64, [UInt8])] = [(1, []), (300, [1, 2, 3]), (.max, Array(repeating: 7, count: 20_000))]
+        var out = ByteBuffer()
+        for (id, body) in answers {
+            let started = Envelope.beginResponse(id: id, in: &out)
+            out.writeBytes(body)
+            Envelope.endResponse(started, in: &out)
+        }
+        for (id, body) in answers {
+            let length = try XCTUnwrap(out.readInteger(as: UInt32.self))
+            let frame = try XCTUnwrap(out.readSlice(length: Int(length)))
+            let response = try PBResponse(serializedBytes: Array(frame.readableBytesView))
+            XCTAssertEqual(response.id, id)
+            XCTAssertEqual(Array(response.body), body)
+            XCTAssertEqual(response.status.code, .ok)
+        }
+        XCTAssertEqual(out.readableBytes, 0)
+    }
+
+    func testRawRequestMatchesTheStringOne() throws {
+        var request = PBRequest()
+        request.id = 1 << 40
+        request.method = Method.getOnlineFeatures
+        request.body = Data([9, 8, 7])
+        var bytes: [UInt8] = try request.serializedBytes()
+        bytes += [0x78, 0x01, 0x81, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]   // unknown fields 15 and 16
+        let raw = try Envelope.decodeRawRequest(ByteBuffer(bytes: bytes))
+        XCTAssertEqual(raw.id, 1 << 40)
+        XCTAssertEqual(raw.methodName, Method.getOnlineFeatures)
+        XCTAssertTrue(Array(Method.getOnlineFeatures.utf8).withUnsafeBytes { raw.methodIs($0) })
+        XCTAssertFalse(Array(Method.push.utf8).withUnsafeBytes { raw.methodIs($0) })
+        XCTAssertEqual(Array(raw.body.readableBytesView), [9, 8, 7])
+        for garbage: [UInt8] in [[0xFF], [0x1A, 0x10, 1], [0x0B], [0x08, 0x80, 0x80], [0x12, 0x05, 0x61]] {
+            XCTAssertThrowsError(try Envelope.decodeRawRequest(ByteBuffer(bytes: garbage)), "\(garbage)")
+        }
+    }
 }
