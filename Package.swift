@@ -37,7 +37,7 @@ let package = Package(
                 dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: strict),
         .target(name: "PlinthServing",
-                dependencies: ["PlinthFeatures", "PlinthInference", "PlinthRegistry"],
+                dependencies: ["PlinthFeatures", "PlinthInference", "PlinthRegistry", "PlinthStorage"],
                 swiftSettings: strict),
         .target(name: "PlinthWire",
                 dependencies: [

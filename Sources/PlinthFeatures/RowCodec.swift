@@ -141,7 +141,7 @@ public struct PackedRow {
     /// A numeric value as a model input: element `element` of the value of
     /// `type` whose slot is at byte `at` (bool is 0 or 1; a vector's
     /// elements follow each other). Strings and bytes have no number: NaN.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func float(_ type: FeatureType, at: Int, element: Int = 0) -> Float {
         switch type {
         case .int64: Float(Int64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: Int64.self)))

@@ -119,6 +119,16 @@ final class ConnectionHandler: ChannelInboundHandler {
             }, context: context)
             return
         }
+        // Predict of a loaded model reads like GetOnlineFeatures and never
+        // waits for the writer, so it shares the burst's transaction too;
+        // anything it cannot answer inline takes the general path below.
+        if Self.predictUTF8.withUnsafeBytes({ envelope.methodIs($0) }), state.admits(.read) {
+            if held == nil { held = try? services.store.environment.hold() }
+            let held = self.held
+            if answerInline(id: id, body: envelope.body, { services, body, out in
+                try services.predictInline(body, held: held, &out)
+            }, context: context) { return }
+        }
         // Nothing else runs with the burst's transaction held: a method may
         // wait for the writer, which may wait for readers to grow the map.
         releaseRead()
@@ -146,6 +156,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private static let getOnlineFeaturesUTF8 = Array(Method.getOnlineFeatures.utf8)
+    private static let predictUTF8 = Array(Method.predict.utf8)
 
     private func releaseRead() {
         if let read = held {

@@ -9,6 +9,7 @@ import NIOCore
 import PlinthFeatures
 import PlinthInference
 import PlinthServing
+import PlinthStorage
 import PlinthWire
 import SwiftProtobuf
 
@@ -64,12 +65,12 @@ extension Services {
     /// straight into the frame. `AnswerLater` sends anything else — a load,
     /// or a batch big enough to hold up the loop's other connections — to
     /// `predict`.
-    func predictInline(_ body: ByteBuffer, _ out: inout ByteBuffer) throws {
+    func predictInline(_ body: ByteBuffer, held: HeldRead? = nil, _ out: inout ByteBuffer) throws {
         guard let call = PredictCall.parse(body), (call.inputs.first?.count ?? 0) <= Self.inlinePredictRows,
               case .ready(let served) = try serving.lookup(call.modelName, version: call.modelVersion) else {
             throw AnswerLater()
         }
-        try answer(call, served, threads: 1, into: &out)
+        try answer(call, served, threads: 1, held: held, into: &out)
     }
 
     /// Rows a Predict may have to be answered on the event loop.
@@ -96,10 +97,11 @@ extension Services {
         } catch { respond.fail(error) }
     }
 
-    private func answer(_ call: PredictCall, _ served: ServedModel, threads: Int, into out: inout ByteBuffer) throws {
+    private func answer(_ call: PredictCall, _ served: ServedModel, threads: Int, held: HeldRead? = nil,
+                        into out: inout ByteBuffer) throws {
         let inputs = try served.inputs(call.inputs, maxRows: config.predictMaxRows)
         let output = try predictor.predict(served, inputs, margin: call.margin, returnFeatures: call.returnFeatures,
-                                           threads: threads)
+                                           threads: threads, held: held)
         try PredictResponseWriter.write(served, output, id: call.id, firstRow: 0, ids: predictionIDs, into: &out)
     }
 

@@ -6,6 +6,7 @@
 // inputs used with their statuses.
 import Foundation
 public import PlinthFeatures
+public import PlinthStorage
 import PlinthInference
 
 /// A request's inputs, checked against a served model.
@@ -107,15 +108,17 @@ public struct Predictor: Sendable {
     /// - Parameters:
     ///   - now: microseconds since the epoch, for TTL checks.
     ///   - threads: threads for the model (1 on an event loop).
+    ///   - held: a read transaction to use (one per socket read on the
+    ///     server); nil opens one.
     public func predict(_ served: ServedModel, _ inputs: PredictInputs, margin: Bool = false, returnFeatures: Bool = false,
-                        now: Int64 = currentMicros(), threads: Int = 1) throws -> PredictOutput {
+                        now: Int64 = currentMicros(), threads: Int = 1, held: HeldRead? = nil) throws -> PredictOutput {
         let width = served.model.featureCount
         var matrix = [Float](repeating: .nan, count: inputs.rows * width)
         var features: [FeatureResult]?
         try matrix.withUnsafeMutableBufferPointer { m in
             served.fillRequestFields(inputs, into: m)
             guard let plan = served.plan else { return }
-            try store.lookup(plan, entities: inputs.keys, now: now) { rows in
+            try store.lookup(plan, entities: inputs.keys, now: now, held: held) { rows in
                 served.fillFeatures(from: rows, into: m)
                 if returnFeatures { features = store.results(of: rows) }
             }
