@@ -214,7 +214,22 @@ extension ServedModel {
                             let base = row * width
                             for view in 0..<views {
                                 let state = rows.row(view, row)
-                                for fill in fills[viewStart[view]..<viewStart[view + 1]] {
+                                let viewFills = fills[viewStart[view]..<viewStart[view + 1]]
+                                if case .found(let packed, currentSchema: true) = state {
+                                    // The common case, read directly: the row has the
+                                    // current layout and no feature here is variable-width.
+                                    for fill in viewFills {
+                                        if packed.isNull(fill.index) {
+                                            for e in fill.start..<fill.end { m[base + slots[e]] = missing[slots[e]] }
+                                        } else {
+                                            for e in fill.start..<fill.end {
+                                                m[base + slots[e]] = packed.float(fill.type, at: fill.offset, element: e - fill.start)
+                                            }
+                                        }
+                                    }
+                                    continue
+                                }
+                                for fill in viewFills {
                                     switch rows.cell(fill.output, in: state) {
                                     case .value(let packed, let at, _):
                                         for e in fill.start..<fill.end {

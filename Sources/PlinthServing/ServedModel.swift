@@ -204,7 +204,9 @@ public final class ServedModel: Sendable {
         if let plan {
             for v in plan.views.indices {
                 for o in plan.outputs.indices where plan.outputs[o].view == v {
-                    fills.append(FeatureFill(output: o, type: featureTypes[o], start: featureSlotStart[o], end: featureSlotStart[o + 1]))
+                    let hot = plan.hotOutputs[o]
+                    fills.append(FeatureFill(output: o, type: featureTypes[o], index: hot.index, offset: hot.offset,
+                                             start: featureSlotStart[o], end: featureSlotStart[o + 1]))
                 }
                 starts.append(fills.count)
             }
@@ -247,6 +249,9 @@ public final class ServedModel: Sendable {
 struct FeatureFill {
     let output: Int
     let type: FeatureType
+    /// The feature's index and byte offset in its view's current layout.
+    let index: Int
+    let offset: Int
     let start: Int
     let end: Int
 }

@@ -158,6 +158,27 @@ final class ServingEndToEndTests: XCTestCase {
         for k in 0..<3 { XCTAssertEqual(r.outputs[k].float64Values[0], e[k] / sum, accuracy: 1e-6) }
     }
 
+    func testAServedVersionFollowsADefinitionsChange() throws {
+        let c = try Connection(address: address)
+        _ = try c.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
+        try register(c)
+        let before = try c.call(Method.predict, predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self)
+        XCTAssertEqual(before.outputs[0].float64Values, [8.5])
+        // A new feature in the view: rows written before it keep the old
+        // layout, and the served version is recompiled for the new one.
+        let changed = definitionsYAML.replacingOccurrences(of: "      - {name: score, type: float32}",
+                                                           with: "      - {name: extra, type: float64}\n      - {name: score, type: float32}")
+        _ = try c.call(Method.applyDefinitions, PBApplyDefinitionsRequest.with { $0.yaml = changed },
+                       as: PBApplyDefinitionsResponse.self)
+        let after = try c.call(Method.predict, predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self)
+        XCTAssertEqual(after.outputs[0].float64Values, [8.5])
+        var push = pushRequest(ids: [2], count: 4)
+        push.columns.append(PBColumn.with { $0.name = "extra"; $0.type = .float64; $0.float64Values = [9] })
+        _ = try c.call(Method.push, push, as: PBPushResponse.self)
+        let fresh = try c.call(Method.predict, predictRequest(users: [2], amounts: [0]), as: PBPredictResponse.self)
+        XCTAssertEqual(fresh.outputs[0].float64Values, [14.5])
+    }
+
     func testMissingInputWithoutDefaultReachesTheModelAsMissing() throws {
         let c = try Connection(address: address)
         try register(c, defaults: [:])
