@@ -59,7 +59,7 @@ enum PredictResponseWriter {
         let bound = 3 * 11 + served.name.utf8.count + id.utf8.count + 2 * 11
             + width * (2 * 11 + 5 + 3) + names + rows * 8 * width + rows * (2 + PredictionIDs.length)
         let run = ids.reserve(rows)
-        output.values.withUnsafeBufferPointer { values in
+        _ = output.values.withUnsafeBufferPointer { values in
             out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
                 var w = RawWriter(raw)
                 w.string(1, served.name)
