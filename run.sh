@@ -8,9 +8,14 @@ cd "$(dirname "$0")"
 
 PLINTH_SKIP_PYTHON=1 scripts/setup.sh
 echo "==> building (release)"
-swift build -c release --product plinthd --product plinthctl 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+# One product per call: given several --product flags, swift build builds only the last.
+for product in plinthd plinthctl; do
+  swift build -c release --product "$product" 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' || true
+done
 bin=$(swift build -c release --show-bin-path)
-test -x "$bin/plinthd" && test -x "$bin/plinthctl"
+for product in plinthd plinthctl; do
+  [ -x "$bin/$product" ] || { echo "the release build did not produce $product; run: swift build -c release --product $product" >&2; exit 1; }
+done
 
 data=./plinth-data
 address=127.0.0.1:7433
