@@ -27,9 +27,13 @@ final class PlinthctlTrackingTests: XCTestCase {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        // A plinthctl that never exits fails the test instead of stalling the suite.
+        let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60, execute: watchdog)
         let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
+        watchdog.cancel()
         return (process.terminationStatus, stdout, stderr)
     }
 
