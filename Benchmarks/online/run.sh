@@ -35,18 +35,15 @@ SKIP_CALLGRIND=${SKIP_CALLGRIND:-0}
 
 log() { echo "run.sh: $*" >&2; }
 
+# shellcheck source=../common.sh
+. "$BENCH/common.sh"
+
 # --- builds -----------------------------------------------------------------
 cd "$ROOT"
-log "building release binaries"
-swift build -c release --product plinthd >&2
-swift build -c release --product plinth-bench >&2
-BIN=$(swift build -c release --show-bin-path)
+build_release_binaries
 
 # --- peers ------------------------------------------------------------------
-if ! command -v redis-server >/dev/null; then
-  log "installing redis-server"
-  apt-get update -qq >&2 && apt-get install -y -qq redis-server >&2
-fi
+ensure_redis_server
 VENV="$BENCH/.venv"
 if [ "$SKIP_FEAST" != 1 ]; then
   if ! "$VENV/bin/python" -c "import feast" 2>/dev/null; then
@@ -56,41 +53,9 @@ if [ "$SKIP_FEAST" != 1 ]; then
   fi
 fi
 
-WORK=$(mktemp -d /tmp/plinth-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Starts plinthd on a fresh data directory; sets PLINTH_ADDR and PLINTH_PID.
-start_plinthd() {
-  local name=$1; shift
-  rm -f "$WORK/$name.ready"
-  "$BIN/plinthd" --data-dir "$WORK/$name-data" --listen 127.0.0.1:0 --ready-file "$WORK/$name.ready" \
-    --log-level warning "$@" >"$WORK/$name.log" 2>&1 &
-  PLINTH_PID=$!
-  PIDS+=("$PLINTH_PID")
-  for _ in $(seq 100); do [ -s "$WORK/$name.ready" ] && break; sleep 0.1; done
-  [ -s "$WORK/$name.ready" ] || { cat "$WORK/$name.log" >&2; log "plinthd did not start"; exit 1; }
-  PLINTH_ADDR=$(head -1 "$WORK/$name.ready")
-}
-
-stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-
+bench_workdir bench
 start_plinthd plinthd
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-REDIS_ADDR=127.0.0.1:$REDIS_PORT
+start_redis
 log "plinthd on $PLINTH_ADDR (sync on), redis-server on $REDIS_ADDR"
 
 OUT="$WORK/results"

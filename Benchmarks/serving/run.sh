@@ -38,17 +38,13 @@ CALLGRIND_REQUESTS=${CALLGRIND_REQUESTS:-2000}
 
 log() { echo "serving: $*" >&2; }
 
+# shellcheck source=../common.sh
+. "$BENCH/common.sh"
+
 # --- builds and peers -------------------------------------------------------
 cd "$ROOT"
-log "building release binaries"
-swift build -c release --product plinthd >&2
-swift build -c release --product plinth-bench >&2
-BIN=$(swift build -c release --show-bin-path)
-
-if ! command -v redis-server >/dev/null; then
-  log "installing redis-server"
-  apt-get update -qq >&2 && apt-get install -y -qq redis-server >&2
-fi
+build_release_binaries
+ensure_redis_server
 VENV="$BENCH/.venv-serving"
 if ! "$VENV/bin/python" -c "import feast, xgboost, redis" 2>/dev/null; then
   log "installing Feast and XGBoost into $VENV"
@@ -59,38 +55,14 @@ PY="$VENV/bin/python"
 export PYTHONPATH="$ROOT/Clients/python${PYTHONPATH:+:$PYTHONPATH}"
 LIBXGBOOST=$("$PY" -c 'import os, xgboost; print(os.path.join(os.path.dirname(xgboost.__file__), "lib", "libxgboost.so"))')
 
-WORK=$(mktemp -d /tmp/plinth-serving.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_workdir serving
 
 CC=${CC:-cc}
 log "compiling stack (b) with $CC"
 "$CC" -O2 -o "$WORK/stack_b" "$HERE/stack_b.c" -ldl -lpthread -lm
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-rm -f "$WORK/plinthd.ready"
-"$BIN/plinthd" --data-dir "$WORK/plinthd-data" --listen 127.0.0.1:0 --ready-file "$WORK/plinthd.ready" \
-  --log-level warning >"$WORK/plinthd.log" 2>&1 &
-PLINTH_PID=$!
-PIDS+=("$PLINTH_PID")
-for _ in $(seq 100); do [ -s "$WORK/plinthd.ready" ] && break; sleep 0.1; done
-[ -s "$WORK/plinthd.ready" ] || { cat "$WORK/plinthd.log" >&2; log "plinthd did not start"; exit 1; }
-PLINTH_ADDR=$(head -1 "$WORK/plinthd.ready")
-
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-REDIS_ADDR=127.0.0.1:$REDIS_PORT
+start_plinthd plinthd
+start_redis
 log "plinthd on $PLINTH_ADDR (pid $PLINTH_PID), redis-server on $REDIS_ADDR (pid $REDIS_PID)"
 
 OUT="$WORK/results"
