@@ -93,6 +93,9 @@ struct OnlineRequest {
 ///
 /// Threading: used on its connection's event loop only.
 final class ConnectionPlanCache {
+    /// The entity columns of the connection's requests, parsed into the
+    /// same storage each time (no arrays allocated per request).
+    var entityColumns: [Column] = []
     private var key: [UInt8] = []
     private var plan: ReadPlan?
     /// The one-entity answer template of `plan`, once made; `noTemplate`
@@ -212,8 +215,12 @@ enum OnlineRequestDecoder {
     /// - Parameter known: a plan key (`planKey`) the caller expects: when
     ///   the body's references and service are that key's records, they are
     ///   stepped over in one comparison instead of parsed one by one.
-    static func decode(_ body: ByteBuffer, known: [UInt8] = []) throws -> OnlineRequest {
+    /// - Parameter columns: storage for the entity columns, reused from
+    ///   request to request (a connection's `ConnectionPlanCache`); the
+    ///   request's `entities` share it.
+    static func decode(_ body: ByteBuffer, known: [UInt8] = [], reusing columns: inout [Column]) throws -> OnlineRequest {
         var request = OnlineRequest(body: body)
+        var count = 0
         try body.withUnsafeReadableBytes { raw in
             var reader = ProtoReader(bytes: raw)
             let knownRecords = known.count - 1
@@ -240,7 +247,9 @@ enum OnlineRequestDecoder {
                     if runStart < 0 { runStart = recordStart } else if recordStart != runEnd { split = true }
                     runEnd = reader.position
                 case (3, 2):
-                    request.entities.append(try column(reader.lengthDelimited()))
+                    if count == columns.count { columns.append(Column(name: "", type: .int64)) }
+                    try column(reader.lengthDelimited(), into: &columns[count])
+                    count += 1
                 case (4, 0):
                     request.fullFeatureNames = try reader.varint() != 0
                 default:
@@ -250,7 +259,14 @@ enum OnlineRequestDecoder {
             if runStart >= 0 { request.keyStart = runStart; request.keyEnd = runEnd }
             if split { request.scattered = try records(raw) }
         }
+        if columns.count > count { columns.removeLast(columns.count - count) }
+        request.entities = columns
         return request
+    }
+
+    static func decode(_ body: ByteBuffer, known: [UInt8] = []) throws -> OnlineRequest {
+        var columns: [Column] = []
+        return try decode(body, known: known, reusing: &columns)
     }
 
     /// The reference and service records of a body, in order.
@@ -269,6 +285,15 @@ enum OnlineRequestDecoder {
         return out
     }
 
+    /// Whether `text` is exactly `bytes` (a memcmp, not a generic compare).
+    static func same(_ text: String, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard text.utf8.count == bytes.count else { return false }
+        guard let b = bytes.baseAddress, !bytes.isEmpty else { return true }
+        return text.utf8.withContiguousStorageIfAvailable { a in
+            a.baseAddress.map { memcmp($0, b, bytes.count) == 0 } ?? false
+        } ?? text.utf8.elementsEqual(bytes)
+    }
+
     static func utf8(_ bytes: UnsafeRawBufferPointer, what: String) throws -> String {
         // ASCII is valid UTF-8 and common; the general validator costs a
         // generic-metadata lookup per call.
@@ -280,38 +305,48 @@ enum OnlineRequestDecoder {
     }
 
     static func column(_ bytes: UnsafeRawBufferPointer) throws -> Column {
+        var column = Column(name: "", type: .int64)
+        try Self.column(bytes, into: &column)
+        return column
+    }
+
+    /// Parses a Column message into `column`, reusing its arrays' storage
+    /// (a connection that parses one request after another allocates once).
+    static func column(_ bytes: UnsafeRawBufferPointer, into column: inout Column) throws {
         var reader = ProtoReader(bytes: bytes)
-        var name = ""
         var typeNumber = 0
         var vectorLength: UInt32 = 0
-        var int64s: [Int64] = [], floats: [Float] = [], doubles: [Double] = [], bools: [Bool] = []
-        var strings: [String] = [], data: [Data] = [], nullRows: [UInt32] = []
+        var named = false
+        column.int64s.removeAll(keepingCapacity: true)
+        column.float32s.removeAll(keepingCapacity: true)
+        column.float64s.removeAll(keepingCapacity: true)
+        column.bools.removeAll(keepingCapacity: true)
+        column.strings.removeAll(keepingCapacity: true)
+        column.bytes.removeAll(keepingCapacity: true)
+        column.nullRows.removeAll(keepingCapacity: true)
         while !reader.atEnd {
             let key = try reader.varint()
             let field = key >> 3, wire = key & 7
             switch field {
-            case 1 where wire == 2: name = try utf8(reader.lengthDelimited(), what: "column name")
+            case 1 where wire == 2:
+                let name = try reader.lengthDelimited()
+                // The same name as the last request's: keep the String.
+                if !same(column.name, name) { column.name = try utf8(name, what: "column name") }
+                named = true
             case 2 where wire == 0: typeNumber = Int(truncatingIfNeeded: try reader.varint())
             case 3 where wire == 0: vectorLength = UInt32(truncatingIfNeeded: try reader.varint())
-            case 4: try reader.repeated(wire: wire, element: 0) { int64s.append(Int64(bitPattern: try $0.varint())) }
-            case 5: try reader.repeated(wire: wire, element: 5) { floats.append(Float(bitPattern: try $0.fixed(UInt32.self))) }
-            case 6: try reader.repeated(wire: wire, element: 1) { doubles.append(Double(bitPattern: try $0.fixed(UInt64.self))) }
-            case 7: try reader.repeated(wire: wire, element: 0) { bools.append(try $0.varint() != 0) }
-            case 8 where wire == 2: strings.append(try utf8(reader.lengthDelimited(), what: "a string value"))
-            case 9 where wire == 2: data.append(Data(try reader.lengthDelimited()))
-            case 10: try reader.repeated(wire: wire, element: 0) { nullRows.append(UInt32(truncatingIfNeeded: try $0.varint())) }
+            case 4: try reader.repeated(wire: wire, element: 0) { column.int64s.append(Int64(bitPattern: try $0.varint())) }
+            case 5: try reader.repeated(wire: wire, element: 5) { column.float32s.append(Float(bitPattern: try $0.fixed(UInt32.self))) }
+            case 6: try reader.repeated(wire: wire, element: 1) { column.float64s.append(Double(bitPattern: try $0.fixed(UInt64.self))) }
+            case 7: try reader.repeated(wire: wire, element: 0) { column.bools.append(try $0.varint() != 0) }
+            case 8 where wire == 2: column.strings.append(try utf8(reader.lengthDelimited(), what: "a string value"))
+            case 9 where wire == 2: column.bytes.append(Data(try reader.lengthDelimited()))
+            case 10: try reader.repeated(wire: wire, element: 0) { column.nullRows.append(UInt32(truncatingIfNeeded: try $0.varint())) }
             default: try reader.skip(wire: wire)
             }
         }
+        if !named { column.name = "" }
         let wireType = PBValueType(rawValue: typeNumber) ?? .UNRECOGNIZED(typeNumber)
-        var column = Column(name: name, type: try FeatureType(wire: wireType, vectorLength: vectorLength, what: "column '\(name)'"))
-        column.int64s = int64s
-        column.float32s = floats
-        column.float64s = doubles
-        column.bools = bools
-        column.strings = strings
-        column.bytes = data
-        column.nullRows = nullRows
-        return column
+        column.type = try FeatureType(wire: wireType, vectorLength: vectorLength, what: "column '\(column.name)'")
     }
 }

@@ -92,7 +92,7 @@ extension Services {
     /// connection's own cache of its last plan, `held` the read transaction
     /// of its current burst of requests (nil: one of the lookup's own).
     func getOnlineFeatures(_ body: ByteBuffer, plans: ConnectionPlanCache, held: HeldRead? = nil, into out: inout ByteBuffer) throws {
-        let request = try OnlineRequestDecoder.decode(body, known: plans.knownKey)
+        let request = try OnlineRequestDecoder.decode(body, known: plans.knownKey, reusing: &plans.entityColumns)
         let plan = try plans.plan(for: request, store: store)
         // Encode inside the lookup: the rows point into the memory map.
         try store.lookup(plan, entities: request.entities, held: held) { rows in

@@ -35,6 +35,31 @@ final class OnlineRequestDecoderTests: XCTestCase {
         XCTAssertNotEqual(other.planKey, decoded.planKey)
     }
 
+    func testReusedColumnStorageCarriesNothingOverFromTheLastRequest() throws {
+        // A connection parses each request into the same column storage.
+        var ids = PBColumn(); ids.name = "user_id"; ids.type = .int64; ids.int64Values = [1, 2, 3]; ids.nullRows = [2]
+        var shops = PBColumn(); shops.name = "shop"; shops.type = .string; shops.stringValues = ["a", "b", "c"]
+        var first = PBGetOnlineFeaturesRequest(); first.features = ["v:f"]; first.entities = [ids, shops]
+        var unnamed = PBColumn(); unnamed.type = .float64; unnamed.float64Values = [0.5]
+        var second = PBGetOnlineFeaturesRequest(); second.features = ["v:f"]; second.entities = [unnamed]
+        var storage: [Column] = []
+        for request in [first, second, first] {
+            let body = ByteBuffer(bytes: try request.serializedBytes() as [UInt8])
+            let reused = try OnlineRequestDecoder.decode(body, reusing: &storage).entities
+            let fresh = try OnlineRequestDecoder.decode(body).entities
+            XCTAssertEqual(reused.count, fresh.count)
+            for (a, b) in zip(reused, fresh) {
+                XCTAssertEqual(a.name, b.name)
+                XCTAssertEqual(a.type, b.type)
+                XCTAssertEqual(a.int64s, b.int64s)
+                XCTAssertEqual(a.float64s, b.float64s)
+                XCTAssertEqual(a.strings, b.strings)
+                XCTAssertEqual(a.nullRows, b.nullRows)
+            }
+        }
+        XCTAssertEqual(storage.map(\.name), ["user_id", "shop"])
+    }
+
     func testUnpackedRepeatedFieldsReorderedFieldsAndUnknownFields() throws {
         // Column{ int64_values: 5 (unpacked), name: "id", 99: "x", type: INT64, int64_values: 7, null_rows: 1 (unpacked) }
         let column: [UInt8] = [0x20, 0x05, 0x0A, 0x02, 0x69, 0x64, 0x9A, 0x06, 0x01, 0x78, 0x10, 0x01, 0x20, 0x07, 0x50, 0x01]
