@@ -215,9 +215,16 @@ public enum Envelope {
             | UInt32(truncatingIfNeeded: (bodyLength >> 7) & 0x7F | 0x80) << 8
             | UInt32(truncatingIfNeeded: (bodyLength >> 14) & 0x7F | 0x80) << 16
             | UInt32(truncatingIfNeeded: (bodyLength >> 21) & 0x7F | 0x80) << 24
-        out.setInteger(padded, at: started.bodyStart - 5, endianness: .little)
-        out.setInteger(UInt8(truncatingIfNeeded: (bodyLength >> 28) & 0x7F), at: started.bodyStart - 1)
-        out.setInteger(UInt32(out.writerIndex - started.frameStart - 4), at: started.frameStart)
+        let frameLength = UInt32(out.writerIndex - started.frameStart - 4)
+        let frame = started.frameStart - out.readerIndex, body = started.bodyStart - out.readerIndex
+        // One mutable view for the three patches: each setInteger checks
+        // the storage's uniqueness and exclusivity on its own.
+        out.withUnsafeMutableReadableBytes { readable in
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: readable[...])
+            bytes.storeBytes(of: frameLength.bigEndian, toByteOffset: frame, as: UInt32.self)
+            bytes.storeBytes(of: padded.littleEndian, toByteOffset: body - 5, as: UInt32.self)
+            bytes[body - 1] = UInt8(truncatingIfNeeded: (bodyLength >> 28) & 0x7F)
+        }
     }
 
     /// Room to leave in front of a body for `writeResponseHeader`.
