@@ -276,14 +276,34 @@ extension RowLookup {
                 case .missing(let status, let time):
                     rows[r] = .missing(status, eventTime: time)
                 case .found(let packed, let current):
-                    guard current, !hot.anyVariable, let base = packed.bytes.baseAddress else { rows[r] = .mixed; continue }
-                    // The bitmap is inside the fixed part, which `current` says is there.
-                    var nulls: UInt8 = 0
-                    for i in mask.indices { nulls |= base.load(fromByteOffset: RowLayout.headerSize + i, as: UInt8.self) & mask[i] }
-                    rows[r] = nulls == 0 ? .plain(base, eventTime: packed.eventTime) : .mixed
+                    rows[r] = current && Self.isPlain(packed, hot, mask) ? .plain(packed.bytes.baseAddress!, eventTime: packed.eventTime) : .mixed
                 }
             }
         }
+    }
+
+    /// View `v`'s row for entity row `r` when it is plain (see
+    /// `encodingRows`): its features can be read at their plan offsets with
+    /// no null or schema check. Nil otherwise; `row` and `cell` handle those.
+    @inline(__always)
+    public func plainRow(_ v: Int, _ r: Int) -> PackedRow? {
+        guard case .found(let packed, currentSchema: true) = row(v, r) else { return nil }
+        let hot = plan.hotViews[v]
+        return plan.nullMasks.withUnsafeBufferPointer { masks in
+            Self.isPlain(packed, hot, UnsafeBufferPointer(rebasing: masks[hot.maskStart..<hot.maskEnd])) ? packed : nil
+        }
+    }
+
+    /// Whether a row under the current schema has no variable-width
+    /// feature requested and none of the requested features null: one
+    /// masked look at the null bitmap.
+    @inline(__always)
+    private static func isPlain(_ packed: PackedRow, _ hot: ReadPlan.HotView, _ mask: UnsafeBufferPointer<UInt8>) -> Bool {
+        // The bitmap is inside the fixed part, which the current schema says is there.
+        guard !hot.anyVariable, let base = packed.bytes.baseAddress else { return false }
+        var nulls: UInt8 = 0
+        for i in mask.indices { nulls |= base.load(fromByteOffset: RowLayout.headerSize + i, as: UInt8.self) & mask[i] }
+        return nulls == 0
     }
 
     /// Resolves every cell of the lookup in one call: the cell of output `o`

@@ -28,6 +28,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var partial: ByteBuffer?
     /// This connection's last online read plan.
     private let plans = ConnectionPlanCache()
+    /// This connection's last Predict model and its reused input storage.
+    private let predicts = PredictScratch()
     /// The read transaction the online reads of the current socket read
     /// share (their requests all arrived before it was taken); given back
     /// at the end of the read, and before any other method runs.
@@ -124,9 +126,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         // anything it cannot answer inline takes the general path below.
         if Self.predictUTF8.withUnsafeBytes({ envelope.methodIs($0) }), state.admits(.read) {
             if held == nil { held = try? services.store.environment.hold() }
-            let held = self.held
+            let held = self.held, predicts = self.predicts
             if answerInline(id: id, body: envelope.body, { services, body, out in
-                try services.predictInline(body, held: held, &out)
+                try services.predictInline(body, scratch: predicts, held: held, &out)
             }, context: context) { return }
         }
         // Nothing else runs with the burst's transaction held: a method may

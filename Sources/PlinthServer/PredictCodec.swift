@@ -20,30 +20,88 @@ struct PredictCall {
     var inputs: [Column] = []
     var returnFeatures = false
     var margin = false
+}
 
-    /// Parses a PredictRequest body; nil when it is anything but plainly
-    /// valid (the caller then uses the generated decoder for the error).
-    static func parse(_ body: ByteBuffer) -> PredictCall? {
-        body.withUnsafeReadableBytes { raw -> PredictCall? in
-            var reader = ProtoReader(bytes: raw)
-            var call = PredictCall()
-            do {
-                while !reader.atEnd {
-                    let key = try reader.varint()
-                    switch (key >> 3, key & 7) {
-                    case (1, 2): call.modelName = try OnlineRequestDecoder.utf8(reader.lengthDelimited(), what: "model_name")
-                    case (2, 2): call.modelVersion = try OnlineRequestDecoder.utf8(reader.lengthDelimited(), what: "model_version")
-                    case (3, 2): call.id = try OnlineRequestDecoder.utf8(reader.lengthDelimited(), what: "id")
-                    case (4, 2): call.inputs.append(try OnlineRequestDecoder.column(reader.lengthDelimited()))
-                    case (5, 0): call.returnFeatures = try reader.varint() != 0
-                    case (6, 0): call.margin = try reader.varint() != 0
-                    case (let field, let wire):
-                        guard field != 0 else { return nil }
-                        try reader.skip(wire: wire)  // parameters (7) and fields from newer clients
-                    }
+/// A PredictRequest body parsed in place for the inline path: the names
+/// stay byte ranges of the body (compared with the connection's last model,
+/// not made into Strings), and the input columns go into the connection's
+/// reused storage (`PredictScratch.columns`).
+struct RawPredictCall {
+    var modelName: Range<Int> = 0..<0
+    var modelVersion: Range<Int> = 0..<0
+    var id: Range<Int> = 0..<0
+    var returnFeatures = false
+    var margin = false
+
+    /// Parses `raw`; nil when it is anything but plainly valid (the caller
+    /// then uses the generated decoder for the error). On success `columns`
+    /// holds exactly the request's inputs.
+    static func parse(_ raw: UnsafeRawBufferPointer, columns: inout [Column]) -> RawPredictCall? {
+        var reader = ProtoReader(bytes: raw)
+        var call = RawPredictCall()
+        var inputs = 0
+        func range(_ slice: UnsafeRawBufferPointer) -> Range<Int> {
+            guard let start = slice.baseAddress, let base = raw.baseAddress else { return 0..<0 }
+            let offset = base.distance(to: start)
+            return offset..<(offset + slice.count)
+        }
+        do {
+            while !reader.atEnd {
+                let key = try reader.varint()
+                switch (key >> 3, key & 7) {
+                case (1, 2): call.modelName = range(try reader.lengthDelimited())
+                case (2, 2): call.modelVersion = range(try reader.lengthDelimited())
+                case (3, 2): call.id = range(try reader.lengthDelimited())
+                case (4, 2):
+                    if inputs == columns.count { columns.append(Column(name: "", type: .int64)) }
+                    try OnlineRequestDecoder.column(reader.lengthDelimited(), into: &columns[inputs])
+                    inputs += 1
+                case (5, 0): call.returnFeatures = try reader.varint() != 0
+                case (6, 0): call.margin = try reader.varint() != 0
+                case (let field, let wire):
+                    guard field != 0 else { return nil }
+                    try reader.skip(wire: wire)  // parameters (7) and fields from newer clients
                 }
-            } catch { return nil }
-            return call
+            }
+        } catch { return nil }
+        if columns.count > inputs { columns.removeLast(columns.count - inputs) }
+        return call
+    }
+}
+
+/// One connection's memory of its Predicts: the model its last request
+/// named (raw bytes) and what that resolved to, and the storage of the
+/// input columns, reused from request to request.
+final class PredictScratch {
+    var columns: [Column] = []
+    private var name: [UInt8] = []
+    private var version: [UInt8] = []
+    private var served: ServedModel?
+    private var generation: UInt64 = 0
+
+    /// The model the last request with these name and version bytes got,
+    /// if nothing the repository holds has changed since (`generation`,
+    /// read before that lookup) and it is compiled against the current
+    /// definitions.
+    func served(name: UnsafeRawBufferPointer, version: UnsafeRawBufferPointer, generation: UInt64,
+                store: OnlineStore) -> ServedModel? {
+        guard let served, generation == self.generation, Self.same(name, self.name), Self.same(version, self.version),
+              served.isCurrent(store) else { return nil }
+        return served
+    }
+
+    func remember(name: UnsafeRawBufferPointer, version: UnsafeRawBufferPointer, generation: UInt64, _ served: ServedModel) {
+        self.name = Array(name)
+        self.version = Array(version)
+        self.generation = generation
+        self.served = served
+    }
+
+    private static func same(_ bytes: UnsafeRawBufferPointer, _ known: [UInt8]) -> Bool {
+        guard bytes.count == known.count else { return false }
+        return known.withUnsafeBytes { k in
+            guard let a = bytes.baseAddress, let b = k.baseAddress, !known.isEmpty else { return true }
+            return memcmp(a, b, known.count) == 0
         }
     }
 }
@@ -52,15 +110,23 @@ enum PredictResponseWriter {
     /// Writes a PredictResponse for `output` into `out`.
     static func write(_ served: ServedModel, _ output: PredictOutput, id: String, firstRow: Int,
                       ids: PredictionIDs, into out: inout ByteBuffer) throws {
-        let rows = output.rows
+        try output.values.withUnsafeBufferPointer { values in
+            try write(served, rows: output.rows, values: values, features: output.features, id: id, firstRow: firstRow,
+                      ids: ids, into: &out)
+        }
+    }
+
+    /// Writes a PredictResponse for `rows` rows of outputs (`values`, row-major) into `out`.
+    static func write(_ served: ServedModel, rows: Int, values: UnsafeBufferPointer<Double>, features: [FeatureResult]?,
+                      id: String, firstRow: Int, ids: PredictionIDs, into out: inout ByteBuffer) throws {
         let width = served.outputNames.count
         let names = served.outputNames.reduce(0) { $0 + $1.utf8.count }
         // An upper bound: every varint at its widest.
         let bound = 3 * 11 + served.name.utf8.count + id.utf8.count + 2 * 11
             + width * (2 * 11 + 5 + 3) + names + rows * 8 * width + rows * (2 + PredictionIDs.length)
         let run = ids.reserve(rows)
-        _ = output.values.withUnsafeBufferPointer { values in
-            out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
+        do {
+            _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
                 var w = RawWriter(raw)
                 w.string(1, served.name)
                 if served.version != 0 { w.tag(2, 0); w.varint(served.version) }
@@ -93,7 +159,7 @@ enum PredictResponseWriter {
             }
         }
         // Only with return_features: the generated encoder is fine here.
-        if let features = output.features {
+        if let features {
             for column in featureColumns(served, features) {
                 let bytes: [UInt8] = try column.serializedBytes()
                 out.writeInteger(UInt8(7 << 3 | 2))

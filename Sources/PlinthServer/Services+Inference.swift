@@ -65,12 +65,30 @@ extension Services {
     /// straight into the frame. `AnswerLater` sends anything else — a load,
     /// or a batch big enough to hold up the loop's other connections — to
     /// `predict`.
-    func predictInline(_ body: ByteBuffer, held: HeldRead? = nil, _ out: inout ByteBuffer) throws {
-        guard let call = PredictCall.parse(body), (call.inputs.first?.count ?? 0) <= Self.inlinePredictRows,
-              case .ready(let served) = try serving.lookup(call.modelName, version: call.modelVersion) else {
-            throw AnswerLater()
+    func predictInline(_ body: ByteBuffer, scratch: PredictScratch = PredictScratch(), held: HeldRead? = nil,
+                       _ out: inout ByteBuffer) throws {
+        try body.withUnsafeReadableBytes { raw in
+            guard let call = RawPredictCall.parse(raw, columns: &scratch.columns),
+                  (scratch.columns.first?.count ?? 0) <= Self.inlinePredictRows else { throw AnswerLater() }
+            let name = UnsafeRawBufferPointer(rebasing: raw[call.modelName])
+            let version = UnsafeRawBufferPointer(rebasing: raw[call.modelVersion])
+            // Read before the lookup, so a swap during it is seen next time.
+            let generation = serving.generation
+            let served: ServedModel
+            if let known = scratch.served(name: name, version: version, generation: generation, store: store) {
+                served = known
+            } else {
+                let lookup = try serving.lookup(try OnlineRequestDecoder.utf8(name, what: "model_name"),
+                                                version: try OnlineRequestDecoder.utf8(version, what: "model_version"))
+                guard case .ready(let ready) = lookup else { throw AnswerLater() }
+                scratch.remember(name: name, version: version, generation: generation, ready)
+                served = ready
+            }
+            let id = call.id.isEmpty ? "" : try OnlineRequestDecoder.utf8(UnsafeRawBufferPointer(rebasing: raw[call.id]), what: "id")
+            try answer(PredictCall(modelName: "", modelVersion: "", id: id, inputs: scratch.columns,
+                                   returnFeatures: call.returnFeatures, margin: call.margin),
+                       served, threads: 1, held: held, into: &out)
         }
-        try answer(call, served, threads: 1, held: held, into: &out)
     }
 
     /// Rows a Predict may have to be answered on the event loop.
@@ -100,6 +118,13 @@ extension Services {
     private func answer(_ call: PredictCall, _ served: ServedModel, threads: Int, held: HeldRead? = nil,
                         into out: inout ByteBuffer) throws {
         let inputs = try served.inputs(call.inputs, maxRows: config.predictMaxRows)
+        if threads == 1 && !call.returnFeatures && inputs.rows <= Self.inlinePredictRows {
+            try predictor.predictInPlace(served, inputs, margin: call.margin, held: held) { values in
+                try PredictResponseWriter.write(served, rows: inputs.rows, values: values, features: nil, id: call.id,
+                                                firstRow: 0, ids: predictionIDs, into: &out)
+            }
+            return
+        }
         let output = try predictor.predict(served, inputs, margin: call.margin, returnFeatures: call.returnFeatures,
                                            threads: threads, held: held)
         try PredictResponseWriter.write(served, output, id: call.id, firstRow: 0, ids: predictionIDs, into: &out)

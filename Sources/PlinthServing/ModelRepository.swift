@@ -54,6 +54,14 @@ public final class ModelRepository: Sendable {
     /// Versions asked for by number kept loaded besides those aliases point to.
     private let maxDirect: Int
     private let state = Mutex(State())
+    /// Bumped whenever a name may come to mean another served model (an
+    /// alias swapped, a version recompiled or dropped), so callers that
+    /// remember a lookup know when to ask again.
+    private let changes = Atomic<UInt64>(0)
+
+    /// Changes so far (see `changes`); read it before a `lookup` whose
+    /// answer is kept.
+    public var generation: UInt64 { changes.load(ordering: .acquiring) }
     /// A serial queue (so refreshes never interleave) with its own thread.
     private let refresher = DispatchQueue(label: "plinth.serving.aliases")
 
@@ -136,6 +144,7 @@ public final class ModelRepository: Sendable {
             let key = VersionKey(name: fresh.name, version: fresh.version)
             if s.loaded[key] === found { s.loaded[key] = fresh }
             s.fast.removeAll()
+            changes.add(1, ordering: .releasing)
         }
         return fresh
     }
@@ -213,6 +222,7 @@ public final class ModelRepository: Sendable {
             s.loaded[key] = nil
         }
         s.fast.removeAll()
+        changes.add(1, ordering: .releasing)
     }
 
     private func refreshAliases(model: String) {

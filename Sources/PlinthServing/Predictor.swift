@@ -42,17 +42,31 @@ extension ServedModel {
         // Few inputs: linear searches, and no arrays of optionals (each
         // costs a generic-metadata lookup on the hot path).
         let rows = columns.first?.count ?? 0
-        for (i, column) in columns.enumerated() {
-            if let problem = column.shapeProblem() { throw .invalidArgument(problem) }
-            guard column.count == rows else {
-                throw .invalidArgument("input '\(column.name)' has \(column.count) rows, '\(columns[0].name)' has \(rows)")
+        // By index: `for column in columns` would copy each Column (seven
+        // arrays, seven retains) on the per-request path.
+        for i in columns.indices {
+            if let problem = columns[i].shapeProblem() { throw .invalidArgument(problem) }
+            let name = columns[i].name
+            guard columns[i].count == rows else {
+                throw .invalidArgument("input '\(name)' has \(columns[i].count) rows, '\(columns[0].name)' has \(rows)")
             }
-            for j in 0..<i where columns[j].name == column.name {
-                throw .invalidArgument("input '\(column.name)' is given twice")
+            for j in 0..<i where columns[j].name == name {
+                throw .invalidArgument("input '\(name)' is given twice")
             }
-            guard entityKeys.contains(where: { $0.name == column.name }) || requestFields.contains(where: { $0.name == column.name }) else {
-                throw .invalidArgument("input '\(column.name)' is not in the signature of \(label), which takes: \(inputList)")
+            guard entityKeys.contains(where: { $0.name == name }) || requestFields.contains(where: { $0.name == name }) else {
+                throw .invalidArgument("input '\(name)' is not in the signature of \(label), which takes: \(inputList)")
             }
+        }
+        guard rows <= maxRows else {
+            throw .tooLarge("\(rows) rows in one request; the limit is \(maxRows) (predict_max_rows; use BatchPredict for more)")
+        }
+        // The usual request: the entity keys alone, in the model's order and
+        // types, with no nulls. The caller's array serves as is (no new
+        // arrays: each costs an allocation and a generic-metadata lookup).
+        if requestFields.isEmpty, columns.count == entityKeys.count,
+           columns.indices.allSatisfy({ columns[$0].name == entityKeys[$0].name && columns[$0].type == entityKeys[$0].type
+               && columns[$0].nullRows.isEmpty }) {
+            return PredictInputs(rows: rows, keys: columns, fields: [])
         }
         var keys: [Column] = []
         keys.reserveCapacity(entityKeys.count)
@@ -84,9 +98,6 @@ extension ServedModel {
             }
             fields.append(column)
         }
-        guard rows <= maxRows else {
-            throw .tooLarge("\(rows) rows in one request; the limit is \(maxRows) (predict_max_rows; use BatchPredict for more)")
-        }
         return PredictInputs(rows: rows, keys: keys, fields: fields)
     }
 
@@ -112,19 +123,52 @@ public struct Predictor: Sendable {
     ///     server); nil opens one.
     public func predict(_ served: ServedModel, _ inputs: PredictInputs, margin: Bool = false, returnFeatures: Bool = false,
                         now: Int64 = currentMicros(), threads: Int = 1, held: HeldRead? = nil) throws -> PredictOutput {
-        let width = served.model.featureCount
-        var matrix = [Float](repeating: .nan, count: inputs.rows * width)
+        var matrix = [Float](repeating: .nan, count: inputs.rows * served.model.featureCount)
+        var values = [Double](repeating: 0, count: inputs.rows * served.model.outputCount)
+        let features = try matrix.withUnsafeMutableBufferPointer { m in
+            try assemble(served, inputs, now: now, held: held, returnFeatures: returnFeatures, into: m)
+        }
+        try values.withUnsafeMutableBufferPointer { out in
+            try matrix.withUnsafeBufferPointer { m in
+                try run(served, m, rows: inputs.rows, margin: margin, threads: threads, into: out)
+            }
+        }
+        return PredictOutput(rows: inputs.rows, values: values, features: features)
+    }
+
+    /// `predict` for the few rows of a request answered on an event loop:
+    /// the input vectors and the outputs live in temporary (stack) storage,
+    /// so a one-row Predict allocates no array. `body` gets the outputs,
+    /// `rows × outputCount` values, row-major; they are valid only inside it.
+    public func predictInPlace(_ served: ServedModel, _ inputs: PredictInputs, margin: Bool = false,
+                               now: Int64 = currentMicros(), held: HeldRead? = nil,
+                               _ body: (UnsafeBufferPointer<Double>) throws -> Void) throws {
+        try withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, inputs.rows * served.model.featureCount)) { m in
+            m.initialize(repeating: .nan)
+            _ = try assemble(served, inputs, now: now, held: held, returnFeatures: false, into: m)
+            try withUnsafeTemporaryAllocation(of: Double.self, capacity: max(1, inputs.rows * served.model.outputCount)) { out in
+                let values = UnsafeMutableBufferPointer(rebasing: out[0..<(inputs.rows * served.model.outputCount)])
+                values.initialize(repeating: 0)
+                try run(served, UnsafeBufferPointer(m), rows: inputs.rows, margin: margin, threads: 1, into: values)
+                try body(UnsafeBufferPointer(values))
+            }
+        }
+    }
+
+    /// Fills the input vectors `m` (NaN on entry) from the online face and
+    /// the request fields; with `returnFeatures`, returns the inputs used.
+    private func assemble(_ served: ServedModel, _ inputs: PredictInputs, now: Int64, held: HeldRead?, returnFeatures: Bool,
+                          into m: UnsafeMutableBufferPointer<Float>) throws -> [FeatureResult]? {
+        served.fillRequestFields(inputs, into: m)
         var features: [FeatureResult]?
-        try matrix.withUnsafeMutableBufferPointer { m in
-            served.fillRequestFields(inputs, into: m)
-            guard let plan = served.plan else { return }
+        if let plan = served.plan {
             try store.lookup(plan, entities: inputs.keys, now: now, held: held) { rows in
                 served.fillFeatures(from: rows, into: m)
                 if returnFeatures { features = store.results(of: rows) }
             }
         }
         if returnFeatures { features = (features ?? []) + served.requestFieldResults(inputs) }
-        return try score(served, matrix, rows: inputs.rows, margin: margin, threads: threads, features: features)
+        return features
     }
 
     /// Scores `inputs` with the feature values that were current at `asOf`
@@ -162,15 +206,21 @@ public struct Predictor: Sendable {
         var values = [Double](repeating: 0, count: rows * served.model.outputCount)
         try matrix.withUnsafeBufferPointer { m in
             try values.withUnsafeMutableBufferPointer { out in
-                if rows == 1 {
-                    try served.model.predict(row: m, into: out, kind: margin ? .margin : .probability)
-                } else {
-                    try served.model.predictBatch(rows: m, rowCount: rows, into: out, kind: margin ? .margin : .probability,
-                                                  threads: threads)
-                }
+                try run(served, m, rows: rows, margin: margin, threads: threads, into: out)
             }
         }
         return PredictOutput(rows: rows, values: values, features: features)
+    }
+
+    /// Runs the model over `rows` input vectors.
+    private func run(_ served: ServedModel, _ m: UnsafeBufferPointer<Float>, rows: Int, margin: Bool, threads: Int,
+                     into out: UnsafeMutableBufferPointer<Double>) throws {
+        if rows == 1 {
+            try served.model.predict(row: m, into: out, kind: margin ? .margin : .probability)
+        } else {
+            try served.model.predictBatch(rows: m, rowCount: rows, into: out, kind: margin ? .margin : .probability,
+                                          threads: threads)
+        }
     }
 }
 
@@ -207,44 +257,62 @@ extension ServedModel {
         // Raw buffers: this loop runs once per feature per row, and array
         // accesses through `self` would retain and bounds-check each time.
         fills.withUnsafeBufferPointer { fills in
-            featureSlots.withUnsafeBufferPointer { slots in
-                missingValues.withUnsafeBufferPointer { missing in
-                    viewFillStart.withUnsafeBufferPointer { viewStart in
-                        for row in 0..<rows.count {
-                            let base = row * width
-                            for view in 0..<views {
-                                let state = rows.row(view, row)
-                                let viewFills = fills[viewStart[view]..<viewStart[view + 1]]
-                                if case .found(let packed, currentSchema: true) = state {
-                                    // The common case, read directly: the row has the
-                                    // current layout and no feature here is variable-width.
-                                    for fill in viewFills {
-                                        if packed.isNull(fill.index) {
-                                            for e in fill.start..<fill.end { m[base + slots[e]] = missing[slots[e]] }
-                                        } else {
-                                            for e in fill.start..<fill.end {
-                                                m[base + slots[e]] = packed.float(fill.type, at: fill.offset, element: e - fill.start)
-                                            }
-                                        }
-                                    }
-                                    continue
-                                }
-                                for fill in viewFills {
-                                    switch rows.cell(fill.output, in: state) {
-                                    case .value(let packed, let at, _):
-                                        for e in fill.start..<fill.end {
-                                            m[base + slots[e]] = packed.float(fill.type, at: at, element: e - fill.start)
-                                        }
-                                    case .missing:
-                                        for e in fill.start..<fill.end { m[base + slots[e]] = missing[slots[e]] }
-                                    }
+        featureSlots.withUnsafeBufferPointer { slots in
+        missingValues.withUnsafeBufferPointer { missing in
+        viewFillStart.withUnsafeBufferPointer { viewStart in
+        float32Copies.withUnsafeBufferPointer { copies in
+        float32CopyStart.withUnsafeBufferPointer { copyStart in
+            for row in 0..<rows.count {
+                let base = row * width
+                for view in 0..<views {
+                    let viewFills = fills[viewStart[view]..<viewStart[view + 1]]
+                    if let packed = rows.plainRow(view, row) {
+                        // The usual row: current layout, no nulls, so every
+                        // value is read at its offset unchecked; all-float32
+                        // views with one load and one store per feature.
+                        let first = copyStart[view], last = copyStart[view + 1]
+                        if first < last, let bytes = packed.bytes.baseAddress {
+                            for c in first..<last {
+                                let copy = copies[c]
+                                m[base + copy.slot] = Float(bitPattern: UInt32(littleEndian:
+                                    bytes.loadUnaligned(fromByteOffset: copy.offset, as: UInt32.self)))
+                            }
+                            continue
+                        }
+                        for fill in viewFills {
+                            for e in fill.start..<fill.end {
+                                m[base + slots[e]] = packed.float(fill.type, at: fill.offset, element: e - fill.start)
+                            }
+                        }
+                        continue
+                    }
+                    let state = rows.row(view, row)
+                    if case .found(let packed, currentSchema: true) = state {
+                        // Current layout with some nulls: checked per feature.
+                        for fill in viewFills {
+                            if packed.isNull(fill.index) {
+                                for e in fill.start..<fill.end { m[base + slots[e]] = missing[slots[e]] }
+                            } else {
+                                for e in fill.start..<fill.end {
+                                    m[base + slots[e]] = packed.float(fill.type, at: fill.offset, element: e - fill.start)
                                 }
                             }
+                        }
+                        continue
+                    }
+                    for fill in viewFills {
+                        switch rows.cell(fill.output, in: state) {
+                        case .value(let packed, let at, _):
+                            for e in fill.start..<fill.end {
+                                m[base + slots[e]] = packed.float(fill.type, at: at, element: e - fill.start)
+                            }
+                        case .missing:
+                            for e in fill.start..<fill.end { m[base + slots[e]] = missing[slots[e]] }
                         }
                     }
                 }
             }
-        }
+        }}}}}}
     }
 
     /// Writes plan output `o` from a joined column.

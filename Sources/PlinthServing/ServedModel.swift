@@ -49,6 +49,13 @@ public final class ServedModel: Sendable {
     /// row is resolved once per view.
     let fills: [FeatureFill]
     let viewFillStart: [Int]
+    /// For a view whose fills are all scalar float32 features (the usual
+    /// case), (byte offset in the row, model input) of each, so a plain row
+    /// is copied with one load and one store per feature:
+    /// `float32Copies[float32CopyStart[v] ..< float32CopyStart[v + 1]]`,
+    /// empty for a view with any other kind of feature.
+    let float32Copies: [Float32Copy]
+    let float32CopyStart: [Int]
     /// Model input index of each request field.
     let requestSlots: [Int]
     /// Per model input: the value used when it is missing (NaN: missing).
@@ -213,6 +220,16 @@ public final class ServedModel: Sendable {
         }
         self.fills = fills
         viewFillStart = starts
+        var copies: [Float32Copy] = [], copyStarts = [0]
+        for v in 0..<(starts.count - 1) {
+            let mine = fills[starts[v]..<starts[v + 1]]
+            if mine.allSatisfy({ $0.type == .float32 && $0.end == $0.start + 1 }) {
+                copies += mine.map { Float32Copy(offset: $0.offset, slot: slotOfElement[$0.start]) }
+            }
+            copyStarts.append(copies.count)
+        }
+        float32Copies = copies
+        float32CopyStart = copyStarts
     }
 
     /// A copy compiled against the definitions current now (after an
@@ -246,6 +263,12 @@ public final class ServedModel: Sendable {
 
 /// One feature's copy into the input vector: its plan output and type, and
 /// its elements' range in `featureSlots`.
+/// See `ServedModel.float32Copies`.
+struct Float32Copy {
+    let offset: Int
+    let slot: Int
+}
+
 struct FeatureFill {
     let output: Int
     let type: FeatureType
