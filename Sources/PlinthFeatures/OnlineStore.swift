@@ -114,13 +114,25 @@ public final class OnlineStore: Sendable {
     ///   nil: one of its own.
     public func lookup<T>(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(), held: HeldRead? = nil,
                           _ body: (borrowing RowLookup) throws -> T) throws -> T {
+        var result: T?
+        try withRows(plan, entities: entities, now: now, held: held) { rows in result = try body(rows) }
+        guard let result else { preconditionFailure("withRows returned without calling its body") }
+        return result
+    }
+
+    /// `lookup` for the per-request paths: not generic, because a generic
+    /// function called from another module runs unspecialized, and every
+    /// call then looks up the metadata of the types built on `T` (about 700
+    /// instructions per online read).
+    public func withRows(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(), held: HeldRead? = nil,
+                         _ body: (borrowing RowLookup) throws -> Void) throws {
         let rows = try entityRowCount(entities)
         let views = plan.views
         let online = self.online
         // No allocation for a small lookup: the entity column of each view's
         // join keys (by index, back to back), the keys and the rows found
         // live in temporary storage.
-        return try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, plan.keyCount)) { keyColumns in
+        try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, plan.keyCount)) { keyColumns in
             var k = 0
             for view in views {
                 for key in view.joinKeys {
@@ -134,7 +146,7 @@ public final class OnlineStore: Sendable {
                     k += 1
                 }
             }
-            return try environment.read(in: held) { txn in
+            try environment.read(in: held) { txn in
                 try withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer?.self, capacity: max(1, views.count * rows)) { found in
                     try entities.withUnsafeBufferPointer { columns in
                         try withUnsafeTemporaryAllocation(byteCount: KeyEncoder.maxInlineKey, alignment: 8) { buffer in
@@ -155,11 +167,10 @@ public final class OnlineStore: Sendable {
                         }
                     }
                     let lookup = RowLookup(plan: plan, rows: rows, found: UnsafeBufferPointer(found), now: now)
-                    let result = try body(lookup)
+                    try body(lookup)
                     // The skew check's sampling hook (SkewCheck.swift); off unless
                     // read_sample_rate is set.
                     if let sampler, sampler.shouldSample() { sample(lookup, entities: entities) }
-                    return result
                 }
             }
         }
@@ -197,26 +208,27 @@ public final class OnlineStore: Sendable {
     }
 
     private func entityRowCount(_ entities: [Column]) throws -> Int {
-        try entities.withUnsafeBufferPointer { columns in
-            guard !columns.isEmpty else {
-                throw FeatureStoreError.invalidArgument("no entity columns: give one column per join key")
-            }
-            let rows = columns[0].count
-            for i in columns.indices {
-                if let problem = columns[i].shapeProblem() { throw FeatureStoreError.invalidArgument(problem) }
-                guard columns[i].count == rows else {
-                    throw FeatureStoreError.invalidArgument("entity column '\(columns[i].name)' has \(columns[i].count) rows, '\(columns[0].name)' has \(rows)")
-                }
-                // A handful of key columns: a quadratic check allocates nothing.
-                for j in 0..<i where columns[j].name == columns[i].name {
-                    throw FeatureStoreError.invalidArgument("entity column '\(columns[i].name)' is given twice")
-                }
-            }
-            guard rows <= maxRows else {
-                throw FeatureStoreError.tooLarge("\(rows) entity rows in one request; the limit is \(maxRows)")
-            }
-            return rows
+        // Through the array's own subscript, which borrows its element: an
+        // element read out of withUnsafeBufferPointer was copied (seven
+        // retains and releases per request).
+        guard !entities.isEmpty else {
+            throw FeatureStoreError.invalidArgument("no entity columns: give one column per join key")
         }
+        let rows = entities[0].count
+        for i in entities.indices {
+            if let problem = entities[i].shapeProblem() { throw FeatureStoreError.invalidArgument(problem) }
+            guard entities[i].count == rows else {
+                throw FeatureStoreError.invalidArgument("entity column '\(entities[i].name)' has \(entities[i].count) rows, '\(entities[0].name)' has \(rows)")
+            }
+            // A handful of key columns: a quadratic check allocates nothing.
+            for j in 0..<i where entities[j].name == entities[i].name {
+                throw FeatureStoreError.invalidArgument("entity column '\(entities[i].name)' is given twice")
+            }
+        }
+        guard rows <= maxRows else {
+            throw FeatureStoreError.tooLarge("\(rows) entity rows in one request; the limit is \(maxRows)")
+        }
+        return rows
     }
 
     // MARK: Writing

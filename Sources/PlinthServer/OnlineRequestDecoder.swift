@@ -317,13 +317,15 @@ enum OnlineRequestDecoder {
         var typeNumber = 0
         var vectorLength: UInt32 = 0
         var named = false
-        column.int64s.removeAll(keepingCapacity: true)
-        column.float32s.removeAll(keepingCapacity: true)
-        column.float64s.removeAll(keepingCapacity: true)
-        column.bools.removeAll(keepingCapacity: true)
-        column.strings.removeAll(keepingCapacity: true)
-        column.bytes.removeAll(keepingCapacity: true)
-        column.nullRows.removeAll(keepingCapacity: true)
+        // Only the arrays in use: emptying an empty one still makes it
+        // unique and releases the shared empty storage.
+        if !column.int64s.isEmpty { column.int64s.removeAll(keepingCapacity: true) }
+        if !column.float32s.isEmpty { column.float32s.removeAll(keepingCapacity: true) }
+        if !column.float64s.isEmpty { column.float64s.removeAll(keepingCapacity: true) }
+        if !column.bools.isEmpty { column.bools.removeAll(keepingCapacity: true) }
+        if !column.strings.isEmpty { column.strings.removeAll(keepingCapacity: true) }
+        if !column.bytes.isEmpty { column.bytes.removeAll(keepingCapacity: true) }
+        if !column.nullRows.isEmpty { column.nullRows.removeAll(keepingCapacity: true) }
         while !reader.atEnd {
             let key = try reader.varint()
             let field = key >> 3, wire = key & 7

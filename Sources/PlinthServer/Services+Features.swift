@@ -95,7 +95,7 @@ extension Services {
         let request = try OnlineRequestDecoder.decode(body, known: plans.knownKey, reusing: &plans.entityColumns)
         let plan = try plans.plan(for: request, store: store)
         // Encode inside the lookup: the rows point into the memory map.
-        try store.lookup(plan, entities: request.entities, held: held) { rows in
+        try store.withRows(plan, entities: request.entities, held: held) { rows in
             OnlineResponseEncoder.encode(rows, templates: plans, into: &out)
         }
     }

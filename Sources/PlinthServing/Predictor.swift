@@ -162,7 +162,7 @@ public struct Predictor: Sendable {
         served.fillRequestFields(inputs, into: m)
         var features: [FeatureResult]?
         if let plan = served.plan {
-            try store.lookup(plan, entities: inputs.keys, now: now, held: held) { rows in
+            try store.withRows(plan, entities: inputs.keys, now: now, held: held) { rows in
                 served.fillFeatures(from: rows, into: m)
                 if returnFeatures { features = store.results(of: rows) }
             }
