@@ -208,27 +208,26 @@ public final class OnlineStore: Sendable {
     }
 
     private func entityRowCount(_ entities: [Column]) throws -> Int {
-        // Through the array's own subscript, which borrows its element: an
-        // element read out of withUnsafeBufferPointer was copied (seven
-        // retains and releases per request).
-        guard !entities.isEmpty else {
-            throw FeatureStoreError.invalidArgument("no entity columns: give one column per join key")
-        }
-        let rows = entities[0].count
-        for i in entities.indices {
-            if let problem = entities[i].shapeProblem() { throw FeatureStoreError.invalidArgument(problem) }
-            guard entities[i].count == rows else {
-                throw FeatureStoreError.invalidArgument("entity column '\(entities[i].name)' has \(entities[i].count) rows, '\(entities[0].name)' has \(rows)")
+        try entities.withUnsafeBufferPointer { columns in
+            guard !columns.isEmpty else {
+                throw FeatureStoreError.invalidArgument("no entity columns: give one column per join key")
             }
-            // A handful of key columns: a quadratic check allocates nothing.
-            for j in 0..<i where entities[j].name == entities[i].name {
-                throw FeatureStoreError.invalidArgument("entity column '\(entities[i].name)' is given twice")
+            let rows = columns[0].count
+            for i in columns.indices {
+                if let problem = columns[i].shapeProblem() { throw FeatureStoreError.invalidArgument(problem) }
+                guard columns[i].count == rows else {
+                    throw FeatureStoreError.invalidArgument("entity column '\(columns[i].name)' has \(columns[i].count) rows, '\(columns[0].name)' has \(rows)")
+                }
+                // A handful of key columns: a quadratic check allocates nothing.
+                for j in 0..<i where columns[j].name == columns[i].name {
+                    throw FeatureStoreError.invalidArgument("entity column '\(columns[i].name)' is given twice")
+                }
             }
+            guard rows <= maxRows else {
+                throw FeatureStoreError.tooLarge("\(rows) entity rows in one request; the limit is \(maxRows)")
+            }
+            return rows
         }
-        guard rows <= maxRows else {
-            throw FeatureStoreError.tooLarge("\(rows) entity rows in one request; the limit is \(maxRows)")
-        }
-        return rows
     }
 
     // MARK: Writing
