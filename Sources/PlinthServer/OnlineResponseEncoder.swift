@@ -258,17 +258,33 @@ enum OnlineResponseEncoder {
                                 if n > 0 { w.field(packedField(output.type), length: n * width) }
                                 // Stored little-endian, as protobuf's fixed32 and fixed64 are.
                                 let values = w.reserve(n * width)
-                                for r in 0..<n {
-                                    let to = values + r * width
-                                    guard let base = bases[v * n + r] else {
-                                        to.initializeMemory(as: UInt8.self, repeating: 0, count: width)
-                                        continue
+                                let viewBases = UnsafeBufferPointer(rebasing: bases[(v * n)..<(v * n + n)])
+                                // One loop per width, so the gather of a column is a
+                                // load and a store per row (a missing row is zeros).
+                                switch width {
+                                case 4:
+                                    for r in 0..<n {
+                                        let value = viewBases[r]?.loadUnaligned(fromByteOffset: offset, as: UInt32.self) ?? 0
+                                        (values + 4 * r).storeBytes(of: value, as: UInt32.self)
                                     }
-                                    switch width {
-                                    case 1: to.storeBytes(of: base.load(fromByteOffset: offset, as: UInt8.self) != 0 ? 1 : 0, as: UInt8.self)
-                                    case 4: to.storeBytes(of: base.loadUnaligned(fromByteOffset: offset, as: UInt32.self), as: UInt32.self)
-                                    case 8: to.storeBytes(of: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self), as: UInt64.self)
-                                    default: to.copyMemory(from: base + offset, byteCount: width)
+                                case 8:
+                                    for r in 0..<n {
+                                        let value = viewBases[r]?.loadUnaligned(fromByteOffset: offset, as: UInt64.self) ?? 0
+                                        (values + 8 * r).storeBytes(of: value, as: UInt64.self)
+                                    }
+                                case 1:
+                                    for r in 0..<n {
+                                        let value: UInt8 = (viewBases[r]?.load(fromByteOffset: offset, as: UInt8.self) ?? 0) != 0 ? 1 : 0
+                                        (values + r).storeBytes(of: value, as: UInt8.self)
+                                    }
+                                default:
+                                    for r in 0..<n {
+                                        let to = values + r * width
+                                        if let base = viewBases[r] {
+                                            to.copyMemory(from: base + offset, byteCount: width)
+                                        } else {
+                                            to.initializeMemory(as: UInt8.self, repeating: 0, count: width)
+                                        }
                                     }
                                 }
                                 if nulls > 0 {
