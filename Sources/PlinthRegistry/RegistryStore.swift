@@ -106,10 +106,22 @@ public final class RegistryStore: @unchecked Sendable {
     /// Registers a new version, numbered one past the model's latest; the
     /// model is created first when it does not exist (as MLflow's
     /// `register_model` does).
-    public func createVersion(_ new: NewVersion, now: Int64 = currentMillisUTC()) async throws -> ModelVersion {
+    ///
+    /// Each of `aliases` is pointed at the new version in the same commit,
+    /// exactly as `setAlias` would point it (policy check for a protected
+    /// alias, audit entry with `who` and `reason`): one durable write instead
+    /// of two. Any refused alias refuses the whole request, and no version is
+    /// created. The returned version lists its aliases.
+    public func createVersion(_ new: NewVersion, aliases: [String] = [], who: String = "", reason: String = "",
+                              now: Int64 = currentMillisUTC()) async throws -> ModelVersion {
         try Self.checkModelName(new.model)
         guard Self.isSHA256(new.artifactDigest) else {
             throw RegistryError.invalidArgument("artifact digest '\(new.artifactDigest)' is not 64 lowercase hex digits (sha256)")
+        }
+        for alias in aliases { try Self.checkAlias(alias) }
+        if Set(aliases).count != aliases.count {
+            let repeated = Dictionary(aliases.map { ($0, 1) }, uniquingKeysWith: +).filter { $0.value > 1 }.keys.sorted()
+            throw RegistryError.invalidArgument("alias\(repeated.count == 1 ? "" : "es") \(repeated.map { "'\($0)'" }.joined(separator: ", ")) given more than once")
         }
         return try await environment.writer.write { [self] txn in
             let key = Array(new.model.utf8)
@@ -117,12 +129,20 @@ public final class RegistryStore: @unchecked Sendable {
                 ?? Self.newModel(new.model, description: "", card: [:], tags: [:], now: now)
             model.latestVersion += 1
             model.updatedMs = now
-            let version = ModelVersion(model: new.model, version: model.latestVersion, description: new.description,
+            var version = ModelVersion(model: new.model, version: model.latestVersion, description: new.description,
                                        source: new.source, artifactDigest: new.artifactDigest,
                                        artifactFormat: new.artifactFormat, signature: new.signature, tags: new.tags,
                                        createdMs: now, aliases: [])
+            // Aliases first: a refusal throws before anything is written (and
+            // the writer's nested transaction would undo it anyway).
+            var events: [AliasEvent] = []
+            for alias in aliases {
+                events.append(try pointAlias(alias, of: &model, at: version, who: who, reason: reason, now: now))
+            }
             try txn.put(models, key, try Self.encode(model))
             try txn.put(versions, makeKey { $0.append(new.model); $0.append(version.version) }, try Self.encode(version))
+            for event in events { try appendAudit(event, txn) }
+            version.aliases = model.aliases.filter { $0.value == version.version }.map(\.key).sorted()
             return version
         }
     }
@@ -202,22 +222,33 @@ public final class RegistryStore: @unchecked Sendable {
                 throw RegistryError.notFound("model '\(name)' has no version \(number) (latest is \(model.latestVersion))")
             }
             let version = try JSONDecoder().decode(ModelVersion.self, from: Data(raw))
-            let policy = model.effectivePolicy
-            let protected = policy.protectedAliases.contains(alias)
-            if protected {
-                let failures = policy.failures(model: model, version: version)
-                if !failures.isEmpty {
-                    throw RegistryError.policyViolation(model: name, alias: alias, version: number, failures: failures)
-                }
-            }
-            let event = AliasEvent(model: name, alias: alias, fromVersion: model.aliases[alias] ?? 0, toVersion: number,
-                                   who: who, atMs: now, reason: reason, checked: protected)
-            model.aliases[alias] = number
-            model.updatedMs = now
+            let event = try pointAlias(alias, of: &model, at: version, who: who, reason: reason, now: now)
             try txn.put(models, key, try Self.encode(model))
             try appendAudit(event, txn)
             return event
         }
+    }
+
+    /// Points `alias` at `version` in `model` (not yet written): a protected
+    /// alias runs the model's policy against the version first, and any
+    /// failed check refuses the change, listing every failed check.
+    /// - Returns: the audit entry; the caller writes the model and appends
+    ///   the entry in the same transaction.
+    private func pointAlias(_ alias: String, of model: inout RegisteredModel, at version: ModelVersion,
+                            who: String, reason: String, now: Int64) throws -> AliasEvent {
+        let policy = model.effectivePolicy
+        let protected = policy.protectedAliases.contains(alias)
+        if protected {
+            let failures = policy.failures(model: model, version: version)
+            if !failures.isEmpty {
+                throw RegistryError.policyViolation(model: model.name, alias: alias, version: version.version, failures: failures)
+            }
+        }
+        let event = AliasEvent(model: model.name, alias: alias, fromVersion: model.aliases[alias] ?? 0,
+                               toVersion: version.version, who: who, atMs: now, reason: reason, checked: protected)
+        model.aliases[alias] = version.version
+        model.updatedMs = now
+        return event
     }
 
     /// Removes an alias; recorded like a change (to version 0).
