@@ -54,9 +54,13 @@ extension Services {
                                            metrics: record.metrics.mapValues(\.value), datasetDigests: record.run.inputs.map(\.digest),
                                            resolvedFeatures: resolved)
                 }
+                // The version and its aliases (with their audit entries) in
+                // one commit: one durable write, not two.
                 let version = try await s.registry.createVersion(NewVersion(
                     model: r.model, description: r.description_p, source: source, artifactDigest: r.artifactDigest,
-                    artifactFormat: r.artifactFormat, signature: Signature(wire: r.signature), tags: r.tags))
+                    artifactFormat: r.artifactFormat, signature: Signature(wire: r.signature), tags: r.tags),
+                    aliases: r.aliases, who: respond.who, reason: r.reason)
+                if !r.aliases.isEmpty { s.serving.aliasesChanged(model: r.model) }
                 return PBModelVersionResponse.with { $0.version = version.wire }
             }
         },
