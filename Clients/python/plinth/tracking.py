@@ -726,6 +726,9 @@ class TrackingMixin:
         format: Optional[str] = None,  # noqa: A002
         description: str = "",
         tags: Optional[Mapping[str, Any]] = None,
+        *,
+        aliases: Union[str, Sequence[str], None] = None,
+        reason: str = "",
     ) -> ModelVersion:
         """Upload a model file and register it as the next version of `name`
         (created when missing). With `run_id`, the version records the run
@@ -735,7 +738,14 @@ class TrackingMixin:
         and "defaults" ({"view:feature" or field name: value} used by serving
         when an input is missing).
         `format` defaults from the extension (.json: xgboost-json, .ubj,
-        .txt: lightgbm-text, .onnx)."""
+        .txt: lightgbm-text, .onnx).
+        `aliases` (one name or a list) are pointed at the new version in the
+        same commit, as `set_alias` would point them, each change audited
+        with this connection's token name and `reason`: one durable write
+        instead of two. A protected alias whose policy check fails raises
+        FailedPreconditionError listing every failed check, and then no
+        version is registered; a name given twice raises
+        InvalidArgumentError."""
         model_path = os.fspath(model_path)
         if os.path.islink(model_path) or not os.path.isfile(model_path):
             raise errors.InvalidArgumentError("%s is not a regular file" % model_path)
@@ -743,7 +753,8 @@ class TrackingMixin:
         request = registry_pb2.CreateModelVersionRequest(
             model=name, description=description, run_id=run_id or "", artifact_digest=blob["digest"],
             artifact_format=format or _FORMATS.get(os.path.splitext(model_path)[1].lower(), "binary"),
-            tags=_strings(tags),
+            tags=_strings(tags), aliases=[aliases] if isinstance(aliases, str) else list(aliases or ()),
+            reason=reason,
         )
         if signature:
             _fill_signature(request.signature, signature)

@@ -250,6 +250,37 @@ def test_register_promote_lineage_and_audit(plinthd, tmp_path, tag):
             client.lineage("no-such-model-" + tag)
 
 
+def test_register_with_aliases_is_one_request(client, tmp_path, tag):
+    model_file = tmp_path / "model.json"
+    model_file.write_text('{"learner": {}}')
+    name = "one-" + tag
+    v1 = client.register_model(name, str(model_file), aliases="champion", reason="first")
+    assert (v1.version, v1.aliases) == (1, ["champion"])
+    v2 = client.register_model(name, str(model_file), aliases=["champion", "candidate"], reason="better")
+    assert (v2.version, v2.aliases) == (2, ["candidate", "champion"])
+    assert client.get_model_version(name, alias="champion").version == 2
+    assert client.get_model_version(name, alias="candidate").version == 2
+    assert client.get_model_version(name, version=1).aliases == []
+    audit = client.alias_audit(name)
+    assert [(a["alias"], a["from_version"], a["to_version"], a["who"], a["reason"], a["checked"]) for a in audit] == [
+        ("champion", None, 1, "anonymous", "first", False),
+        ("champion", 1, 2, "anonymous", "better", False),
+        ("candidate", None, 2, "anonymous", "better", False)]
+
+    # A protected alias that fails the policy refuses the whole request.
+    client.set_policy(name, required_card_fields=["owner"])
+    with pytest.raises(plinth.FailedPreconditionError, match="'owner'"):
+        client.register_model(name, str(model_file), aliases=["candidate", "production"], reason="ship")
+    assert client.get_model_version(name).version == 2
+    assert client.get_model_version(name, alias="candidate").version == 2
+    assert len(client.alias_audit(name)) == 3
+    with pytest.raises(plinth.InvalidArgumentError, match="more than once"):
+        client.register_model(name, str(model_file), aliases=["x", "x"])
+    with pytest.raises(plinth.InvalidArgumentError, match="reserved"):
+        client.register_model(name, str(model_file), aliases="latest")
+    assert client.get_model_version(name).version == 2
+
+
 def test_alias_changes_are_attributed_to_the_token(secured_plinthd, tmp_path, tag):
     model_file = tmp_path / "m.txt"
     model_file.write_text("tree\n")
