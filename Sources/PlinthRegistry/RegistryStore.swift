@@ -278,14 +278,18 @@ public final class RegistryStore: @unchecked Sendable {
 
     private func appendAudit(_ event: AliasEvent, _ txn: borrowing WriteTransaction) throws {
         // Entries are keyed (model, sequence); the next sequence is one past
-        // the last entry, found by seeking to the model's next key prefix.
+        // the last entry: the greatest key below (model, UInt64.max), found
+        // with one seek, not a walk over the model's whole audit log (which
+        // every register with an alias made longer). The model name's key
+        // encoding is self-delimiting, so no other model's keys start with
+        // this prefix.
         let prefix = makeKey { $0.append(event.model) }
-        var last: UInt64 = 0
-        try txn.scan(audit, from: prefix) { key, _ in
-            guard key.count == prefix.count + 8, key.starts(with: prefix) else { return false }
-            var decoder = KeyDecoder(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
-            last = try decoder.readUInt64()
-            return true
+        let bound = makeKey { $0.append(event.model); $0.append(UInt64.max) }
+        let last = try txn.withCursor(audit) { cursor -> UInt64 in
+            guard let found = try bound.withUnsafeBytes({ try cursor.lastBefore($0) }),
+                  found.key.count == prefix.count + 8, found.key.starts(with: prefix) else { return 0 }
+            var decoder = KeyDecoder(UnsafeRawBufferPointer(rebasing: found.key[prefix.count...]))
+            return try decoder.readUInt64()
         }
         try txn.put(audit, makeKey { $0.append(event.model); $0.append(last + 1) }, try Self.encode(event))
     }

@@ -34,6 +34,25 @@ public struct Cursor: ~Copyable {
         return try Self.answer(rc, k, v, table)
     }
 
+    /// Moves to the previous key; nil before the start of the table.
+    @inline(__always)
+    public func previous() throws -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {
+        var k = MDB_val()
+        var v = MDB_val()
+        let rc = mdb_cursor_get(cursor, &k, &v, MDB_PREV)
+        return try Self.answer(rc, k, v, table)
+    }
+
+    /// The greatest key `< key`, and its value; nil when there is none.
+    public func lastBefore(_ key: UnsafeRawBufferPointer) throws -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {
+        if try seek(key) != nil { return try previous() }
+        // Past the end: the last key of the table, if any.
+        var k = MDB_val()
+        var v = MDB_val()
+        let rc = mdb_cursor_get(cursor, &k, &v, MDB_LAST)
+        return try Self.answer(rc, k, v, table)
+    }
+
     @inline(__always)
     private static func answer(_ rc: Int32, _ k: MDB_val, _ v: MDB_val, _ table: Table) throws
         -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {

@@ -226,6 +226,28 @@ final class RegistryStoreTests: XCTestCase {
         XCTAssertThrowsError(try MetricThreshold.parse("auc >= x"))
     }
 
+    func testAuditLogsOfModelsWithSimilarNamesStayApart() async throws {
+        // The next audit sequence is found by one seek below (model, max):
+        // models whose names extend each other, or sort right after, must
+        // neither share nor skip sequence numbers.
+        let f = try RegistryFixture()
+        let names = ["a", "a\u{0}", "ab", "b"]
+        for name in names {
+            _ = try await f.store.createVersion(NewVersion(model: name, artifactDigest: digestA, artifactFormat: "f"))
+        }
+        for round in 1...3 {
+            for name in names.reversed() {
+                _ = try await f.store.createVersion(NewVersion(model: name, artifactDigest: digestA, artifactFormat: "f"),
+                                                   aliases: ["r\(round)"], who: "w", reason: name)
+            }
+        }
+        for name in names {
+            let log = try f.store.auditLog(model: name)
+            XCTAssertEqual(log.map(\.alias), ["r1", "r2", "r3"], name)
+            XCTAssertEqual(Set(log.map(\.reason)), [name])
+        }
+    }
+
     func testConcurrentAliasChangesAreAllAudited() async throws {
         let f = try RegistryFixture()
         for _ in 0..<4 { _ = try await f.store.createVersion(NewVersion(model: "m", artifactDigest: digestA, artifactFormat: "f")) }
