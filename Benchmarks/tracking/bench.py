@@ -27,6 +27,8 @@ Workloads (timed parts only; set-up is not timed):
                  set_alias (two commits), as MLflow does it
   throughput     (Plinth only) metric points per second in large batches
 
+Timing starts only once the MLflow server's process group is idle (its job
+consumers start up for seconds after /health answers; see wait_until_idle).
 Run it with Benchmarks/tracking/run.sh, which builds plinthd and the venv.
 Every process started here is stopped by its PID.
 """
