@@ -106,25 +106,60 @@ public final class RegistryStore: @unchecked Sendable {
     /// Registers a new version, numbered one past the model's latest; the
     /// model is created first when it does not exist (as MLflow's
     /// `register_model` does).
-    public func createVersion(_ new: NewVersion, now: Int64 = currentMillisUTC()) async throws -> ModelVersion {
-        try Self.checkModelName(new.model)
-        guard Self.isSHA256(new.artifactDigest) else {
-            throw RegistryError.invalidArgument("artifact digest '\(new.artifactDigest)' is not 64 lowercase hex digits (sha256)")
+    ///
+    /// Each of `aliases` is pointed at the new version in the same commit,
+    /// exactly as `setAlias` would point it (policy check for a protected
+    /// alias, audit entry with `who` and `reason`): one durable write instead
+    /// of two. Any refused alias refuses the whole request, and no version is
+    /// created. The returned version lists its aliases.
+    public func createVersion(_ new: NewVersion, aliases: [String] = [], who: String = "", reason: String = "",
+                              now: Int64 = currentMillisUTC()) async throws -> ModelVersion {
+        try await withCheckedThrowingContinuation { continuation in
+            createVersion(new, aliases: aliases, who: who, reason: reason, now: now) { continuation.resume(with: $0) }
         }
-        return try await environment.writer.write { [self] txn in
+    }
+
+    /// `createVersion` for callers on an event loop: `completion` runs on the
+    /// writer's thread after the durable commit, with no task in between
+    /// (two thread hops fewer for each register).
+    public func createVersion(_ new: NewVersion, aliases: [String] = [], who: String = "", reason: String = "",
+                              now: Int64 = currentMillisUTC(),
+                              completion: @escaping @Sendable (Result<ModelVersion, any Error>) -> Void) {
+        do {
+            try Self.checkModelName(new.model)
+            guard Self.isSHA256(new.artifactDigest) else {
+                throw RegistryError.invalidArgument("artifact digest '\(new.artifactDigest)' is not 64 lowercase hex digits (sha256)")
+            }
+            for alias in aliases { try Self.checkAlias(alias) }
+            if Set(aliases).count != aliases.count {
+                let repeated = Dictionary(aliases.map { ($0, 1) }, uniquingKeysWith: +).filter { $0.value > 1 }.keys.sorted()
+                throw RegistryError.invalidArgument("alias\(repeated.count == 1 ? "" : "es") \(repeated.map { "'\($0)'" }.joined(separator: ", ")) given more than once")
+            }
+        } catch {
+            return completion(.failure(error))
+        }
+        environment.writer.submit({ [self] txn in
             let key = Array(new.model.utf8)
             var model = try txn.get(models, key).map { try JSONDecoder().decode(RegisteredModel.self, from: Data($0)) }
                 ?? Self.newModel(new.model, description: "", card: [:], tags: [:], now: now)
             model.latestVersion += 1
             model.updatedMs = now
-            let version = ModelVersion(model: new.model, version: model.latestVersion, description: new.description,
+            var version = ModelVersion(model: new.model, version: model.latestVersion, description: new.description,
                                        source: new.source, artifactDigest: new.artifactDigest,
                                        artifactFormat: new.artifactFormat, signature: new.signature, tags: new.tags,
                                        createdMs: now, aliases: [])
+            // Aliases first: a refusal throws before anything is written (and
+            // the writer's nested transaction would undo it anyway).
+            var events: [AliasEvent] = []
+            for alias in aliases {
+                events.append(try pointAlias(alias, of: &model, at: version, who: who, reason: reason, now: now))
+            }
             try txn.put(models, key, try Self.encode(model))
             try txn.put(versions, makeKey { $0.append(new.model); $0.append(version.version) }, try Self.encode(version))
+            for event in events { try appendAudit(event, txn) }
+            version.aliases = model.aliases.filter { $0.value == version.version }.map(\.key).sorted()
             return version
-        }
+        }, completion: completion)
     }
 
     public func version(model name: String, version number: UInt64) throws -> ModelVersion {
@@ -202,22 +237,33 @@ public final class RegistryStore: @unchecked Sendable {
                 throw RegistryError.notFound("model '\(name)' has no version \(number) (latest is \(model.latestVersion))")
             }
             let version = try JSONDecoder().decode(ModelVersion.self, from: Data(raw))
-            let policy = model.effectivePolicy
-            let protected = policy.protectedAliases.contains(alias)
-            if protected {
-                let failures = policy.failures(model: model, version: version)
-                if !failures.isEmpty {
-                    throw RegistryError.policyViolation(model: name, alias: alias, version: number, failures: failures)
-                }
-            }
-            let event = AliasEvent(model: name, alias: alias, fromVersion: model.aliases[alias] ?? 0, toVersion: number,
-                                   who: who, atMs: now, reason: reason, checked: protected)
-            model.aliases[alias] = number
-            model.updatedMs = now
+            let event = try pointAlias(alias, of: &model, at: version, who: who, reason: reason, now: now)
             try txn.put(models, key, try Self.encode(model))
             try appendAudit(event, txn)
             return event
         }
+    }
+
+    /// Points `alias` at `version` in `model` (not yet written): a protected
+    /// alias runs the model's policy against the version first, and any
+    /// failed check refuses the change, listing every failed check.
+    /// - Returns: the audit entry; the caller writes the model and appends
+    ///   the entry in the same transaction.
+    private func pointAlias(_ alias: String, of model: inout RegisteredModel, at version: ModelVersion,
+                            who: String, reason: String, now: Int64) throws -> AliasEvent {
+        let policy = model.effectivePolicy
+        let protected = policy.protectedAliases.contains(alias)
+        if protected {
+            let failures = policy.failures(model: model, version: version)
+            if !failures.isEmpty {
+                throw RegistryError.policyViolation(model: model.name, alias: alias, version: version.version, failures: failures)
+            }
+        }
+        let event = AliasEvent(model: model.name, alias: alias, fromVersion: model.aliases[alias] ?? 0,
+                               toVersion: version.version, who: who, atMs: now, reason: reason, checked: protected)
+        model.aliases[alias] = version.version
+        model.updatedMs = now
+        return event
     }
 
     /// Removes an alias; recorded like a change (to version 0).
@@ -247,14 +293,18 @@ public final class RegistryStore: @unchecked Sendable {
 
     private func appendAudit(_ event: AliasEvent, _ txn: borrowing WriteTransaction) throws {
         // Entries are keyed (model, sequence); the next sequence is one past
-        // the last entry, found by seeking to the model's next key prefix.
+        // the last entry: the greatest key below (model, UInt64.max), found
+        // with one seek, not a walk over the model's whole audit log (which
+        // every register with an alias made longer). The model name's key
+        // encoding is self-delimiting, so no other model's keys start with
+        // this prefix.
         let prefix = makeKey { $0.append(event.model) }
-        var last: UInt64 = 0
-        try txn.scan(audit, from: prefix) { key, _ in
-            guard key.count == prefix.count + 8, key.starts(with: prefix) else { return false }
-            var decoder = KeyDecoder(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
-            last = try decoder.readUInt64()
-            return true
+        let bound = makeKey { $0.append(event.model); $0.append(UInt64.max) }
+        let last = try txn.withCursor(audit) { cursor -> UInt64 in
+            guard let found = try bound.withUnsafeBytes({ try cursor.lastBefore($0) }),
+                  found.key.count == prefix.count + 8, found.key.starts(with: prefix) else { return 0 }
+            var decoder = KeyDecoder(UnsafeRawBufferPointer(rebasing: found.key[prefix.count...]))
+            return try decoder.readUInt64()
         }
         try txn.put(audit, makeKey { $0.append(event.model); $0.append(last + 1) }, try Self.encode(event))
     }

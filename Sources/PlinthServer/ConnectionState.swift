@@ -134,5 +134,6 @@ enum StatusCode {
     static let unimplemented = 12
     static let `internal` = 13
     static let unavailable = 14
+    static let dataLoss = 15
     static let unauthenticated = 16
 }

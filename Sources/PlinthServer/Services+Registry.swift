@@ -41,7 +41,10 @@ extension Services {
             s.now(respond) { try PBListRegisteredModelsResponse.with { $0.models = try s.registry.listModels().map(\.wire) } }
         },
         Method.createModelVersion: MethodSpec(scope: .write) { s, body, respond in
-            s.later(respond) {
+            // Register is a hot path too: decoded and checked here, answered
+            // from the writer's completion after the durable commit, with no
+            // task in between (as LogBatch).
+            do {
                 let r = try decode(PBCreateModelVersionRequest.self, body)
                 guard FileManager.default.fileExists(atPath: s.artifacts.blobPath(r.artifactDigest)) || r.artifactDigest.utf8.count != 64 else {
                     throw RegistryError.notFound("no blob has digest '\(r.artifactDigest)': upload the model file first (UploadArtifact)")
@@ -54,11 +57,22 @@ extension Services {
                                            metrics: record.metrics.mapValues(\.value), datasetDigests: record.run.inputs.map(\.digest),
                                            resolvedFeatures: resolved)
                 }
-                let version = try await s.registry.createVersion(NewVersion(
+                // The version and its aliases (with their audit entries) in
+                // one commit: one durable write, not two.
+                let model = r.model
+                let aliased = !r.aliases.isEmpty
+                s.registry.createVersion(NewVersion(
                     model: r.model, description: r.description_p, source: source, artifactDigest: r.artifactDigest,
-                    artifactFormat: r.artifactFormat, signature: Signature(wire: r.signature), tags: r.tags))
-                return PBModelVersionResponse.with { $0.version = version.wire }
-            }
+                    artifactFormat: r.artifactFormat, signature: Signature(wire: r.signature), tags: r.tags),
+                    aliases: r.aliases, who: respond.who, reason: r.reason) { result in
+                    switch result {
+                    case .success(let version):
+                        if aliased { s.serving.aliasesChanged(model: model) }
+                        respond.succeed(PBModelVersionResponse.with { $0.version = version.wire })
+                    case .failure(let error): respond.fail(error)
+                    }
+                }
+            } catch { respond.fail(error) }
         },
         Method.getModelVersion: MethodSpec(scope: .read) { s, body, respond in
             s.now(respond) {

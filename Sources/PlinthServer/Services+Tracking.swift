@@ -156,16 +156,27 @@ extension Services {
         Method.uploadArtifact: MethodSpec(scope: .write) { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBUploadArtifactRequest.self, body)
+                let expected = request.uploadID.isEmpty && !request.expectedDigest.isEmpty ? request.expectedDigest : nil
                 if request.uploadID.isEmpty && request.finish {
                     // The whole file in one request (a model file, usually).
-                    let artifact = try await s.artifacts.store(runId: request.runID, path: request.path, bytes: Array(request.data))
+                    let artifact = try await s.artifacts.store(runId: request.runID, path: request.path, bytes: Array(request.data),
+                                                               expectedDigest: expected)
                     return PBUploadArtifactResponse.with {
                         $0.receivedBytes = artifact.size
                         $0.artifact = artifact.wire
                     }
                 }
+                if let expected, request.data.isEmpty,
+                   let artifact = try await s.artifacts.existing(runId: request.runID, path: request.path, digest: expected) {
+                    // The client announced the digest first and these bytes are here: none need follow.
+                    return PBUploadArtifactResponse.with {
+                        $0.receivedBytes = artifact.size
+                        $0.artifact = artifact.wire
+                        $0.alreadyStored = true
+                    }
+                }
                 var id = request.uploadID
-                if id.isEmpty { id = try s.artifacts.beginUpload(runId: request.runID, path: request.path) }
+                if id.isEmpty { id = try s.artifacts.beginUpload(runId: request.runID, path: request.path, expectedDigest: expected) }
                 var out = PBUploadArtifactResponse()
                 out.uploadID = id
                 if !request.data.isEmpty {
@@ -187,7 +198,7 @@ extension Services {
                     let artifact: Artifact
                     if !request.digest.isEmpty {
                         let path = s.artifacts.blobPath(request.digest)
-                        guard request.digest.utf8.count == 64, request.digest.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
+                        guard ArtifactStore.isDigest(request.digest),
                               let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
                             throw TrackingError.notFound("no blob has digest '\(request.digest)'")
                         }

@@ -151,6 +151,7 @@ func status(for error: any Error) -> (code: Int, message: String) {
         case .alreadyExists(let m): return (StatusCode.alreadyExists, m)
         case .failedPrecondition(let m): return (StatusCode.failedPrecondition, m)
         case .tooLarge(let m): return (StatusCode.resourceExhausted, m)
+        case .dataLoss(let m): return (StatusCode.dataLoss, m)
         }
     case let e as RegistryError:
         switch e {

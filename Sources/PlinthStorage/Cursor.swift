@@ -28,9 +28,27 @@ public struct Cursor: ~Copyable {
     /// Moves to the next key; nil past the end of the table.
     @inline(__always)
     public func next() throws -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {
+        try move(MDB_NEXT)
+    }
+
+    /// Moves to the previous key; nil before the start of the table.
+    @inline(__always)
+    public func previous() throws -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {
+        try move(MDB_PREV)
+    }
+
+    /// The greatest key `< key`, and its value; nil when there is none.
+    public func lastBefore(_ key: UnsafeRawBufferPointer) throws -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {
+        // Past the end of the table: its last key, if any.
+        try seek(key) != nil ? try previous() : try move(MDB_LAST)
+    }
+
+    /// One relative move (MDB_NEXT, MDB_PREV, MDB_LAST).
+    @inline(__always)
+    private func move(_ op: MDB_cursor_op) throws -> (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)? {
         var k = MDB_val()
         var v = MDB_val()
-        let rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
+        let rc = mdb_cursor_get(cursor, &k, &v, op)
         return try Self.answer(rc, k, v, table)
     }
 

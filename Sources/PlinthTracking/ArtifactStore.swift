@@ -9,6 +9,13 @@
 // atomic, so a blob is either whole or absent), then listed under the run.
 // Identical content is stored once. Artifact paths are relative and may not
 // escape the run: no `..`, no absolute path, no empty or `.` component.
+//
+// A client may announce the file's sha256 first (`expected_digest`): when
+// a blob of that digest is already here, nothing needs to be sent
+// (`existing`). A blob is only ever named by the digest this store computed
+// from its bytes, so answering "already stored" records no digest it has not
+// verified; an upload that goes on must hash to the announced digest, or it
+// is refused and nothing is stored.
 import Foundation
 public import PlinthStorage
 
@@ -45,18 +52,21 @@ public final class ArtifactStore: @unchecked Sendable {
         let path: String
         let temporary: String
         let handle: FileHandle
+        /// The sha256 the client announced, if it did; the bytes must match it.
+        let expectedDigest: String?
         var hasher = SHA256()
         var size: Int64 = 0
         var touchedMs: Int64
         /// Serializes chunks of one upload; different uploads run in parallel.
         let lock = ConditionLock()
 
-        init(id: String, runId: String, path: String, temporary: String, handle: FileHandle, now: Int64) {
+        init(id: String, runId: String, path: String, temporary: String, handle: FileHandle, expectedDigest: String?, now: Int64) {
             self.id = id
             self.runId = runId
             self.path = path
             self.temporary = temporary
             self.handle = handle
+            self.expectedDigest = expectedDigest
             self.touchedMs = now
         }
     }
@@ -104,10 +114,42 @@ public final class ArtifactStore: @unchecked Sendable {
         "\(root)/sha256/\(digest.prefix(2))/\(digest.dropFirst(2))"
     }
 
+    /// Whether `digest` is a sha256 as this store names blobs: 64 lowercase hex digits.
+    public static func isDigest(_ digest: String) -> Bool {
+        digest.utf8.count == 64 && digest.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+
+    private static func checkExpected(_ digest: String?) throws {
+        if let digest, !isDigest(digest) {
+            throw TrackingError.invalidArgument("expected digest '\(digest)' is not a sha256 (64 lowercase hex digits)")
+        }
+    }
+
+    private static func checkMatches(_ digest: String, expected: String?, path: String) throws {
+        if let expected, expected != digest {
+            throw TrackingError.dataLoss("artifact '\(path)' has sha256 \(digest), not the announced \(expected): the bytes changed on the way (or the file changed while it was read); nothing was stored")
+        }
+    }
+
+    /// The upload that needs no bytes: when a blob of `digest` is already
+    /// stored (hashed by this store when its bytes came), lists it under the
+    /// run as `path` (nothing to list without a run) and returns it; nil when
+    /// no such blob is here, and the bytes must be uploaded.
+    public func existing(runId: String, path: String, digest: String, now: Int64 = currentMillis()) async throws -> Artifact? {
+        try Self.checkExpected(digest)
+        if !runId.isEmpty { try checkRunning(runId, path: path) }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: blobPath(digest)),
+              attributes[.type] as? FileAttributeType == .typeRegular,
+              let size = (attributes[.size] as? NSNumber)?.int64Value else { return nil }
+        return try await record(Artifact(path: path, digest: digest, size: size, createdMs: now), runId: runId)
+    }
+
     /// Starts an upload of `path` into a RUNNING run; with an empty run id
     /// the blob is stored without a listing (model files registered without a run).
+    /// With `expectedDigest`, `finish` refuses bytes that hash to anything else.
     /// - Returns: the upload id that later chunks carry.
-    public func beginUpload(runId: String, path: String, now: Int64 = currentMillis()) throws -> String {
+    public func beginUpload(runId: String, path: String, expectedDigest: String? = nil, now: Int64 = currentMillis()) throws -> String {
+        try Self.checkExpected(expectedDigest)
         if !runId.isEmpty { try checkRunning(runId, path: path) }
         dropAbandoned(now: now)
         let id = UUID().uuidString.lowercased()
@@ -116,7 +158,8 @@ public final class ArtifactStore: @unchecked Sendable {
               let handle = FileHandle(forWritingAtPath: temporary) else {
             throw TrackingError.failedPrecondition("cannot create a temporary file in \(root)/tmp")
         }
-        let upload = Upload(id: id, runId: runId, path: path, temporary: temporary, handle: handle, now: now)
+        let upload = Upload(id: id, runId: runId, path: path, temporary: temporary, handle: handle,
+                            expectedDigest: expectedDigest, now: now)
         lock.withLock { uploads[id] = upload }
         return id
     }
@@ -167,6 +210,7 @@ public final class ArtifactStore: @unchecked Sendable {
             defer { try? upload.handle.close() }
             let digest = upload.hasher.finalizeHex()
             do {
+                try Self.checkMatches(digest, expected: upload.expectedDigest, path: upload.path)
                 let target = blobPath(digest)
                 let folder = (target as NSString).deletingLastPathComponent
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
@@ -191,11 +235,14 @@ public final class ArtifactStore: @unchecked Sendable {
 
     /// Stores an artifact that came whole, in one request. It is hashed in
     /// memory first: bytes already stored (the same digest) are not written
-    /// again, just listed.
-    public func store(runId: String, path: String, bytes: [UInt8], now: Int64 = currentMillis()) async throws -> Artifact {
+    /// again, just listed; bytes that do not hash to `expectedDigest` are refused.
+    public func store(runId: String, path: String, bytes: [UInt8], expectedDigest: String? = nil,
+                      now: Int64 = currentMillis()) async throws -> Artifact {
+        try Self.checkExpected(expectedDigest)
         var hasher = SHA256()
         hasher.update(bytes)
         let digest = hasher.finalizeHex()
+        try Self.checkMatches(digest, expected: expectedDigest, path: path)
         guard Int64(bytes.count) <= maxBytes, FileManager.default.fileExists(atPath: blobPath(digest)) else {
             let id = try beginUpload(runId: runId, path: path, now: now)
             _ = try append(uploadId: id, bytes, now: now)

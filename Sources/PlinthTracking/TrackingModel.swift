@@ -16,11 +16,14 @@ public enum TrackingError: Error, CustomStringConvertible, Sendable, Equatable {
     case failedPrecondition(String)
     /// Over a configured size limit.
     case tooLarge(String)
+    /// Bytes that arrived are not the bytes the client said it sent (their
+    /// sha256 differs from the digest it announced).
+    case dataLoss(String)
 
     public var description: String {
         switch self {
         case .invalidArgument(let m), .notFound(let m), .alreadyExists(let m),
-             .failedPrecondition(let m), .tooLarge(let m): m
+             .failedPrecondition(let m), .tooLarge(let m), .dataLoss(let m): m
         }
     }
 }

@@ -94,7 +94,7 @@ struct Models: ParsableCommand {
         @Option(name: .customLong("default"), help: "INPUT=VALUE used when the input is missing; repeatable.") var defaults: [String] = []
         @Option(name: .customLong("run"), help: "The run the model came from (copies its metrics and datasets).") var runID: String?
         @Option(help: "A description of the version.") var description = ""
-        @Option(help: "Point this alias at the new version.") var alias: String?
+        @Option(help: "Point this alias at the new version (in the same commit; a refused alias registers nothing).") var alias: String?
         @Option(help: "Why (kept in the audit with --alias).") var reason = ""
         @OptionGroup var options: ConnectionOptions
 
@@ -124,12 +124,17 @@ struct Models: ParsableCommand {
                     $0.artifactDigest = digest
                     $0.artifactFormat = format ?? detectFormat(data)
                     $0.signature = signature
+                    // The alias is set in the same request: one commit, and a
+                    // refused (protected) alias registers nothing.
+                    if let alias { $0.aliases = [alias]; $0.reason = reason }
                 }, as: PBModelVersionResponse.self).version
                 var change: PBAliasChange?
-                if let alias {
-                    change = try c.call(Method.setModelAlias, PBSetModelAliasRequest.with {
-                        $0.model = name; $0.alias = alias; $0.version = version.version; $0.reason = reason
-                    }, as: PBAliasChangeResponse.self).change
+                if let alias, !options.json {
+                    // The response is the version; the change (from which
+                    // version, by whom) is the audit's latest entry for it.
+                    change = try c.call(Method.getAliasAudit, PBGetAliasAuditRequest.with { $0.model = name },
+                                        as: PBGetAliasAuditResponse.self)
+                        .changes.last { $0.alias == alias && $0.toVersion == version.version }
                 }
                 if options.json { return print(try version.jsonString()) }
                 printTable(["field", "value"], versionRows(version))

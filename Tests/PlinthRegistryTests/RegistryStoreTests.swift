@@ -131,6 +131,82 @@ final class RegistryStoreTests: XCTestCase {
         XCTAssertEqual(try f.store.auditLog(model: "m").count, 2)
     }
 
+    func testCreateVersionWithAliasesIsOneCommit() async throws {
+        let f = try RegistryFixture()
+        _ = try await f.store.createVersion(NewVersion(model: "m", artifactDigest: digestA, artifactFormat: "f"),
+                                            aliases: ["champion"], who: "alice", reason: "first", now: 10)
+        let commits = f.environment.writer.commits
+        let v2 = try await f.store.createVersion(NewVersion(model: "m", artifactDigest: digestB, artifactFormat: "f"),
+                                                 aliases: ["champion", "candidate"], who: "bob", reason: "better", now: 20)
+        XCTAssertEqual(f.environment.writer.commits, commits + 1, "version, aliases and audit in one commit")
+        XCTAssertEqual(v2.version, 2)
+        XCTAssertEqual(v2.aliases, ["candidate", "champion"])
+        XCTAssertEqual(try f.store.resolve(reference: "m@champion").version, 2)
+        XCTAssertEqual(try f.store.resolve(reference: "m@candidate").version, 2)
+        XCTAssertEqual(try f.store.version(model: "m", version: 1).aliases, [])
+        let log = try f.store.auditLog(model: "m")
+        XCTAssertEqual(log.map(\.alias), ["champion", "champion", "candidate"])
+        XCTAssertEqual(log.map(\.fromVersion), [0, 1, 0])
+        XCTAssertEqual(log.map(\.toVersion), [1, 2, 2])
+        XCTAssertEqual(log.map(\.who), ["alice", "bob", "bob"])
+        XCTAssertEqual(log.map(\.reason), ["first", "better", "better"])
+        XCTAssertEqual(log.map(\.atMs), [10, 20, 20])
+        XCTAssertEqual(log.map(\.checked), [false, false, false])
+        // Without aliases nothing is audited.
+        _ = try await f.store.createVersion(NewVersion(model: "m", artifactDigest: digestA, artifactFormat: "f"))
+        XCTAssertEqual(try f.store.auditLog(model: "m").count, 3)
+    }
+
+    func testCreateVersionWithARefusedAliasCreatesNothing() async throws {
+        let f = try RegistryFixture()
+        _ = try await f.store.createVersion(NewVersion(model: "m", source: source(auc: 0.9), artifactDigest: digestA, artifactFormat: "f"))
+        _ = try await f.store.setPolicy(name: "m", policy: Policy(metricThresholds: [try MetricThreshold.parse("auc >= 0.85")],
+                                                                 requiredCardFields: ["owner"]))
+        let before = try f.store.model(named: "m")
+        do {
+            _ = try await f.store.createVersion(NewVersion(model: "m", source: source(auc: 0.5), artifactDigest: digestB, artifactFormat: "f"),
+                                                aliases: ["candidate", "production"], who: "alice", reason: "ship it")
+            XCTFail("policy did not refuse")
+        } catch let error as RegistryError {
+            guard case .policyViolation(_, let alias, let version, let failures) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(alias, "production")
+            XCTAssertEqual(version, 2)
+            XCTAssertEqual(failures.count, 2, failures.joined(separator: "\n"))
+            XCTAssertTrue(failures.contains("model card field 'owner' is empty"), failures.joined(separator: "\n"))
+        }
+        // Nothing was written: no version 2, no aliases (not even the
+        // unprotected one), no audit entry.
+        let after = try f.store.model(named: "m")
+        XCTAssertEqual(after.latestVersion, 1)
+        XCTAssertEqual(after, before)
+        XCTAssertEqual(try f.store.versions(model: "m").map(\.version), [1])
+        XCTAssertEqual(try f.store.auditLog(model: "m"), [])
+        // A passing version takes the protected alias, checked, in the same request.
+        _ = try await f.store.updateModel(name: "m", card: ["owner": "growth"])
+        let v2 = try await f.store.createVersion(NewVersion(model: "m", source: source(auc: 0.9), artifactDigest: digestB, artifactFormat: "f"),
+                                                 aliases: ["production"], who: "alice", reason: "passes")
+        XCTAssertEqual(v2.version, 2)
+        XCTAssertEqual(try f.store.auditLog(model: "m").map(\.checked), [true])
+    }
+
+    func testCreateVersionRefusesDuplicateAndInvalidAliases() async throws {
+        let f = try RegistryFixture()
+        _ = try await f.store.createVersion(NewVersion(model: "m", artifactDigest: digestA, artifactFormat: "f"))
+        for aliases in [["champion", "champion"], ["a", "b", "a"], ["v3"], ["latest"], [""], ["has space"], ["ok", "a@b"]] {
+            do {
+                _ = try await f.store.createVersion(NewVersion(model: "m", artifactDigest: digestB, artifactFormat: "f"),
+                                                    aliases: aliases, who: "x", reason: "")
+                XCTFail("\(aliases) accepted")
+            } catch let error as RegistryError {
+                guard case .invalidArgument(let message) = error else { return XCTFail("\(error)") }
+                if aliases == ["champion", "champion"] { XCTAssertTrue(message.contains("'champion' given more than once"), message) }
+            }
+        }
+        XCTAssertEqual(try f.store.model(named: "m").latestVersion, 1)
+        XCTAssertEqual(try f.store.model(named: "m").aliases, [:])
+        XCTAssertEqual(try f.store.auditLog(model: "m"), [])
+    }
+
     func testCustomProtectedAliases() async throws {
         let f = try RegistryFixture()
         _ = try await f.store.createVersion(NewVersion(model: "m", source: source(auc: 0.5), artifactDigest: digestA, artifactFormat: "f"))
@@ -148,6 +224,28 @@ final class RegistryStoreTests: XCTestCase {
         XCTAssertThrowsError(try MetricThreshold.parse("auc high"))
         XCTAssertThrowsError(try MetricThreshold.parse(">= 3"))
         XCTAssertThrowsError(try MetricThreshold.parse("auc >= x"))
+    }
+
+    func testAuditLogsOfModelsWithSimilarNamesStayApart() async throws {
+        // The next audit sequence is found by one seek below (model, max):
+        // models whose names extend each other, or sort right after, must
+        // neither share nor skip sequence numbers.
+        let f = try RegistryFixture()
+        let names = ["a", "a\u{0}", "ab", "b"]
+        for name in names {
+            _ = try await f.store.createVersion(NewVersion(model: name, artifactDigest: digestA, artifactFormat: "f"))
+        }
+        for round in 1...3 {
+            for name in names.reversed() {
+                _ = try await f.store.createVersion(NewVersion(model: name, artifactDigest: digestA, artifactFormat: "f"),
+                                                   aliases: ["r\(round)"], who: "w", reason: name)
+            }
+        }
+        for name in names {
+            let log = try f.store.auditLog(model: name)
+            XCTAssertEqual(log.map(\.alias), ["r1", "r2", "r3"], name)
+            XCTAssertEqual(Set(log.map(\.reason)), [name])
+        }
     }
 
     func testConcurrentAliasChangesAreAllAudited() async throws {

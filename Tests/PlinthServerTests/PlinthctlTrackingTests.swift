@@ -92,6 +92,9 @@ final class PlinthctlTrackingTests: XCTestCase {
         XCTAssertEqual(code, 0, err)
         XCTAssertTrue(out.contains("plinth-json") && out.contains("amount: float64") && out.contains("stats:count=7"), out)
         XCTAssertTrue(out.contains("lin@production: unset -> version 1"), out)
+        // Version and alias came in one request: one audit entry, with the reason.
+        let audit = try c.call(Method.getAliasAudit, PBGetAliasAuditRequest.with { $0.model = "lin" }, as: PBGetAliasAuditResponse.self)
+        XCTAssertEqual(audit.changes.map { [$0.alias, "\($0.toVersion)", $0.reason] }, [["production", "1", "first"]])
         (code, out, err) = try ctl("models", "show", "lin:1")
         XCTAssertEqual(code, 0, err)
         XCTAssertTrue(out.contains("feature service  svc"), out)

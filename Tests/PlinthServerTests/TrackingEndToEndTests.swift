@@ -6,6 +6,7 @@
 import Foundation
 import Logging
 import PlinthClient
+import PlinthStorage
 import PlinthWire
 import XCTest
 @testable import PlinthServer
@@ -209,6 +210,69 @@ final class TrackingEndToEndTests: XCTestCase {
         expectCode(5, try c.call(Method.downloadArtifact, PBDownloadArtifactRequest.with { $0.runID = runID; $0.path = "nope" },
                                  as: PBDownloadArtifactResponse.self))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dataDir + "/blobs/tmp"), [])
+    }
+
+    func testAnnouncedDigestSkipsTheBytesTheDaemonHas() throws {
+        try start()
+        let c = try Connection(address: address)
+        let (_, runID) = try startRun(c)
+        let content = (0..<250_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 7) }
+        var hasher = SHA256()
+        hasher.update(content)
+        let digest = hasher.finalizeHex()
+        func ask(run: String, path: String, _ digest: String) throws -> PBUploadArtifactResponse {
+            try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with {
+                $0.runID = run
+                $0.path = path
+                $0.expectedDigest = digest
+            }, as: PBUploadArtifactResponse.self)
+        }
+        // Unknown bytes: an upload begins and the bytes follow, checked against the digest.
+        let first = try ask(run: "", path: "", digest)
+        XCTAssertFalse(first.alreadyStored)
+        XCTAssertFalse(first.hasArtifact)
+        XCTAssertFalse(first.uploadID.isEmpty)
+        var id = first.uploadID
+        for (offset, end) in [(0, 100_000), (100_000, 250_000)] {
+            let answer = try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with {
+                $0.uploadID = id
+                $0.data = Data(content[offset..<end])
+                $0.finish = end == content.count
+            }, as: PBUploadArtifactResponse.self)
+            id = answer.uploadID
+            if end == content.count { XCTAssertEqual(answer.artifact.digest, digest) }
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dataDir + "/blobs/sha256/\(digest.prefix(2))/\(digest.dropFirst(2))"))
+        // Known bytes: answered at once, listed under the run, nothing more to send.
+        let known = try ask(run: runID, path: "model/weights.bin", digest)
+        XCTAssertTrue(known.alreadyStored)
+        XCTAssertEqual(known.artifact.digest, digest)
+        XCTAssertEqual(known.artifact.size, 250_000)
+        XCTAssertEqual(known.uploadID, "")
+        let listed = try c.call(Method.listArtifacts, PBListArtifactsRequest.with { $0.runID = runID }, as: PBListArtifactsResponse.self)
+        XCTAssertEqual(listed.artifacts.map(\.digest), [digest])
+        // Bytes that do not match the announced digest: DATA_LOSS, nothing stored.
+        var other = content
+        other[5] ^= 0xFF
+        let begun = try ask(run: "", path: "", String(repeating: "ab", count: 32))
+        expectCode(15, try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with {
+            $0.uploadID = begun.uploadID
+            $0.data = Data(other)
+            $0.finish = true
+        }, as: PBUploadArtifactResponse.self), contains: "announced")
+        expectCode(15, try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with {
+            $0.expectedDigest = digest
+            $0.data = Data(other)
+            $0.finish = true
+        }, as: PBUploadArtifactResponse.self), contains: "announced")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dataDir + "/blobs/tmp"), [])
+        expectCode(3, try ask(run: "", path: "", "not-a-digest"))
+        // CreateModelVersion takes the digest the daemon confirmed.
+        var create = PBCreateModelVersionRequest()
+        create.model = "m"
+        create.artifactDigest = known.artifact.digest
+        create.aliases = ["champion"]
+        XCTAssertEqual(try c.call(Method.createModelVersion, create, as: PBModelVersionResponse.self).version.aliases, ["champion"])
     }
 
     func testRegistryPromotionIsCheckedAuditedAndTraced() throws {

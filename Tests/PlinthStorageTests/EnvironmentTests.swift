@@ -35,6 +35,24 @@ final class EnvironmentTests: XCTestCase {
         XCTAssertNil(try env.read { txn in try txn.get(table, [3]).map { Array($0) } })
     }
 
+    func testCursorFindsTheGreatestKeyBelowABound() throws {
+        let env = try open()
+        let table = try env.table("t")
+        XCTAssertNil(try env.read { txn in try txn.withCursor(table) { c in try [UInt8]([5]).withUnsafeBytes { try c.lastBefore($0)?.key.count } } })
+        try env.writer.write { txn in
+            for key: [UInt8] in [[1], [3], [3, 0], [7]] { try txn.put(table, key, [0]) }
+        }
+        func below(_ bound: [UInt8]) throws -> [UInt8]? {
+            try env.read { txn in try txn.withCursor(table) { c in try bound.withUnsafeBytes { try c.lastBefore($0).map { Array($0.key) } } } }
+        }
+        XCTAssertNil(try below([1]))
+        XCTAssertEqual(try below([2]), [1])
+        XCTAssertEqual(try below([3, 0]), [3])
+        XCTAssertEqual(try below([3, 1]), [3, 0])
+        XCTAssertEqual(try below([7]), [3, 0])
+        XCTAssertEqual(try below([9]), [7])
+    }
+
     func testConcurrentWritesAreGroupedAndAllAcknowledgedAfterCommit() throws {
         let env = try open()
         let table = try env.table("t")

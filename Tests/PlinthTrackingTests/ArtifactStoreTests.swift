@@ -111,6 +111,63 @@ final class ArtifactStoreTests: XCTestCase {
         } catch { guard case .failedPrecondition = error as? TrackingError else { return XCTFail("\(error)") } }
     }
 
+    func testAnnouncedDigestSkipsKnownBytesAndRefusesOthers() async throws {
+        let f = try TrackingFixture()
+        let artifacts = try ArtifactStore(tracking: f.store, maxBytes: 1 << 20)
+        let e = try await f.store.createExperiment(name: "a")
+        let run = try await f.store.startRun(experimentId: e.id)
+        let bytes = (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let digest = sha(bytes)
+        // Not stored yet: nothing is listed, the bytes must come.
+        let unknown = try await artifacts.existing(runId: run.id, path: "m.bin", digest: digest)
+        XCTAssertNil(unknown)
+        XCTAssertEqual(try artifacts.list(runId: run.id), [])
+        // Streamed with the announced digest: stored under the digest the store computed.
+        let upload = try artifacts.beginUpload(runId: "", path: "", expectedDigest: digest)
+        _ = try artifacts.append(uploadId: upload, Array(bytes[..<50_000]))
+        _ = try artifacts.append(uploadId: upload, Array(bytes[50_000...]))
+        let stored = try await artifacts.finish(uploadId: upload)
+        XCTAssertEqual(stored.digest, digest)
+        // Now known: listed under the run with the stored blob's size, no bytes sent.
+        let known = try await artifacts.existing(runId: run.id, path: "m.bin", digest: digest)
+        XCTAssertEqual(known?.digest, digest)
+        XCTAssertEqual(known?.size, 100_000)
+        XCTAssertEqual(try artifacts.artifact(runId: run.id, path: "m.bin").digest, digest)
+
+        // Bytes that do not hash to the announced digest are refused and not stored.
+        var other = bytes
+        other[0] ^= 1
+        let wrong = try artifacts.beginUpload(runId: run.id, path: "bad.bin", expectedDigest: digest)
+        _ = try artifacts.append(uploadId: wrong, other)
+        do {
+            _ = try await artifacts.finish(uploadId: wrong)
+            XCTFail("bytes with another digest were stored")
+        } catch { guard case .dataLoss = error as? TrackingError else { return XCTFail("\(error)") } }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: artifacts.blobPath(sha(other))))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: artifacts.root + "/tmp"), [])
+        do {
+            _ = try await artifacts.store(runId: run.id, path: "bad.bin", bytes: other, expectedDigest: digest)
+            XCTFail("a whole artifact with another digest was stored")
+        } catch { guard case .dataLoss = error as? TrackingError else { return XCTFail("\(error)") } }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: artifacts.blobPath(sha(other))))
+        XCTAssertEqual(try artifacts.list(runId: run.id).map(\.path), ["m.bin"])
+
+        // A malformed digest is refused, not looked up.
+        for bad in ["abc", String(repeating: "A", count: 64), "../../" + String(repeating: "a", count: 58)] {
+            do {
+                _ = try await artifacts.existing(runId: "", path: "", digest: bad)
+                XCTFail("digest '\(bad)' was accepted")
+            } catch { guard case .invalidArgument = error as? TrackingError else { return XCTFail("\(error)") } }
+            XCTAssertThrowsError(try artifacts.beginUpload(runId: "", path: "", expectedDigest: bad))
+        }
+        // An ended run takes no listing, even of known bytes.
+        _ = try await f.store.endRun(id: run.id, status: .finished)
+        do {
+            _ = try await artifacts.existing(runId: run.id, path: "late.bin", digest: digest)
+            XCTFail("an ended run took an artifact")
+        } catch { guard case .failedPrecondition = error as? TrackingError else { return XCTFail("\(error)") } }
+    }
+
     func testEscapingPathsAreRefused() async throws {
         let f = try TrackingFixture()
         let artifacts = try ArtifactStore(tracking: f.store, maxBytes: 1000)

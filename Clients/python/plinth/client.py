@@ -97,6 +97,12 @@ class Client(OfflineMixin, TrackingMixin, ServingMixin):
         # (model reference, version) -> its ModelMetadata, which types the
         # columns predict sends (see plinth.serving).
         self._model_inputs: Dict[Tuple[str, Optional[int]], ModelMetadata] = {}
+        # Model files by absolute path -> ((size, mtime_ns, ctime_ns, inode,
+        # device), sha256), and the digests this daemon has confirmed it
+        # stores: register_model of an unchanged file sends no bytes (see
+        # TrackingMixin._model_blob).
+        self._file_digests: Dict[str, Tuple[Tuple[int, ...], str]] = {}
+        self._stored_digests: Dict[str, None] = {}
 
     # --- connection ----------------------------------------------------------
 

@@ -42,6 +42,8 @@ _TRACKING = "/plinth.v1.Tracking/"
 _REGISTRY = "/plinth.v1.Registry/"
 #: Bytes per UploadArtifact chunk: well under the default 16 MiB frame limit.
 ARTIFACT_CHUNK_BYTES = 1 << 20
+# At most this many file digests and daemon-confirmed digests are remembered per client.
+_KNOWN_DIGESTS = 1024
 #: Buffered metric points that trigger a flush.
 DEFAULT_FLUSH_POINTS = 50_000
 #: Seconds after which buffered metrics are flushed even if few.
@@ -630,14 +632,27 @@ class TrackingMixin:
             files = [(path, prefix + os.path.basename(path))]
         return [self._upload(run_id, local, remote) for local, remote in files]
 
-    def _upload(self, run_id: str, local: str, remote: str) -> Dict[str, Any]:
+    def _upload(self, run_id: str, local: str, remote: str, digest: str = "") -> Dict[str, Any]:
+        """Uploads a file in chunks. With `digest` (the file's sha256), a
+        file of more than one chunk is announced first and not sent when the
+        daemon already stores those bytes; a file of one chunk goes in one
+        request, as before. Either way the daemon checks the bytes it gets
+        against the digest (DATA_LOSS if the file changed meanwhile)."""
         upload_id = ""
         with open(local, "rb") as handle:
+            if digest and os.fstat(handle.fileno()).st_size > ARTIFACT_CHUNK_BYTES:
+                request = tracking_pb2.UploadArtifactRequest(run_id=run_id, path=remote, expected_digest=digest)
+                response = self._call(_TRACKING + "UploadArtifact", request, tracking_pb2.UploadArtifactResponse.FromString)
+                if response.already_stored:
+                    return _artifact(response.artifact)
+                # Not stored (or a daemon older than expected_digest): send the bytes.
+                upload_id = response.upload_id
             chunk = handle.read(ARTIFACT_CHUNK_BYTES)
             while True:
                 following = handle.read(ARTIFACT_CHUNK_BYTES)
                 request = tracking_pb2.UploadArtifactRequest(
-                    run_id=run_id, path=remote, upload_id=upload_id, data=chunk, finish=not following
+                    run_id=run_id, path=remote, upload_id=upload_id, data=chunk, finish=not following,
+                    expected_digest="" if upload_id else digest,
                 )
                 response = self._call(_TRACKING + "UploadArtifact", request, tracking_pb2.UploadArtifactResponse.FromString)
                 upload_id = response.upload_id
@@ -726,6 +741,9 @@ class TrackingMixin:
         format: Optional[str] = None,  # noqa: A002
         description: str = "",
         tags: Optional[Mapping[str, Any]] = None,
+        *,
+        aliases: Union[str, Sequence[str], None] = None,
+        reason: str = "",
     ) -> ModelVersion:
         """Upload a model file and register it as the next version of `name`
         (created when missing). With `run_id`, the version records the run
@@ -735,25 +753,91 @@ class TrackingMixin:
         and "defaults" ({"view:feature" or field name: value} used by serving
         when an input is missing).
         `format` defaults from the extension (.json: xgboost-json, .ubj,
-        .txt: lightgbm-text, .onnx)."""
+        .txt: lightgbm-text, .onnx).
+        `aliases` (one name or a list) are pointed at the new version in the
+        same commit, as `set_alias` would point them, each change audited
+        with this connection's token name and `reason`: one durable write
+        instead of two. A protected alias whose policy check fails raises
+        FailedPreconditionError listing every failed check, and then no
+        version is registered; a name given twice raises
+        InvalidArgumentError."""
         model_path = os.fspath(model_path)
         if os.path.islink(model_path) or not os.path.isfile(model_path):
             raise errors.InvalidArgumentError("%s is not a regular file" % model_path)
-        blob = self._upload_blob(model_path)
+        digest, sent = self._model_blob(model_path)
         request = registry_pb2.CreateModelVersionRequest(
-            model=name, description=description, run_id=run_id or "", artifact_digest=blob["digest"],
+            model=name, description=description, run_id=run_id or "", artifact_digest=digest,
             artifact_format=format or _FORMATS.get(os.path.splitext(model_path)[1].lower(), "binary"),
-            tags=_strings(tags),
+            tags=_strings(tags), aliases=[aliases] if isinstance(aliases, str) else list(aliases or ()),
+            reason=reason,
         )
         if signature:
             _fill_signature(request.signature, signature)
-        response = self._call(_REGISTRY + "CreateModelVersion", request, registry_pb2.ModelVersionResponse.FromString)
+        try:
+            response = self._call(_REGISTRY + "CreateModelVersion", request, registry_pb2.ModelVersionResponse.FromString)
+        except errors.NotFoundError:
+            if sent:
+                raise
+            # The daemon no longer has the blob it confirmed (a restored or
+            # replaced data directory), or something else is missing: upload
+            # (asking first) and try once more, which raises if it was not the blob.
+            self._stored_digests.pop(digest, None)
+            self._model_blob(model_path, known=False)
+            response = self._call(_REGISTRY + "CreateModelVersion", request, registry_pb2.ModelVersionResponse.FromString)
         return _version(response.version)
 
-    def _upload_blob(self, local: str) -> Dict[str, Any]:
+    def _model_blob(self, local: str, known: bool = True) -> Tuple[str, bool]:
+        """The model file's sha256, uploaded unless this daemon has already
+        confirmed it stores those bytes (`known`): (digest, whether an
+        upload was made). The daemon still checks at CreateModelVersion
+        that the blob exists; it never takes a digest for bytes it did not
+        hash itself."""
+        digest = self._file_digest(local)
+        if known and digest in self._stored_digests:
+            return digest, False
+        blob = self._upload_blob(local, digest)
+        if blob["digest"] != digest:  # the daemon verified the bytes against the digest; cannot differ
+            raise errors.DataLossError("%s was stored as %s, not %s" % (local, blob["digest"], digest))
+        if len(self._stored_digests) >= _KNOWN_DIGESTS:
+            self._stored_digests.pop(next(iter(self._stored_digests)))
+        self._stored_digests[digest] = None
+        return digest, True
+
+    def _file_digest(self, local: str) -> str:
+        """The file's sha256, cached by (size, mtime_ns, ctime_ns, inode,
+        device). An entry is only kept when the file was last changed over
+        two seconds before it was hashed, and did not change while it was:
+        a file rewritten within the file system's timestamp granularity
+        could otherwise keep its old stat and a stale digest (git's "racy"
+        index entries)."""
+        import hashlib
+
+        key = os.path.abspath(local)
+        before = os.stat(local)
+        ident = (before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino, before.st_dev)
+        cached = self._file_digests.get(key)
+        if cached is not None and cached[0] == ident:
+            return cached[1]
+        hasher = hashlib.sha256()
+        with open(local, "rb") as handle:
+            while True:
+                chunk = handle.read(ARTIFACT_CHUNK_BYTES)
+                if not chunk:
+                    break
+                hasher.update(chunk)
+        digest = hasher.hexdigest()
+        after = os.stat(local)
+        settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) > 2_000_000_000
+        if settled and ident == (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino, after.st_dev):
+            if len(self._file_digests) >= _KNOWN_DIGESTS:
+                self._file_digests.pop(next(iter(self._file_digests)))
+            self._file_digests[key] = (ident, digest)
+        return digest
+
+    def _upload_blob(self, local: str, digest: str = "") -> Dict[str, Any]:
         # An empty run id stores the blob with no run listing: a model file
         # may be registered after its run has ended.
-        return self._upload("", local, "")
+        return self._upload("", local, "", digest)
 
     def get_model_version(self, name: str, version: Optional[int] = None, alias: Optional[str] = None) -> ModelVersion:
         """A version by number, by alias (`name@alias`), or the latest."""

@@ -250,6 +250,37 @@ def test_register_promote_lineage_and_audit(plinthd, tmp_path, tag):
             client.lineage("no-such-model-" + tag)
 
 
+def test_register_with_aliases_is_one_request(client, tmp_path, tag):
+    model_file = tmp_path / "model.json"
+    model_file.write_text('{"learner": {}}')
+    name = "one-" + tag
+    v1 = client.register_model(name, str(model_file), aliases="champion", reason="first")
+    assert (v1.version, v1.aliases) == (1, ["champion"])
+    v2 = client.register_model(name, str(model_file), aliases=["champion", "candidate"], reason="better")
+    assert (v2.version, v2.aliases) == (2, ["candidate", "champion"])
+    assert client.get_model_version(name, alias="champion").version == 2
+    assert client.get_model_version(name, alias="candidate").version == 2
+    assert client.get_model_version(name, version=1).aliases == []
+    audit = client.alias_audit(name)
+    assert [(a["alias"], a["from_version"], a["to_version"], a["who"], a["reason"], a["checked"]) for a in audit] == [
+        ("champion", None, 1, "anonymous", "first", False),
+        ("champion", 1, 2, "anonymous", "better", False),
+        ("candidate", None, 2, "anonymous", "better", False)]
+
+    # A protected alias that fails the policy refuses the whole request.
+    client.set_policy(name, required_card_fields=["owner"])
+    with pytest.raises(plinth.FailedPreconditionError, match="'owner'"):
+        client.register_model(name, str(model_file), aliases=["candidate", "production"], reason="ship")
+    assert client.get_model_version(name).version == 2
+    assert client.get_model_version(name, alias="candidate").version == 2
+    assert len(client.alias_audit(name)) == 3
+    with pytest.raises(plinth.InvalidArgumentError, match="more than once"):
+        client.register_model(name, str(model_file), aliases=["x", "x"])
+    with pytest.raises(plinth.InvalidArgumentError, match="reserved"):
+        client.register_model(name, str(model_file), aliases="latest")
+    assert client.get_model_version(name).version == 2
+
+
 def test_alias_changes_are_attributed_to_the_token(secured_plinthd, tmp_path, tag):
     model_file = tmp_path / "m.txt"
     model_file.write_text("tree\n")
@@ -306,3 +337,102 @@ def test_run_decodes_its_fields_when_read():
     assert run.inputs == [] and run.code_version is None
     assert run == plinth.Run(tracking_pb2.Run.FromString(message.SerializeToString()))
     assert run.to_dict()["params"] == {"model": "xgb"} and "run_id='r1'" in repr(run)
+
+
+def _counting(client):
+    """Wraps the client's _call: returns a list of (method name, data bytes sent)."""
+    calls = []
+    original = client._call
+
+    def call(method, request, parse):
+        calls.append((method.rsplit("/", 1)[1], len(getattr(request, "data", b"")), getattr(request, "expected_digest", "")))
+        return original(method, request, parse)
+
+    client._call = call
+    return calls
+
+
+def _settled_file(path, content):
+    """Writes `content` and dates the file a minute back, as a model file
+    written well before it is registered."""
+    path.write_bytes(content)
+    old = os.stat(path).st_mtime_ns - 60_000_000_000
+    os.utime(path, ns=(old, old))
+    return str(path)
+
+
+def test_register_sends_an_unchanged_model_file_once(plinthd, tmp_path, tag):
+    import hashlib
+
+    content = os.urandom(1536 * 1024)  # more than one 1 MiB chunk
+    digest = hashlib.sha256(content).hexdigest()
+    model_file = _settled_file(tmp_path / "big.bin", content)
+    name = "once-" + tag
+    with plinth.Client(plinthd.address) as client:
+        calls = _counting(client)
+        v1 = client.register_model(name, model_file, aliases="champion")
+        assert v1.artifact_digest == digest
+        # Unknown to the daemon: announced, then sent in two chunks checked against the digest.
+        assert [c[:2] for c in calls] == [("UploadArtifact", 0), ("UploadArtifact", 1 << 20),
+                                          ("UploadArtifact", 512 * 1024), ("CreateModelVersion", 0)]
+        assert calls[0][2] == digest
+        del calls[:]
+        v2 = client.register_model(name, model_file, aliases="champion")
+        # Unchanged and confirmed stored: one request, no bytes, no hashing (cached).
+        assert [c[:2] for c in calls] == [("CreateModelVersion", 0)]
+        assert (v2.version, v2.artifact_digest, v2.aliases) == (2, digest, ["champion"])
+    with plinth.Client(plinthd.address) as fresh:
+        calls = _counting(fresh)
+        v3 = fresh.register_model(name, model_file)
+        # Another client: it asks, the daemon has the bytes, none are sent.
+        assert [c[:2] for c in calls] == [("UploadArtifact", 0), ("CreateModelVersion", 0)]
+        assert v3.artifact_digest == digest
+
+
+def test_register_notices_a_changed_model_file(plinthd, tmp_path, tag):
+    import hashlib
+
+    path = tmp_path / "model.bin"
+    first = os.urandom(2 * 1024 * 1024 + 10)
+    model_file = _settled_file(path, first)
+    name = "changed-" + tag
+    with plinth.Client(plinthd.address) as client:
+        assert client.register_model(name, model_file).artifact_digest == hashlib.sha256(first).hexdigest()
+        # Same size, same (old) modification time, other bytes: the rewrite
+        # changes the ctime, so the cached digest is not used.
+        second = bytearray(first)
+        second[12345] ^= 0xFF
+        stat = os.stat(model_file)
+        path.write_bytes(bytes(second))
+        os.utime(model_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        v2 = client.register_model(name, model_file)
+        assert v2.artifact_digest == hashlib.sha256(bytes(second)).hexdigest()
+        # A file written just now is hashed on every call (its stat could
+        # repeat within the clock's granularity), never served from the cache.
+        fresh = tmp_path / "fresh.json"
+        fresh.write_text('{"learner": {"a": 1}}')
+        client.register_model(name, str(fresh))
+        assert os.path.abspath(str(fresh)) not in client._file_digests
+        fresh.write_text('{"learner": {"a": 2}}')
+        v4 = client.register_model(name, str(fresh))
+        assert v4.artifact_digest == hashlib.sha256(b'{"learner": {"a": 2}}').hexdigest()
+
+
+def test_register_uploads_again_when_the_daemon_lost_the_blob(plinthd, tmp_path, tag):
+    import hashlib
+
+    content = ("lost " + tag).encode()
+    model_file = _settled_file(tmp_path / "m.json", content)
+    with plinth.Client(plinthd.address) as client:
+        # The client believes the daemon stores these bytes (as after a
+        # restore of an older data directory); the daemon says NOT_FOUND.
+        client._stored_digests[hashlib.sha256(content).hexdigest()] = None
+        calls = _counting(client)
+        v = client.register_model("lost-" + tag, model_file)
+        assert [c[:2] for c in calls] == [("CreateModelVersion", 0), ("UploadArtifact", len(content)),
+                                          ("CreateModelVersion", 0)]
+        assert v.version == 1
+        # Other NOT_FOUNDs are still raised (after one upload and one more try).
+        with pytest.raises(plinth.NotFoundError, match="run"):
+            client.register_model("lost-" + tag, model_file, run_id="0" * 32)
+        assert client.get_model_version("lost-" + tag).version == 1

@@ -346,6 +346,19 @@ public nonisolated struct PBCreateModelVersionRequest: Sendable {
 
   public var tags: Dictionary<String,String> = [:]
 
+  /// Aliases to point at the new version in the same commit as the version
+  /// itself: one durable write instead of CreateModelVersion followed by
+  /// SetModelAlias. Each is checked as SetModelAlias checks it (name rules,
+  /// then the policy for a protected alias, run against the new version);
+  /// any failure refuses the whole request and no version is created. A
+  /// name given twice is INVALID_ARGUMENT. Each alias change is recorded in
+  /// the audit (from the version it pointed at, to the new one) with the
+  /// connection's token name.
+  public var aliases: [String] = []
+
+  /// Why; kept in each alias's audit entry. Unused without `aliases`.
+  public var reason: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1248,7 +1261,7 @@ nonisolated extension PBListRegisteredModelsResponse: SwiftProtobuf.Message, Swi
 
 nonisolated extension PBCreateModelVersionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateModelVersionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}description\0\u{3}run_id\0\u{3}artifact_digest\0\u{3}artifact_format\0\u{1}signature\0\u{1}tags\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}model\0\u{1}description\0\u{3}run_id\0\u{3}artifact_digest\0\u{3}artifact_format\0\u{1}signature\0\u{1}tags\0\u{1}aliases\0\u{1}reason\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1263,6 +1276,8 @@ nonisolated extension PBCreateModelVersionRequest: SwiftProtobuf.Message, SwiftP
       case 5: try { try decoder.decodeSingularStringField(value: &self.artifactFormat) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._signature) }()
       case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.tags) }()
+      case 8: try { try decoder.decodeRepeatedStringField(value: &self.aliases) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.reason) }()
       default: break
       }
     }
@@ -1294,6 +1309,12 @@ nonisolated extension PBCreateModelVersionRequest: SwiftProtobuf.Message, SwiftP
     if !self.tags.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.tags, fieldNumber: 7)
     }
+    if !self.aliases.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.aliases, fieldNumber: 8)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1305,6 +1326,8 @@ nonisolated extension PBCreateModelVersionRequest: SwiftProtobuf.Message, SwiftP
     if lhs.artifactFormat != rhs.artifactFormat {return false}
     if lhs._signature != rhs._signature {return false}
     if lhs.tags != rhs.tags {return false}
+    if lhs.aliases != rhs.aliases {return false}
+    if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

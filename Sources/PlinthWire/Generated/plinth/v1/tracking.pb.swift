@@ -641,6 +641,16 @@ public nonisolated struct PBUploadArtifactRequest: Sendable {
   /// Set on the last chunk (which may also carry data).
   public var finish: Bool = false
 
+  /// First chunk only, optional: the sha256 (64 lowercase hex digits) of
+  /// the whole file, as the client computed it. When the daemon already
+  /// holds a blob of that digest (bytes it hashed itself when they first
+  /// came) and this first chunk carries no data and no finish, it answers at
+  /// once with `artifact` and `already_stored` (listing the blob under the
+  /// run, if any), and no bytes need follow. Otherwise the upload goes on as
+  /// usual, and when it finishes the daemon's own digest must equal this
+  /// one, or the upload is refused (DATA_LOSS) and nothing is stored.
+  public var expectedDigest: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -655,7 +665,7 @@ public nonisolated struct PBUploadArtifactResponse: Sendable {
 
   public var receivedBytes: Int64 = 0
 
-  /// Set when finish was: the stored artifact.
+  /// Set when finish was, or when `already_stored`: the stored artifact.
   public var artifact: PBArtifact {
     get {_artifact ?? PBArtifact()}
     set {_artifact = newValue}
@@ -664,6 +674,10 @@ public nonisolated struct PBUploadArtifactResponse: Sendable {
   public var hasArtifact: Bool {self._artifact != nil}
   /// Clears the value of `artifact`. Subsequent reads from it will return its default value.
   public mutating func clearArtifact() {self._artifact = nil}
+
+  /// The daemon already held the blob of `expected_digest`: the upload is
+  /// complete without its bytes (no upload_id; send nothing more).
+  public var alreadyStored: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1863,7 +1877,7 @@ nonisolated extension PBArtifact: SwiftProtobuf.Message, SwiftProtobuf._MessageI
 
 nonisolated extension PBUploadArtifactRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UploadArtifactRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}path\0\u{3}upload_id\0\u{1}data\0\u{1}finish\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}run_id\0\u{1}path\0\u{3}upload_id\0\u{1}data\0\u{1}finish\0\u{3}expected_digest\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1876,6 +1890,7 @@ nonisolated extension PBUploadArtifactRequest: SwiftProtobuf.Message, SwiftProto
       case 3: try { try decoder.decodeSingularStringField(value: &self.uploadID) }()
       case 4: try { try decoder.decodeSingularBytesField(value: &self.data) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.finish) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.expectedDigest) }()
       default: break
       }
     }
@@ -1897,6 +1912,9 @@ nonisolated extension PBUploadArtifactRequest: SwiftProtobuf.Message, SwiftProto
     if self.finish != false {
       try visitor.visitSingularBoolField(value: self.finish, fieldNumber: 5)
     }
+    if !self.expectedDigest.isEmpty {
+      try visitor.visitSingularStringField(value: self.expectedDigest, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1906,6 +1924,7 @@ nonisolated extension PBUploadArtifactRequest: SwiftProtobuf.Message, SwiftProto
     if lhs.uploadID != rhs.uploadID {return false}
     if lhs.data != rhs.data {return false}
     if lhs.finish != rhs.finish {return false}
+    if lhs.expectedDigest != rhs.expectedDigest {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1913,7 +1932,7 @@ nonisolated extension PBUploadArtifactRequest: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension PBUploadArtifactResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".UploadArtifactResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}upload_id\0\u{3}received_bytes\0\u{1}artifact\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}upload_id\0\u{3}received_bytes\0\u{1}artifact\0\u{3}already_stored\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1924,6 +1943,7 @@ nonisolated extension PBUploadArtifactResponse: SwiftProtobuf.Message, SwiftProt
       case 1: try { try decoder.decodeSingularStringField(value: &self.uploadID) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.receivedBytes) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._artifact) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.alreadyStored) }()
       default: break
       }
     }
@@ -1943,6 +1963,9 @@ nonisolated extension PBUploadArtifactResponse: SwiftProtobuf.Message, SwiftProt
     try { if let v = self._artifact {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
+    if self.alreadyStored != false {
+      try visitor.visitSingularBoolField(value: self.alreadyStored, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1950,6 +1973,7 @@ nonisolated extension PBUploadArtifactResponse: SwiftProtobuf.Message, SwiftProt
     if lhs.uploadID != rhs.uploadID {return false}
     if lhs.receivedBytes != rhs.receivedBytes {return false}
     if lhs._artifact != rhs._artifact {return false}
+    if lhs.alreadyStored != rhs.alreadyStored {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
