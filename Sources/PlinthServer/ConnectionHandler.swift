@@ -298,6 +298,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         Envelope.writeResponse(id: 0, code: code, message: message, more: false, into: &out) { _ in }
         let all = out
         out.clear()
-        context.writeAndFlush(wrapOutboundOut(all)).whenComplete { _ in context.close(promise: nil) }
+        let channel = context.channel  // Sendable, unlike the context
+        context.writeAndFlush(wrapOutboundOut(all)).whenComplete { _ in channel.close(promise: nil) }
     }
 }

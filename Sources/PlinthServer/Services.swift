@@ -12,7 +12,7 @@ import PlinthStorage
 import PlinthTracking
 import PlinthWire
 import Synchronization
-public import SwiftProtobuf
+import SwiftProtobuf
 
 /// Answers one request, from any thread. A unary method calls `succeed` or
 /// `fail` once; a streaming method calls `stream` for each part but the

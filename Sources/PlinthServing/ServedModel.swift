@@ -173,7 +173,7 @@ public final class ServedModel: Sendable {
 
         var missing = [Float](repeating: .nan, count: model.featureCount)
         let labels = Set(signatureInputs)
-        for (key, value) in signature.defaults {
+        for key in signature.defaults.keys {
             guard labels.contains(key) else {
                 throw .failedPrecondition("\(what) cannot be served: its signature has a default for '\(key)', which is not one of its inputs")
             }

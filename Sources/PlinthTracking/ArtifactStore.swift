@@ -17,7 +17,7 @@
 // verified; an upload that goes on must hash to the announced digest, or it
 // is refused and nothing is stored.
 import Foundation
-public import PlinthStorage
+import PlinthStorage
 
 /// One listed artifact of a run.
 public struct Artifact: Codable, Sendable, Equatable {
