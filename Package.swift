@@ -97,7 +97,7 @@ let package = Package(
                                    .product(name: "NIOEmbedded", package: "swift-nio"),
                                    .product(name: "NIOTestUtils", package: "swift-nio")]),
         .testTarget(name: "PlinthServerTests",
-                    dependencies: ["PlinthServer", "PlinthClient", "PlinthWire"]),
+                    dependencies: ["PlinthServer", "PlinthClient", "PlinthWire", "PlinthServing"]),
         .testTarget(name: "PlinthInferenceTests", dependencies: ["PlinthInference"],
                     resources: [.copy("Fixtures")]),
     ]

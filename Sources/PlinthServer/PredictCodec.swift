@@ -76,7 +76,9 @@ final class PredictScratch {
     var columns: [Column] = []
     private var name: [UInt8] = []
     private var version: [UInt8] = []
-    private var served: ServedModel?
+    /// Weak: an idle connection must not keep a version the repository
+    /// has let go of (an alias moved away from it) in memory.
+    private weak var served: ServedModel?
     private var generation: UInt64 = 0
 
     /// The model the last request with these name and version bytes got,

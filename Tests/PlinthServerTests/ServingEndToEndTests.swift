@@ -5,6 +5,7 @@
 import Foundation
 import Logging
 import PlinthClient
+import PlinthServing
 import PlinthWire
 import XCTest
 @testable import PlinthServer
@@ -371,6 +372,33 @@ final class ServingEndToEndTests: XCTestCase {
         let counters = server.services.serving.counters
         XCTAssertEqual(counters.resident, 1)
         XCTAssertEqual(counters.swaps, 1)
+    }
+
+    func testAnIdleConnectionDoesNotKeepAReplacedVersionInMemory() throws {
+        let idle = try Connection(address: address)
+        _ = try idle.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
+        try register(idle, intercept: 0.5)
+        // The first Predict loads version 1 (off the event loop); the second
+        // is answered inline and leaves it in the connection's memory.
+        for _ in 0..<2 { _ = try idle.call(Method.predict, predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self) }
+        weak var first = try server.services.serving.loaded(ModelReference(parsing: "fraud@production")).served
+        XCTAssertNotNil(first)
+
+        try register(idle, intercept: 1000.5)  // production -> version 2; `idle` sends no Predict again
+        let other = try Connection(address: address)
+        let deadline = Date().addingTimeInterval(10)
+        var version: UInt64 = 0
+        while version != 2 && Date() < deadline {
+            version = try other.call(Method.predict, predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self).modelVersion
+            if version != 2 { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        XCTAssertEqual(version, 2)
+        // Nothing but the idle connection could still hold version 1.
+        let released = Date().addingTimeInterval(5)
+        while first != nil && Date() < released { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertNil(first, "an idle connection kept the replaced version alive")
+        // And that connection's next Predict gets the new version.
+        XCTAssertEqual(try idle.call(Method.predict, predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self).modelVersion, 2)
     }
 }
 
