@@ -30,6 +30,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let plans = ConnectionPlanCache()
     /// This connection's last Predict model and its reused input storage.
     private let predicts = PredictScratch()
+    /// Streamed parts queued for this socket and not yet written; workers
+    /// producing a stream wait for room in it.
+    private let window: StreamWindow
     /// The read transaction the online reads of the current socket read
     /// share (their requests all arrived before it was taken); given back
     /// at the end of the read, and before any other method runs.
@@ -46,6 +49,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.logger = logger
         self.maxFrameBytes = services.config.maxFrameBytes
         self.state = ConnectionState(tokens: services.config.tokens)
+        self.window = StreamWindow(limit: services.config.streamWindowBytes)
         self.out = responseAllocator.buffer(capacity: 4096)
     }
 
@@ -56,6 +60,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        window.close()
         services.stats.connections.subtract(1, ordering: .relaxed)
     }
 
@@ -172,9 +177,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// Hands the answers written so far to the channel and flushes them.
-    private func flushOutput(context: ChannelHandlerContext) {
-        guard out.readableBytes > 0 else { return }
-        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    private func flushOutput(context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        guard out.readableBytes > 0 else {
+            promise?.succeed()
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(out), promise: promise)
         if out.capacity > Self.keptOutputCapacity {
             out = context.channel.allocator.buffer(capacity: 4096)
         } else {
@@ -253,24 +261,45 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func responder(id: UInt64, context: ChannelHandlerContext) -> Responder {
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
+        let window = self.window
         return Responder(deliver: { code, message, body, more in
             if loop.inEventLoop {
                 bound.value.complete(id: id, code: code, message: message, body: body, more: more)
             } else {
-                loop.execute { bound.value.complete(id: id, code: code, message: message, body: body, more: more) }
+                loop.submit { bound.value.complete(id: id, code: code, message: message, body: body, more: more) }
+                    .whenFailure { _ in if more { window.written(body.count) } }
             }
-        }, caller: state.tokenName)
+        }, caller: state.tokenName, window: window)
     }
 
     private func complete(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool) {
         // Only the last frame of a stream ends the request.
         let closeNow = more ? false : state.finished()
-        guard let context else { return }
-        write(id: id, code: code, message: message, body: body, more: more, context: context)
-        if closeNow {
-            flushOutput(context: context)
-            context.close(promise: nil)
+        guard let context else {
+            if more { window.written(body.count) }
+            return
         }
+        guard more else {
+            write(id: id, code: code, message: message, body: body, more: false, context: context)
+            if closeNow {
+                flushOutput(context: context)
+                context.close(promise: nil)
+            }
+            return
+        }
+        // A streamed part is flushed at once, and its room in the window
+        // comes back when the socket has taken it (or the write failed).
+        let bytes = body.count
+        Envelope.writeResponse(id: id, code: code, message: message, more: true, into: &out) { buffer in
+            switch body {
+            case .bytes(let b): buffer.writeBytes(b)
+            case .buffer(var b): buffer.writeBuffer(&b)
+            }
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        let window = self.window
+        written.futureResult.whenComplete { _ in window.written(bytes) }
+        flushOutput(context: context, promise: written)
     }
 
     private func write(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool = false, context: ChannelHandlerContext) {

@@ -73,6 +73,9 @@ public struct ServerConfig: Sendable {
     /// Allows listening on a non-loopback address without tokens.
     public var insecure = false
     public var eventLoopThreads = System.coreCount
+    /// Bytes of streamed answer parts a connection may have queued and not
+    /// yet written to its socket; producers wait beyond it (StreamWindow).
+    public var streamWindowBytes = 4 << 20
     /// The largest run artifact accepted, in bytes; bigger uploads are
     /// refused before more than this is stored.
     public var maxArtifactBytes: Int64 = 1 << 30
@@ -123,6 +126,7 @@ public struct ServerConfig: Sendable {
             case "map_size_bytes": mapSizeBytes = try int()
             case "insecure": insecure = try bool()
             case "event_loop_threads": eventLoopThreads = try int()
+            case "stream_window_bytes": streamWindowBytes = try int()
             case "max_artifact_bytes": maxArtifactBytes = Int64(try int())
             case "read_sample_rate":
                 guard let text = value.string, let rate = Double(text), rate >= 0, rate <= 1 else {

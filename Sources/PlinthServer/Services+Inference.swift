@@ -162,7 +162,7 @@ extension Services {
                                                         ids: self.predictionIDs, into: &frame)
                         first = range.upperBound
                         if first < inputs.rows { respond.stream(encoded: frame) } else { respond.succeed(encoded: frame) }
-                    } while first < inputs.rows
+                    } while first < inputs.rows && !respond.isCancelled
                 } catch { respond.fail(error) }
             }
         } catch { respond.fail(error) }

@@ -78,7 +78,7 @@ extension Services {
                         if offset == 0 { frame.dataset = result.dataset.wire }
                         offset = range.upperBound
                         if offset < rows { respond.stream(frame) } else { respond.succeed(frame) }
-                    } while offset < rows
+                    } while offset < rows && !respond.isCancelled
                 } catch { respond.fail(error) }
             }
         } catch { respond.fail(error) }

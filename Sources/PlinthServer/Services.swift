@@ -22,21 +22,32 @@ struct Responder: Sendable {
     /// The token name of the connection asking (empty without tokens): the
     /// "who" that audited changes record.
     var caller = ""
+    /// The connection's backpressure for streamed parts: `stream` waits for
+    /// room in it (nil: never waits).
+    var window: StreamWindow?
 
     func succeed(_ message: some SwiftProtobuf.Message) { send(message, more: false) }
 
     /// Succeeds with a body the handler encoded itself.
     func succeed(encoded body: ByteBuffer) { deliver(StatusCode.ok, "", .buffer(body), false) }
 
+    /// True once the connection that asked has gone: a long stream stops
+    /// producing (its parts would be dropped anyway).
+    var isCancelled: Bool { window?.isClosed ?? false }
+
     /// Sends one part of a streamed answer; more parts follow.
     func stream(_ message: some SwiftProtobuf.Message) { send(message, more: true) }
 
     /// Sends one part of a streamed answer the handler encoded itself.
-    func stream(encoded body: ByteBuffer) { deliver(StatusCode.ok, "", .buffer(body), true) }
+    func stream(encoded body: ByteBuffer) {
+        window?.reserve(body.readableBytes)
+        deliver(StatusCode.ok, "", .buffer(body), true)
+    }
 
     private func send(_ message: some SwiftProtobuf.Message, more: Bool) {
         do {
             let bytes: [UInt8] = try message.serializedBytes()
+            if more { window?.reserve(bytes.count) }
             deliver(StatusCode.ok, "", .bytes(bytes), more)
         } catch {
             deliver(StatusCode.internal, "could not encode the response: \(error)", .bytes([]), false)
@@ -56,6 +67,13 @@ struct Responder: Sendable {
 enum ResponseBody: Sendable {
     case bytes([UInt8])
     case buffer(ByteBuffer)
+
+    var count: Int {
+        switch self {
+        case .bytes(let bytes): bytes.count
+        case .buffer(let buffer): buffer.readableBytes
+        }
+    }
 }
 
 /// Counters shown by ServerInfo.

@@ -101,11 +101,25 @@ public final class Environment: @unchecked Sendable {
         }
         if wasClosed { return }
         writer.shutdown()
-        poolLock.withLock {
-            for txn in pool { mdb_txn_abort(txn) }
-            pool.removeAll()
+        // Readers hold `remap` shared: this waits for the last one, and the
+        // flag keeps later ones out. A request still running on a worker
+        // after its connection went (a stream whose client left) then gets
+        // an error instead of a closed environment.
+        remap.withWriteLock {
+            open = false
+            poolLock.withLock {
+                for txn in pool { mdb_txn_abort(txn) }
+                pool.removeAll()
+            }
+            mdb_env_close(env)
         }
-        mdb_env_close(env)
+    }
+
+    /// Written under `remap`'s write lock, read under its shared lock.
+    private var open = true
+
+    private static func closedError() -> StorageError {
+        StorageError("the data directory is closed (plinthd is stopping)")
     }
 
     /// Opens a named table, creating it if it does not exist.
@@ -141,6 +155,7 @@ public final class Environment: @unchecked Sendable {
     @inline(__always)
     public func read<T>(_ body: (borrowing ReadTransaction) throws -> T) throws -> T {
         try remap.withReadLock {
+            guard open else { throw Self.closedError() }
             let txn = try takeReader()
             defer { putBackReader(txn) }
             return try body(ReadTransaction(txn: txn))
@@ -157,6 +172,7 @@ public final class Environment: @unchecked Sendable {
     public func hold() throws -> HeldRead {
         remap.lockShared()
         do {
+            guard open else { throw Self.closedError() }
             return HeldRead(txn: try takeReader())
         } catch {
             remap.unlock()

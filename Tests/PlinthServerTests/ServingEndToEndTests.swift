@@ -374,6 +374,71 @@ final class ServingEndToEndTests: XCTestCase {
         XCTAssertEqual(counters.swaps, 1)
     }
 
+    /// A second server whose connections may queue only `streamWindowBytes`
+    /// of streamed answers, with the definitions applied.
+    func startSmallWindowServer(_ streamWindowBytes: Int) throws -> (PlinthServer, String, String) {
+        var config = ServerConfig()
+        config.dataDir = NSTemporaryDirectory() + "plinth-window-\(UUID().uuidString)"
+        config.listen = "127.0.0.1:0"
+        config.eventLoopThreads = 2
+        config.streamWindowBytes = streamWindowBytes
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let small = try PlinthServer(config: config, logger: logger)
+        let smallAddress = try small.start()[0]
+        _ = try Connection(address: smallAddress).call(Method.applyDefinitions, PBApplyDefinitionsRequest.with { $0.yaml = definitionsYAML },
+                                                        as: PBApplyDefinitionsResponse.self)
+        return (small, smallAddress, config.dataDir)
+    }
+
+    func testASlowReaderGetsEveryChunkInOrderThroughASmallStreamWindow() throws {
+        let (small, smallAddress, dir) = try startSmallWindowServer(512)
+        defer { small.stop(); try? FileManager.default.removeItem(atPath: dir) }
+        let c = try Connection(address: smallAddress)
+        _ = try c.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
+        try register(c)
+        let rows = 2_000
+        var firstRows: [UInt64] = [], scores: [Double] = []
+        // Each chunk (about 200 bytes) is most of the window, so the producer
+        // waits on nearly every one while this reader dawdles.
+        try c.callStreaming(Method.batchPredict, PBBatchPredictRequest.with {
+            $0.modelName = "fraud@production"
+            $0.inputs = predictRequest(users: Array(repeating: 1, count: rows), amounts: Array(repeating: 0, count: rows)).inputs
+            $0.chunkRows = 4
+        }, as: PBPredictResponse.self) { frame in
+            firstRows.append(frame.firstRow)
+            scores += frame.outputs[0].float64Values
+            if firstRows.count % 100 == 0 { Thread.sleep(forTimeInterval: 0.02) }
+        }
+        XCTAssertEqual(firstRows, stride(from: 0, to: rows, by: 4).map(UInt64.init))
+        XCTAssertEqual(scores, Array(repeating: 8.5, count: rows))
+    }
+
+    func testAClientThatLeavesMidStreamLeavesNoProducerWaiting() throws {
+        let (small, smallAddress, dir) = try startSmallWindowServer(512)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let setup = try Connection(address: smallAddress)
+        _ = try setup.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
+        try register(setup)
+        do {
+            let leaving = try Connection(address: smallAddress)
+            let rows = 50_000
+            _ = try leaving.send(Method.batchPredict, PBBatchPredictRequest.with {
+                $0.modelName = "fraud@production"
+                $0.inputs = predictRequest(users: Array(repeating: 1, count: rows), amounts: Array(repeating: 0, count: rows)).inputs
+                $0.chunkRows = 1
+            })
+            _ = try leaving.receive()  // the stream has started; then the client goes
+        }
+        // The server still answers, and stops: no stream producer is left
+        // waiting for room on the closed connection.
+        XCTAssertEqual(try setup.call(Method.predict, predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self)
+            .outputs[0].float64Values, [8.5])
+        let stopped = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { small.stop(); stopped.signal() }
+        XCTAssertEqual(stopped.wait(timeout: .now() + 20), .success, "the server did not stop after a client left mid-stream")
+    }
+
     func testAnIdleConnectionDoesNotKeepAReplacedVersionInMemory() throws {
         let idle = try Connection(address: address)
         _ = try idle.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
@@ -381,7 +446,7 @@ final class ServingEndToEndTests: XCTestCase {
         // The first Predict loads version 1 (off the event loop); the second
         // is answered inline and leaves it in the connection's memory.
         for _ in 0..<2 { _ = try idle.call(Method.predict, predictRequest(users: [1], amounts: [0]), as: PBPredictResponse.self) }
-        weak var first = try server.services.serving.loaded(ModelReference(parsing: "fraud@production")).served
+        weak let first = try server.services.serving.loaded(ModelReference(parsing: "fraud@production")).served
         XCTAssertNotNil(first)
 
         try register(idle, intercept: 1000.5)  // production -> version 2; `idle` sends no Predict again
