@@ -127,38 +127,36 @@ enum PredictResponseWriter {
         let bound = 3 * 11 + served.name.utf8.count + id.utf8.count + 2 * 11
             + width * (2 * 11 + 5 + 3) + names + rows * 8 * width + rows * (2 + PredictionIDs.length)
         let run = ids.reserve(rows)
-        do {
-            _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
-                var w = RawWriter(raw)
-                w.string(1, served.name)
-                if served.version != 0 { w.tag(2, 0); w.varint(served.version) }
-                if !id.isEmpty { w.string(3, id) }
-                if rows != 0 { w.tag(4, 0); w.varint(UInt64(rows)) }
-                for (k, name) in served.outputNames.enumerated() {
-                    // Column { name = 1; type = 2 (FLOAT64); float64_values = 6, packed }
-                    let packed = rows * 8
-                    let nameBytes = name.utf8.count
-                    let length = 1 + RawWriter.varintSize(UInt64(nameBytes)) + nameBytes + 2
-                        + (packed > 0 ? 1 + RawWriter.varintSize(UInt64(packed)) + packed : 0)
-                    w.tag(5, 2)
-                    w.varint(UInt64(length))
-                    w.string(1, name)
-                    w.tag(2, 0)
-                    w.varint(UInt64(PBValueType.float64.rawValue))
-                    if packed > 0 {
-                        w.tag(6, 2)
-                        w.varint(UInt64(packed))
-                        for row in 0..<rows { w.word64(values[row * width + k].bitPattern.littleEndian) }
-                    }
-                }
-                for i in 0..<run.count {
+        _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
+            var w = RawWriter(raw)
+            w.string(1, served.name)
+            if served.version != 0 { w.tag(2, 0); w.varint(served.version) }
+            if !id.isEmpty { w.string(3, id) }
+            if rows != 0 { w.tag(4, 0); w.varint(UInt64(rows)) }
+            for (k, name) in served.outputNames.enumerated() {
+                // Column { name = 1; type = 2 (FLOAT64); float64_values = 6, packed }
+                let packed = rows * 8
+                let nameBytes = name.utf8.count
+                let length = 1 + RawWriter.varintSize(UInt64(nameBytes)) + nameBytes + 2
+                    + (packed > 0 ? 1 + RawWriter.varintSize(UInt64(packed)) + packed : 0)
+                w.tag(5, 2)
+                w.varint(UInt64(length))
+                w.string(1, name)
+                w.tag(2, 0)
+                w.varint(UInt64(PBValueType.float64.rawValue))
+                if packed > 0 {
                     w.tag(6, 2)
-                    w.varint(UInt64(PredictionIDs.length))
-                    run.write(i, to: w.reserve(PredictionIDs.length))
+                    w.varint(UInt64(packed))
+                    for row in 0..<rows { w.word64(values[row * width + k].bitPattern.littleEndian) }
                 }
-                if firstRow != 0 { w.tag(8, 0); w.varint(UInt64(firstRow)) }
-                return w.count
             }
+            for i in 0..<run.count {
+                w.tag(6, 2)
+                w.varint(UInt64(PredictionIDs.length))
+                run.write(i, to: w.reserve(PredictionIDs.length))
+            }
+            if firstRow != 0 { w.tag(8, 0); w.varint(UInt64(firstRow)) }
+            return w.count
         }
         // Only with return_features: the generated encoder is fine here.
         if let features {
