@@ -337,6 +337,11 @@ enum OnlineRequestDecoder {
                 named = true
             case 2 where wire == 0: typeNumber = Int(truncatingIfNeeded: try reader.varint())
             case 3 where wire == 0: vectorLength = UInt32(truncatingIfNeeded: try reader.varint())
+            case 4 where wire == 2:
+                // Packed keys, the usual form: a plain loop (the closure form
+                // below cost about 60 instructions a key).
+                var inner = ProtoReader(bytes: try reader.lengthDelimited())
+                while !inner.atEnd { column.int64s.append(Int64(bitPattern: try inner.varint())) }
             case 4: try reader.repeated(wire: wire, element: 0) { column.int64s.append(Int64(bitPattern: try $0.varint())) }
             case 5: try reader.repeated(wire: wire, element: 5) { column.float32s.append(Float(bitPattern: try $0.fixed(UInt32.self))) }
             case 6: try reader.repeated(wire: wire, element: 1) { column.float64s.append(Double(bitPattern: try $0.fixed(UInt64.self))) }

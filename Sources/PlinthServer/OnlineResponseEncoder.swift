@@ -204,15 +204,26 @@ enum OnlineResponseEncoder {
     /// every output of a view, so each view's are encoded once and copied;
     /// values are copied from the rows column by column. Returns false,
     /// writing nothing, otherwise.
+    /// Zeros standing in for a missing row's fixed part in `encodeFixed`, so
+    /// its gather loops need no branch per row.
+    private static let zeroRowBytes = 1 << 16
+    nonisolated(unsafe) private static let zeroRow: UnsafeRawPointer = {
+        let zeros = UnsafeMutableRawPointer.allocate(byteCount: zeroRowBytes, alignment: 16)
+        zeros.initializeMemory(as: UInt8.self, repeating: 0, count: zeroRowBytes)
+        return UnsafeRawPointer(zeros)
+    }()
+
     private static func encodeFixed(_ rows: borrowing RowLookup, into out: inout ByteBuffer) -> Bool {
         let plan = rows.plan
         let n = rows.count
         let views = plan.views.count
         return plan.hotOutputs.withUnsafeBufferPointer { outputs in
-            for output in outputs where output.isVariable || output.type == .int64 { return false }
+            for output in outputs where output.isVariable || output.type == .int64
+                || output.offset + output.width > Self.zeroRowBytes { return false }
             // Per view: (status, time, null) encodings are at most 1 + 10 + 5 bytes a row.
             let stride = n * 16
-            return withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: max(1, n * views)) { bases in
+            let zeroRow = Self.zeroRow
+            return withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: max(1, n * views)) { bases in
               withUnsafeTemporaryAllocation(byteCount: max(1, stride * views), alignment: 8) { encoded in
                 withUnsafeTemporaryAllocation(of: (times: Int, nulls: Int).self, capacity: max(1, views)) { perView in
                   withUnsafeTemporaryAllocation(of: EncodingRow.self, capacity: max(1, n)) { viewRows in
@@ -229,7 +240,7 @@ enum OnlineResponseEncoder {
                                 area.storeBytes(of: FieldStatus.present.rawValue, toByteOffset: r, as: UInt8.self)
                                 time = t
                             case .missing(let status, let t):
-                                bases[v * n + r] = nil
+                                bases[v * n + r] = zeroRow  // its values encode as zeros
                                 area.storeBytes(of: status.rawValue, toByteOffset: r, as: UInt8.self)
                                 time = t
                                 RawWriter.varint(UInt64(r), at: area, &nulls)
@@ -260,32 +271,25 @@ enum OnlineResponseEncoder {
                                 let values = w.reserve(n * width)
                                 let viewBases = UnsafeBufferPointer(rebasing: bases[(v * n)..<(v * n + n)])
                                 // One loop per width, so the gather of a column is a
-                                // load and a store per row (a missing row is zeros).
+                                // load and a store per row (a missing row reads zeros).
                                 switch width {
                                 case 4:
                                     for r in 0..<n {
-                                        let value = viewBases[r]?.loadUnaligned(fromByteOffset: offset, as: UInt32.self) ?? 0
-                                        (values + 4 * r).storeBytes(of: value, as: UInt32.self)
+                                        (values + 4 * r).storeBytes(of: viewBases[r].loadUnaligned(fromByteOffset: offset, as: UInt32.self),
+                                                                    as: UInt32.self)
                                     }
                                 case 8:
                                     for r in 0..<n {
-                                        let value = viewBases[r]?.loadUnaligned(fromByteOffset: offset, as: UInt64.self) ?? 0
-                                        (values + 8 * r).storeBytes(of: value, as: UInt64.self)
+                                        (values + 8 * r).storeBytes(of: viewBases[r].loadUnaligned(fromByteOffset: offset, as: UInt64.self),
+                                                                    as: UInt64.self)
                                     }
                                 case 1:
                                     for r in 0..<n {
-                                        let value: UInt8 = (viewBases[r]?.load(fromByteOffset: offset, as: UInt8.self) ?? 0) != 0 ? 1 : 0
+                                        let value: UInt8 = viewBases[r].load(fromByteOffset: offset, as: UInt8.self) != 0 ? 1 : 0
                                         (values + r).storeBytes(of: value, as: UInt8.self)
                                     }
                                 default:
-                                    for r in 0..<n {
-                                        let to = values + r * width
-                                        if let base = viewBases[r] {
-                                            to.copyMemory(from: base + offset, byteCount: width)
-                                        } else {
-                                            to.initializeMemory(as: UInt8.self, repeating: 0, count: width)
-                                        }
-                                    }
+                                    for r in 0..<n { (values + r * width).copyMemory(from: viewBases[r] + offset, byteCount: width) }
                                 }
                                 if nulls > 0 {
                                     w.field(10, length: nulls)   // Column.null_rows
