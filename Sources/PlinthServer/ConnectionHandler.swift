@@ -266,8 +266,13 @@ final class ConnectionHandler: ChannelInboundHandler {
             if loop.inEventLoop {
                 bound.value.complete(id: id, code: code, message: message, body: body, more: more)
             } else {
-                loop.submit { bound.value.complete(id: id, code: code, message: message, body: body, more: more) }
-                    .whenFailure { _ in if more { window.written(body.count) } }
+                if more {
+                    // Should the loop be gone, the part's room still comes back.
+                    loop.submit { bound.value.complete(id: id, code: code, message: message, body: body, more: true) }
+                        .whenFailure { _ in window.written(body.count) }
+                } else {
+                    loop.execute { bound.value.complete(id: id, code: code, message: message, body: body, more: false) }
+                }
             }
         }, caller: state.tokenName, window: window)
     }
@@ -290,12 +295,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         // A streamed part is flushed at once, and its room in the window
         // comes back when the socket has taken it (or the write failed).
         let bytes = body.count
-        Envelope.writeResponse(id: id, code: code, message: message, more: true, into: &out) { buffer in
-            switch body {
-            case .bytes(let b): buffer.writeBytes(b)
-            case .buffer(var b): buffer.writeBuffer(&b)
-            }
-        }
+        append(id: id, code: code, message: message, body: body, more: true)
         let written = context.eventLoop.makePromise(of: Void.self)
         let window = self.window
         written.futureResult.whenComplete { _ in window.written(bytes) }
@@ -303,13 +303,18 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func write(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool = false, context: ChannelHandlerContext) {
+        append(id: id, code: code, message: message, body: body, more: more)
+        if !reading { flushOutput(context: context) }
+    }
+
+    /// Adds an answer frame to the output buffer (not flushed).
+    private func append(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool) {
         switch body {
         case .bytes(let bytes):
             Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBytes(bytes) }
         case .buffer(var buffer):
             Envelope.writeResponse(id: id, code: code, message: message, more: more, into: &out) { $0.writeBuffer(&buffer) }
         }
-        if !reading { flushOutput(context: context) }
     }
 
     private func write(id: UInt64, code: Int, message: String, body: [UInt8], context: ChannelHandlerContext) {
