@@ -54,7 +54,8 @@ public final class PlinthServer: @unchecked Sendable {
         }
         let catalog = try Catalog(environment: environment)
         let store = try OnlineStore(environment: environment, catalog: catalog, maxRows: config.maxRows,
-                                    sampler: config.readSampleRate > 0 ? ReadSampler(rate: config.readSampleRate) : nil)
+                                    sampler: config.readSampleRate > 0 ? ReadSampler(rate: config.readSampleRate) : nil,
+                                    readHints: config.onlineReadHints)
         services = try Services(store: store, offline: try OfflineStore(environment: environment, catalog: catalog),
                                 tracking: trackingEnvironment, config: config)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.eventLoopThreads))

@@ -76,6 +76,9 @@ public struct ServerConfig: Sendable {
     /// Bytes of streamed answer parts a connection may have queued and not
     /// yet written to its socket; producers wait beyond it (StreamWindow).
     public var streamWindowBytes = 4 << 20
+    /// Slots of the online store's leaf-page hints (OnlineStore, LeafHints):
+    /// 8 bytes each, touched as used; 0 turns them off.
+    public var onlineReadHints = 1 << 20
     /// The largest run artifact accepted, in bytes; bigger uploads are
     /// refused before more than this is stored.
     public var maxArtifactBytes: Int64 = 1 << 30
@@ -127,6 +130,11 @@ public struct ServerConfig: Sendable {
             case "insecure": insecure = try bool()
             case "event_loop_threads": eventLoopThreads = try int()
             case "stream_window_bytes": streamWindowBytes = try int()
+            case "online_read_hints":
+                guard let text = value.string, let n = Int(text), n >= 0, n <= 1 << 30 else {
+                    throw ConfigError("\(line): 'online_read_hints' must be a number of slots from 0 (off) to 1073741824")
+                }
+                onlineReadHints = n
             case "max_artifact_bytes": maxArtifactBytes = Int64(try int())
             case "read_sample_rate":
                 guard let text = value.string, let rate = Double(text), rate >= 0, rate <= 1 else {

@@ -19,6 +19,63 @@ func get(_ txn: OpaquePointer, _ table: Table, _ key: UnsafeRawBufferPointer) th
     return UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)
 }
 
+/// Reads `ends.count` keys, stored back to back from `keys` (key i ends at
+/// `ends[i]`), into `found` (nil: absent; an empty key reads as absent).
+/// With `hints`, prefetches each key's last known leaf page a few keys
+/// ahead of its search (LeafHints.swift), and records where each key was.
+func get(_ txn: OpaquePointer, _ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>,
+         hints: LeafHints?, into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws {
+    let n = ends.count
+    precondition(found.count >= n, "get(keys:): found has room for \(found.count) of \(n) values")
+    @inline(__always) func key(_ i: Int) -> UnsafeRawBufferPointer {
+        let start = i == 0 ? 0 : ends[i - 1]
+        return UnsafeRawBufferPointer(start: keys + start, count: ends[i] - start)
+    }
+    guard let hints, n > 1 else {
+        for i in 0..<n { found[i] = key(i).isEmpty ? nil : try get(txn, table, key(i)) }
+        return
+    }
+    let base = mapBase(txn)
+    // Keys go in groups: while one group is searched, the next group's
+    // pages are prefetched and the one after's hint slots. Each group's
+    // page prefetches start with one line per page, back to back, so that
+    // their TLB misses (a page walk each, which a prefetch must finish before
+    // it retires) overlap instead of queueing behind one another.
+    let group = 8
+    try withUnsafeTemporaryAllocation(of: UInt64.self, capacity: n) { hashes in
+        for i in 0..<n { hashes[i] = LeafHints.hash(key(i)) }
+        @inline(__always) func members(_ g: Int) -> Range<Int> { min(n, g * group)..<min(n, g * group + group) }
+        @inline(__always) func prefetchSlots(_ g: Int) { for i in members(g) { hints.prefetchSlot(hashes[i]) } }
+        @inline(__always) func prefetchPages(_ g: Int) {
+            for i in members(g) { if let value = hints.value(hashes[i], mapBase: base) { hints.prefetchHead(value) } }
+            for i in members(g) { if let value = hints.value(hashes[i], mapBase: base) { hints.prefetchAround(value) } }
+        }
+        prefetchSlots(0)
+        prefetchSlots(1)
+        prefetchPages(0)
+        var g = 0
+        while g * group < n {
+            prefetchSlots(g + 2)
+            prefetchPages(g + 1)
+            for i in members(g) {
+                let k = key(i)
+                guard !k.isEmpty, let value = try get(txn, table, k) else { found[i] = nil; continue }
+                found[i] = value
+                if let address = value.baseAddress { hints.remember(hashes[i], value: address, mapBase: base) }
+            }
+            g += 1
+        }
+    }
+}
+
+/// Where the environment's map starts (it moves when the map grows, never
+/// while a transaction is open).
+func mapBase(_ txn: OpaquePointer) -> UInt {
+    var info = MDB_envinfo()
+    mdb_env_info(mdb_txn_env(txn), &info)
+    return UInt(bitPattern: info.me_mapaddr)
+}
+
 /// A consistent read-only snapshot.
 public struct ReadTransaction: ~Copyable {
     let txn: OpaquePointer
@@ -31,6 +88,13 @@ public struct ReadTransaction: ~Copyable {
 
     public func get(_ table: Table, _ key: [UInt8]) throws -> UnsafeRawBufferPointer? {
         try key.withUnsafeBytes { (raw) throws in try PlinthStorage.get(txn, table, raw) }
+    }
+
+    /// Reads many keys at once (see the free function `get(_:_:keys:ends:hints:into:)`).
+    @inline(__always)
+    public func get(_ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>, hints: LeafHints?,
+                    into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws {
+        try PlinthStorage.get(txn, table, keys: keys, ends: ends, hints: hints, into: found)
     }
 
     /// Visits keys from the first one >= `start` while `body` returns true.

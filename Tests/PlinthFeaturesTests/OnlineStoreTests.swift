@@ -182,4 +182,54 @@ final class OnlineStoreTests: XCTestCase {
             guard case FeatureStoreError.tooLarge = $0 else { return XCTFail("\($0)") }
         }
     }
+
+    /// Reads of several entities go through the batched, hint-prefetched
+    /// path (LeafHints.swift); keys too long for its key buffer, null keys,
+    /// absent keys and repeats must read exactly as the one-at-a-time path.
+    func testBatchedReadsMatchSingleReadsForEveryKindOfKey() throws {
+        _ = try catalog.apply(DefinitionParser.parse("""
+        project: devices
+        entities:
+          - {name: device, join_key: device_id, type: string}
+          - {name: owner, join_key: owner_id, type: int64}
+        feature_views:
+          - name: device_stats
+            entities: [owner, device]
+            ttl: 7d
+            features:
+              - {name: seen, type: int64}
+        """))
+        let long = String(repeating: "d", count: 300)
+        let devices = ["a", long, "c", String(repeating: "e", count: 40)]
+        let t = currentMicros() - 1_000_000
+        _ = try store.push(view: "device_stats", columns: [
+            column("owner_id", .int64, ints: [1, 1, 2, 3]),
+            column("device_id", .string, strings: devices),
+            column("seen", .int64, ints: [10, 11, 12, 13]),
+        ], eventTimes: Array(repeating: t, count: 4))
+        func read(_ users: [Int64], _ devices: [String], nullDevices: [UInt32], with store: OnlineStore) throws -> [FeatureResult] {
+            try store.read(features: ["device_stats:seen"], service: nil,
+                           entities: [column("owner_id", .int64, ints: users), column("device_id", .string, strings: devices, nulls: nullDevices)],
+                           fullFeatureNames: false, now: t + 1)
+        }
+        let plain = try OnlineStore(environment: env, catalog: catalog, readHints: 0)
+        let users: [Int64] = [1, 1, 2, 9, 1, 3, 1, 2]
+        let asked = ["a", long, "c", "a", "", devices[3], "a", "c"]
+        for round in 0..<3 {
+            // Short keys only (the batch), then with the 300-byte key (the
+            // one-at-a-time fallback), each with a null key in row 4.
+            for rows in [[0, 2, 3, 4, 5, 6, 7], Array(0..<8)] {
+                let u = rows.map { users[$0] }, d = rows.map { asked[$0] }
+                let nulls = rows.firstIndex(of: 4).map { [UInt32($0)] } ?? []
+                let batched = try read(u, d, nullDevices: nulls, with: store)
+                func summary(_ results: [FeatureResult]) -> [String] {
+                    results.map { "\($0.statuses) \($0.eventTimes) \($0.values.int64s) \($0.values.nullRows)" }
+                }
+                XCTAssertEqual(summary(batched), summary(try read(u, d, nullDevices: nulls, with: plain)), "round \(round)")
+                let want: [FieldStatus] = rows.map { [0: .present, 1: .present, 2: .present, 5: .present, 6: .present, 7: .present][$0] ?? .notFound }
+                XCTAssertEqual(batched.first?.statuses, want)
+                XCTAssertEqual(batched.first?.values.int64s, rows.map { [0: 10, 1: 11, 2: 12, 5: 13, 6: 10, 7: 12][$0] ?? 0 })
+            }
+        }
+    }
 }
