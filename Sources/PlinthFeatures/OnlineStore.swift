@@ -188,6 +188,16 @@ public final class OnlineStore: Sendable {
         }
     }
 
+    /// Fills the leaf-page hints from a scan of the online table (at most
+    /// one row per slot), so that multi-entity reads after a restart are
+    /// prefetched from the first one; plinthd runs it on a thread of its own
+    /// at start. Returns the rows visited (0 when hints are off).
+    @discardableResult
+    public func warmReadHints() -> Int {
+        guard let leafHints else { return 0 }
+        return leafHints.fill(from: online, in: environment, limit: leafHints.slotCount)
+    }
+
     /// The rows of one view for a batch of entities, with the keys' leaf
     /// pages prefetched ahead of their searches (LeafHints.swift). False,
     /// reading nothing, when a key does not fit the batch's key buffer.

@@ -89,6 +89,18 @@ public final class PlinthServer: @unchecked Sendable {
             addresses.append("unix:\(path)")
         }
         services.listenAddresses.withLock { $0 = addresses }
+        // Off the event loops: a scan of up to one row per hint slot (about
+        // a second per million rows on a loaded machine), read in chunks.
+        let store = services.store, hintLogger = logger
+        Thread.detachNewThread {
+            let started = DispatchTime.now().uptimeNanoseconds
+            let rows = store.warmReadHints()
+            if rows > 0 {
+                hintLogger.info("online read hints warmed", metadata: [
+                    "rows": "\(rows)", "ms": "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)",
+                ])
+            }
+        }
         logger.info("plinthd serving", metadata: [
             "version": "\(plinthVersion)", "data_dir": "\(config.dataDir)",
             "listen": "\(addresses.joined(separator: ","))", "auth": "\(config.tokens.isEmpty ? "off" : "tokens")",

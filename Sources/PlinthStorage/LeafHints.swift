@@ -126,3 +126,45 @@ public final class LeafHints: @unchecked Sendable {
         plinth_prefetch(start + 3 * pageSize / 4)
     }
 }
+
+extension LeafHints {
+    /// Fills the hints from a scan of `table`, so that batched reads after a
+    /// restart prefetch from the start: at most `limit` rows (more than the
+    /// slots only overwrite each other), in chunks of short read
+    /// transactions, because one long one would pin pages writers want back.
+    /// Stops early, returning what it filled, when the environment closes.
+    /// - Returns: the rows visited.
+    @discardableResult
+    public func fill(from table: Table, in environment: Environment, limit: Int, chunk: Int = 65_536) -> Int {
+        var visited = 0
+        var next: [UInt8] = []
+        while visited < limit {
+            let chunkStart = visited
+            let more: Bool
+            do {
+                more = try environment.read { txn in
+                    let base = mapBase(txn.txn)
+                    var last: [UInt8] = []
+                    var seen = 0
+                    try txn.scan(table, from: next) { key, value in
+                        if let address = value.baseAddress { remember(Self.hash(key), value: address, mapBase: base) }
+                        seen += 1
+                        if seen == chunk || chunkStart + seen == limit {
+                            last = Array(key)
+                            return false
+                        }
+                        return true
+                    }
+                    visited += seen
+                    // The next chunk starts just after this one's last key.
+                    next = last + [0]
+                    return !last.isEmpty
+                }
+            } catch {
+                return visited
+            }
+            if !more { break }
+        }
+        return visited
+    }
+}

@@ -144,4 +144,29 @@ final class LeafHintsTests: XCTestCase {
         XCTAssertEqual(LeafHints(slots: 5000).slotCount, 8192)
         XCTAssertEqual(LeafHints(slots: 1 << 20).slotCount, 1 << 20)
     }
+
+    func testFillFromAScanHintsEveryRowInChunksAndStopsAtTheLimit() throws {
+        let env = try open()
+        let table = try env.table("t")
+        let ids = Array(0..<1000)
+        try put(env, table, ids, generation: 0)
+        let hints = LeafHints(slots: 1 << 16)
+        // Chunks of 64 rows: 16 read transactions, each resuming after the last key.
+        XCTAssertEqual(hints.fill(from: table, in: env, limit: 10_000, chunk: 64), 1000)
+        try env.read { txn in
+            let base = mapBase(txn.txn)
+            var hinted = 0
+            for i in ids {
+                let found = try XCTUnwrap(txn.get(table, key(i))?.baseAddress)
+                let hint = key(i).withUnsafeBytes { hints.value(LeafHints.hash($0), mapBase: base) }
+                if hint == UInt(bitPattern: found) & ~63 { hinted += 1 }
+            }
+            // Only keys that share a slot with a later one lose their hint.
+            XCTAssertGreaterThan(hinted, 980)
+        }
+        XCTAssertEqual(LeafHints(slots: 1024).fill(from: table, in: env, limit: 300, chunk: 64), 300)
+        XCTAssertEqual(LeafHints(slots: 1024).fill(from: try env.table("empty"), in: env, limit: 300), 0)
+        env.close()
+        XCTAssertEqual(LeafHints(slots: 1024).fill(from: table, in: env, limit: 300), 0, "a closed environment stops the fill")
+    }
 }
