@@ -19,11 +19,17 @@ import Glibc
 #endif
 
 public final class LeafHints: @unchecked Sendable {
-    /// Each slot: the top 24 bits of the key's hash, then the page number in
-    /// the low 40 bits (0: empty; page 0 is a meta page, never a leaf).
+    /// Each slot: the top 18 bits of the key's hash (a tag: slots are
+    /// direct-mapped, and a key whose tag differs has no hint), the 64-byte
+    /// line of the page where the row starts (6 bits: a 4 KiB page; on
+    /// larger pages the line is approximate, which only aims the prefetch
+    /// worse), and the page number (40 bits). 0 is empty: page 0 is a meta
+    /// page, never a leaf.
     private let slots: UnsafeMutablePointer<UInt64>
     private let mask: UInt64
     private let byteCount: Int
+    /// False when mmap failed and the slots came from the heap instead.
+    private let mapped: Bool
     let pageSize: Int
 
     /// `slots` is rounded up to a power of two. The slots are anonymous
@@ -38,15 +44,19 @@ public final class LeafHints: @unchecked Sendable {
             // TLB miss each (advice only; without it they still work).
             _ = madvise(memory, byteCount, MADV_HUGEPAGE)
             slots = memory.bindMemory(to: UInt64.self, capacity: count)
+            mapped = true
         } else {
             slots = .allocate(capacity: count)
             slots.initialize(repeating: 0, count: count)
+            mapped = false
         }
         mask = UInt64(count - 1)
         pageSize = max(4096, Int(sysconf(Int32(_SC_PAGESIZE))))
     }
 
-    deinit { munmap(slots, byteCount) }
+    deinit {
+        if mapped { munmap(slots, byteCount) } else { slots.deallocate() }
+    }
 
     public var slotCount: Int { Int(mask) + 1 }
 
