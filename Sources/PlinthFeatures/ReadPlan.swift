@@ -53,6 +53,10 @@ public final class ReadPlan: Sendable {
         /// The output name's UTF-8 bytes in `namesUTF8`.
         public let nameStart: Int
         public let nameEnd: Int
+        /// The position in `hotOutputs` of the first output of the same
+        /// view (this one's own when it is the first). A view's outputs
+        /// share their rows' event times, so an answer may send them once.
+        public let firstOfView: Int
     }
 
     struct HotView {
@@ -124,12 +128,14 @@ public final class ReadPlan: Sendable {
         keyCount = views.reduce(0) { $0 + $1.joinKeys.count }
         var utf8: [UInt8] = []
         var hot: [HotOutput] = []
-        for o in outputs {
+        var firstOfView = [Int](repeating: -1, count: views.count)
+        for (position, o) in outputs.enumerated() {
             let start = utf8.count
             utf8.append(contentsOf: o.name.utf8)
+            if firstOfView[o.view] < 0 { firstOfView[o.view] = position }
             hot.append(HotOutput(view: o.view, index: o.index, offset: views[o.view].layout.offsets[o.index],
                                  isVariable: o.feature.type.isVariableWidth, type: o.feature.type, width: o.feature.type.fixedWidth,
-                                 nameStart: start, nameEnd: utf8.count))
+                                 nameStart: start, nameEnd: utf8.count, firstOfView: firstOfView[o.view]))
         }
         hotOutputs = hot
         namesUTF8 = utf8

@@ -27,6 +27,8 @@ struct OnlineRequest {
     /// The same records copied out, when other fields came between them.
     var scattered: [UInt8]?
     var fullFeatureNames = false
+    /// `compact_event_times`: each view's event times once in the answer.
+    var compactEventTimes = false
     var entities: [Column] = []
 
     /// Calls `body` with the references' and service's records.
@@ -103,11 +105,13 @@ final class ConnectionPlanCache {
     private var answerTemplate: ResponseTemplate?
     private var noTemplate: ReadPlan?
 
-    /// The answer template of `plan` for times of `timeWidth` varint bytes.
-    func template(for plan: ReadPlan, timeWidth: Int) -> ResponseTemplate? {
-        if let answerTemplate, answerTemplate.plan === plan, answerTemplate.timeWidth == timeWidth { return answerTemplate }
+    /// The answer template of `plan` for times of `timeWidth` varint bytes,
+    /// each view's written once or not (`compact_event_times`).
+    func template(for plan: ReadPlan, timeWidth: Int, compactTimes: Bool) -> ResponseTemplate? {
+        if let answerTemplate, answerTemplate.plan === plan, answerTemplate.timeWidth == timeWidth,
+           answerTemplate.compactTimes == compactTimes { return answerTemplate }
         if noTemplate === plan { return nil }
-        answerTemplate = ResponseTemplate(plan: plan, timeWidth: timeWidth)
+        answerTemplate = ResponseTemplate(plan: plan, timeWidth: timeWidth, compactTimes: compactTimes)
         if answerTemplate == nil { noTemplate = plan }
         return answerTemplate
     }
@@ -252,6 +256,8 @@ enum OnlineRequestDecoder {
                     count += 1
                 case (4, 0):
                     request.fullFeatureNames = try reader.varint() != 0
+                case (5, 0):
+                    request.compactEventTimes = try reader.varint() != 0
                 default:
                     try reader.skip(wire: wire)
                 }

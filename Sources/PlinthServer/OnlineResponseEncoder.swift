@@ -51,14 +51,25 @@ enum OnlineResponseEncoder {
 
     /// - Parameter templates: where a one-entity answer's template is kept
     ///   (a connection's plan cache); nil: always the general path.
-    static func encode(_ rows: borrowing RowLookup, templates: ConnectionPlanCache? = nil, into out: inout ByteBuffer) {
-        if rows.count == 1, let templates, encodeFromTemplate(rows, templates, into: &out) { return }
-        if encodeFixed(rows, into: &out) { return }
-        encodeResolved(rows, into: &out)
+    /// - Parameter compactTimes: the request's `compact_event_times`: each
+    ///   view's event times are written once, in its first column, and its
+    ///   other columns point there (`event_times_from`).
+    static func encode(_ rows: borrowing RowLookup, templates: ConnectionPlanCache? = nil, compactTimes: Bool = false,
+                       into out: inout ByteBuffer) {
+        if rows.count == 1, let templates, encodeFromTemplate(rows, templates, compactTimes: compactTimes, into: &out) { return }
+        if encodeFixed(rows, compactTimes: compactTimes, into: &out) { return }
+        encodeResolved(rows, compactTimes: compactTimes, into: &out)
+    }
+
+    /// An output's `event_times_from`: 0 when it carries its own times,
+    /// else the 1-based position of its view's first output.
+    @inline(__always)
+    static func timesFrom(_ output: ReadPlan.HotOutput, at position: Int, compact: Bool) -> Int {
+        compact && output.firstOfView != position ? output.firstOfView + 1 : 0
     }
 
     /// The general path: every cell resolved, any type, any row.
-    static func encodeResolved(_ rows: borrowing RowLookup, into out: inout ByteBuffer) {
+    static func encodeResolved(_ rows: borrowing RowLookup, compactTimes: Bool = false, into out: inout ByteBuffer) {
         let plan = rows.plan
         let n = rows.count
         let views = plan.views.count
@@ -83,7 +94,8 @@ enum OnlineResponseEncoder {
                             var total = 0
                             for o in 0..<m {
                                 let size = measure(outputs[o], cells: UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)]),
-                                                   rows: n, timeBytes: timeBytes[outputs[o].view])
+                                                   rows: n, timeBytes: timeBytes[outputs[o].view],
+                                                   timesFrom: timesFrom(outputs[o], at: o, compact: compactTimes))
                                 sizes[o] = size
                                 total += 1 + varintSize(size.featureColumn) + size.featureColumn
                             }
@@ -94,7 +106,7 @@ enum OnlineResponseEncoder {
                                     write(outputs[o], sizes[o], names: names, rows: n,
                                           cells: UnsafeBufferPointer(rebasing: cells[(o * n)..<((o + 1) * n)]),
                                           times: UnsafeBufferPointer(rebasing: encodedTimes[(v * n)..<((v + 1) * n)]),
-                                          timeBytes: timeBytes[v], &w)
+                                          timeBytes: timeBytes[v], timesFrom: timesFrom(outputs[o], at: o, compact: compactTimes), &w)
                                 }
                                 precondition(w.count == total, "the response encoder's sizes and writes disagree")
                                 return total
@@ -112,7 +124,7 @@ enum OnlineResponseEncoder {
     /// fixed-width one, the answer is the plan's template with the values
     /// and times patched in. Returns false, writing nothing, otherwise.
     private static func encodeFromTemplate(_ rows: borrowing RowLookup, _ templates: ConnectionPlanCache,
-                                           into out: inout ByteBuffer) -> Bool {
+                                           compactTimes: Bool, into out: inout ByteBuffer) -> Bool {
         let plan = rows.plan
         let views = plan.views.count
         return withUnsafeTemporaryAllocation(of: (UnsafeRawPointer, EncodedVarint).self, capacity: views) { found in
@@ -123,7 +135,7 @@ enum OnlineResponseEncoder {
                 found[v] = (bytes, EncodedVarint(UInt64(bitPattern: time)))
                 guard found[v].1.count == found[0].1.count else { return false }
             }
-            guard views > 0, let template = templates.template(for: plan, timeWidth: found[0].1.count) else { return false }
+            guard views > 0, let template = templates.template(for: plan, timeWidth: found[0].1.count, compactTimes: compactTimes) else { return false }
             template.write(plan, UnsafeBufferPointer(found), into: &out)
             return true
           }
@@ -138,7 +150,7 @@ enum OnlineResponseEncoder {
     static func field(_ length: Int) -> Int { 1 + varintSize(length) + length }
 
     static func measure(_ output: ReadPlan.HotOutput, cells: UnsafeBufferPointer<ResolvedCell>,
-                                rows n: Int, timeBytes: Int) -> Sizes {
+                        rows n: Int, timeBytes: Int, timesFrom: Int = 0) -> Sizes {
         var size = Sizes()
         switch output.type {
         case .int64:
@@ -151,12 +163,14 @@ enum OnlineResponseEncoder {
             for cell in cells { size.values += field(cell.length) }
         }
         for r in 0..<n where cells[r].status != .present { size.nulls += varintSize(r) }
-        return sized(output, values: size.values, nulls: size.nulls, rows: n, timeBytes: timeBytes)
+        return sized(output, values: size.values, nulls: size.nulls, rows: n, timeBytes: timeBytes, timesFrom: timesFrom)
     }
 
     /// An output's message sizes from its values' and null rows' payloads.
+    /// With `timesFrom` nonzero the times are not written, the pointer is.
     @inline(__always)
-    static func sized(_ output: ReadPlan.HotOutput, values: Int, nulls: Int, rows n: Int, timeBytes: Int) -> Sizes {
+    static func sized(_ output: ReadPlan.HotOutput, values: Int, nulls: Int, rows n: Int, timeBytes: Int,
+                      timesFrom: Int = 0) -> Sizes {
         var size = Sizes()
         size.values = values
         size.nulls = nulls
@@ -167,7 +181,8 @@ enum OnlineResponseEncoder {
         column += output.isVariable ? values : (values > 0 ? field(values) : 0)
         if nulls > 0 { column += field(nulls) }
         size.column = column
-        size.featureColumn = field(column) + (n > 0 ? field(n) : 0) + (timeBytes > 0 ? field(timeBytes) : 0)
+        let times = timesFrom > 0 ? 1 + varintSize(timesFrom) : (timeBytes > 0 ? field(timeBytes) : 0)
+        size.featureColumn = field(column) + (n > 0 ? field(n) : 0) + times
         return size
     }
 
@@ -213,7 +228,7 @@ enum OnlineResponseEncoder {
         return UnsafeRawPointer(zeros)
     }()
 
-    private static func encodeFixed(_ rows: borrowing RowLookup, into out: inout ByteBuffer) -> Bool {
+    private static func encodeFixed(_ rows: borrowing RowLookup, compactTimes: Bool, into out: inout ByteBuffer) -> Bool {
         let plan = rows.plan
         let n = rows.count
         let views = plan.views.count
@@ -252,19 +267,20 @@ enum OnlineResponseEncoder {
                         perView[v] = (times - n, nulls - 11 * n)
                     }
                     var total = 0
-                    for output in outputs {
+                    for (o, output) in outputs.enumerated() {
                         let size = sized(output, values: n * output.width, nulls: perView[output.view].nulls, rows: n,
-                                         timeBytes: perView[output.view].times)
+                                         timeBytes: perView[output.view].times, timesFrom: timesFrom(output, at: o, compact: compactTimes))
                         total += 1 + varintSize(size.featureColumn) + size.featureColumn
                     }
                     plan.namesUTF8.withUnsafeBytes { names in
                         _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
                             var w = RawWriter(raw)
-                            for output in outputs {
+                            for (o, output) in outputs.enumerated() {
                                 let v = output.view, width = output.width, offset = output.offset
                                 let (timeBytes, nulls) = perView[v]
                                 let area = UnsafeRawPointer(encoded.baseAddress! + v * stride)
-                                let size = sized(output, values: n * width, nulls: nulls, rows: n, timeBytes: timeBytes)
+                                let from = timesFrom(output, at: o, compact: compactTimes)
+                                let size = sized(output, values: n * width, nulls: nulls, rows: n, timeBytes: timeBytes, timesFrom: from)
                                 writeHeader(output, size, names: names, &w)
                                 if n > 0 { w.field(packedField(output.type), length: n * width) }
                                 // Stored little-endian, as protobuf's fixed32 and fixed64 are.
@@ -299,7 +315,9 @@ enum OnlineResponseEncoder {
                                     w.field(2, length: n)        // statuses
                                     w.bytes(UnsafeRawBufferPointer(start: area, count: n))
                                 }
-                                if timeBytes > 0 {
+                                if from > 0 {
+                                    w.tag(4, 0); w.varint(UInt64(from))  // event_times_from
+                                } else if timeBytes > 0 {
                                     w.field(3, length: timeBytes) // event_time_us
                                     w.bytes(UnsafeRawBufferPointer(start: area + n, count: timeBytes))
                                 }
@@ -317,8 +335,8 @@ enum OnlineResponseEncoder {
     }
 
     static func write(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, rows n: Int,
-                              cells: UnsafeBufferPointer<ResolvedCell>, times: UnsafeBufferPointer<EncodedVarint>,
-                              timeBytes: Int, _ w: inout RawWriter) {
+                      cells: UnsafeBufferPointer<ResolvedCell>, times: UnsafeBufferPointer<EncodedVarint>,
+                      timeBytes: Int, timesFrom: Int = 0, _ w: inout RawWriter) {
         writeHeader(output, size, names: names, &w)
 
         switch output.type {
@@ -360,7 +378,9 @@ enum OnlineResponseEncoder {
             w.field(2, length: n)                        // statuses
             for cell in cells { w.byte(cell.status.rawValue) }
         }
-        if timeBytes > 0 {
+        if timesFrom > 0 {
+            w.tag(4, 0); w.varint(UInt64(timesFrom))     // event_times_from
+        } else if timeBytes > 0 {
             w.field(3, length: timeBytes)                // event_time_us
             for time in times { w.encoded(time) }
         }
@@ -375,18 +395,22 @@ enum OnlineResponseEncoder {
 final class ResponseTemplate {
     let plan: ReadPlan
     let timeWidth: Int
+    /// Whether each view's time is written once (`compact_event_times`).
+    let compactTimes: Bool
     private let bytes: [UInt8]
-    /// Per output, where its value and its time go in `bytes`.
+    /// Per output, where its value and its time go in `bytes`; a time at
+    /// -1 is not written (the output points at its view's first).
     private let valueAt: [Int]
     private let timeAt: [Int]
 
     /// Nil when the plan has an output of another type.
-    init?(plan: ReadPlan, timeWidth: Int) {
+    init?(plan: ReadPlan, timeWidth: Int, compactTimes: Bool = false) {
         let outputs = plan.hotOutputs
         guard timeWidth >= 1, timeWidth <= 10, !outputs.isEmpty,
               outputs.allSatisfy({ !$0.isVariable && $0.type != .int64 }) else { return nil }
         self.plan = plan
         self.timeWidth = timeWidth
+        self.compactTimes = compactTimes
         // Encode an answer with zero values and times of the right width,
         // then note where each output's value and time are.
         let zeros = [UInt8](repeating: 0, count: outputs.map(\.width).max() ?? 0)
@@ -399,16 +423,18 @@ final class ResponseTemplate {
                 var sizes: [OnlineResponseEncoder.Sizes] = []
                 var total = 0
                 let cell = ResolvedCell(value: zero.baseAddress, length: 0, status: .present)
-                for output in outputs {
+                for (o, output) in outputs.enumerated() {
+                    let from = OnlineResponseEncoder.timesFrom(output, at: o, compact: compactTimes)
                     let size = withUnsafePointer(to: cell) {
-                        OnlineResponseEncoder.measure(output, cells: UnsafeBufferPointer(start: $0, count: 1), rows: 1, timeBytes: timeWidth)
+                        OnlineResponseEncoder.measure(output, cells: UnsafeBufferPointer(start: $0, count: 1), rows: 1,
+                                                      timeBytes: timeWidth, timesFrom: from)
                     }
                     sizes.append(size)
                     let start = total
                     total += 1 + OnlineResponseEncoder.varintSize(size.featureColumn) + size.featureColumn
                     // The time is the output's last bytes; the value ends
                     // where the column does, before statuses and times.
-                    timeAt.append(total - timeWidth)
+                    timeAt.append(from > 0 ? -1 : total - timeWidth)
                     let columnEnd = start + 1 + OnlineResponseEncoder.varintSize(size.featureColumn)
                         + 1 + OnlineResponseEncoder.varintSize(size.column) + size.column
                     valueAt.append(columnEnd - output.width)
@@ -420,7 +446,8 @@ final class ResponseTemplate {
                             withUnsafePointer(to: encodedTime) { t in
                                 OnlineResponseEncoder.write(output, sizes[o], names: names, rows: 1,
                                                             cells: UnsafeBufferPointer(start: c, count: 1),
-                                                            times: UnsafeBufferPointer(start: t, count: 1), timeBytes: timeWidth, &w)
+                                                            times: UnsafeBufferPointer(start: t, count: 1), timeBytes: timeWidth,
+                                                            timesFrom: OnlineResponseEncoder.timesFrom(output, at: o, compact: compactTimes), &w)
                             }
                         }
                     }
@@ -430,7 +457,10 @@ final class ResponseTemplate {
             }
         }
         bytes = Array(buffer.readableBytesView)
-        for o in outputs.indices { precondition(valueAt[o] >= 0 && valueAt[o] + outputs[o].width <= timeAt[o] && timeAt[o] + timeWidth <= bytes.count) }
+        for o in outputs.indices {
+            precondition(valueAt[o] >= 0 && valueAt[o] + outputs[o].width <= bytes.count)
+            precondition(timeAt[o] < 0 || (valueAt[o] + outputs[o].width <= timeAt[o] && timeAt[o] + timeWidth <= bytes.count))
+        }
         self.valueAt = valueAt
         self.timeAt = timeAt
     }
@@ -458,7 +488,9 @@ final class ResponseTemplate {
                                 case 8: (base + valueAt[o]).storeBytes(of: value.loadUnaligned(as: UInt64.self), as: UInt64.self)
                                 default: (base + valueAt[o]).copyMemory(from: value, byteCount: output.width)
                                 }
-                                if timeWidth == 8 {
+                                if timeAt[o] < 0 {
+                                    continue
+                                } else if timeWidth == 8 {
                                     // Event times in microseconds since 1970: 8 varint bytes until 2541.
                                     base.storeBytes(of: time.bytes.0.littleEndian, toByteOffset: timeAt[o], as: UInt64.self)
                                 } else {

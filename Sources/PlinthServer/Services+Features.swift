@@ -96,7 +96,7 @@ extension Services {
         let plan = try plans.plan(for: request, store: store)
         // Encode inside the lookup: the rows point into the memory map.
         try store.withRows(plan, entities: request.entities, held: held) { rows in
-            OnlineResponseEncoder.encode(rows, templates: plans, into: &out)
+            OnlineResponseEncoder.encode(rows, templates: plans, compactTimes: request.compactEventTimes, into: &out)
         }
     }
 

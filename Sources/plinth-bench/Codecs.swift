@@ -209,13 +209,20 @@ extension KeyColumnCodec {
 /// GetOnlineFeatures for the bench view's features and one int64 join key column.
 struct PlinthReadCodec: KeyColumnCodec {
     let features: Int
-    /// GetOnlineFeaturesRequest { features = 1 (the same in every request); entities = 3 }
+    /// GetOnlineFeaturesRequest { features = 1 and compact_event_times = 5 (the same in
+    /// every request); entities = 3 }
     let encoder: KeyColumnRequestEncoder
 
-    init(features: Int) throws {
+    /// Whether requests set compact_event_times (one time per row, as
+    /// the Redis rows hold it).
+    let compactEventTimes: Bool
+
+    init(features: Int, compactEventTimes: Bool = true) throws {
         self.features = features
+        self.compactEventTimes = compactEventTimes
         var fixed = PBGetOnlineFeaturesRequest()
         fixed.features = Dataset.references(features: features)
+        fixed.compactEventTimes = compactEventTimes
         encoder = try KeyColumnRequestEncoder(method: Method.getOnlineFeatures, fixedFields: fixed.serializedBytes(),
                                               columnField: 3, keyColumn: Dataset.entity)
         try selfCheck()
@@ -235,6 +242,11 @@ struct PlinthReadCodec: KeyColumnCodec {
         for (j, column) in response.features.enumerated() {
             guard column.statuses.count == keys.count, column.values.float32Values.count == keys.count else {
                 throw BenchError("request \(id): feature \(j) has \(column.statuses.count) rows for \(keys.count) keys")
+            }
+            // One view: its first column carries the times, the rest point there.
+            guard j == 0 || !compactEventTimes ? column.eventTimeUs.count == keys.count && column.eventTimesFrom == 0
+                                               : column.eventTimeUs.isEmpty && column.eventTimesFrom == 1 else {
+                throw BenchError("request \(id): feature \(j) has \(column.eventTimeUs.count) event times and event_times_from \(column.eventTimesFrom) (compact_event_times \(compactEventTimes))")
             }
             for (r, key) in keys.enumerated() {
                 guard column.statuses[r] == .present else {
@@ -257,7 +269,8 @@ struct PlinthReadCodec: KeyColumnCodec {
         let request = try PBGetOnlineFeaturesRequest(serializedBytes: envelope.body)
         guard bytes.count - 4 == Int(UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3])),
               envelope.id == 300, envelope.method == Method.getOnlineFeatures,
-              request.features == Dataset.references(features: features), request.entities.count == 1,
+              request.features == Dataset.references(features: features), request.compactEventTimes == compactEventTimes,
+              request.entities.count == 1,
               request.entities[0].name == Dataset.entity, request.entities[0].type == .int64,
               request.entities[0].int64Values == keys
         else { throw BenchError("internal: the hand-encoded GetOnlineFeatures request does not decode as intended") }

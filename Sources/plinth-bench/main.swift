@@ -178,13 +178,17 @@ struct Get: ParsableCommand {
     @Option(help: "plinthd address, 127.0.0.1:PORT.")
     var address = "127.0.0.1:\(PlinthProtocol.defaultPort)"
 
+    @Flag(help: "Ask for every feature column's event times instead of each view's once (compact_event_times off).")
+    var fullEventTimes = false
+
     @OptionGroup var data: DataOptions
     @OptionGroup var flags: ReadFlags
 
     func run() throws {
         let options = flags.options(address: address)
+        let codec = try PlinthReadCodec(features: data.features, compactEventTimes: !fullEventTimes)
         let summary = RunSummary(system: "plinth", operation: "get_online_features", options: options,
-                                 try Driver.run(PlinthReadCodec(features: data.features), options))
+                                 try Driver.run(codec, options))
         try emit(summary, json: flags.json, line: summary.line)
     }
 }
@@ -233,6 +237,9 @@ struct Compare: ParsableCommand {
         """)
     var operation = "get"
 
+    @Flag(help: "Ask for every feature column's event times instead of each view's once (compact_event_times off).")
+    var fullEventTimes = false
+
     @OptionGroup var data: DataOptions
     @OptionGroup var flags: ReadFlags
     @OptionGroup var predict: PredictFlags
@@ -263,7 +270,7 @@ struct Compare: ParsableCommand {
         } else if operation == "features" {
             plinthRun = measured(try predict.featuresCodec())
         } else {
-            let codec = try PlinthReadCodec(features: data.features)
+            let codec = try PlinthReadCodec(features: data.features, compactEventTimes: !fullEventTimes)
             plinthRun = { try Driver.run(codec, $0) }
         }
         let redisCodec = RedisReadCodec(features: data.features)

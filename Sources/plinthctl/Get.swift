@@ -48,7 +48,13 @@ struct Get: ParsableCommand {
             request.featureService = service ?? ""
             request.entities = entityColumns
             request.fullFeatureNames = fullFeatureNames
+            request.compactEventTimes = true
             let response = try connection.call(Method.getOnlineFeatures, request, as: PBGetOnlineFeaturesResponse.self)
+            // compact_event_times: a view's later columns point at its first one's times.
+            let times = response.features.map { feature in
+                let from = Int(feature.eventTimesFrom)
+                return from > 0 && from <= response.features.count ? response.features[from - 1].eventTimeUs : feature.eventTimeUs
+            }
             var jsonRows: [[String: Any]] = []
             var tableRows: [[String]] = []
             for row in 0..<entities.count {
@@ -61,12 +67,12 @@ struct Get: ParsableCommand {
                     cells.append("\(value)")
                 }
                 var featureJSON: [String: Any] = [:]
-                for feature in response.features {
+                for (position, feature) in response.features.enumerated() {
                     let status = feature.statuses.indices.contains(row) ? feature.statuses[row] : .invalid
                     let name = statusName(status)
                     let present = status == .present
                     let value = present ? jsonValue(feature.values, row) : NSNull()
-                    let time = feature.eventTimeUs.indices.contains(row) ? feature.eventTimeUs[row] : 0
+                    let time = times[position].indices.contains(row) ? times[position][row] : 0
                     featureJSON[feature.values.name] = ["value": value, "status": name,
                                                         "event_time": time == 0 ? NSNull() : isoTime(micros: time) as Any]
                     cells.append(present ? "\(display(value))" : "<\(name)>")

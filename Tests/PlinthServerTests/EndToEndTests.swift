@@ -93,6 +93,25 @@ final class EndToEndTests: XCTestCase {
         } catch { XCTFail("server not healthy: \(error)", file: file, line: line) }
     }
 
+    func testCompactEventTimesSendEachViewsTimesOnce() throws {
+        let c = try Connection(address: server.address)
+        // One row pushed with its own time, so the times are not all alike.
+        let later = pushRequest(ids: [2], count: 9, event: Int64(Date().timeIntervalSince1970 * 1e6) + 1_000_000)
+        XCTAssertEqual(try c.call(Method.push, later, as: PBPushResponse.self).onlineRowsWritten, 1)
+        for ids: [Int64] in [[2], [1, 2, 3, 99]] {
+            let full = try c.call(Method.getOnlineFeatures, getRequest(ids: ids), as: PBGetOnlineFeaturesResponse.self)
+            var request = getRequest(ids: ids)
+            request.compactEventTimes = true
+            let compact = try c.call(Method.getOnlineFeatures, request, as: PBGetOnlineFeaturesResponse.self)
+            XCTAssertEqual(full.features.map(\.eventTimesFrom), [0, 0])
+            XCTAssertEqual(compact.features.map(\.eventTimesFrom), [0, 1], "stats:score shares stats:count's times")
+            XCTAssertEqual(compact.features[1].eventTimeUs, [])
+            XCTAssertEqual(OnlineResponseEncoderTests.expandedTimes(compact), full.features.map(\.eventTimeUs))
+            XCTAssertEqual(compact.features.map(\.values), full.features.map(\.values))
+            XCTAssertEqual(compact.features.map(\.statuses), full.features.map(\.statuses))
+        }
+    }
+
     func testPipelinedRequestsAreAnsweredOutOfOrder() throws {
         let c = try Connection(address: server.address)
         // A push waits for a durable commit on the writer thread; a read is

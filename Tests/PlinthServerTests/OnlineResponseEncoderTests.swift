@@ -99,21 +99,52 @@ final class OnlineResponseEncoderTests: XCTestCase {
                                       (0..<300).map { Int64($0 % 6) }, (0..<300).map { [1, 3, 4, 99][$0 % 4] }]
             for ids in batches {
                 var key = Column(name: "user_id", type: .int64); key.int64s = ids
-                let (general, fast) = try store.lookup(plan, entities: [key], now: now) { rows in
-                    var general = ByteBuffer(), fast = ByteBuffer()
-                    OnlineResponseEncoder.encodeResolved(rows, into: &general)
-                    OnlineResponseEncoder.encode(rows, templates: plans, into: &fast)
-                    return (general, fast)
+                var full: PBGetOnlineFeaturesResponse?
+                // The same batch with each view's times once, then in every column;
+                // alternating, so the connection's template changes each time.
+                for compact in [true, false] {
+                    let (general, fast) = try store.lookup(plan, entities: [key], now: now) { rows in
+                        var general = ByteBuffer(), fast = ByteBuffer()
+                        OnlineResponseEncoder.encodeResolved(rows, compactTimes: compact, into: &general)
+                        OnlineResponseEncoder.encode(rows, templates: plans, compactTimes: compact, into: &fast)
+                        return (general, fast)
+                    }
+                    let a = try PBGetOnlineFeaturesResponse(serializedBytes: Array(general.readableBytesView))
+                    let b = try PBGetOnlineFeaturesResponse(serializedBytes: Array(fast.readableBytesView))
+                    XCTAssertEqual(a, b, "entities \(ids.prefix(8)), compact \(compact)")
+                    // The fast paths write what the general one does, byte for byte.
+                    XCTAssertEqual(Array(general.readableBytesView), Array(fast.readableBytesView), "entities \(ids.prefix(8))")
+                    XCTAssertEqual(a.features.count, 5)
+                    XCTAssertEqual(a.features.first?.statuses.count, ids.count)
+                    if compact {
+                        // Views a (outputs 1, 2, 4, 5) and z (output 3): a's later
+                        // columns point at column 1, z's own column has its times.
+                        XCTAssertEqual(a.features.map(\.eventTimesFrom), [0, 1, 0, 1, 1])
+                        XCTAssertEqual(a.features.map(\.eventTimeUs.count), [ids.count, 0, ids.count, 0, 0])
+                        full = a
+                    } else if let compacted = full {
+                        // Expanded, the compact answer is the full one.
+                        XCTAssertEqual(Self.expandedTimes(compacted), a.features.map(\.eventTimeUs))
+                        var stripped = a, other = compacted
+                        for i in stripped.features.indices { stripped.features[i].eventTimeUs = []; other.features[i].eventTimeUs = [] }
+                        for i in other.features.indices { other.features[i].eventTimesFrom = 0 }
+                        XCTAssertEqual(stripped, other, "entities \(ids.prefix(8))")
+                        let compactBytes: [UInt8] = try compacted.serializedBytes(), fullBytes: [UInt8] = try a.serializedBytes()
+                        XCTAssertLessThan(compactBytes.count, fullBytes.count)
+                    }
                 }
-                let a = try PBGetOnlineFeaturesResponse(serializedBytes: Array(general.readableBytesView))
-                let b = try PBGetOnlineFeaturesResponse(serializedBytes: Array(fast.readableBytesView))
-                XCTAssertEqual(a, b, "entities \(ids.prefix(8))")
-                // The fast paths write what the general one does, byte for byte.
-                XCTAssertEqual(Array(general.readableBytesView), Array(fast.readableBytesView), "entities \(ids.prefix(8))")
-                XCTAssertEqual(a.features.count, 5)
-                XCTAssertEqual(a.features.first?.statuses.count, ids.count)
             }
-            XCTAssertNotNil(plans.template(for: plan, timeWidth: 8))
+            XCTAssertNotNil(plans.template(for: plan, timeWidth: 8, compactTimes: false))
+            XCTAssertNotNil(plans.template(for: plan, timeWidth: 8, compactTimes: true))
+        }
+    }
+
+    /// Every column's event times, those of `event_times_from` columns
+    /// copied from the column they point at (as a client expands them).
+    static func expandedTimes(_ response: PBGetOnlineFeaturesResponse) -> [[Int64]] {
+        response.features.map { column in
+            let from = Int(column.eventTimesFrom)
+            return from > 0 ? response.features[from - 1].eventTimeUs : column.eventTimeUs
         }
     }
 
@@ -133,21 +164,25 @@ final class OnlineResponseEncoderTests: XCTestCase {
     func check(_ store: OnlineStore, users: Column, shops: Column, now: Int64, spotCheck: Bool) throws {
         let refs = ["everything:i", "everything:f", "everything:d", "everything:b", "everything:s",
                     "everything:y", "everything:v", "shops:rating"]
-        for full in [false, true] {
+        for (full, compact) in [(false, false), (true, false), (false, true)] {
             let expected = try store.read(features: refs, service: nil, entities: [users, shops], fullFeatureNames: full, now: now)
             let plan = try store.plan(features: refs, service: nil, fullFeatureNames: full)
             let buffer = try store.lookup(plan, entities: [users, shops], now: now) { rows in
                 var out = ByteBuffer()
-                OnlineResponseEncoder.encode(rows, into: &out)
+                OnlineResponseEncoder.encode(rows, compactTimes: compact, into: &out)
                 return out
             }
             let decoded = try PBGetOnlineFeaturesResponse(serializedBytes: Array(buffer.readableBytesView))
             XCTAssertEqual(decoded.features.count, expected.count)
+            // Compact: the view "everything" (columns 1-7) sends its times once.
+            XCTAssertEqual(decoded.features.map(\.eventTimesFrom), compact ? [0, 1, 1, 1, 1, 1, 1, 0] : Array(repeating: 0, count: 8))
+            for (times, want) in zip(Self.expandedTimes(decoded), expected) {
+                XCTAssertEqual(times, want.eventTimes, want.values.name)
+            }
             for (got, want) in zip(decoded.features, expected) {
                 XCTAssertEqual(got.values.name, want.values.name)
                 XCTAssertEqual(got.values.nullRows, want.values.nullRows, want.values.name)
                 XCTAssertEqual(got.statuses.map { UInt8($0.rawValue) }, want.statuses.map(\.rawValue), want.values.name)
-                XCTAssertEqual(got.eventTimeUs, want.eventTimes, want.values.name)
                 XCTAssertEqual(got.values.int64Values, want.values.int64s)
                 XCTAssertEqual(got.values.float32Values, want.values.float32s)
                 XCTAssertEqual(got.values.float64Values, want.values.float64s)

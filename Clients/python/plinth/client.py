@@ -402,7 +402,10 @@ class Client(OfflineMixin, TrackingMixin, ServingMixin):
                         "entity_rows lack join key %r (needed by view %r)" % (key.name, view_name)
                     )
                 key_types[key.name] = key.type
-        request = features_pb2.GetOnlineFeaturesRequest(full_feature_names=full_feature_names)
+        # compact_event_times: each view's times once; OnlineResponse expands them.
+        request = features_pb2.GetOnlineFeaturesRequest(
+            full_feature_names=full_feature_names, compact_event_times=True
+        )
         if service is not None:
             request.feature_service = service
         else:

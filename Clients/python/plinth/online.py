@@ -36,7 +36,8 @@ class OnlineResponse:
         self._statuses: List[List[str]] = []
         self._times: List[List[int]] = []
         seen = set(entities)
-        for feature in response.features:
+        columns = response.features
+        for position, feature in enumerate(columns):
             name = feature.values.name
             if name in seen:
                 raise errors.InvalidArgumentError(
@@ -54,7 +55,15 @@ class OnlineResponse:
             self._values.append([v if s == _PRESENT else None for v, s in zip(values, statuses)])
             self._statuses.append([STATUS_NAMES.get(s, str(s)) for s in statuses])
             times = list(feature.event_time_us)
-            if times and len(times) != rows:
+            source = feature.event_times_from
+            if source:
+                # compact_event_times: the times are an earlier column's.
+                if not 1 <= source <= position:
+                    raise errors.InternalError(
+                        "server sent event_times_from %d for column %d of %r" % (source, position + 1, name)
+                    )
+                times = self._times[source - 1]
+            elif times and len(times) != rows:
                 raise errors.InternalError(
                     "server sent %d event times for %r and %d entity rows" % (len(times), name, rows)
                 )

@@ -322,6 +322,41 @@ def test_get_online_features_decodes_values_and_statuses(client, daemon):
     assert frame["user_id"].tolist() == [1, 2, 3]
 
 
+def test_compact_event_times_are_asked_for_and_expanded(client, daemon):
+    # A view's later columns point at its first column's times (1-based).
+    daemon.online = online_response(
+        ["txn_count_7d", "avg_amount_7d"],
+        {"txn_count_7d": [P, N], "avg_amount_7d": [P, N]},
+        txn_count_7d=common_pb2.Column(type=common_pb2.VALUE_TYPE_INT64, int64_values=[5, 0], null_rows=[1]),
+        avg_amount_7d=common_pb2.Column(type=common_pb2.VALUE_TYPE_FLOAT64, float64_values=[2.5, 0], null_rows=[1]),
+    )
+    del daemon.online.features[1].event_time_us[:]
+    daemon.online.features[1].event_times_from = 1
+    online = client.get_online_features(
+        features=["user_stats:txn_count_7d", "user_stats:avg_amount_7d"], entity_rows=[{"user_id": 1}, {"user_id": 2}]
+    )
+    assert daemon.last_online.compact_event_times
+    stamp = datetime.fromtimestamp(T0, timezone.utc)
+    assert online.event_timestamps() == {"txn_count_7d": [stamp, None], "avg_amount_7d": [stamp, None]}
+    assert online.to_dict(include_event_timestamps=True)["avg_amount_7d__ts"] == [stamp, None]
+    assert online.to_dict()["avg_amount_7d"] == [2.5, None]
+
+
+@pytest.mark.parametrize("source", [2, 3, 7])
+def test_event_times_from_must_point_at_an_earlier_column(client, daemon, source):
+    daemon.online = online_response(
+        ["txn_count_7d", "avg_amount_7d"],
+        {"txn_count_7d": [P], "avg_amount_7d": [P]},
+        txn_count_7d=common_pb2.Column(type=common_pb2.VALUE_TYPE_INT64, int64_values=[5]),
+        avg_amount_7d=common_pb2.Column(type=common_pb2.VALUE_TYPE_FLOAT64, float64_values=[2.5]),
+    )
+    daemon.online.features[1].event_times_from = source
+    with pytest.raises(plinth.InternalError, match="event_times_from"):
+        client.get_online_features(
+            features=["user_stats:txn_count_7d", "user_stats:avg_amount_7d"], entity_rows=[{"user_id": 1}]
+        )
+
+
 def test_get_online_features_by_service_with_full_names(client, daemon):
     daemon.online = online_response(
         ["user_stats__txn_count_7d"], {"user_stats__txn_count_7d": [P]},

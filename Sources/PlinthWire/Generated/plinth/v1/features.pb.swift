@@ -430,6 +430,12 @@ public nonisolated struct PBGetOnlineFeaturesRequest: Sendable {
   /// Name the result columns "view__feature" instead of "feature".
   public var fullFeatureNames: Bool = false
 
+  /// Send each feature view's event times once: every feature of a view has
+  /// the same event time per row (the row's), so the view's later columns
+  /// carry event_times_from instead of a copy of event_time_us. A 100-row
+  /// read of 16 features is then about half the bytes.
+  public var compactEventTimes: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -455,6 +461,12 @@ public nonisolated struct PBFeatureColumn: Sendable {
 
   /// Event time of the row the value came from; 0 when NOT_FOUND.
   public var eventTimeUs: [Int64] = []
+
+  /// Only when the request set compact_event_times: nonzero means this
+  /// column has no event_time_us of its own and its times are those of the
+  /// response's column at this 1-based position (an earlier column of the
+  /// same feature view).
+  public var eventTimesFrom: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1369,7 +1381,7 @@ nonisolated extension PBPushResponse: SwiftProtobuf.Message, SwiftProtobuf._Mess
 
 nonisolated extension PBGetOnlineFeaturesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetOnlineFeaturesRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}features\0\u{3}feature_service\0\u{1}entities\0\u{3}full_feature_names\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}features\0\u{3}feature_service\0\u{1}entities\0\u{3}full_feature_names\0\u{3}compact_event_times\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1381,6 +1393,7 @@ nonisolated extension PBGetOnlineFeaturesRequest: SwiftProtobuf.Message, SwiftPr
       case 2: try { try decoder.decodeSingularStringField(value: &self.featureService) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.entities) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.fullFeatureNames) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.compactEventTimes) }()
       default: break
       }
     }
@@ -1399,6 +1412,9 @@ nonisolated extension PBGetOnlineFeaturesRequest: SwiftProtobuf.Message, SwiftPr
     if self.fullFeatureNames != false {
       try visitor.visitSingularBoolField(value: self.fullFeatureNames, fieldNumber: 4)
     }
+    if self.compactEventTimes != false {
+      try visitor.visitSingularBoolField(value: self.compactEventTimes, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1407,6 +1423,7 @@ nonisolated extension PBGetOnlineFeaturesRequest: SwiftProtobuf.Message, SwiftPr
     if lhs.featureService != rhs.featureService {return false}
     if lhs.entities != rhs.entities {return false}
     if lhs.fullFeatureNames != rhs.fullFeatureNames {return false}
+    if lhs.compactEventTimes != rhs.compactEventTimes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1414,7 +1431,7 @@ nonisolated extension PBGetOnlineFeaturesRequest: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension PBFeatureColumn: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FeatureColumn"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}values\0\u{1}statuses\0\u{3}event_time_us\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}values\0\u{1}statuses\0\u{3}event_time_us\0\u{3}event_times_from\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1425,6 +1442,7 @@ nonisolated extension PBFeatureColumn: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 1: try { try decoder.decodeSingularMessageField(value: &self._values) }()
       case 2: try { try decoder.decodeRepeatedEnumField(value: &self.statuses) }()
       case 3: try { try decoder.decodeRepeatedInt64Field(value: &self.eventTimeUs) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.eventTimesFrom) }()
       default: break
       }
     }
@@ -1444,6 +1462,9 @@ nonisolated extension PBFeatureColumn: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.eventTimeUs.isEmpty {
       try visitor.visitPackedInt64Field(value: self.eventTimeUs, fieldNumber: 3)
     }
+    if self.eventTimesFrom != 0 {
+      try visitor.visitSingularUInt32Field(value: self.eventTimesFrom, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1451,6 +1472,7 @@ nonisolated extension PBFeatureColumn: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs._values != rhs._values {return false}
     if lhs.statuses != rhs.statuses {return false}
     if lhs.eventTimeUs != rhs.eventTimeUs {return false}
+    if lhs.eventTimesFrom != rhs.eventTimesFrom {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
