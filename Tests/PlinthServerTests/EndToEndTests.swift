@@ -112,6 +112,56 @@ final class EndToEndTests: XCTestCase {
         }
     }
 
+    /// Bursts of frames in one write each, on two connections at once, the
+    /// last burst split mid-frame: every request is answered, each with its
+    /// own id and value. (A burst's answers are flushed at the end of the
+    /// event loop's pass, after every ready connection has been read.)
+    func testBurstsOnSeveralConnectionsAreAllAnswered() throws {
+        let connections = try (0..<2).map { _ in try Connection(address: server.address) }
+        func frame(id: UInt64, user: Int64) throws -> [UInt8] {
+            var envelope = PBRequest()
+            envelope.id = id
+            envelope.method = Method.getOnlineFeatures
+            envelope.body = try getRequest(ids: [user]).serializedData()
+            let payload: [UInt8] = try envelope.serializedBytes()
+            let n = UInt32(payload.count)
+            return [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + payload
+        }
+        for round in 0..<3 {
+            var bursts: [[UInt8]] = []
+            for (k, _) in connections.enumerated() {
+                var burst: [UInt8] = []
+                for i in 0..<40 { burst += try frame(id: UInt64(1000 * (k + 1) + i), user: Int64(i % 4)) }
+                bursts.append(burst)
+            }
+            for (k, c) in connections.enumerated() {
+                if round == 2 {
+                    // The burst's last frame arrives in two parts.
+                    let cut = bursts[k].count - 5
+                    try c.writeAll(Array(bursts[k][..<cut]))
+                    Thread.sleep(forTimeInterval: 0.02)
+                    try c.writeAll(Array(bursts[k][cut...]))
+                } else {
+                    try c.writeAll(bursts[k])
+                }
+            }
+            for (k, c) in connections.enumerated() {
+                var ids: Set<UInt64> = []
+                for _ in 0..<40 {
+                    let answer = try c.receive()
+                    XCTAssertEqual(answer.code, 0, answer.message)
+                    ids.insert(answer.id)
+                    let user = Int(answer.id % 1000) % 4
+                    let response = try PBGetOnlineFeaturesResponse(serializedBytes: answer.body)
+                    // Users 1-3 were pushed with count 7; user 0 never was.
+                    XCTAssertEqual(response.features.first?.statuses, [user == 0 ? .notFound : .present], "round \(round) id \(answer.id)")
+                }
+                XCTAssertEqual(ids, Set((0..<40).map { UInt64(1000 * (k + 1) + $0) }), "round \(round)")
+            }
+        }
+        assertHealthy()
+    }
+
     func testPipelinedRequestsAreAnsweredOutOfOrder() throws {
         let c = try Connection(address: server.address)
         // A push waits for a durable commit on the writer thread; a read is
