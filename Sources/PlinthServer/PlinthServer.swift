@@ -33,6 +33,7 @@ public final class PlinthServer: @unchecked Sendable {
         var options = Environment.Options()
         options.durable = config.durable
         options.relaxedSyncInterval = .milliseconds(config.trackingSyncIntervalMs)
+        options.writerPollAfterCommit = .microseconds(config.writerPollMicros)
         options.mapSize = config.mapSizeBytes
         environment = try Environment(path: config.dataDir, options: options)
         if environment.staleReadersCleared > 0 {

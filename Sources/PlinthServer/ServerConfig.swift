@@ -79,6 +79,9 @@ public struct ServerConfig: Sendable {
     /// Slots of the online store's leaf-page hints (OnlineStore, LeafHints):
     /// 8 bytes each, touched as used; 0 turns them off.
     public var onlineReadHints = 1 << 20
+    /// Microseconds each writer polls its queue after a commit before it
+    /// sleeps (Writer.pollAfterCommit); 0: it sleeps at once.
+    public var writerPollMicros = 300
     /// The largest run artifact accepted, in bytes; bigger uploads are
     /// refused before more than this is stored.
     public var maxArtifactBytes: Int64 = 1 << 30
@@ -135,6 +138,11 @@ public struct ServerConfig: Sendable {
                     throw ConfigError("\(line): 'online_read_hints' must be a number of slots from 0 (off) to 1073741824")
                 }
                 onlineReadHints = n
+            case "writer_poll_us":
+                guard let text = value.string, let n = Int(text), n >= 0, n <= 100_000 else {
+                    throw ConfigError("\(line): 'writer_poll_us' must be a number of microseconds from 0 (off) to 100000")
+                }
+                writerPollMicros = n
             case "max_artifact_bytes": maxArtifactBytes = Int64(try int())
             case "read_sample_rate":
                 guard let text = value.string, let rate = Double(text), rate >= 0, rate <= 1 else {

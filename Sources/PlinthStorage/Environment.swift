@@ -34,6 +34,10 @@ public final class Environment: @unchecked Sendable {
         public var durable: Bool = true
         /// With `durable` on: longest a `.relaxed` write waits for its sync.
         public var relaxedSyncInterval: Duration = .milliseconds(100)
+        /// How long the writer polls its queue after a commit before it
+        /// sleeps; zero: never. Trades up to this much CPU per commit (the
+        /// writer yields while it polls) for the wake-up of the next write.
+        public var writerPollAfterCommit: Duration = .zero
         public init() {}
     }
 
@@ -52,8 +56,10 @@ public final class Environment: @unchecked Sendable {
     public let staleReadersCleared: Int
 
     /// The environment's single writer; every write goes through it.
-    public private(set) lazy var writer: Writer = Writer(environment: self, syncInterval: relaxedSyncInterval)
+    public private(set) lazy var writer: Writer = Writer(environment: self, syncInterval: relaxedSyncInterval,
+                                                         pollAfterCommit: writerPollAfterCommit)
     private let relaxedSyncInterval: Duration
+    private let writerPollAfterCommit: Duration
 
     /// Opens (creating if needed) the environment in directory `path`.
     public init(path: String, options: Options = Options()) throws {
@@ -69,6 +75,7 @@ public final class Environment: @unchecked Sendable {
         self.path = path
         self.durable = options.durable
         self.relaxedSyncInterval = options.relaxedSyncInterval
+        self.writerPollAfterCommit = options.writerPollAfterCommit
         var flags = UInt32(MDB_NOTLS)
         if !options.durable { flags |= UInt32(MDB_NOSYNC) }
         do {

@@ -56,6 +56,9 @@ public final class Writer: @unchecked Sendable {
 
     /// Longest a relaxed commit waits for its sync.
     public let syncInterval: Duration
+    /// How long the writer keeps looking at its queue after a commit before
+    /// it sleeps (zero: it sleeps at once).
+    public let pollAfterCommit: Duration
     /// Whether MDB_NOSYNC is set now (writer thread only).
     private var noSync: Bool
     // The deferred sync: commit numbers, guarded by `syncLock`.
@@ -69,9 +72,10 @@ public final class Writer: @unchecked Sendable {
     private var deferredSyncCount = 0
     private var syncFailureCount = 0
 
-    init(environment: Environment, syncInterval: Duration) {
+    init(environment: Environment, syncInterval: Duration, pollAfterCommit: Duration = .zero) {
         self.environment = environment
         self.syncInterval = syncInterval
+        self.pollAfterCommit = pollAfterCommit
         noSync = !environment.durable
     }
 
@@ -158,6 +162,11 @@ public final class Writer: @unchecked Sendable {
     private func loop() {
         while true {
             lock.lock()
+            if queue.isEmpty && !stopping && pollAfterCommit > .zero {
+                lock.unlock()
+                pollQueue()
+                lock.lock()
+            }
             while queue.isEmpty && !stopping { lock.wait() }
             if queue.isEmpty && stopping {
                 stopped = true
@@ -170,6 +179,23 @@ public final class Writer: @unchecked Sendable {
             lock.unlock()
             runBatch(batch)
         }
+    }
+
+    /// Waits up to `pollAfterCommit` for a request (or a stop) without
+    /// sleeping. A client that writes in a loop sends its next write a few
+    /// hundred microseconds after its last was acknowledged, and waking a
+    /// sleeping thread cost about 100 µs of a durable register's 700 on the
+    /// benchmark machine (a virtual one); the poll yields the core each
+    /// time round, so a thread with work takes it first.
+    private func pollQueue() {
+        let deadline = ContinuousClock.now.advanced(by: pollAfterCommit)
+        repeat {
+            sched_yield()
+            lock.lock()
+            let idle = queue.isEmpty && !stopping
+            lock.unlock()
+            if !idle { return }
+        } while ContinuousClock.now < deadline
     }
 
     private func runBatch(_ batch: [Job]) {

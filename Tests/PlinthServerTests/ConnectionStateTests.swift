@@ -112,4 +112,20 @@ final class ConnectionStateTests: XCTestCase {
             }
         }
     }
+
+    func testWriterPollSetting() throws {
+        let path = NSTemporaryDirectory() + "plinth-config-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var config = ServerConfig()
+        XCTAssertEqual(config.writerPollMicros, 300)
+        try "writer_poll_us: 0\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try config.load(file: path)
+        XCTAssertEqual(config.writerPollMicros, 0, "0 turns it off")
+        for bad in ["-5", "soon", "100001", "1.5"] {
+            try "writer_poll_us: \(bad)\n".write(toFile: path, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try config.load(file: path), bad) {
+                XCTAssertTrue("\($0)".contains(":1") && "\($0)".contains("writer_poll_us"), "\($0)")
+            }
+        }
+    }
 }

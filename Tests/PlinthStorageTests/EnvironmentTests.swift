@@ -16,13 +16,14 @@ final class EnvironmentTests: XCTestCase {
     }
 
     func open(mapSize: Int = 1 << 24, path: String? = nil, syncInterval: Duration = .milliseconds(100),
-              durable: Bool = true) throws -> Environment {
+              durable: Bool = true, writerPoll: Duration = .zero) throws -> Environment {
         let path = path ?? temporaryDirectory()
         paths.append(path)
         var options = Environment.Options()
         options.mapSize = mapSize
         options.relaxedSyncInterval = syncInterval
         options.durable = durable
+        options.writerPollAfterCommit = writerPoll
         return try Environment(path: path, options: options)
     }
 
@@ -75,6 +76,30 @@ final class EnvironmentTests: XCTestCase {
         XCTAssertEqual(failures.value, 0)
         XCTAssertLessThan(env.writer.commits, count, "concurrent requests should share commits")
         XCTAssertGreaterThan(env.writer.largestBatch, 1)
+    }
+
+    func testAPollingWriterTakesEveryWriteAndDoesNotHoldUpClose() throws {
+        // A poll far longer than the test: writes one after another, with
+        // pauses, and from many threads at once are all committed, and
+        // close() does not wait the poll out.
+        let env = try open(writerPoll: .seconds(60))
+        XCTAssertEqual(env.writer.pollAfterCommit, .seconds(60))
+        let table = try env.table("t")
+        for i in 0..<50 {
+            try env.writer.write { txn in try txn.put(table, [UInt8(i)], [UInt8(i)]) }
+            if i % 10 == 0 { Thread.sleep(forTimeInterval: 0.01) }
+        }
+        DispatchQueue.concurrentPerform(iterations: 50) { i in
+            do { try env.writer.write { txn in try txn.put(table, [100, UInt8(i)], [UInt8(i)]) } } catch { XCTFail("\(error)") }
+        }
+        let stored = try env.read { txn in
+            try (0..<50).allSatisfy { try txn.get(table, [UInt8($0)]) != nil && txn.get(table, [100, UInt8($0)]) != nil }
+        }
+        XCTAssertTrue(stored)
+        let started = ContinuousClock.now
+        env.close()
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(20), "close waited for the writer's poll")
+        XCTAssertThrowsError(try env.writer.write { txn in try txn.put(table, [200], [0]) })
     }
 
     func testAFailingRequestDoesNotUndoItsNeighbours() throws {
