@@ -57,8 +57,19 @@ public final class Writer: @unchecked Sendable {
     /// Longest a relaxed commit waits for its sync.
     public let syncInterval: Duration
     /// How long the writer keeps looking at its queue after a commit before
-    /// it sleeps (zero: it sleeps at once).
+    /// it sleeps (zero: it sleeps at once). It polls only while writes come
+    /// that soon: after a commit whose first request arrived within this
+    /// long of the commit before it.
     public let pollAfterCommit: Duration
+    /// Polls done, and those a request ended; for tests and metrics.
+    public private(set) var polls = 0
+    public private(set) var pollsAnswered = 0
+    // Guarded by `lock`: when the queue's oldest request arrived, and when
+    // the last commit ended.
+    private var firstQueuedAt: ContinuousClock.Instant?
+    private var lastCommitEnd: ContinuousClock.Instant?
+    // Writer thread only: whether to poll after the current batch.
+    private var pollNext = false
     /// Whether MDB_NOSYNC is set now (writer thread only).
     private var noSync: Bool
     // The deferred sync: commit numbers, guarded by `syncLock`.
@@ -114,6 +125,7 @@ public final class Writer: @unchecked Sendable {
             return
         }
         startIfNeeded()
+        if queue.isEmpty { firstQueuedAt = ContinuousClock.now }
         queue.append(job)
         lock.signal()
         lock.unlock()
@@ -162,9 +174,10 @@ public final class Writer: @unchecked Sendable {
     private func loop() {
         while true {
             lock.lock()
-            if queue.isEmpty && !stopping && pollAfterCommit > .zero {
+            if queue.isEmpty && !stopping && pollNext {
                 lock.unlock()
-                pollQueue()
+                polls += 1
+                if pollQueue() { pollsAnswered += 1 }
                 lock.lock()
             }
             while queue.isEmpty && !stopping { lock.wait() }
@@ -176,26 +189,35 @@ public final class Writer: @unchecked Sendable {
             }
             let batch = queue
             queue.removeAll(keepingCapacity: true)
+            // Writes that follow their previous commit this closely are
+            // what a poll catches; for slower ones it would only burn CPU.
+            if pollAfterCommit > .zero, let first = firstQueuedAt, let end = lastCommitEnd {
+                pollNext = first - end < pollAfterCommit
+            }
+            firstQueuedAt = nil
             lock.unlock()
             runBatch(batch)
+            lock.withLock { lastCommitEnd = ContinuousClock.now }
         }
     }
 
     /// Waits up to `pollAfterCommit` for a request (or a stop) without
-    /// sleeping. A client that writes in a loop sends its next write a few
-    /// hundred microseconds after its last was acknowledged, and waking a
-    /// sleeping thread cost about 100 µs of a durable register's 700 on the
-    /// benchmark machine (a virtual one); the poll yields the core each
-    /// time round, so a thread with work takes it first.
-    private func pollQueue() {
+    /// sleeping; returns whether one came. A client that writes in a loop
+    /// sends its next write a few hundred microseconds after its last was
+    /// acknowledged, and waking a sleeping thread cost about 100 µs of a
+    /// durable register's 700 on the benchmark machine (a virtual one); the
+    /// poll yields the core each time round, so a thread with work takes it
+    /// first.
+    private func pollQueue() -> Bool {
         let deadline = ContinuousClock.now.advanced(by: pollAfterCommit)
         repeat {
             sched_yield()
             lock.lock()
             let idle = queue.isEmpty && !stopping
             lock.unlock()
-            if !idle { return }
+            if !idle { return true }
         } while ContinuousClock.now < deadline
+        return false
     }
 
     private func runBatch(_ batch: [Job]) {

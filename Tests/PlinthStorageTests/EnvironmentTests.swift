@@ -102,6 +102,26 @@ final class EnvironmentTests: XCTestCase {
         XCTAssertThrowsError(try env.writer.write { txn in try txn.put(table, [200], [0]) })
     }
 
+    func testTheWriterPollsOnlyWhileWritesFollowClosely() throws {
+        let env = try open(writerPoll: .milliseconds(5))
+        let table = try env.table("t")
+        // Writes 50 ms apart: a poll would only burn CPU, so none happens
+        // (counted from the second: the first may follow the table's creation).
+        try env.writer.write { txn in try txn.put(table, [0], [0]) }
+        Thread.sleep(forTimeInterval: 0.05)
+        let before = env.writer.polls
+        for i in 1..<6 {
+            try env.writer.write { txn in try txn.put(table, [UInt8(i)], [0]) }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTAssertEqual(env.writer.polls, before)
+        // Back to back: the writer polls after its commits and catches the next write.
+        for i in 0..<30 { try env.writer.write { txn in try txn.put(table, [1, UInt8(i)], [0]) } }
+        XCTAssertGreaterThan(env.writer.polls, 0)
+        XCTAssertGreaterThan(env.writer.pollsAnswered, 0)
+        env.close()
+    }
+
     func testAFailingRequestDoesNotUndoItsNeighbours() throws {
         let env = try open()
         let table = try env.table("t")
