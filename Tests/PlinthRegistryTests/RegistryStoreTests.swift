@@ -217,6 +217,32 @@ final class RegistryStoreTests: XCTestCase {
         catch let error as RegistryError { guard case .policyViolation = error else { return XCTFail("\(error)") } }
     }
 
+    func testModelRecordsRoundTripAndReadsNeverReturnAStaleRecord() async throws {
+        // readModel keeps the last record it decoded or encoded, keyed by
+        // the stored bytes; that is only right if encoding loses nothing.
+        var model = RegistryStore.newModel("m", description: "d", card: ["owner": "ml", "intended_use": "x"], tags: ["t": "1"], now: 5)
+        model.aliases = ["production": 3, "b": 1]
+        model.latestVersion = 3
+        model.policy = Policy(metricThresholds: [MetricThreshold(metric: "auc", comparison: .ge, value: 0.1 + 0.2),
+                                                 MetricThreshold(metric: "loss", comparison: .lt, value: 1e-300)],
+                              requiredCardFields: ["owner"], requireLineage: true, protectedAliases: ["production", "gold"])
+        let bytes = try RegistryStore.encode(model)
+        XCTAssertEqual(try JSONDecoder().decode(RegisteredModel.self, from: Data(bytes)), model)
+
+        // A second store on the same environment changes the record behind
+        // the first one's back: the first reads the new record.
+        let f = try RegistryFixture()
+        _ = try await f.store.createVersion(NewVersion(model: "m", source: source(auc: 0.5), artifactDigest: digestA, artifactFormat: "f"))
+        XCTAssertEqual(try f.store.model(named: "m").description, "")
+        let other = try RegistryStore(environment: f.environment)
+        _ = try await other.updateModel(name: "m", description: "changed elsewhere", card: [:], tags: [:])
+        XCTAssertEqual(try f.store.model(named: "m").description, "changed elsewhere")
+        _ = try await f.store.createVersion(NewVersion(model: "m", source: source(auc: 0.5), artifactDigest: digestB, artifactFormat: "f"))
+        let read = try other.model(named: "m")
+        XCTAssertEqual(read.description, "changed elsewhere")
+        XCTAssertEqual(read.latestVersion, 2)
+    }
+
     func testThresholdParsing() throws {
         XCTAssertEqual(try MetricThreshold.parse("auc >= 0.85"), MetricThreshold(metric: "auc", comparison: .ge, value: 0.85))
         XCTAssertEqual(try MetricThreshold.parse("rmse<1.5"), MetricThreshold(metric: "rmse", comparison: .lt, value: 1.5))
