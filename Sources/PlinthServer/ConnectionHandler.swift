@@ -185,7 +185,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// sleeps: each write wakes a client that may preempt the loop, so the
     /// writes come together at the end of the pass instead of between the
     /// reads. On two shared cores this took the 32x16 pipelined read from
-    /// 0.98x Redis's throughput to 1.04x (mean of 12 alternating pairs,
+    /// about 0.98x Redis's throughput to 1.03x (alternating pairs,
     /// docs/benchmarks.md). A lone request is answered at once: its client
     /// waits on it, and the task would cost it about 2,000 instructions.
     func channelReadComplete(context: ChannelHandlerContext) {
