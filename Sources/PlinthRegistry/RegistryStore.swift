@@ -47,7 +47,7 @@ public final class RegistryStore: @unchecked Sendable {
     }
 
     static func newModel(_ name: String, description: String, card: [String: String],
-                                 tags: [String: String], now: Int64) -> RegisteredModel {
+                         tags: [String: String], now: Int64) -> RegisteredModel {
         RegisteredModel(name: name, description: description,
                         card: Dictionary(card.map { (RegisteredModel.cardKey($0.key), $0.value) }, uniquingKeysWith: { _, b in b }),
                         tags: tags, createdMs: now, updatedMs: now, latestVersion: 0, aliases: [:], policy: nil)
