@@ -43,12 +43,18 @@ func get(_ txn: OpaquePointer, _ table: Table, keys: UnsafeRawPointer, ends: Uns
     // it retires) overlap instead of queueing behind one another.
     let group = 8
     try withUnsafeTemporaryAllocation(of: UInt64.self, capacity: n) { hashes in
+      try withUnsafeTemporaryAllocation(of: UInt.self, capacity: group) { hinted in
         for i in 0..<n { hashes[i] = LeafHints.hash(key(i)) }
         @inline(__always) func members(_ g: Int) -> Range<Int> { min(n, g * group)..<min(n, g * group + group) }
         @inline(__always) func prefetchSlots(_ g: Int) { for i in members(g) { hints.prefetchSlot(hashes[i]) } }
         @inline(__always) func prefetchPages(_ g: Int) {
-            for i in members(g) { if let value = hints.value(hashes[i], mapBase: base) { hints.prefetchHead(value) } }
-            for i in members(g) { if let value = hints.value(hashes[i], mapBase: base) { hints.prefetchAround(value) } }
+            // Each slot read once: the heads first, then the lines around.
+            let keys = members(g)
+            for (j, i) in keys.enumerated() {
+                hinted[j] = hints.value(hashes[i], mapBase: base) ?? 0
+                if hinted[j] != 0 { hints.prefetchHead(hinted[j]) }
+            }
+            for j in 0..<keys.count where hinted[j] != 0 { hints.prefetchAround(hinted[j]) }
         }
         prefetchSlots(0)
         prefetchSlots(1)
@@ -65,6 +71,7 @@ func get(_ txn: OpaquePointer, _ table: Table, keys: UnsafeRawPointer, ends: Uns
             }
             g += 1
         }
+      }
     }
 }
 
