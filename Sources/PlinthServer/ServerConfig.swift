@@ -111,6 +111,13 @@ public struct ServerConfig: Sendable {
                 guard let s = value.string, let n = Int(s), n > 0 else { throw ConfigError("\(line): '\(key)' must be a positive integer") }
                 return n
             }
+            /// A whole number in `range`, where 0 turns the setting off.
+            func int(in range: ClosedRange<Int>, of unit: String) throws -> Int {
+                guard let s = value.string, let n = Int(s), range.contains(n) else {
+                    throw ConfigError("\(line): '\(key)' must be a number of \(unit) from 0 (off) to \(range.upperBound)")
+                }
+                return n
+            }
             func bool() throws -> Bool {
                 guard let s = value.string, let b = Bool(s) else { throw ConfigError("\(line): '\(key)' must be true or false") }
                 return b
@@ -133,16 +140,8 @@ public struct ServerConfig: Sendable {
             case "insecure": insecure = try bool()
             case "event_loop_threads": eventLoopThreads = try int()
             case "stream_window_bytes": streamWindowBytes = try int()
-            case "online_read_hints":
-                guard let text = value.string, let n = Int(text), n >= 0, n <= 1 << 30 else {
-                    throw ConfigError("\(line): 'online_read_hints' must be a number of slots from 0 (off) to 1073741824")
-                }
-                onlineReadHints = n
-            case "writer_poll_us":
-                guard let text = value.string, let n = Int(text), n >= 0, n <= 100_000 else {
-                    throw ConfigError("\(line): 'writer_poll_us' must be a number of microseconds from 0 (off) to 100000")
-                }
-                writerPollMicros = n
+            case "online_read_hints": onlineReadHints = try int(in: 0...(1 << 30), of: "slots")
+            case "writer_poll_us": writerPollMicros = try int(in: 0...100_000, of: "microseconds")
             case "max_artifact_bytes": maxArtifactBytes = Int64(try int())
             case "read_sample_rate":
                 guard let text = value.string, let rate = Double(text), rate >= 0, rate <= 1 else {
