@@ -135,34 +135,33 @@ public final class OnlineStore: Sendable {
     public func withRows(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(), held: HeldRead? = nil,
                          _ body: (borrowing RowLookup) throws -> Void) throws {
         let rows = try entityRowCount(entities)
-        let views = plan.views
+        let views = plan.hotViews
         let online = self.online
         // No allocation for a small lookup: the entity column of each view's
         // join keys (by index, back to back), the keys and the rows found
-        // live in temporary storage.
+        // live in temporary storage. Only the plan's hot arrays are read: a
+        // connection's plan is its own (ReadPlan.privateCopy), the views
+        // behind it are shared by every connection.
         try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, plan.keyCount)) { keyColumns in
-            var k = 0
-            for view in views {
-                for key in view.joinKeys {
+            try plan.hotKeys.withUnsafeBufferPointer { keys in
+                for (k, key) in keys.enumerated() {
                     guard let c = entities.firstIndex(where: { $0.name == key.name }) else {
+                        let view = plan.views[views.firstIndex { $0.keyEnd > k } ?? 0]
                         throw FeatureStoreError.invalidArgument("feature view '\(view.name)' needs entity column '\(key.name)'")
                     }
                     guard entities[c].type == key.type else {
                         throw FeatureStoreError.invalidArgument("entity column '\(key.name)' is \(entities[c].type) but the view's key is \(key.type)")
                     }
                     keyColumns[k] = c
-                    k += 1
                 }
             }
             try environment.read(in: held) { txn in
                 try withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer?.self, capacity: max(1, views.count * rows)) { found in
                     try entities.withUnsafeBufferPointer { columns in
                         try withUnsafeTemporaryAllocation(byteCount: KeyEncoder.maxInlineKey, alignment: 8) { buffer in
-                            var first = 0
-                            for (v, view) in views.enumerated() {
-                                let mine = UnsafeBufferPointer(rebasing: keyColumns[first..<(first + view.joinKeys.count)])
-                                first += view.joinKeys.count
-                                let viewID = view.meta.viewID
+                            for v in views.indices {
+                                let mine = UnsafeBufferPointer(rebasing: keyColumns[views[v].keyStart..<views[v].keyEnd])
+                                let viewID = views[v].viewID
                                 if rows > 1, try readBatch(txn, viewID, columns, mine, rows: rows,
                                                            into: UnsafeMutableBufferPointer(rebasing: found[(v * rows)..<(v * rows + rows)])) {
                                     continue

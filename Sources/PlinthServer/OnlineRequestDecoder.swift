@@ -138,10 +138,11 @@ final class ConnectionPlanCache {
             }
         }
         let key = request.planKey
+        // The store's plan is shared by every connection; see privateCopy.
         let plan = try store.plan(encodedKey: key) {
             let names = try request.names()
             return (names.features, names.service, request.fullFeatureNames)
-        }
+        }.privateCopy()
         self.key = key
         self.plan = plan
         // Made or found for the definitions current now.

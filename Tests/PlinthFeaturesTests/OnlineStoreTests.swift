@@ -48,6 +48,23 @@ final class OnlineStoreTests: XCTestCase {
         try store.read(features: refs, service: nil, entities: [column("user_id", .int64, ints: ids)], fullFeatureNames: full, now: now)
     }
 
+    /// A view `device_stats` (one int64 feature, `seen`) keyed by an owner
+    /// and a device, with the join keys named as given.
+    func applyDevices(deviceKey: String, ownerKey: String) throws {
+        _ = try catalog.apply(DefinitionParser.parse("""
+        project: devices
+        entities:
+          - {name: device, join_key: \(deviceKey), type: string}
+          - {name: owner, join_key: \(ownerKey), type: int64}
+        feature_views:
+          - name: device_stats
+            entities: [owner, device]
+            ttl: 7d
+            features:
+              - {name: seen, type: int64}
+        """))
+    }
+
     func testApplyIsIdempotentAndVersioned() throws {
         let again = try catalog.apply(DefinitionParser.parse(exampleYAML))
         XCTAssertFalse(again.changed)
@@ -186,19 +203,45 @@ final class OnlineStoreTests: XCTestCase {
     /// Reads of several entities go through the batched, hint-prefetched
     /// path (LeafHints.swift); keys too long for its key buffer, null keys,
     /// absent keys and repeats must read exactly as the one-at-a-time path.
+    func testAPrivateCopyOfAPlanReadsAsTheSharedPlanDoes() throws {
+        // Two views, the second keyed by two columns, one of them with a
+        // name too long to be stored inline (its copy has storage of its own).
+        try applyDevices(deviceKey: "device_serial_number", ownerKey: "user_id")
+        let t = currentMicros() - 1_000_000
+        _ = try pushUsers([1, 2], counts: [5, 6], event: t)
+        _ = try store.push(view: "device_stats", columns: [
+            column("user_id", .int64, ints: [1, 2]),
+            column("device_serial_number", .string, strings: ["a", "b"]),
+            column("seen", .int64, ints: [10, 11]),
+        ], eventTimes: [t, t])
+        let shared = try store.plan(features: ["user_stats:txn_count_7d", "device_stats:seen", "user_stats:country"],
+                                    service: nil, fullFeatureNames: true)
+        let copy = shared.privateCopy()
+        XCTAssertFalse(copy === shared)
+        XCTAssertTrue(store.isCurrent(copy))
+        for rows in 1...3 {
+            let entities = [column("device_serial_number", .string, strings: Array(["a", "b", "zz"].prefix(rows))),
+                            column("user_id", .int64, ints: Array([1, 2, 3].prefix(rows)))]
+            let expected = try store.lookup(shared, entities: entities, now: t + 1) { store.results(of: $0) }
+            let got = try store.lookup(copy, entities: entities, now: t + 1) { store.results(of: $0) }
+            XCTAssertEqual(got.map(\.values.name), ["user_stats__txn_count_7d", "device_stats__seen", "user_stats__country"])
+            XCTAssertEqual(got.map(\.values.int64s), expected.map(\.values.int64s))
+            XCTAssertEqual(got.map(\.values.strings), expected.map(\.values.strings))
+            XCTAssertEqual(got[1].values.int64s.prefix(min(rows, 2)), [10, 11].prefix(rows))
+            XCTAssertEqual(got.map(\.statuses), expected.map(\.statuses))
+            XCTAssertEqual(got.map(\.eventTimes), expected.map(\.eventTimes))
+            XCTAssertEqual(got[1].statuses, Array([FieldStatus.present, .present, .notFound].prefix(rows)))
+        }
+        // A missing key column names the view that needs it, through either plan.
+        for plan in [shared, copy] {
+            XCTAssertThrowsError(try store.lookup(plan, entities: [column("user_id", .int64, ints: [1])]) { _ in () }) {
+                XCTAssertTrue("\($0)".contains("feature view 'device_stats' needs entity column 'device_serial_number'"), "\($0)")
+            }
+        }
+    }
+
     func testBatchedReadsMatchSingleReadsForEveryKindOfKey() throws {
-        _ = try catalog.apply(DefinitionParser.parse("""
-        project: devices
-        entities:
-          - {name: device, join_key: device_id, type: string}
-          - {name: owner, join_key: owner_id, type: int64}
-        feature_views:
-          - name: device_stats
-            entities: [owner, device]
-            ttl: 7d
-            features:
-              - {name: seen, type: int64}
-        """))
+        try applyDevices(deviceKey: "device_id", ownerKey: "owner_id")
         let long = String(repeating: "d", count: 300)
         let devices = ["a", long, "c", String(repeating: "e", count: 40)]
         let t = currentMicros() - 1_000_000
