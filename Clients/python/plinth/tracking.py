@@ -44,6 +44,9 @@ _REGISTRY = "/plinth.v1.Registry/"
 ARTIFACT_CHUNK_BYTES = 1 << 20
 # At most this many file digests and daemon-confirmed digests are remembered per client.
 _KNOWN_DIGESTS = 1024
+#: How long after its last change a file with sub-second timestamps must
+#: stay unchanged before its digest is cached (see Client._file_digest).
+_SETTLE_FINE_NS = 50_000_000
 #: Buffered metric points that trigger a flush.
 DEFAULT_FLUSH_POINTS = 50_000
 #: Seconds after which buffered metrics are flushed even if few.
@@ -805,11 +808,14 @@ class TrackingMixin:
 
     def _file_digest(self, local: str) -> str:
         """The file's sha256, cached by (size, mtime_ns, ctime_ns, inode,
-        device). An entry is only kept when the file was last changed over
-        two seconds before it was hashed, and did not change while it was:
-        a file rewritten within the file system's timestamp granularity
-        could otherwise keep its old stat and a stale digest (git's "racy"
-        index entries)."""
+        device). An entry is only kept when the file did not change while
+        it was hashed and had last changed long enough before: a file
+        rewritten within the file system's timestamp granularity could
+        otherwise keep its old stat and a stale digest (git's "racy" index
+        entries). Long enough is two seconds where the timestamps are whole
+        seconds (FAT's granularity is two), and _SETTLE_FINE_NS where they
+        carry a fraction: Linux stamps files from a clock that moves once a
+        scheduler tick, at most 10 ms."""
         import hashlib
 
         key = os.path.abspath(local)
@@ -827,7 +833,9 @@ class TrackingMixin:
                 hasher.update(chunk)
         digest = hasher.hexdigest()
         after = os.stat(local)
-        settled = time.time_ns() - max(before.st_mtime_ns, before.st_ctime_ns) > 2_000_000_000
+        changed = max(before.st_mtime_ns, before.st_ctime_ns)
+        fine = before.st_mtime_ns % 1_000_000_000 != 0 or before.st_ctime_ns % 1_000_000_000 != 0
+        settled = time.time_ns() - changed > (_SETTLE_FINE_NS if fine else 2_000_000_000)
         if settled and ident == (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino, after.st_dev):
             if len(self._file_digests) >= _KNOWN_DIGESTS:
                 self._file_digests.pop(next(iter(self._file_digests)))

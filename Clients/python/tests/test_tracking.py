@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -407,15 +408,28 @@ def test_register_notices_a_changed_model_file(plinthd, tmp_path, tag):
         os.utime(model_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         v2 = client.register_model(name, model_file)
         assert v2.artifact_digest == hashlib.sha256(bytes(second)).hexdigest()
-        # A file written just now is hashed on every call (its stat could
-        # repeat within the clock's granularity), never served from the cache.
+        # A file changed just now is hashed on every call (its stat could
+        # repeat within the clock's granularity), never served from the
+        # cache. Its modification time is set ahead so that "just now" holds
+        # however slow this machine is.
         fresh = tmp_path / "fresh.json"
         fresh.write_text('{"learner": {"a": 1}}')
+        ahead = time.time_ns() + 60_000_000_000
+        os.utime(fresh, ns=(ahead, ahead))
         client.register_model(name, str(fresh))
         assert os.path.abspath(str(fresh)) not in client._file_digests
         fresh.write_text('{"learner": {"a": 2}}')
         v4 = client.register_model(name, str(fresh))
         assert v4.artifact_digest == hashlib.sha256(b'{"learner": {"a": 2}}').hexdigest()
+        # Sub-second timestamps: once the file has been left alone for
+        # longer than a scheduler tick or two, its digest is cached.
+        quiet = tmp_path / "quiet.json"
+        quiet.write_text('{"learner": {"a": 3}}')
+        stat = os.stat(quiet)
+        if stat.st_ctime_ns % 1_000_000_000:
+            time.sleep(0.2)
+            client.register_model(name, str(quiet))
+            assert os.path.abspath(str(quiet)) in client._file_digests
 
 
 def test_register_uploads_again_when_the_daemon_lost_the_blob(plinthd, tmp_path, tag):
