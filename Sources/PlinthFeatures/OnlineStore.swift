@@ -58,22 +58,14 @@ public final class OnlineStore: Sendable {
     private let plans = Mutex<[PlanKey: ReadPlan]>([:])
     /// Samples online reads for the skew check (SkewCheck.swift); nil: off.
     public let sampler: ReadSampler?
-    /// Leaf pages of recently read keys, prefetched by reads of several
-    /// entities (LeafHints.swift); nil: off.
-    let leafHints: LeafHints?
 
-    /// - Parameter readHints: slots of the leaf-page hints that reads of
-    ///   several entities prefetch from (8 bytes each, allocated as they are
-    ///   first used; 0: none).
-    public init(environment: Environment, catalog: Catalog, maxRows: Int = 100_000, sampler: ReadSampler? = nil,
-                readHints: Int = 1 << 20) throws {
+    public init(environment: Environment, catalog: Catalog, maxRows: Int = 100_000, sampler: ReadSampler? = nil) throws {
         self.environment = environment
         self.catalog = catalog
         self.online = try environment.table("online")
         self.offline = try environment.table("offline")
         self.maxRows = maxRows
         self.sampler = sampler
-        self.leafHints = readHints > 0 ? LeafHints(slots: readHints) : nil
     }
 
     // MARK: Reading
@@ -187,19 +179,9 @@ public final class OnlineStore: Sendable {
         }
     }
 
-    /// Fills the leaf-page hints from a scan of the online table (at most
-    /// one row per slot), so that multi-entity reads after a restart are
-    /// prefetched from the first one; plinthd runs it on a thread of its own
-    /// at start. Returns the rows visited (0 when hints are off).
-    @discardableResult
-    public func warmReadHints() -> Int {
-        guard let leafHints else { return 0 }
-        return leafHints.fill(from: online, in: environment, limit: leafHints.slotCount)
-    }
-
-    /// The rows of one view for a batch of entities, with the keys' leaf
-    /// pages prefetched ahead of their searches (LeafHints.swift). False,
-    /// reading nothing, when a key does not fit the batch's key buffer.
+    /// The rows of one view for a batch of entities, their keys searched
+    /// several abreast (TreeSearch.swift). False, reading nothing, when a
+    /// key does not fit the batch's key buffer.
     private func readBatch(_ txn: borrowing ReadTransaction, _ viewID: UInt32, _ columns: UnsafeBufferPointer<Column>,
                            _ keyColumns: UnsafeBufferPointer<Int>, rows: Int,
                            into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws -> Bool {
@@ -216,7 +198,7 @@ public final class OnlineStore: Sendable {
                     ends[row] = end
                 }
                 guard let base = keys.baseAddress else { return false }
-                try txn.get(online, keys: base, ends: UnsafeBufferPointer(ends), hints: leafHints, into: found)
+                try txn.get(online, keys: base, ends: UnsafeBufferPointer(ends), into: found)
                 return true
             }
         }

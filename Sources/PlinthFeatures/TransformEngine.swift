@@ -375,7 +375,7 @@ extension OfflineStore {
         let sorted = columns.map { $0.gather(order) }
         let sortedTimes = order.map { eventTimes[$0] }
         let sortedCreated = order.map { created[$0] }
-        let store = try OnlineStore(environment: environment, catalog: catalog, maxRows: max(chunkRows, 1), readHints: 0)
+        let store = try OnlineStore(environment: environment, catalog: catalog, maxRows: max(chunkRows, 1))
         var total = PushResult()
         var start = 0
         while start < rows {

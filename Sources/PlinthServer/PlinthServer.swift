@@ -55,8 +55,7 @@ public final class PlinthServer: @unchecked Sendable {
         }
         let catalog = try Catalog(environment: environment)
         let store = try OnlineStore(environment: environment, catalog: catalog, maxRows: config.maxRows,
-                                    sampler: config.readSampleRate > 0 ? ReadSampler(rate: config.readSampleRate) : nil,
-                                    readHints: config.onlineReadHints)
+                                    sampler: config.readSampleRate > 0 ? ReadSampler(rate: config.readSampleRate) : nil)
         services = try Services(store: store, offline: try OfflineStore(environment: environment, catalog: catalog),
                                 tracking: trackingEnvironment, config: config)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.eventLoopThreads))
@@ -90,18 +89,6 @@ public final class PlinthServer: @unchecked Sendable {
             addresses.append("unix:\(path)")
         }
         services.listenAddresses.withLock { $0 = addresses }
-        // Off the event loops: a scan of up to one row per hint slot (about
-        // a second per million rows on a loaded machine), read in chunks.
-        let store = services.store, hintLogger = logger
-        Thread.detachNewThread {
-            let started = DispatchTime.now().uptimeNanoseconds
-            let rows = store.warmReadHints()
-            if rows > 0 {
-                hintLogger.info("online read hints warmed", metadata: [
-                    "rows": "\(rows)", "ms": "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)",
-                ])
-            }
-        }
         logger.info("plinthd serving", metadata: [
             "version": "\(plinthVersion)", "data_dir": "\(config.dataDir)",
             "listen": "\(addresses.joined(separator: ","))", "auth": "\(config.tokens.isEmpty ? "off" : "tokens")",

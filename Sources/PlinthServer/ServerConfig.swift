@@ -76,9 +76,6 @@ public struct ServerConfig: Sendable {
     /// Bytes of streamed answer parts a connection may have queued and not
     /// yet written to its socket; producers wait beyond it (StreamWindow).
     public var streamWindowBytes = 4 << 20
-    /// Slots of the online store's leaf-page hints (OnlineStore, LeafHints):
-    /// 8 bytes each, touched as used; 0 turns them off.
-    public var onlineReadHints = 1 << 20
     /// Microseconds each writer polls its queue after a commit before it
     /// sleeps (Writer.pollAfterCommit); 0: it sleeps at once.
     public var writerPollMicros = 300
@@ -140,7 +137,6 @@ public struct ServerConfig: Sendable {
             case "insecure": insecure = try bool()
             case "event_loop_threads": eventLoopThreads = try int()
             case "stream_window_bytes": streamWindowBytes = try int()
-            case "online_read_hints": onlineReadHints = try int(in: 0...(1 << 30), of: "slots")
             case "writer_poll_us": writerPollMicros = try int(in: 0...100_000, of: "microseconds")
             case "max_artifact_bytes": maxArtifactBytes = Int64(try int())
             case "read_sample_rate":

@@ -21,66 +21,22 @@ func get(_ txn: OpaquePointer, _ table: Table, _ key: UnsafeRawBufferPointer) th
 
 /// Reads `ends.count` keys, stored back to back from `keys` (key i ends at
 /// `ends[i]`), into `found` (nil: absent; an empty key reads as absent).
-/// With `hints`, prefetches each key's last known leaf page a few keys
-/// ahead of its search (LeafHints.swift), and records where each key was.
+/// Several keys are searched abreast down the tree (TreeSearch.swift),
+/// with mdb_get wherever that walk does not apply.
 func get(_ txn: OpaquePointer, _ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>,
-         hints: LeafHints?, into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws {
+         into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws {
     let n = ends.count
     precondition(found.count >= n, "get(keys:): found has room for \(found.count) of \(n) values")
     @inline(__always) func key(_ i: Int) -> UnsafeRawBufferPointer {
         let start = i == 0 ? 0 : ends[i - 1]
         return UnsafeRawBufferPointer(start: keys + start, count: ends[i] - start)
     }
-    guard let hints, n > 1 else {
-        for i in 0..<n { found[i] = key(i).isEmpty ? nil : try get(txn, table, key(i)) }
+    // An empty key matches no node in the walk, as it reads as absent here.
+    if n > 1, let tree = TreeRoot.of(table, in: txn),
+       try tree.search(count: n, key: key, fallback: { try get(txn, table, $0) }, into: found) {
         return
     }
-    let base = mapBase(txn)
-    // Keys go in groups: while one group is searched, the next group's
-    // pages are prefetched and the one after's hint slots. Each group's
-    // page prefetches start with one line per page, back to back, so that
-    // their TLB misses (a page walk each, which a prefetch must finish before
-    // it retires) overlap instead of queueing behind one another.
-    let group = 8
-    try withUnsafeTemporaryAllocation(of: UInt64.self, capacity: n) { hashes in
-      try withUnsafeTemporaryAllocation(of: UInt.self, capacity: group) { hinted in
-        for i in 0..<n { hashes[i] = LeafHints.hash(key(i)) }
-        @inline(__always) func members(_ g: Int) -> Range<Int> { min(n, g * group)..<min(n, g * group + group) }
-        @inline(__always) func prefetchSlots(_ g: Int) { for i in members(g) { hints.prefetchSlot(hashes[i]) } }
-        @inline(__always) func prefetchPages(_ g: Int) {
-            // Each slot read once: the heads first, then the lines around.
-            let keys = members(g)
-            for (j, i) in keys.enumerated() {
-                hinted[j] = hints.value(hashes[i], mapBase: base) ?? 0
-                if hinted[j] != 0 { hints.prefetchHead(hinted[j]) }
-            }
-            for j in 0..<keys.count where hinted[j] != 0 { hints.prefetchAround(hinted[j]) }
-        }
-        prefetchSlots(0)
-        prefetchSlots(1)
-        prefetchPages(0)
-        var g = 0
-        while g * group < n {
-            prefetchSlots(g + 2)
-            prefetchPages(g + 1)
-            for i in members(g) {
-                let k = key(i)
-                guard !k.isEmpty, let value = try get(txn, table, k) else { found[i] = nil; continue }
-                found[i] = value
-                if let address = value.baseAddress { hints.remember(hashes[i], value: address, mapBase: base) }
-            }
-            g += 1
-        }
-      }
-    }
-}
-
-/// Where the environment's map starts (it moves when the map grows, never
-/// while a transaction is open).
-func mapBase(_ txn: OpaquePointer) -> UInt {
-    var info = MDB_envinfo()
-    mdb_env_info(mdb_txn_env(txn), &info)
-    return UInt(bitPattern: info.me_mapaddr)
+    for i in 0..<n { found[i] = key(i).isEmpty ? nil : try get(txn, table, key(i)) }
 }
 
 /// A consistent read-only snapshot.
@@ -99,9 +55,9 @@ public struct ReadTransaction: ~Copyable {
 
     /// Reads many keys at once (see the free function `get(_:_:keys:ends:hints:into:)`).
     @inline(__always)
-    public func get(_ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>, hints: LeafHints?,
+    public func get(_ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>,
                     into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws {
-        try PlinthStorage.get(txn, table, keys: keys, ends: ends, hints: hints, into: found)
+        try PlinthStorage.get(txn, table, keys: keys, ends: ends, into: found)
     }
 
     /// Visits keys from the first one >= `start` while `body` returns true.

@@ -200,9 +200,6 @@ final class OnlineStoreTests: XCTestCase {
         }
     }
 
-    /// Reads of several entities go through the batched, hint-prefetched
-    /// path (LeafHints.swift); keys too long for its key buffer, null keys,
-    /// absent keys and repeats must read exactly as the one-at-a-time path.
     func testAPrivateCopyOfAPlanReadsAsTheSharedPlanDoes() throws {
         // Two views, the second keyed by two columns, one of them with a
         // name too long to be stored inline (its copy has storage of its own).
@@ -240,6 +237,9 @@ final class OnlineStoreTests: XCTestCase {
         }
     }
 
+    /// Reads of several entities go through the batched tree search
+    /// (TreeSearch.swift); keys too long for its key buffer, null keys,
+    /// absent keys and repeats must read exactly as reads of one entity.
     func testBatchedReadsMatchSingleReadsForEveryKindOfKey() throws {
         try applyDevices(deviceKey: "device_id", ownerKey: "owner_id")
         let long = String(repeating: "d", count: 300)
@@ -255,7 +255,6 @@ final class OnlineStoreTests: XCTestCase {
                            entities: [column("owner_id", .int64, ints: users), column("device_id", .string, strings: devices, nulls: nullDevices)],
                            fullFeatureNames: false, now: t + 1)
         }
-        let plain = try OnlineStore(environment: env, catalog: catalog, readHints: 0)
         let users: [Int64] = [1, 1, 2, 9, 1, 3, 1, 2]
         let asked = ["a", long, "c", "a", "", devices[3], "a", "c"]
         for round in 0..<3 {
@@ -265,10 +264,17 @@ final class OnlineStoreTests: XCTestCase {
                 let u = rows.map { users[$0] }, d = rows.map { asked[$0] }
                 let nulls = rows.firstIndex(of: 4).map { [UInt32($0)] } ?? []
                 let batched = try read(u, d, nullDevices: nulls, with: store)
-                func summary(_ results: [FeatureResult]) -> [String] {
-                    results.map { "\($0.statuses) \($0.eventTimes) \($0.values.int64s) \($0.values.nullRows)" }
+                // The same rows read one at a time (mdb_get).
+                func cells(_ results: [FeatureResult]) -> [String] {
+                    let r = results[0]
+                    return r.statuses.indices.map { i in
+                        "\(r.statuses[i]) \(r.eventTimes[i]) \(r.values.int64s[i]) \(r.values.nullRows.contains(UInt32(i)))"
+                    }
                 }
-                XCTAssertEqual(summary(batched), summary(try read(u, d, nullDevices: nulls, with: plain)), "round \(round)")
+                let single = try rows.indices.flatMap { i in
+                    cells(try read([u[i]], [d[i]], nullDevices: nulls.contains(UInt32(i)) ? [0] : [], with: store))
+                }
+                XCTAssertEqual(cells(batched), single, "round \(round)")
                 let want: [FieldStatus] = rows.map { [0: .present, 1: .present, 2: .present, 5: .present, 6: .present, 7: .present][$0] ?? .notFound }
                 XCTAssertEqual(batched.first?.statuses, want)
                 XCTAssertEqual(batched.first?.values.int64s, rows.map { [0: 10, 1: 11, 2: 12, 5: 13, 6: 10, 7: 12][$0] ?? 0 })

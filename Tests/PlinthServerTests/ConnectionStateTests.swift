@@ -97,22 +97,6 @@ final class ConnectionStateTests: XCTestCase {
         XCTAssertThrowsError(try config.load(file: path)) { XCTAssertTrue("\($0)".contains("positive integer"), "\($0)") }
     }
 
-    func testOnlineReadHintsSetting() throws {
-        let path = NSTemporaryDirectory() + "plinth-config-\(UUID().uuidString).yaml"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        var config = ServerConfig()
-        XCTAssertEqual(config.onlineReadHints, 1 << 20, "1,048,576 slots (8 MiB) by default")
-        try "online_read_hints: 0\n".write(toFile: path, atomically: true, encoding: .utf8)
-        try config.load(file: path)
-        XCTAssertEqual(config.onlineReadHints, 0, "0 turns them off")
-        for bad in ["-1", "lots", "2000000000"] {
-            try "online_read_hints: \(bad)\n".write(toFile: path, atomically: true, encoding: .utf8)
-            XCTAssertThrowsError(try config.load(file: path), bad) {
-                XCTAssertTrue("\($0)".contains(":1") && "\($0)".contains("online_read_hints"), "\($0)")
-            }
-        }
-    }
-
     func testWriterPollSetting() throws {
         let path = NSTemporaryDirectory() + "plinth-config-\(UUID().uuidString).yaml"
         defer { try? FileManager.default.removeItem(atPath: path) }

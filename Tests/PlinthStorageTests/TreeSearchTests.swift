@@ -1,0 +1,179 @@
+// Batched point reads that walk LMDB's tree themselves (TreeSearch.swift):
+// every answer must be the one mdb_get gives, on trees of every depth, with
+// keys that are prefixes of one another, deleted keys, values in overflow
+// pages, empty keys, after rewrites and map growth; and the walk must be
+// the path actually taken, or these tests would only test mdb_get.
+import CLMDB
+import Foundation
+import XCTest
+@testable import PlinthStorage
+
+/// A one-byte prefix, then `i` big-endian: keys in numeric order.
+private func bigEndian(_ prefix: UInt8, _ i: Int) -> [UInt8] {
+    var bytes: [UInt8] = [prefix]
+    withUnsafeBytes(of: UInt64(bitPattern: Int64(i)).bigEndian) { bytes.append(contentsOf: $0) }
+    return bytes
+}
+
+final class TreeSearchTests: XCTestCase {
+    var paths: [String] = []
+    override func tearDown() {
+        for p in paths { try? FileManager.default.removeItem(atPath: p) }
+    }
+
+    func open(mapSize: Int = 1 << 24) throws -> Environment {
+        let path = temporaryDirectory()
+        paths.append(path)
+        var options = Environment.Options()
+        options.mapSize = mapSize
+        options.durable = false
+        return try Environment(path: path, options: options)
+    }
+
+    /// What mdb_get gives for each key, and what the walk gives (nil when
+    /// it did not run: no root, or it gave up), as copies.
+    func answers(_ env: Environment, _ table: Table, _ keys: [[UInt8]]) throws -> (plain: [[UInt8]?], walked: [[UInt8]?]?, batched: [[UInt8]?]) {
+        var bytes: [UInt8] = []
+        var ends: [Int] = []
+        for k in keys { bytes += k; ends.append(bytes.count) }
+        if bytes.isEmpty { bytes = [0] }
+        return try env.read { txn in
+            try bytes.withUnsafeBytes { raw in
+                try ends.withUnsafeBufferPointer { ends in
+                    let plain = try keys.map { k in try k.isEmpty ? nil : txn.get(table, k).map { Array($0) } }
+                    func key(_ i: Int) -> UnsafeRawBufferPointer {
+                        let start = i == 0 ? 0 : ends[i - 1]
+                        return UnsafeRawBufferPointer(rebasing: raw[start..<ends[i]])
+                    }
+                    var found = [UnsafeRawBufferPointer?](repeating: nil, count: keys.count)
+                    var walked: [[UInt8]?]?
+                    if let tree = TreeRoot.of(table, in: txn.txn) {
+                        let ran = try found.withUnsafeMutableBufferPointer { out in
+                            try tree.search(count: keys.count, key: key, fallback: { try txn.get(table, $0) }, into: out)
+                        }
+                        if ran { walked = found.map { $0.map { Array($0) } } }
+                    }
+                    // The public batch read, as OnlineStore calls it.
+                    var out = [UnsafeRawBufferPointer?](repeating: nil, count: keys.count)
+                    try out.withUnsafeMutableBufferPointer { try txn.get(table, keys: raw.baseAddress!, ends: ends, into: $0) }
+                    return (plain, walked, out.map { $0.map { Array($0) } })
+                }
+            }
+        }
+    }
+
+    /// Asserts that the walk ran and agrees with mdb_get on `keys`.
+    func check(_ env: Environment, _ table: Table, _ keys: [[UInt8]], _ message: String,
+               file: StaticString = #filePath, line: UInt = #line) throws {
+        let (plain, walked, batched) = try answers(env, table, keys)
+        XCTAssertNotNil(walked, "the walk gave up: \(message)", file: file, line: line)
+        XCTAssertEqual(walked ?? [], plain, message, file: file, line: line)
+        XCTAssertEqual(batched, plain, message, file: file, line: line)
+    }
+
+    func depth(_ env: Environment, _ table: Table) throws -> Int {
+        try env.read { txn in
+            var stat = MDB_stat()
+            XCTAssertEqual(mdb_stat(txn.txn, table.dbi, &stat), 0)
+            return Int(stat.ms_depth)
+        }
+    }
+
+    func testTreesOfEveryDepthAnswerAsMdbGetDoes() throws {
+        let env = try open(mapSize: 1 << 26)
+        let table = try env.table("t")
+        var random = SystemRandomNumberGenerator()
+        // 120 bytes after the number: few keys fit a page, so a few
+        // thousand rows make a deep tree.
+        let padding = [UInt8](repeating: 0x5A, count: 120)
+        func key(_ i: Int) -> [UInt8] { bigEndian(9, i) + padding }
+        var depths: Set<Int> = []
+        var written = 0
+        // 0 rows (no root), 1, a single leaf, then two, three and four levels.
+        for target in [0, 1, 12, 600, 12_000, 60_000] {
+            try env.writer.write { txn in
+                for i in written..<target {
+                    try txn.put(table, key(i * 2), [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 8 + i % 40))
+                }
+            }
+            written = max(written, target)
+            depths.insert(try depth(env, table))
+            for round in 0..<5 {
+                // Present (even) and absent (odd) keys, keys below and
+                // above every key, repeats, and batches of two and more.
+                let count = [2, 3, 7, 100, 257][round]
+                let keys = (0..<count).map { _ in key(Int.random(in: -3...(2 * target + 3), using: &random)) }
+                    + [bigEndian(8, 5), bigEndian(10, 0), key(0), bigEndian(9, 0)]
+                try check(env, table, keys, "\(target) rows, round \(round)")
+            }
+        }
+        XCTAssertTrue(depths.isSuperset(of: [0, 1, 2, 3, 4]), "depths covered: \(depths.sorted())")
+    }
+
+    func testKeysThatArePrefixesOfOneAnotherAndEmptyKeys() throws {
+        let env = try open()
+        let table = try env.table("t")
+        var random = SystemRandomNumberGenerator()
+        var stored: [[UInt8]] = []
+        try env.writer.write { txn in
+            for _ in 0..<20_000 {
+                // Few distinct bytes and lengths 1 to 40: many keys are
+                // prefixes of others, which LMDB orders shorter first.
+                let key = (0..<Int.random(in: 1...40, using: &random)).map { _ in UInt8.random(in: 0...2, using: &random) }
+                try txn.put(table, key, key + [0xAA])
+                stored.append(key)
+            }
+        }
+        XCTAssertGreaterThanOrEqual(try depth(env, table), 3)
+        for round in 0..<40 {
+            let keys: [[UInt8]] = (0..<100).map { n in
+                switch n % 4 {
+                case 0: return stored.randomElement(using: &random) ?? []
+                case 1: return Array((stored.randomElement(using: &random) ?? []).dropLast())  // a prefix, often absent
+                case 2: return (stored.randomElement(using: &random) ?? []) + [UInt8.random(in: 0...3, using: &random)]
+                default: return n % 8 == 3 ? [] : (0..<Int.random(in: 1...41, using: &random)).map { _ in UInt8.random(in: 0...3, using: &random) }
+                }
+            }
+            try check(env, table, keys, "round \(round)")
+        }
+    }
+
+    func testDeletedKeysOverflowValuesRewritesAndMapGrowth() throws {
+        let env = try open(mapSize: 1 << 20)
+        let table = try env.table("t")
+        let ids = Array(0..<12_000)
+        let before = env.mapSize
+        for generation in 0..<3 {
+            try env.writer.write { txn in
+                for i in ids {
+                    // Every 97th value is 5,000 bytes: it lives in overflow
+                    // pages, which the walk leaves to mdb_get.
+                    let size = i % 97 == 0 ? 5_000 : 16 + (i + generation) % 30
+                    try txn.put(table, bigEndian(1, i), [UInt8](repeating: UInt8(truncatingIfNeeded: i &+ generation), count: size))
+                }
+                for i in stride(from: generation, to: ids.count, by: 3) { _ = try txn.delete(table, bigEndian(1, i)) }
+            }
+            let keys = ids.shuffled().prefix(600).map { bigEndian(1, $0) }
+            try check(env, table, Array(keys), "generation \(generation)")
+        }
+        XCTAssertGreaterThan(env.mapSize, before, "the test meant to grow the map")
+        // Every key, in order, in batches of 100.
+        for start in stride(from: 0, to: ids.count, by: 100) {
+            try check(env, table, (start..<(start + 100)).map { bigEndian(1, $0) }, "batch at \(start)")
+        }
+    }
+
+    func testATableWithAnotherKeyOrderIsLeftToMdbGet() throws {
+        let env = try open()
+        let table = try env.table("ints", integerKeys: true)
+        try env.writer.write { txn in
+            for i in 0..<3_000 { try withUnsafeBytes(of: UInt64(i)) { try txn.put(table, Array($0), [UInt8(i % 256)]) } }
+        }
+        try env.read { txn in XCTAssertNil(TreeRoot.of(table, in: txn.txn), "integer keys compare as numbers, not bytes") }
+        let keys = (0..<200).map { i in withUnsafeBytes(of: UInt64(i * 17)) { Array($0) } }
+        let (plain, walked, batched) = try answers(env, table, keys)
+        XCTAssertNil(walked)
+        XCTAssertEqual(batched, plain)
+        XCTAssertEqual(plain.compactMap { $0 }.count, 177, "keys 0, 17, ... 2992 are present")
+    }
+}
