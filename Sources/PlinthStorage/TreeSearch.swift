@@ -47,20 +47,23 @@ struct TreeRoot {
     /// duplicates), so mdb_get reads it.
     static let indirectData: UInt16 = 0x01 | 0x02 | 0x04
     static let invalidPage = UInt64.max
+    /// LMDB's main table (MAIN_DBI), valid in every transaction. Not opened
+    /// with mdb_dbi_open(nil) here: that call writes the environment's
+    /// shared comparator slot, and reads run on several threads at once.
+    /// Opening `table` (Environment.table) already set the main table up.
+    static let mainTable: MDB_dbi = 1
 
     /// The root of `table` as `txn` sees it; nil when this walk cannot be
     /// used there (see the file's comment). `empty` when the table has no
     /// rows (no key is found).
     static func of(_ table: Table, in txn: OpaquePointer) -> TreeRoot? {
         guard supported else { return nil }
-        var main: MDB_dbi = 0
-        guard mdb_dbi_open(txn, nil, 0, &main) == 0 else { return nil }
         // A named table's record in the main table is its MDB_db: pad (4),
         // flags (2), depth (2), page and entry counts (4 x 8), root (8).
         var record = MDB_val()
         let found = table.name.utf8CString.withUnsafeBufferPointer { name in
             var key = MDB_val(mv_size: name.count - 1, mv_data: UnsafeMutableRawPointer(mutating: name.baseAddress))
-            return mdb_get(txn, main, &key, &record)
+            return mdb_get(txn, mainTable, &key, &record)
         }
         guard found == 0, record.mv_size == 48, let at = record.mv_data.map(UnsafeRawPointer.init) else { return nil }
         let flags = at.loadUnaligned(fromByteOffset: 4, as: UInt16.self)

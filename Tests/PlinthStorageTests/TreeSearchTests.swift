@@ -5,6 +5,7 @@
 // the path actually taken, or these tests would only test mdb_get.
 import CLMDB
 import Foundation
+import Synchronization
 import XCTest
 @testable import PlinthStorage
 
@@ -32,7 +33,7 @@ final class TreeSearchTests: XCTestCase {
 
     /// What mdb_get gives for each key, and what the walk gives (nil when
     /// it did not run: no root, or it gave up), as copies.
-    func answers(_ env: Environment, _ table: Table, _ keys: [[UInt8]]) throws -> (plain: [[UInt8]?], walked: [[UInt8]?]?, batched: [[UInt8]?]) {
+    static func answers(_ env: Environment, _ table: Table, _ keys: [[UInt8]]) throws -> (plain: [[UInt8]?], walked: [[UInt8]?]?, batched: [[UInt8]?]) {
         var bytes: [UInt8] = []
         var ends: [Int] = []
         for k in keys { bytes += k; ends.append(bytes.count) }
@@ -65,7 +66,7 @@ final class TreeSearchTests: XCTestCase {
     /// Asserts that the walk ran and agrees with mdb_get on `keys`.
     func check(_ env: Environment, _ table: Table, _ keys: [[UInt8]], _ message: String,
                file: StaticString = #filePath, line: UInt = #line) throws {
-        let (plain, walked, batched) = try answers(env, table, keys)
+        let (plain, walked, batched) = try Self.answers(env, table, keys)
         XCTAssertNotNil(walked, "the walk gave up: \(message)", file: file, line: line)
         XCTAssertEqual(walked ?? [], plain, message, file: file, line: line)
         XCTAssertEqual(batched, plain, message, file: file, line: line)
@@ -163,6 +164,50 @@ final class TreeSearchTests: XCTestCase {
         }
     }
 
+    func testReadsDuringRewritesSeeOneSnapshot() throws {
+        // Every write rewrites every row with its generation; a batch read
+        // runs in one snapshot, so all its rows must carry one generation,
+        // and the walk must agree with mdb_get in that snapshot, while the
+        // writer frees and reuses the pages of older snapshots.
+        let env = try open(mapSize: 1 << 26)
+        let table = try env.table("t")
+        let ids = Array(0..<20_000)
+        func write(_ generation: UInt8) throws {
+            try env.writer.write { txn in
+                for i in ids { try txn.put(table, bigEndian(3, i), [UInt8](repeating: generation, count: 24 + i % 16)) }
+            }
+        }
+        try write(0)
+        let failures = Mutex<[String]>([])
+        let stop = Mutex(false)
+        let readers = DispatchGroup()
+        for reader in 0..<3 {
+            readers.enter()
+            Thread.detachNewThread {
+                defer { readers.leave() }
+                var random = SystemRandomNumberGenerator()
+                var batches = 0
+                while !stop.withLock({ $0 }) || batches < 20 {
+                    let keys = (0..<100).map { _ in bigEndian(3, ids.randomElement(using: &random) ?? 0) }
+                    do {
+                        let (plain, walked, batched) = try TreeSearchTests.answers(env, table, keys)
+                        let generations = Set(batched.map { $0?.first })
+                        if walked != plain || batched != plain || generations.count != 1 || generations.contains(nil) {
+                            failures.withLock { $0.append("reader \(reader), batch \(batches): generations \(generations)") }
+                        }
+                    } catch {
+                        failures.withLock { $0.append("reader \(reader): \(error)") }
+                    }
+                    batches += 1
+                }
+            }
+        }
+        for generation in 1...30 { try write(UInt8(generation)) }
+        stop.withLock { $0 = true }
+        readers.wait()
+        XCTAssertEqual(failures.withLock { $0 }, [])
+    }
+
     func testATableWithAnotherKeyOrderIsLeftToMdbGet() throws {
         let env = try open()
         let table = try env.table("ints", integerKeys: true)
@@ -171,7 +216,7 @@ final class TreeSearchTests: XCTestCase {
         }
         try env.read { txn in XCTAssertNil(TreeRoot.of(table, in: txn.txn), "integer keys compare as numbers, not bytes") }
         let keys = (0..<200).map { i in withUnsafeBytes(of: UInt64(i * 17)) { Array($0) } }
-        let (plain, walked, batched) = try answers(env, table, keys)
+        let (plain, walked, batched) = try Self.answers(env, table, keys)
         XCTAssertNil(walked)
         XCTAssertEqual(batched, plain)
         XCTAssertEqual(plain.compactMap { $0 }.count, 177, "keys 0, 17, ... 2992 are present")
