@@ -221,7 +221,7 @@ extension TreeRoot {
                     }
                     let keySize = Int(node.loadUnaligned(fromByteOffset: 6, as: UInt16.self))
                     let size = Int(node.loadUnaligned(as: UInt16.self)) | Int(node.loadUnaligned(fromByteOffset: 2, as: UInt16.self)) << 16
-                    guard 8 + keySize + size <= pageSize else { return false }
+                    guard node - pages[j] + 8 + keySize + size <= pageSize else { return false }
                     found[first + j] = UnsafeRawBufferPointer(start: node + 8 + keySize, count: size)
                 }
                 return true
