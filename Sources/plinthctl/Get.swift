@@ -51,9 +51,15 @@ struct Get: ParsableCommand {
             request.compactEventTimes = true
             let response = try connection.call(Method.getOnlineFeatures, request, as: PBGetOnlineFeaturesResponse.self)
             // compact_event_times: a view's later columns point at its first one's times.
-            let times = response.features.map { feature in
+            // A pointer anywhere but to an earlier column is the server's
+            // mistake, refused as the Python client refuses it.
+            let times = try response.features.enumerated().map { position, feature in
                 let from = Int(feature.eventTimesFrom)
-                return from > 0 && from <= response.features.count ? response.features[from - 1].eventTimeUs : feature.eventTimeUs
+                guard from > 0 else { return feature.eventTimeUs }
+                guard from <= position else {
+                    throw PlinthError(code: 13, message: "the server sent event_times_from \(from) for column \(position + 1) ('\(feature.values.name)')")
+                }
+                return response.features[from - 1].eventTimeUs
             }
             var jsonRows: [[String: Any]] = []
             var tableRows: [[String]] = []
