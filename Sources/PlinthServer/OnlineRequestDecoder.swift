@@ -67,16 +67,16 @@ struct OnlineRequest {
     /// built only when a plan is not cached.
     func names() throws -> (features: [String], service: String) {
         try withKeyRecords { records in
-            var reader = ProtoReader(bytes: records)
+            var reader = ProtoReader(records)
             var features: [String] = []
             var service = ""
             while !reader.atEnd {
-                let key = try reader.varint()
+                let isReference = try reader.key().field == GetOnlineFeaturesRequestField.features
                 let bytes = try reader.lengthDelimited()
                 guard let text = String(validating: bytes, as: UTF8.self) else {
-                    throw ProtoReader.malformed(key >> 3 == 1 ? "a feature reference is not valid UTF-8" : "feature_service is not valid UTF-8")
+                    throw OnlineRequestDecoder.malformed(isReference ? "a feature reference is not valid UTF-8" : "feature_service is not valid UTF-8")
                 }
-                if key >> 3 == 1 { features.append(text) } else { service = text }
+                if isReference { features.append(text) } else { service = text }
             }
             return (features, service)
         }
@@ -151,72 +151,13 @@ final class ConnectionPlanCache {
     }
 }
 
-/// A cursor over protobuf bytes. Every read is bounds-checked and throws a
-/// WireError naming what was malformed.
-struct ProtoReader {
-    let bytes: UnsafeRawBufferPointer
-    var position = 0
-
-    var atEnd: Bool { position >= bytes.count }
+enum OnlineRequestDecoder {
+    typealias Field = GetOnlineFeaturesRequestField
 
     static func malformed(_ what: String) -> WireError {
         WireError(code: StatusCode.invalidArgument, message: "the request body is not a valid plinth.v1.GetOnlineFeaturesRequest: \(what)")
     }
 
-    mutating func varint() throws -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while position < bytes.count {
-            let byte = bytes[position]
-            position += 1
-            value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
-            if shift >= 64 { throw Self.malformed("varint too long") }
-        }
-        throw Self.malformed("truncated varint")
-    }
-
-    mutating func lengthDelimited() throws -> UnsafeRawBufferPointer {
-        let length = try varint()
-        guard length <= UInt64(bytes.count - position) else { throw Self.malformed("field length \(length) beyond the message") }
-        let slice = UnsafeRawBufferPointer(rebasing: bytes[position..<(position + Int(length))])
-        position += Int(length)
-        return slice
-    }
-
-    mutating func fixed<T: FixedWidthInteger>(_: T.Type) throws -> T {
-        let size = MemoryLayout<T>.size
-        guard bytes.count - position >= size else { throw Self.malformed("truncated fixed-width value") }
-        let value = T(littleEndian: bytes.loadUnaligned(fromByteOffset: position, as: T.self))
-        position += size
-        return value
-    }
-
-    mutating func skip(wire: UInt64) throws {
-        switch wire {
-        case 0: _ = try varint()
-        case 1: _ = try fixed(UInt64.self)
-        case 2: _ = try lengthDelimited()
-        case 5: _ = try fixed(UInt32.self)
-        default: throw Self.malformed("unsupported wire type \(wire)")
-        }
-    }
-
-    /// Reads a repeated scalar field, packed (wire type 2) or one element.
-    mutating func repeated(wire: UInt64, element: UInt64, _ read: (inout ProtoReader) throws -> Void) throws {
-        if wire == 2 {
-            var inner = ProtoReader(bytes: try lengthDelimited())
-            while !inner.atEnd { try read(&inner) }
-        } else if wire == element {
-            try read(&self)
-        } else {
-            throw Self.malformed("wire type \(wire) for a repeated field")
-        }
-    }
-}
-
-enum OnlineRequestDecoder {
     /// - Parameter known: a plan key (`planKey`) the caller expects: when
     ///   the body's references and service are that key's records, they are
     ///   stepped over in one comparison instead of parsed one by one.
@@ -226,45 +167,47 @@ enum OnlineRequestDecoder {
     static func decode(_ body: ByteBuffer, known: [UInt8] = [], reusing columns: inout [Column]) throws -> OnlineRequest {
         var request = OnlineRequest(body: body)
         var count = 0
-        try body.withUnsafeReadableBytes { raw in
-            var reader = ProtoReader(bytes: raw)
-            let knownRecords = known.count - 1
-            // Where the run of reference and service records starts and
-            // ends; `split` when another field came between two of them.
-            var runStart = -1, runEnd = -1, split = false
-            while !reader.atEnd {
-                let recordStart = reader.position
-                let key = try reader.varint()
-                let field = key >> 3, wire = key & 7
-                switch (field, wire) {
-                case (1, 2), (2, 2):
-                    // Validated only when a plan is built (`names`): a
-                    // cached key was valid when it was cached.
-                    if runStart < 0, knownRecords > 0, raw.count - recordStart >= knownRecords,
-                       known.withUnsafeBytes({ memcmp($0.baseAddress! + 1, raw.baseAddress! + recordStart, knownRecords) }) == 0 {
-                        // Whole records, so the run ends on a record boundary.
-                        reader.position = recordStart + knownRecords
-                        runStart = recordStart
+        do {
+            try body.withUnsafeReadableBytes { raw in
+                var reader = ProtoReader(raw)
+                let knownRecords = known.count - 1
+                // Where the run of reference and service records starts and
+                // ends; `split` when another field came between two of them.
+                var runStart = -1, runEnd = -1, split = false
+                while !reader.atEnd {
+                    let recordStart = reader.position
+                    switch try reader.key() {
+                    case (Field.features, WireType.lengthDelimited), (Field.featureService, WireType.lengthDelimited):
+                        // Validated only when a plan is built (`names`): a
+                        // cached key was valid when it was cached.
+                        if runStart < 0, knownRecords > 0, raw.count - recordStart >= knownRecords,
+                           known.withUnsafeBytes({ memcmp($0.baseAddress! + 1, raw.baseAddress! + recordStart, knownRecords) }) == 0 {
+                            // Whole records, so the run ends on a record boundary.
+                            reader.position = recordStart + knownRecords
+                            runStart = recordStart
+                            runEnd = reader.position
+                            continue
+                        }
+                        _ = try reader.lengthDelimitedRange()
+                        if runStart < 0 { runStart = recordStart } else if recordStart != runEnd { split = true }
                         runEnd = reader.position
-                        continue
+                    case (Field.entities, WireType.lengthDelimited):
+                        if count == columns.count { columns.append(Column(name: "", type: .int64)) }
+                        try column(reader.lengthDelimited(), into: &columns[count])
+                        count += 1
+                    case (Field.fullFeatureNames, WireType.varint):
+                        request.fullFeatureNames = try reader.varint() != 0
+                    case (Field.compactEventTimes, WireType.varint):
+                        request.compactEventTimes = try reader.varint() != 0
+                    case (_, let wire):
+                        try reader.skip(wire: wire)
                     }
-                    _ = try reader.lengthDelimited()
-                    if runStart < 0 { runStart = recordStart } else if recordStart != runEnd { split = true }
-                    runEnd = reader.position
-                case (3, 2):
-                    if count == columns.count { columns.append(Column(name: "", type: .int64)) }
-                    try column(reader.lengthDelimited(), into: &columns[count])
-                    count += 1
-                case (4, 0):
-                    request.fullFeatureNames = try reader.varint() != 0
-                case (5, 0):
-                    request.compactEventTimes = try reader.varint() != 0
-                default:
-                    try reader.skip(wire: wire)
                 }
+                if runStart >= 0 { request.keyStart = runStart; request.keyEnd = runEnd }
+                if split { request.scattered = try records(raw) }
             }
-            if runStart >= 0 { request.keyStart = runStart; request.keyEnd = runEnd }
-            if split { request.scattered = try records(raw) }
+        } catch let error as ProtoDecodingError {
+            throw malformed(error.reason)
         }
         if columns.count > count { columns.removeLast(columns.count - count) }
         request.entities = columns
@@ -277,15 +220,14 @@ enum OnlineRequestDecoder {
     }
 
     /// The reference and service records of a body, in order.
-    private static func records(_ raw: UnsafeRawBufferPointer) throws -> [UInt8] {
-        var reader = ProtoReader(bytes: raw)
+    private static func records(_ raw: UnsafeRawBufferPointer) throws(ProtoDecodingError) -> [UInt8] {
+        var reader = ProtoReader(raw)
         var out: [UInt8] = []
         while !reader.atEnd {
             let start = reader.position
-            let key = try reader.varint()
-            let wire = key & 7
+            let (field, wire) = try reader.key()
             try reader.skip(wire: wire)
-            if wire == 2, key >> 3 == 1 || key >> 3 == 2 {
+            if wire == WireType.lengthDelimited, field == Field.features || field == Field.featureService {
                 out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[start..<reader.position]))
             }
         }
@@ -306,7 +248,7 @@ enum OnlineRequestDecoder {
         // generic-metadata lookup per call.
         if !bytes.contains(where: { $0 >= 0x80 }) { return String(decoding: bytes, as: UTF8.self) }
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ProtoReader.malformed("\(what) is not valid UTF-8")
+            throw malformed("\(what) is not valid UTF-8")
         }
         return text
     }
@@ -317,10 +259,11 @@ enum OnlineRequestDecoder {
         return column
     }
 
-    /// Parses a Column message into `column`, reusing its arrays' storage
+    /// Parses a plinth.v1.Column into `column`, reusing its arrays' storage
     /// (a connection that parses one request after another allocates once).
     static func column(_ bytes: UnsafeRawBufferPointer, into column: inout Column) throws {
-        var reader = ProtoReader(bytes: bytes)
+        typealias Field = ColumnField
+        var reader = ProtoReader(bytes)
         var typeNumber = 0
         var vectorLength: UInt32 = 0
         var named = false
@@ -333,31 +276,41 @@ enum OnlineRequestDecoder {
         if !column.strings.isEmpty { column.strings.removeAll(keepingCapacity: true) }
         if !column.bytes.isEmpty { column.bytes.removeAll(keepingCapacity: true) }
         if !column.nullRows.isEmpty { column.nullRows.removeAll(keepingCapacity: true) }
-        while !reader.atEnd {
-            let key = try reader.varint()
-            let field = key >> 3, wire = key & 7
-            switch field {
-            case 1 where wire == 2:
-                let name = try reader.lengthDelimited()
-                // The same name as the last request's: keep the String.
-                if !same(column.name, name) { column.name = try utf8(name, what: "column name") }
-                named = true
-            case 2 where wire == 0: typeNumber = Int(truncatingIfNeeded: try reader.varint())
-            case 3 where wire == 0: vectorLength = UInt32(truncatingIfNeeded: try reader.varint())
-            case 4 where wire == 2:
-                // Packed keys, the usual form: a plain loop (the closure form
-                // below cost about 60 instructions a key).
-                var inner = ProtoReader(bytes: try reader.lengthDelimited())
-                while !inner.atEnd { column.int64s.append(Int64(bitPattern: try inner.varint())) }
-            case 4: try reader.repeated(wire: wire, element: 0) { column.int64s.append(Int64(bitPattern: try $0.varint())) }
-            case 5: try reader.repeated(wire: wire, element: 5) { column.float32s.append(Float(bitPattern: try $0.fixed(UInt32.self))) }
-            case 6: try reader.repeated(wire: wire, element: 1) { column.float64s.append(Double(bitPattern: try $0.fixed(UInt64.self))) }
-            case 7: try reader.repeated(wire: wire, element: 0) { column.bools.append(try $0.varint() != 0) }
-            case 8 where wire == 2: column.strings.append(try utf8(reader.lengthDelimited(), what: "a string value"))
-            case 9 where wire == 2: column.bytes.append(Data(try reader.lengthDelimited()))
-            case 10: try reader.repeated(wire: wire, element: 0) { column.nullRows.append(UInt32(truncatingIfNeeded: try $0.varint())) }
-            default: try reader.skip(wire: wire)
+        do {
+            while !reader.atEnd {
+                switch try reader.key() {
+                case (Field.name, WireType.lengthDelimited):
+                    let name = try reader.lengthDelimited()
+                    // The same name as the last request's: keep the String.
+                    if !same(column.name, name) { column.name = try utf8(name, what: "column name") }
+                    named = true
+                case (Field.type, WireType.varint): typeNumber = Int(truncatingIfNeeded: try reader.varint())
+                case (Field.vectorLength, WireType.varint): vectorLength = UInt32(truncatingIfNeeded: try reader.varint())
+                case (Field.int64Values, WireType.lengthDelimited):
+                    // Packed keys, the usual form: a plain loop (the closure form
+                    // below cost about 60 instructions a key).
+                    var inner = ProtoReader(try reader.lengthDelimited())
+                    while !inner.atEnd { column.int64s.append(Int64(bitPattern: try inner.varint())) }
+                case (Field.int64Values, let wire):
+                    try reader.repeated(wire: wire, element: WireType.varint) { column.int64s.append(Int64(bitPattern: try $0.varint())) }
+                case (Field.float32Values, let wire):
+                    try reader.repeated(wire: wire, element: WireType.fixed32) { column.float32s.append(Float(bitPattern: try $0.fixed32())) }
+                case (Field.float64Values, let wire):
+                    try reader.repeated(wire: wire, element: WireType.fixed64) { column.float64s.append(Double(bitPattern: try $0.fixed64())) }
+                case (Field.boolValues, let wire):
+                    try reader.repeated(wire: wire, element: WireType.varint) { column.bools.append(try $0.varint() != 0) }
+                case (Field.stringValues, WireType.lengthDelimited):
+                    column.strings.append(try utf8(reader.lengthDelimited(), what: "a string value"))
+                case (Field.bytesValues, WireType.lengthDelimited):
+                    column.bytes.append(Data(try reader.lengthDelimited()))
+                case (Field.nullRows, let wire):
+                    try reader.repeated(wire: wire, element: WireType.varint) { column.nullRows.append(UInt32(truncatingIfNeeded: try $0.varint())) }
+                case (_, let wire):
+                    try reader.skip(wire: wire)
+                }
             }
+        } catch let error as ProtoDecodingError {
+            throw malformed(error.reason)
         }
         if !named { column.name = "" }
         let wireType = PBValueType(rawValue: typeNumber) ?? .UNRECOGNIZED(typeNumber)

@@ -14,28 +14,9 @@
 // calls into PlinthFeatures were most of the rest.)
 import NIOCore
 import PlinthFeatures
+import PlinthWire
 
 enum OnlineResponseEncoder {
-    /// A varint's bytes, little-end first, in a register.
-    struct EncodedVarint {
-        var bytes: (UInt64, UInt16) = (0, 0)
-        var count: Int = 0
-
-        init() {}
-
-        init(_ value: UInt64) {
-            var v = value, lo: UInt64 = 0, hi: UInt16 = 0, n = 0
-            repeat {
-                let byte = UInt64(v & 0x7F) | (v >= 0x80 ? 0x80 : 0)
-                if n < 8 { lo |= byte << (8 * UInt64(n)) } else { hi |= UInt16(byte) << (8 * UInt16(n - 8)) }
-                v >>= 7
-                n += 1
-            } while v != 0
-            bytes = (lo, hi)
-            count = n
-        }
-    }
-
     /// The exact sizes of one output's messages.
     struct Sizes {
         /// Column.int64/float32/... values: the packed payload, or for
@@ -100,7 +81,7 @@ enum OnlineResponseEncoder {
                                 total += 1 + varintSize(size.featureColumn) + size.featureColumn
                             }
                             out.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
-                                var w = RawWriter(raw)
+                                var w = ProtoWriter(raw)
                                 for o in 0..<m {
                                     let v = outputs[o].view
                                     write(outputs[o], sizes[o], names: names, rows: n,
@@ -143,7 +124,7 @@ enum OnlineResponseEncoder {
     }
 
     @inline(__always)
-    static func varintSize(_ value: Int) -> Int { RawWriter.varintSize(UInt64(value)) }
+    static func varintSize(_ value: Int) -> Int { ProtoWriter.varintSize(UInt64(value)) }
 
     /// A length-delimited field of `length` bytes: tag, length, content.
     @inline(__always)
@@ -155,7 +136,7 @@ enum OnlineResponseEncoder {
         switch output.type {
         case .int64:
             for cell in cells {
-                size.values += cell.value.map { RawWriter.varintSize(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) } ?? 1
+                size.values += cell.value.map { ProtoWriter.varintSize(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) } ?? 1
             }
         case .float32, .float64, .float32Vector, .bool:
             size.values = n * output.width
@@ -189,26 +170,26 @@ enum OnlineResponseEncoder {
     /// Writes an output's FeatureColumn and Column headers, name and type:
     /// everything before its values.
     @inline(__always)
-    static func writeHeader(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, _ w: inout RawWriter) {
-        w.field(1, length: size.featureColumn)           // features (FeatureColumn)
-        w.field(1, length: size.column)                  // FeatureColumn.values (Column)
-        w.field(1, length: output.nameEnd - output.nameStart)  // Column.name
+    static func writeHeader(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, _ w: inout ProtoWriter) {
+        w.field(GetOnlineFeaturesResponseField.features, length: size.featureColumn)
+        w.field(FeatureColumnField.values, length: size.column)
+        w.field(ColumnField.name, length: output.nameEnd - output.nameStart)
         w.bytes(UnsafeRawBufferPointer(rebasing: names[output.nameStart..<output.nameEnd]))
         let (wireType, vectorLength) = output.type.wire
-        w.tag(2, 0); w.varint(UInt64(wireType.rawValue))
-        if vectorLength > 0 { w.tag(3, 0); w.varint(UInt64(vectorLength)) }
+        w.varintField(ColumnField.type, UInt64(wireType.rawValue))
+        if vectorLength > 0 { w.varintField(ColumnField.vectorLength, UInt64(vectorLength)) }
     }
 
     /// The Column field of a fixed-width type's packed values.
     @inline(__always)
     static func packedField(_ type: FeatureType) -> Int {
         switch type {
-        case .int64: 4
-        case .float32, .float32Vector: 5
-        case .float64: 6
-        case .bool: 7
-        case .string: 8
-        case .bytes: 9
+        case .int64: ColumnField.int64Values
+        case .float32, .float32Vector: ColumnField.float32Values
+        case .float64: ColumnField.float64Values
+        case .bool: ColumnField.boolValues
+        case .string: ColumnField.stringValues
+        case .bytes: ColumnField.bytesValues
         }
     }
 
@@ -258,11 +239,11 @@ enum OnlineResponseEncoder {
                                 bases[v * n + r] = zeroRow  // its values encode as zeros
                                 area.storeBytes(of: status.rawValue, toByteOffset: r, as: UInt8.self)
                                 time = t
-                                RawWriter.varint(UInt64(r), at: area, &nulls)
+                                ProtoWriter.varint(UInt64(r), at: area, &nulls)
                             case .mixed:
                                 return false
                             }
-                            RawWriter.varint(UInt64(bitPattern: time), at: area, &times)
+                            ProtoWriter.varint(UInt64(bitPattern: time), at: area, &times)
                         }
                         perView[v] = (times - n, nulls - 11 * n)
                     }
@@ -274,7 +255,7 @@ enum OnlineResponseEncoder {
                     }
                     plan.namesUTF8.withUnsafeBytes { names in
                         _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
-                            var w = RawWriter(raw)
+                            var w = ProtoWriter(raw)
                             for (o, output) in outputs.enumerated() {
                                 let v = output.view, width = output.width, offset = output.offset
                                 let (timeBytes, nulls) = perView[v]
@@ -308,17 +289,17 @@ enum OnlineResponseEncoder {
                                     for r in 0..<n { (values + r * width).copyMemory(from: viewBases[r] + offset, byteCount: width) }
                                 }
                                 if nulls > 0 {
-                                    w.field(10, length: nulls)   // Column.null_rows
+                                    w.field(ColumnField.nullRows, length: nulls)
                                     w.bytes(UnsafeRawBufferPointer(start: area + 11 * n, count: nulls))
                                 }
                                 if n > 0 {
-                                    w.field(2, length: n)        // statuses
+                                    w.field(FeatureColumnField.statuses, length: n)
                                     w.bytes(UnsafeRawBufferPointer(start: area, count: n))
                                 }
                                 if from > 0 {
-                                    w.tag(4, 0); w.varint(UInt64(from))  // event_times_from
+                                    w.varintField(FeatureColumnField.eventTimesFrom, UInt64(from))
                                 } else if timeBytes > 0 {
-                                    w.field(3, length: timeBytes) // event_time_us
+                                    w.field(FeatureColumnField.eventTimeUs, length: timeBytes)
                                     w.bytes(UnsafeRawBufferPointer(start: area + n, count: timeBytes))
                                 }
                             }
@@ -336,52 +317,52 @@ enum OnlineResponseEncoder {
 
     static func write(_ output: ReadPlan.HotOutput, _ size: Sizes, names: UnsafeRawBufferPointer, rows n: Int,
                       cells: UnsafeBufferPointer<ResolvedCell>, times: UnsafeBufferPointer<EncodedVarint>,
-                      timeBytes: Int, timesFrom: Int = 0, _ w: inout RawWriter) {
+                      timeBytes: Int, timesFrom: Int = 0, _ w: inout ProtoWriter) {
         writeHeader(output, size, names: names, &w)
 
         switch output.type {
         case .int64:
-            if size.values > 0 { w.field(4, length: size.values) }
+            if size.values > 0 { w.field(ColumnField.int64Values, length: size.values) }
             for cell in cells {
                 if let p = cell.value { w.varint(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))) } else { w.byte(0) }
             }
         case .float32:
             // Stored little-endian, as protobuf's fixed32 is.
-            if size.values > 0 { w.field(5, length: size.values) }
+            if size.values > 0 { w.field(ColumnField.float32Values, length: size.values) }
             for cell in cells { w.word32(cell.value.map { $0.loadUnaligned(as: UInt32.self) } ?? 0) }
         case .float64:
-            if size.values > 0 { w.field(6, length: size.values) }
+            if size.values > 0 { w.field(ColumnField.float64Values, length: size.values) }
             for cell in cells { w.word64(cell.value.map { $0.loadUnaligned(as: UInt64.self) } ?? 0) }
         case .float32Vector:
             let width = output.width
-            if size.values > 0 { w.field(5, length: size.values) }
+            if size.values > 0 { w.field(ColumnField.float32Values, length: size.values) }
             for cell in cells {
                 if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: width)) } else { w.zeros(width) }
             }
         case .bool:
-            if size.values > 0 { w.field(7, length: size.values) }
+            if size.values > 0 { w.field(ColumnField.boolValues, length: size.values) }
             for cell in cells {
                 if let p = cell.value { w.byte(p.load(as: UInt8.self) != 0 ? 1 : 0) } else { w.byte(0) }
             }
         case .string, .bytes:
-            let tag = output.type == .string ? 8 : 9
+            let tag = output.type == .string ? ColumnField.stringValues : ColumnField.bytesValues
             for cell in cells {
                 w.field(tag, length: cell.length)
                 if let p = cell.value { w.bytes(UnsafeRawBufferPointer(start: p, count: cell.length)) }
             }
         }
         if size.nulls > 0 {
-            w.field(10, length: size.nulls)              // Column.null_rows
+            w.field(ColumnField.nullRows, length: size.nulls)
             for r in 0..<n where cells[r].status != .present { w.varint(UInt64(r)) }
         }
         if n > 0 {
-            w.field(2, length: n)                        // statuses
+            w.field(FeatureColumnField.statuses, length: n)
             for cell in cells { w.byte(cell.status.rawValue) }
         }
         if timesFrom > 0 {
-            w.tag(4, 0); w.varint(UInt64(timesFrom))     // event_times_from
+            w.varintField(FeatureColumnField.eventTimesFrom, UInt64(timesFrom))
         } else if timeBytes > 0 {
-            w.field(3, length: timeBytes)                // event_time_us
+            w.field(FeatureColumnField.eventTimeUs, length: timeBytes)
             for time in times { w.encoded(time) }
         }
     }
@@ -415,7 +396,7 @@ final class ResponseTemplate {
         // then note where each output's value and time are.
         let zeros = [UInt8](repeating: 0, count: outputs.map(\.width).max() ?? 0)
         let time: UInt64 = timeWidth > 1 ? UInt64(1) << (7 * UInt64(timeWidth - 1)) : 0
-        let encodedTime = OnlineResponseEncoder.EncodedVarint(time)
+        let encodedTime = EncodedVarint(time)
         var buffer = ByteBuffer()
         var valueAt: [Int] = [], timeAt: [Int] = []
         zeros.withUnsafeBytes { zero in
@@ -440,7 +421,7 @@ final class ResponseTemplate {
                     valueAt.append(columnEnd - output.width)
                 }
                 buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw in
-                    var w = RawWriter(raw)
+                    var w = ProtoWriter(raw)
                     for (o, output) in outputs.enumerated() {
                         withUnsafePointer(to: cell) { c in
                             withUnsafePointer(to: encodedTime) { t in
@@ -467,7 +448,7 @@ final class ResponseTemplate {
 
     /// Writes the answer for one entity: `rows[v]` is view v's row bytes
     /// (from `RowLookup.encodingRow`) and event time, `timeWidth` bytes long.
-    func write(_ plan: ReadPlan, _ rows: UnsafeBufferPointer<(UnsafeRawPointer, OnlineResponseEncoder.EncodedVarint)>,
+    func write(_ plan: ReadPlan, _ rows: UnsafeBufferPointer<(UnsafeRawPointer, EncodedVarint)>,
                into out: inout ByteBuffer) {
         precondition(plan === self.plan)
         bytes.withUnsafeBytes { blob in
@@ -509,116 +490,5 @@ final class ResponseTemplate {
                 }
             }
         }
-    }
-}
-
-/// Appends protobuf wire bytes through a raw pointer. The caller sizes the
-/// buffer; every write stays inside it or traps.
-struct RawWriter {
-    private let base: UnsafeMutableRawPointer
-    private let capacity: Int
-    private(set) var count = 0
-
-    static func varintSize(_ value: UInt64) -> Int {
-        var n = 1, v = value
-        while v >= 0x80 { v >>= 7; n += 1 }
-        return n
-    }
-
-    init(_ buffer: UnsafeMutableRawBufferPointer) {
-        base = buffer.baseAddress!
-        capacity = buffer.count
-    }
-
-    @inline(__always) mutating func byte(_ b: UInt8) {
-        precondition(count < capacity)
-        base.storeBytes(of: b, toByteOffset: count, as: UInt8.self)
-        count += 1
-    }
-
-    @inline(__always) mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            byte(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        byte(UInt8(v))
-    }
-
-    @inline(__always) mutating func tag(_ field: Int, _ wire: Int) { varint(UInt64(field << 3 | wire)) }
-
-    @inline(__always) mutating func bytes(_ source: UnsafeRawBufferPointer) {
-        precondition(count + source.count <= capacity)
-        if let src = source.baseAddress { (base + count).copyMemory(from: src, byteCount: source.count) }
-        count += source.count
-    }
-
-    @inline(__always) mutating func word32(_ value: UInt32) {
-        precondition(count + 4 <= capacity)
-        base.storeBytes(of: value, toByteOffset: count, as: UInt32.self)
-        count += 4
-    }
-
-    @inline(__always) mutating func word64(_ value: UInt64) {
-        precondition(count + 8 <= capacity)
-        base.storeBytes(of: value, toByteOffset: count, as: UInt64.self)
-        count += 8
-    }
-
-    /// Writes a varint encoded ahead of time.
-    @inline(__always) mutating func encoded(_ varint: OnlineResponseEncoder.EncodedVarint) {
-        precondition(count + 10 <= capacity || count + varint.count <= capacity)
-        if count + 10 <= capacity {
-            // Store whole words and advance by the real length: cheaper than a loop.
-            base.storeBytes(of: varint.bytes.0.littleEndian, toByteOffset: count, as: UInt64.self)
-            base.storeBytes(of: varint.bytes.1.littleEndian, toByteOffset: count + 8, as: UInt16.self)
-            count += varint.count
-        } else {
-            for i in 0..<varint.count {
-                byte(i < 8 ? UInt8(truncatingIfNeeded: varint.bytes.0 >> (8 * UInt64(i))) : UInt8(truncatingIfNeeded: varint.bytes.1 >> (8 * UInt16(i - 8))))
-            }
-        }
-    }
-
-    /// Takes the next `n` bytes for the caller to fill.
-    @inline(__always) mutating func reserve(_ n: Int) -> UnsafeMutableRawPointer {
-        precondition(n >= 0 && count + n <= capacity)
-        defer { count += n }
-        return base + count
-    }
-
-    /// Writes a varint at `base + at` and advances `at`; the caller sized
-    /// the memory (10 bytes at most).
-    @inline(__always) static func varint(_ value: UInt64, at base: UnsafeMutableRawPointer, _ at: inout Int) {
-        var v = value
-        while v >= 0x80 {
-            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: at, as: UInt8.self)
-            at += 1
-            v >>= 7
-        }
-        base.storeBytes(of: UInt8(v), toByteOffset: at, as: UInt8.self)
-        at += 1
-    }
-
-    @inline(__always) mutating func zeros(_ n: Int) {
-        precondition(count + n <= capacity)
-        (base + count).initializeMemory(as: UInt8.self, repeating: 0, count: n)
-        count += n
-    }
-
-    mutating func string(_ field: Int, _ text: String) {
-        tag(field, 2)
-        var text = text
-        text.withUTF8 { utf8 in
-            varint(UInt64(utf8.count))
-            bytes(UnsafeRawBufferPointer(utf8))
-        }
-    }
-
-    /// Writes a length-delimited field's tag and its length; the caller
-    /// writes the `length` bytes of content next.
-    @inline(__always) mutating func field(_ field: Int, length: Int) {
-        tag(field, 2)
-        varint(UInt64(length))
     }
 }

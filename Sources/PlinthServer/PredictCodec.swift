@@ -4,8 +4,8 @@
 // builds every message and map, encoding sizes and then writes each nested
 // message, and the bytes are copied once more into the frame); this writes
 // the answer straight into the frame's buffer. Anything unusual — a body
-// the hand parser does not accept — goes the generated way, so errors are
-// worded once, there.
+// the hand parser does not accept, or one with `parameters` — goes the
+// generated way, so errors are worded once, there.
 import Foundation
 import NIOCore
 import PlinthFeatures
@@ -37,30 +37,27 @@ struct RawPredictCall {
     /// then uses the generated decoder for the error). On success `columns`
     /// holds exactly the request's inputs.
     static func parse(_ raw: UnsafeRawBufferPointer, columns: inout [Column]) -> RawPredictCall? {
-        var reader = ProtoReader(bytes: raw)
+        typealias Field = PredictRequestField
+        var reader = ProtoReader(raw)
         var call = RawPredictCall()
         var inputs = 0
-        func range(_ slice: UnsafeRawBufferPointer) -> Range<Int> {
-            guard let start = slice.baseAddress, let base = raw.baseAddress else { return 0..<0 }
-            let offset = base.distance(to: start)
-            return offset..<(offset + slice.count)
-        }
         do {
             while !reader.atEnd {
-                let key = try reader.varint()
-                switch (key >> 3, key & 7) {
-                case (1, 2): call.modelName = range(try reader.lengthDelimited())
-                case (2, 2): call.modelVersion = range(try reader.lengthDelimited())
-                case (3, 2): call.id = range(try reader.lengthDelimited())
-                case (4, 2):
+                switch try reader.key() {
+                case (Field.modelName, WireType.lengthDelimited): call.modelName = try reader.lengthDelimitedRange()
+                case (Field.modelVersion, WireType.lengthDelimited): call.modelVersion = try reader.lengthDelimitedRange()
+                case (Field.id, WireType.lengthDelimited): call.id = try reader.lengthDelimitedRange()
+                case (Field.inputs, WireType.lengthDelimited):
                     if inputs == columns.count { columns.append(Column(name: "", type: .int64)) }
                     try OnlineRequestDecoder.column(reader.lengthDelimited(), into: &columns[inputs])
                     inputs += 1
-                case (5, 0): call.returnFeatures = try reader.varint() != 0
-                case (6, 0): call.margin = try reader.varint() != 0
-                case (let field, let wire):
-                    guard field != 0 else { return nil }
-                    try reader.skip(wire: wire)  // parameters (7) and fields from newer clients
+                case (Field.returnFeatures, WireType.varint): call.returnFeatures = try reader.varint() != 0
+                case (Field.margin, WireType.varint): call.margin = try reader.varint() != 0
+                case (Field.parameters, _):
+                    // Not supported: the general path refuses it by name.
+                    return nil
+                case (_, let wire):
+                    try reader.skip(wire: wire)  // fields from newer clients
                 }
             }
         } catch { return nil }
@@ -127,47 +124,44 @@ enum PredictResponseWriter {
         let bound = 3 * 11 + served.name.utf8.count + id.utf8.count + 2 * 11
             + width * (2 * 11 + 5 + 3) + names + rows * 8 * width + rows * (2 + PredictionIDs.length)
         let run = ids.reserve(rows)
-        _ = out.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { raw in
-            var w = RawWriter(raw)
-            w.string(1, served.name)
-            if served.version != 0 { w.tag(2, 0); w.varint(served.version) }
-            if !id.isEmpty { w.string(3, id) }
-            if rows != 0 { w.tag(4, 0); w.varint(UInt64(rows)) }
+        typealias Field = PredictResponseField
+        ProtoWriter.append(to: &out, bound: bound) { w in
+            if !served.name.isEmpty { w.string(Field.modelName, served.name) }
+            if served.version != 0 { w.varintField(Field.modelVersion, served.version) }
+            if !id.isEmpty { w.string(Field.id, id) }
+            if rows != 0 { w.varintField(Field.rows, UInt64(rows)) }
             for (k, name) in served.outputNames.enumerated() {
-                // Column { name = 1; type = 2 (FLOAT64); float64_values = 6, packed }
+                // Column { name; type = FLOAT64; float64_values, packed }
                 let packed = rows * 8
                 let nameBytes = name.utf8.count
-                let length = 1 + RawWriter.varintSize(UInt64(nameBytes)) + nameBytes + 2
-                    + (packed > 0 ? 1 + RawWriter.varintSize(UInt64(packed)) + packed : 0)
-                w.tag(5, 2)
-                w.varint(UInt64(length))
-                w.string(1, name)
-                w.tag(2, 0)
-                w.varint(UInt64(PBValueType.float64.rawValue))
+                let length = (nameBytes > 0 ? ProtoWriter.fieldSize(ColumnField.name, length: nameBytes) : 0) + 2
+                    + (packed > 0 ? ProtoWriter.fieldSize(ColumnField.float64Values, length: packed) : 0)
+                w.field(Field.outputs, length: length)
+                if nameBytes > 0 { w.string(ColumnField.name, name) }
+                w.varintField(ColumnField.type, UInt64(PBValueType.float64.rawValue))
                 if packed > 0 {
-                    w.tag(6, 2)
-                    w.varint(UInt64(packed))
+                    w.field(ColumnField.float64Values, length: packed)
                     for row in 0..<rows { w.word64(values[row * width + k].bitPattern.littleEndian) }
                 }
             }
             for i in 0..<run.count {
-                w.tag(6, 2)
-                w.varint(UInt64(PredictionIDs.length))
+                w.field(Field.predictionIds, length: PredictionIDs.length)
                 run.write(i, to: w.reserve(PredictionIDs.length))
             }
-            if firstRow != 0 { w.tag(8, 0); w.varint(UInt64(firstRow)) }
-            return w.count
         }
         // Only with return_features: the generated encoder is fine here.
         if let features {
             for column in featureColumns(served, features) {
                 let bytes: [UInt8] = try column.serializedBytes()
-                out.writeInteger(UInt8(7 << 3 | 2))
-                var n = UInt64(bytes.count)
-                while n >= 0x80 { out.writeInteger(UInt8(truncatingIfNeeded: n) | 0x80); n >>= 7 }
-                out.writeInteger(UInt8(n))
-                out.writeBytes(bytes)
+                bytes.withUnsafeBytes { raw in
+                    ProtoWriter.append(to: &out, bound: ProtoWriter.fieldSize(Field.features, length: raw.count)) { w in
+                        w.bytesField(Field.features, raw)
+                    }
+                }
             }
+        }
+        if firstRow != 0 {
+            ProtoWriter.append(to: &out, bound: 1 + 10) { w in w.varintField(Field.firstRow, UInt64(firstRow)) }
         }
     }
 

@@ -33,14 +33,6 @@ public struct RawRequestEnvelope {
     /// A slice of the frame: no copy.
     public var body: ByteBuffer
 
-    /// Whether the method is exactly `utf8` (compared byte for byte).
-    @inlinable
-    public func methodIs(_ utf8: UnsafeRawBufferPointer) -> Bool {
-        method.readableBytes == utf8.count && method.withUnsafeReadableBytes { raw in
-            utf8.count == 0 || memcmp(raw.baseAddress!, utf8.baseAddress!, utf8.count) == 0
-        }
-    }
-
     /// The method path as a String (a copy).
     public var methodName: String { String(buffer: method) }
 }
@@ -49,91 +41,50 @@ public struct RawRequestEnvelope {
 public struct StartedResponse: Sendable {
     public let frameStart: Int
     public let bodyStart: Int
+
+    @inlinable
+    init(frameStart: Int, bodyStart: Int) {
+        self.frameStart = frameStart
+        self.bodyStart = bodyStart
+    }
 }
 
 public enum Envelope {
     /// Parses a Request frame with the method left as bytes: one pass over
-    /// raw memory, no String, no copy. Unknown fields are skipped.
+    /// raw memory, no String, no copy. Unknown fields are skipped, as
+    /// protobuf requires.
     public static func decodeRawRequest(_ frame: ByteBuffer) throws(EnvelopeError) -> RawRequestEnvelope {
         var id: UInt64 = 0
-        var methodStart = 0, methodLength = 0, bodyStart = 0, bodyLength = 0
-        let result: EnvelopeError? = frame.withUnsafeReadableBytes { raw -> EnvelopeError? in
-            var at = 0
-            func varint() -> UInt64? {
-                var value: UInt64 = 0, shift: UInt64 = 0
-                while at < raw.count {
-                    let byte = raw[at]
-                    at += 1
-                    guard shift < 64 else { return nil }
-                    value |= UInt64(byte & 0x7F) << shift
-                    if byte & 0x80 == 0 { return value }
-                    shift += 7
+        var method = 0..<0, body = 0..<0
+        let failure: ProtoDecodingError? = frame.withUnsafeReadableBytes { raw -> ProtoDecodingError? in
+            var reader = ProtoReader(raw)
+            do throws(ProtoDecodingError) {
+                while !reader.atEnd {
+                    switch try reader.key() {
+                    case (RequestField.id, WireType.varint): id = try reader.varint()
+                    case (RequestField.method, WireType.lengthDelimited): method = try reader.lengthDelimitedRange()
+                    case (RequestField.body, WireType.lengthDelimited): body = try reader.lengthDelimitedRange()
+                    case (_, let wire): try reader.skip(wire: wire)
+                    }
                 }
-                return nil
-            }
-            func length() -> Int? {
-                guard let n = varint(), n <= UInt64(raw.count - at) else { return nil }
-                return Int(n)
-            }
-            while at < raw.count {
-                guard let key = varint() else { return .malformed("varint truncated or too long") }
-                switch (key >> 3, key & 7) {
-                case (1, 0):
-                    guard let v = varint() else { return .malformed("varint truncated or too long") }
-                    id = v
-                case (2, 2):
-                    guard let n = length() else { return .malformed("method truncated") }
-                    methodStart = at; methodLength = n; at += n
-                case (3, 2):
-                    guard let n = length() else { return .malformed("body truncated") }
-                    bodyStart = at; bodyLength = n; at += n
-                case (_, 0):
-                    guard varint() != nil else { return .malformed("varint truncated or too long") }
-                case (_, 1):
-                    guard raw.count - at >= 8 else { return .malformed("fixed64 truncated") }
-                    at += 8
-                case (_, 2):
-                    guard let n = length() else { return .malformed("field length beyond the frame") }
-                    at += n
-                case (_, 5):
-                    guard raw.count - at >= 4 else { return .malformed("fixed32 truncated") }
-                    at += 4
-                case (_, let wire):
-                    return .malformed("unsupported wire type \(wire)")
-                }
-            }
+            } catch { return error }
             return nil
         }
-        if let result { throw result }
+        if let failure { throw .malformed(failure.reason) }
         let base = frame.readerIndex
         // In range: both were checked against the readable bytes above.
-        return RawRequestEnvelope(id: id, method: frame.getSlice(at: base + methodStart, length: methodLength)!,
-                                  body: frame.getSlice(at: base + bodyStart, length: bodyLength)!)
+        return RawRequestEnvelope(id: id, method: frame.getSlice(at: base + method.lowerBound, length: method.count)!,
+                                  body: frame.getSlice(at: base + body.lowerBound, length: body.count)!)
     }
 
-    /// Parses a Request frame, skipping unknown fields as protobuf requires.
+    /// Parses a Request frame, with the method as a String.
     public static func decodeRequest(_ frame: ByteBuffer) throws(EnvelopeError) -> RequestEnvelope {
-        var buffer = frame
-        var envelope = RequestEnvelope(body: frame.getSlice(at: frame.readerIndex, length: 0) ?? frame)
-        while buffer.readableBytes > 0 {
-            let key = try readVarint(&buffer)
-            let field = key >> 3, wire = key & 7
-            switch (field, wire) {
-            case (1, 0):
-                envelope.id = try readVarint(&buffer)
-            case (2, 2):
-                let length = try readLength(&buffer)
-                guard let text = buffer.readString(length: length) else { throw .malformed("method truncated") }
-                envelope.method = text
-            case (3, 2):
-                let length = try readLength(&buffer)
-                guard let body = buffer.readSlice(length: length) else { throw .malformed("body truncated") }
-                envelope.body = body
-            default:
-                try skip(wire: wire, &buffer)
-            }
+        let raw = try decodeRawRequest(frame)
+        guard let method = raw.method.getString(at: raw.method.readerIndex, length: raw.method.readableBytes),
+              raw.method.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) != nil else {
+            throw .malformed("method is not valid UTF-8")
         }
-        return envelope
+        return RequestEnvelope(id: raw.id, method: method, body: raw.body)
     }
 
     /// Writes one whole Response frame (length prefix included) to `out`.
@@ -143,44 +94,31 @@ public enum Envelope {
         let lengthAt = out.writerIndex
         out.writeInteger(UInt32(0))
         let start = out.writerIndex
-        if id != 0 {
-            out.writeInteger(UInt8(0x08))
-            writeVarint(id, &out)
-        }
-        if code != 0 || !message.isEmpty {
-            // Status { code = 1; message = 2 } as field 2.
-            var status = ByteBuffer()
-            if code != 0 { status.writeInteger(UInt8(0x08)); writeVarint(UInt64(code), &status) }
-            if !message.isEmpty {
-                status.writeInteger(UInt8(0x12))
-                writeVarint(UInt64(message.utf8.count), &status)
-                status.writeString(message)
+        let messageBytes = message.utf8.count
+        // Status { code; message }
+        let status = (code != 0 ? 1 + ProtoWriter.varintSize(UInt64(code)) : 0)
+            + (messageBytes > 0 ? ProtoWriter.fieldSize(StatusField.message, length: messageBytes) : 0)
+        ProtoWriter.append(to: &out, bound: 11 + (status > 0 ? ProtoWriter.fieldSize(ResponseField.status, length: status) : 0)) { w in
+            if id != 0 { w.varintField(ResponseField.id, id) }
+            if status > 0 {
+                w.field(ResponseField.status, length: status)
+                if code != 0 { w.varintField(StatusField.code, UInt64(code)) }
+                if messageBytes > 0 { w.string(StatusField.message, message) }
             }
-            out.writeInteger(UInt8(0x12))
-            writeVarint(UInt64(status.readableBytes), &out)
-            out.writeBuffer(&status)
         }
-        // The body goes after a 5-byte length placeholder, filled in once its
-        // size is known; a 5-byte varint (padded with continuation bits) is
-        // still valid protobuf and saves encoding the body twice.
-        out.writeInteger(UInt8(0x1A))
-        let bodyLengthAt = out.writerIndex
-        out.writeBytes([0x80, 0x80, 0x80, 0x80, 0x00])
-        let bodyStart = out.writerIndex
+        // The body goes after a 5-byte length, filled in once its size is
+        // known: a 5-byte varint (padded with continuation bits) is valid
+        // protobuf and saves encoding the body twice.
+        let started = StartedBody(lengthAt: out.writerIndex + 1)
+        out.writeBytes([UInt8(ResponseField.body << 3) | UInt8(WireType.lengthDelimited), 0x80, 0x80, 0x80, 0x80, 0x00])
         writeBody(&out)
-        let bodyLength = out.writerIndex - bodyStart
-        if bodyLength == 0 {
-            // Drop the empty field entirely.
-            out.moveWriterIndex(to: bodyLengthAt - 1)
+        if out.writerIndex == started.contentStart {
+            // An empty body is no field at all, as the generated encoder writes it.
+            out.moveWriterIndex(to: started.lengthAt - 1)
         } else {
-            var v = UInt32(bodyLength)
-            for i in 0..<5 {
-                let byte = UInt8(v & 0x7F) | (i < 4 ? 0x80 : 0)
-                out.setInteger(byte, at: bodyLengthAt + i)
-                v >>= 7
-            }
+            patchPaddedLength(started, in: &out)
         }
-        if more { out.writeBytes([0x20, 0x01]) }
+        if more { ProtoWriter.append(to: &out, bound: 2) { $0.varintField(ResponseField.more, 1) } }
         out.setInteger(UInt32(out.writerIndex - start), at: lengthAt)
     }
 
@@ -191,109 +129,52 @@ public enum Envelope {
     /// the returned position. The body length is a 5-byte padded varint (valid
     /// protobuf), so the header's size is known before the body is written
     /// and the body is never moved.
+    @inlinable
     public static func beginResponse(id: UInt64, in out: inout ByteBuffer) -> StartedResponse {
         let start = out.writerIndex
-        withUnsafeTemporaryAllocation(byteCount: 4 + 1 + 10 + 1 + 5, alignment: 1) { header in
-            var n = 4
-            header.storeBytes(of: 0, toByteOffset: 0, as: UInt32.self)
-            header[n] = 0x08; n += 1
-            var v = id
-            while v >= 0x80 { header[n] = UInt8(truncatingIfNeeded: v) | 0x80; n += 1; v >>= 7 }
-            header[n] = UInt8(v); n += 1
-            header[n] = 0x1A; n += 1
-            for _ in 0..<5 { header[n] = 0; n += 1 }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: header[0..<n]))
+        ProtoWriter.append(to: &out, bound: 4 + 11 + 6) { w in
+            w.zeros(4)
+            w.varintField(ResponseField.id, id)
+            w.field(ResponseField.body, length: 0)
+            _ = w.reserve(4)  // the length's other four bytes
         }
         return StartedResponse(frameStart: start, bodyStart: out.writerIndex)
     }
 
     /// Fills in the header `beginResponse` started, now that the body runs
     /// to `out`'s writer index.
+    @inlinable
     public static func endResponse(_ started: StartedResponse, in out: inout ByteBuffer) {
-        let bodyLength = UInt64(out.writerIndex - started.bodyStart)
-        let padded = UInt32(truncatingIfNeeded: bodyLength & 0x7F | 0x80)
-            | UInt32(truncatingIfNeeded: (bodyLength >> 7) & 0x7F | 0x80) << 8
-            | UInt32(truncatingIfNeeded: (bodyLength >> 14) & 0x7F | 0x80) << 16
-            | UInt32(truncatingIfNeeded: (bodyLength >> 21) & 0x7F | 0x80) << 24
-        let frameLength = UInt32(out.writerIndex - started.frameStart - 4)
-        let frame = started.frameStart - out.readerIndex, body = started.bodyStart - out.readerIndex
-        // One mutable view for the three patches: each setInteger checks
-        // the storage's uniqueness and exclusivity on its own.
-        out.withUnsafeMutableReadableBytes { readable in
-            let bytes = UnsafeMutableRawBufferPointer(rebasing: readable[...])
-            bytes.storeBytes(of: frameLength.bigEndian, toByteOffset: frame, as: UInt32.self)
-            bytes.storeBytes(of: padded.littleEndian, toByteOffset: body - 5, as: UInt32.self)
-            bytes[body - 1] = UInt8(truncatingIfNeeded: (bodyLength >> 28) & 0x7F)
-        }
+        patchPaddedLength(StartedBody(lengthAt: started.bodyStart - 5), frameStart: started.frameStart, in: &out)
     }
 
-    /// Room to leave in front of a body for `writeResponseHeader`.
-    public static let maxResponseHeader = 4 + 1 + 10 + 1 + 10
-
-    /// Writes a successful Response's frame header (length prefix, id, body
-    /// tag and length) so that it ends exactly where the body, already in
-    /// `buffer` at `bodyStart..<writerIndex`, begins, and moves the reader
-    /// index to the header's start. The caller left `maxResponseHeader`
-    /// bytes free before `bodyStart`: the body is never copied.
-    public static func writeResponseHeader(id: UInt64, bodyStart: Int, in buffer: inout ByteBuffer) {
-        let bodyLength = buffer.writerIndex - bodyStart
-        withUnsafeTemporaryAllocation(byteCount: maxResponseHeader, alignment: 1) { header in
-            var n = 4
-            func put(_ byte: UInt8) { header[n] = byte; n += 1 }
-            func varint(_ value: UInt64) {
-                var v = value
-                while v >= 0x80 { put(UInt8(truncatingIfNeeded: v) | 0x80); v >>= 7 }
-                put(UInt8(v))
-            }
-            put(0x08)
-            varint(id)
-            if bodyLength > 0 {
-                put(0x1A)
-                varint(UInt64(bodyLength))
-            }
-            let payload = UInt32(n - 4 + bodyLength)
-            header.storeBytes(of: payload.bigEndian, toByteOffset: 0, as: UInt32.self)
-            let start = bodyStart - n
-            precondition(start >= buffer.readerIndex, "no room for the response header")
-            buffer.setBytes(UnsafeRawBufferPointer(rebasing: header[0..<n]), at: start)
-            buffer.moveReaderIndex(to: start)
-        }
+    /// Where a body's 5-byte padded length sits.
+    @usableFromInline
+    struct StartedBody {
+        @usableFromInline let lengthAt: Int
+        @usableFromInline var contentStart: Int { lengthAt + 5 }
+        @usableFromInline init(lengthAt: Int) { self.lengthAt = lengthAt }
     }
 
-    static func readVarint(_ buffer: inout ByteBuffer) throws(EnvelopeError) -> UInt64 {
-        var value: UInt64 = 0
-        var shift: UInt64 = 0
-        while true {
-            guard let byte = buffer.readInteger(as: UInt8.self) else { throw .malformed("varint truncated") }
-            guard shift < 64 else { throw .malformed("varint too long") }
-            value |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return value }
-            shift += 7
+    /// Writes the length of the body from `started.contentStart` to the
+    /// writer index as a varint padded to five bytes (bodies stay under
+    /// 2^35 bytes: frames are limited to 4 GiB).
+    @inlinable
+    static func patchPaddedLength(_ started: StartedBody, frameStart: Int? = nil, in out: inout ByteBuffer) {
+        let length = UInt64(out.writerIndex - started.contentStart)
+        let padded = UInt32(truncatingIfNeeded: length & 0x7F | 0x80)
+            | UInt32(truncatingIfNeeded: (length >> 7) & 0x7F | 0x80) << 8
+            | UInt32(truncatingIfNeeded: (length >> 14) & 0x7F | 0x80) << 16
+            | UInt32(truncatingIfNeeded: (length >> 21) & 0x7F | 0x80) << 24
+        let at = started.lengthAt - out.readerIndex
+        let frameLength = frameStart.map { UInt32(out.writerIndex - $0 - 4).bigEndian }
+        let frameAt = (frameStart ?? 0) - out.readerIndex
+        // One mutable view for every patch: each setInteger checks the
+        // storage's uniqueness and exclusivity on its own.
+        out.withUnsafeMutableReadableBytes { bytes in
+            if let frameLength { bytes.storeBytes(of: frameLength, toByteOffset: frameAt, as: UInt32.self) }
+            bytes.storeBytes(of: padded.littleEndian, toByteOffset: at, as: UInt32.self)
+            bytes[at + 4] = UInt8(truncatingIfNeeded: (length >> 28) & 0x7F)
         }
-    }
-
-    static func readLength(_ buffer: inout ByteBuffer) throws(EnvelopeError) -> Int {
-        let length = try readVarint(&buffer)
-        guard length <= UInt64(buffer.readableBytes) else { throw .malformed("field length \(length) beyond the frame") }
-        return Int(length)
-    }
-
-    static func skip(wire: UInt64, _ buffer: inout ByteBuffer) throws(EnvelopeError) {
-        switch wire {
-        case 0: _ = try readVarint(&buffer)
-        case 1: guard buffer.readSlice(length: 8) != nil else { throw .malformed("fixed64 truncated") }
-        case 2: let n = try readLength(&buffer); buffer.moveReaderIndex(forwardBy: n)
-        case 5: guard buffer.readSlice(length: 4) != nil else { throw .malformed("fixed32 truncated") }
-        default: throw .malformed("unsupported wire type \(wire)")
-        }
-    }
-
-    static func writeVarint(_ value: UInt64, _ out: inout ByteBuffer) {
-        var v = value
-        while v >= 0x80 {
-            out.writeInteger(UInt8(v & 0x7F | 0x80))
-            v >>= 7
-        }
-        out.writeInteger(UInt8(v))
     }
 }

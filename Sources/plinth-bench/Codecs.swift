@@ -32,38 +32,7 @@ protocol ReadCodec {
     func verify(_ answer: UnsafeRawBufferPointer, keys: UnsafeBufferPointer<Int64>) throws
 }
 
-// MARK: Protobuf by hand
-
-@inline(__always)
-func varintSize(_ value: UInt64) -> Int {
-    var n = 1, v = value
-    while v >= 0x80 { v >>= 7; n += 1 }
-    return n
-}
-
-@inline(__always)
-func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
-    var v = value
-    while v >= 0x80 {
-        out.append(UInt8(truncatingIfNeeded: v) | 0x80)
-        v >>= 7
-    }
-    out.append(UInt8(v))
-}
-
-/// Reads a varint at `offset`, advancing it; nil when truncated.
-@inline(__always)
-func readVarint(_ bytes: UnsafeRawBufferPointer, _ offset: inout Int) -> UInt64? {
-    var value: UInt64 = 0, shift: UInt64 = 0
-    while offset < bytes.count, shift < 64 {
-        let b = bytes[offset]
-        offset += 1
-        value |= UInt64(b & 0x7F) << shift
-        if b & 0x80 == 0 { return value }
-        shift += 7
-    }
-    return nil
-}
+// MARK: Protobuf by hand (PlinthWire's ProtoReader and ProtoWriter)
 
 /// Frames a protobuf message as a Plinth Request (4-byte big-endian length).
 func plinthFrame(id: UInt64, method: String, body: [UInt8]) throws -> [UInt8] {
@@ -99,32 +68,26 @@ func splitPlinthFrame(_ bytes: UnsafeRawBufferPointer) throws -> PlinthFrame? {
     guard bytes.count >= 4 else { return nil }
     let length = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
     guard bytes.count >= 4 + length else { return nil }
-    let frame = UnsafeRawBufferPointer(rebasing: bytes[0..<(4 + length)])
-    var offset = 4
+    var reader = ProtoReader(UnsafeRawBufferPointer(rebasing: bytes[4..<(4 + length)]))
     var id: UInt64 = 0, code: UInt64 = 0
     var message = ""
     var body = 0..<0
-    func bad(_ what: String) -> BenchError { BenchError("plinthd sent a malformed Response frame: \(what)") }
-    while offset < frame.count {
-        guard let key = readVarint(frame, &offset) else { throw bad("truncated key") }
-        switch (key >> 3, key & 7) {
-        case (1, 0), (4, 0):
-            guard let v = readVarint(frame, &offset) else { throw bad("truncated varint") }
-            if key >> 3 == 1 { id = v }
-        case (_, 2):
-            guard let n = readVarint(frame, &offset), offset + Int(n) <= frame.count else { throw bad("truncated field") }
-            let range = offset..<(offset + Int(n))
-            offset += Int(n)
-            if key >> 3 == 3 { body = range }
-            if key >> 3 == 2 {
-                // Status { code = 1; message = 2 }
-                let status = try PBStatus(serializedBytes: Array(frame[range]))
+    do {
+        while !reader.atEnd {
+            switch try reader.key() {
+            case (ResponseField.id, WireType.varint): id = try reader.varint()
+            case (ResponseField.body, WireType.lengthDelimited):
+                let range = try reader.lengthDelimitedRange()
+                body = (4 + range.lowerBound)..<(4 + range.upperBound)
+            case (ResponseField.status, WireType.lengthDelimited):
+                let status = try PBStatus(serializedBytes: Array(try reader.lengthDelimited()))
                 code = UInt64(status.code.rawValue)
                 message = status.message
+            case (_, let wire): try reader.skip(wire: wire)
             }
-        default:
-            throw bad("unexpected field \(key >> 3) of wire type \(key & 7)")
         }
+    } catch let error as ProtoDecodingError {
+        throw BenchError("plinthd sent a malformed Response frame: \(error.reason)")
     }
     return PlinthFrame(length: 4 + length, id: id, code: code, message: message, body: body)
 }
@@ -146,48 +109,42 @@ func plinthHello(_ socket: Socket) throws {
 /// is some fields that are the same in every request, then one Column of
 /// int64 keys (name, type, packed values).
 struct KeyColumnRequestEncoder: Sendable {
-    /// Request.method (field 2), encoded.
-    private let methodField: [UInt8]
+    private let method: [UInt8]
     /// The body's fixed fields, encoded.
     private let fixedFields: [UInt8]
-    /// The key column's tag in the body (field number, wire type 2).
-    private let columnTag: UInt8
-    /// Column.name (1) and Column.type (2), encoded.
-    private let columnHeader: [UInt8]
+    /// The key column's field number in the body.
+    private let columnField: Int
+    private let keyColumn: [UInt8]
 
-    init(method: String, fixedFields: [UInt8], columnField: Int, keyColumn: String) throws {
-        let m = Array(method.utf8), key = Array(keyColumn.utf8)
-        guard key.count < 128, (1...15).contains(columnField) else { throw BenchError("internal: key column \(keyColumn) in field \(columnField)") }
-        var field: [UInt8] = [0x12]
-        appendVarint(UInt64(m.count), to: &field)
-        methodField = field + m
+    init(method: String, fixedFields: [UInt8], columnField: Int, keyColumn: String) {
+        self.method = Array(method.utf8)
         self.fixedFields = fixedFields
-        columnTag = UInt8(columnField << 3 | 2)
-        columnHeader = [0x0A, UInt8(key.count)] + key + [0x10, UInt8(PBValueType.int64.rawValue)]
+        self.columnField = columnField
+        self.keyColumn = Array(keyColumn.utf8)
     }
 
     func append(id: UInt64, keys: UnsafeBufferPointer<Int64>, to out: inout [UInt8]) {
         var packed = 0
-        for k in keys { packed += varintSize(UInt64(bitPattern: k)) }
-        // Column { name = 1; type = 2; int64_values = 4 (packed) }
-        let column = columnHeader.count + 1 + varintSize(UInt64(packed)) + packed
-        let body = fixedFields.count + 1 + varintSize(UInt64(column)) + column
-        // Request { id = 1; method = 2; body = 3 }
-        let envelope = 1 + varintSize(id) + methodField.count + 1 + varintSize(UInt64(body)) + body
-        let n = UInt32(envelope)
-        out.append(UInt8(n >> 24)); out.append(UInt8(n >> 16 & 0xFF)); out.append(UInt8(n >> 8 & 0xFF)); out.append(UInt8(n & 0xFF))
-        out.append(0x08)
-        appendVarint(id, to: &out)
-        out.append(contentsOf: methodField)
-        out.append(0x1A)
-        appendVarint(UInt64(body), to: &out)
-        out.append(contentsOf: fixedFields)
-        out.append(columnTag)
-        appendVarint(UInt64(column), to: &out)
-        out.append(contentsOf: columnHeader)
-        out.append(0x22)
-        appendVarint(UInt64(packed), to: &out)
-        for k in keys { appendVarint(UInt64(bitPattern: k), to: &out) }
+        for k in keys { packed += ProtoWriter.varintSize(UInt64(bitPattern: k)) }
+        // Column { name; type = INT64; int64_values (packed) }
+        let column = ProtoWriter.fieldSize(ColumnField.name, length: keyColumn.count) + 2
+            + ProtoWriter.fieldSize(ColumnField.int64Values, length: packed)
+        let body = fixedFields.count + ProtoWriter.fieldSize(columnField, length: column)
+        // Request { id; method; body }
+        let envelope = 1 + ProtoWriter.varintSize(id) + ProtoWriter.fieldSize(RequestField.method, length: method.count)
+            + ProtoWriter.fieldSize(RequestField.body, length: body)
+        ProtoWriter.append(to: &out, bound: 4 + envelope) { w in
+            w.word32(UInt32(envelope).bigEndian)
+            w.varintField(RequestField.id, id)
+            method.withUnsafeBytes { w.bytesField(RequestField.method, $0) }
+            w.field(RequestField.body, length: body)
+            fixedFields.withUnsafeBytes { w.bytes($0) }
+            w.field(columnField, length: column)
+            keyColumn.withUnsafeBytes { w.bytesField(ColumnField.name, $0) }
+            w.varintField(ColumnField.type, UInt64(PBValueType.int64.rawValue))
+            w.field(ColumnField.int64Values, length: packed)
+            for k in keys { w.varint(UInt64(bitPattern: k)) }
+        }
     }
 }
 
@@ -223,8 +180,8 @@ struct PlinthReadCodec: KeyColumnCodec {
         var fixed = PBGetOnlineFeaturesRequest()
         fixed.features = Dataset.references(features: features)
         fixed.compactEventTimes = compactEventTimes
-        encoder = try KeyColumnRequestEncoder(method: Method.getOnlineFeatures, fixedFields: fixed.serializedBytes(),
-                                              columnField: 3, keyColumn: Dataset.entity)
+        encoder = KeyColumnRequestEncoder(method: Method.getOnlineFeatures, fixedFields: try fixed.serializedBytes(),
+                                          columnField: GetOnlineFeaturesRequestField.entities, keyColumn: Dataset.entity)
         try selfCheck()
     }
 

@@ -38,8 +38,8 @@ struct PlinthPredictCodec: KeyColumnCodec {
         self.expected = expected
         var fixed = PBPredictRequest()
         fixed.modelName = model
-        encoder = try KeyColumnRequestEncoder(method: Method.predict, fixedFields: fixed.serializedBytes(),
-                                              columnField: 4, keyColumn: keyColumn)
+        encoder = KeyColumnRequestEncoder(method: Method.predict, fixedFields: try fixed.serializedBytes(),
+                                          columnField: PredictRequestField.inputs, keyColumn: keyColumn)
         try selfCheck(model: model, keyColumn: keyColumn)
     }
 
@@ -99,8 +99,8 @@ struct PlinthFeaturesCodec: KeyColumnCodec {
         var fixed = PBGetOnlineFeaturesRequest()
         fixed.features = references
         fixed.fullFeatureNames = true  // two views may name features alike
-        encoder = try KeyColumnRequestEncoder(method: Method.getOnlineFeatures, fixedFields: fixed.serializedBytes(),
-                                              columnField: 3, keyColumn: keyColumn)
+        encoder = KeyColumnRequestEncoder(method: Method.getOnlineFeatures, fixedFields: try fixed.serializedBytes(),
+                                          columnField: GetOnlineFeaturesRequestField.entities, keyColumn: keyColumn)
     }
 
     func parseAnswer(_ bytes: UnsafeRawBufferPointer) throws -> Answer? { try countedErrorAnswer(bytes, method: Method.getOnlineFeatures) }
