@@ -1,12 +1,13 @@
 // ConnectionHandler: one per connection. Splits the byte stream into
 // frames itself (no ByteToMessageHandler: that added a pipeline hop and
-// buffer bookkeeping per frame), decodes each frame's envelope, asks the
-// connection state machine whether to run it, dispatches to the method
-// table, and writes each answer with its request id as it completes.
-// Answers go into one per-connection output buffer; those produced while
-// reading a burst of pipelined frames are written and flushed once, with
-// one system call, after the event loop has read every ready connection
-// (channelReadComplete), and the buffer is reused.
+// buffer bookkeeping per frame), decodes each frame's envelope, looks the
+// method up in the method table (MethodDispatch), asks the connection
+// state machine whether to run it, and runs it the way its table entry
+// says: Hello by the connection, a snapshot read inline on the event loop,
+// anything else through its handler, which answers later from any thread.
+// Answers go into one per-connection output buffer; when to flush it and
+// when to close are the state machine's decisions (ConnectionState.Action),
+// carried out by `perform`.
 import Logging
 import NIOCore
 import NIOExtras
@@ -22,15 +23,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let logger: Logger
     private let maxFrameBytes: Int
     private var context: ChannelHandlerContext?
-    /// True while channelRead runs, so answers wait for one flush.
-    private var reading = false
-    private var closing = false
     /// Bytes of a frame that has not fully arrived.
     private var partial: ByteBuffer?
     /// This connection's last online read plan.
     private let plans = ConnectionPlanCache()
     /// This connection's last Predict model and its reused input storage.
     private let predicts = PredictScratch()
+    /// The table index of this connection's last method: clients send the
+    /// same method request after request, and one memcmp finds it again.
+    private var lastMethod: Int?
     /// Streamed parts queued for this socket and not yet written; workers
     /// producing a stream wait for room in it.
     private let window: StreamWindow
@@ -40,8 +41,6 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var held: HeldRead?
     /// Requests of the current socket read, for the server's counter.
     private var requestsRead: UInt64 = 0
-    /// Requests read since the last channelReadComplete.
-    private var requestsThisPass: UInt64 = 0
     /// Answers not yet handed to the channel.
     private var out: ByteBuffer
     /// The output buffer is shrunk back after a burst larger than this.
@@ -68,17 +67,16 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
+        guard !state.closing else { return }
         var input = unwrapInboundIn(data)
-        reading = true
+        state.readStarted()
         defer {
-            reading = false
+            state.readEnded()
             releaseRead()
             plans.endOfRead()
             // One atomic add per socket read: the counter is shared by every
             // event loop, and an add per request bounced its cache line.
             services.stats.requests.add(requestsRead, ordering: .relaxed)
-            requestsThisPass += requestsRead
             requestsRead = 0
         }
         if var buffer = partial {
@@ -94,13 +92,13 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Runs every whole frame at the front of `buffer`, leaving a partial one.
     private func frames(in buffer: inout ByteBuffer, context: ChannelHandlerContext) {
-        while !closing {
+        while !state.closing {
             let frame: ByteBuffer
             do {
                 guard let next = try FrameDecoder.nextFrame(in: &buffer, maxFrameBytes: maxFrameBytes) else { return }
                 frame = next
             } catch {
-                closeWithError(context: context, code: StatusCode.resourceExhausted, message: error.description)
+                perform(state.frameFailed(code: StatusCode.resourceExhausted, message: error.description), context: context)
                 return
             }
             request(frame, context: context)
@@ -109,65 +107,59 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func request(_ frame: ByteBuffer, context: ChannelHandlerContext) {
         requestsRead += 1
+        state.requestRead()
         let envelope: RawRequestEnvelope
         do {
             envelope = try Envelope.decodeRawRequest(frame)
         } catch {
-            closeWithError(context: context, code: StatusCode.invalidArgument, message: "\(error)")
+            perform(state.frameFailed(code: StatusCode.invalidArgument, message: error.description), context: context)
             return
         }
         let id = envelope.id
         guard id != 0 else {
-            closeWithError(context: context, code: StatusCode.invalidArgument, message: "request id must be non-zero")
+            perform(state.frameFailed(code: StatusCode.invalidArgument, message: "request id must be non-zero"), context: context)
             return
         }
-        // The hot method, recognised by its bytes: no String, no table lookup.
-        if Self.getOnlineFeaturesUTF8.withUnsafeBytes({ envelope.methodIs($0) }), state.admits(.read) {
-            if held == nil { held = try? services.store.environment.hold() }
-            let plans = self.plans, held = self.held
-            _ = answerInline(id: id, body: envelope.body, { services, body, out in
-                try services.getOnlineFeatures(body, plans: plans, held: held, into: &out)
-            }, context: context)
+        let index: Int
+        if let last = lastMethod, envelope.method.withUnsafeReadableBytes({ MethodDispatch.route(last, is: $0) }) {
+            index = last
+        } else if let found = envelope.method.withUnsafeReadableBytes({ MethodDispatch.index(of: $0) }) {
+            index = found
+            lastMethod = found
+        } else {
+            releaseRead()
+            write(id: id, code: StatusCode.unimplemented,
+                  message: "unknown method '\(envelope.methodName)' (see docs/protocol.md for the method table)", body: [], context: context)
             return
         }
-        // Predict of a loaded model reads like GetOnlineFeatures and never
-        // waits for the writer, so it shares the burst's transaction too;
-        // anything it cannot answer inline takes the general path below.
-        if Self.predictUTF8.withUnsafeBytes({ envelope.methodIs($0) }), state.admits(.read) {
+        let route = MethodDispatch.routes[index]
+        guard state.admits(route) else {
+            let entry = MethodDispatch.entries[index]
+            if case .refuse(let code, let message) = state.admit(entry.descriptor, needs: entry.scope) {
+                write(id: id, code: code, message: message, body: [], context: context)
+            }
+            return
+        }
+        switch route.fastPath {
+        case .connection:
+            releaseRead()
+            hello(id: id, body: envelope.body, context: context)
+            return
+        case .snapshotRead:
+            // A snapshot read never waits for the writer, so every one of a
+            // socket read's shares one read transaction.
             if held == nil { held = try? services.store.environment.hold() }
-            let held = self.held, predicts = self.predicts
-            if answerInline(id: id, body: envelope.body, { services, body, out in
-                try services.predictInline(body, scratch: predicts, held: held, &out)
-            }, context: context) { return }
+            if let inline = route.inline, answerInline(id: id, body: envelope.body, inline, context: context) { return }
+        case .none:
+            break
         }
         // Nothing else runs with the burst's transaction held: a method may
         // wait for the writer, which may wait for readers to grow the map.
         releaseRead()
-        let method = envelope.methodName
-        if method == Method.hello {
-            hello(id: id, body: envelope.body, context: context)
-            return
-        }
-        guard let spec = Services.table[method] else {
-            write(id: id, code: StatusCode.unimplemented,
-                  message: "unknown method '\(method)' (see docs/protocol.md for the method table)", body: [], context: context)
-            return
-        }
-        switch state.admit(method: method, needs: spec.scope) {
-        case .refuse(let code, let message):
-            write(id: id, code: code, message: message, body: [], context: context)
-        case .dispatch:
-            if let inline = spec.inline, answerInline(id: id, body: envelope.body, inline, context: context) {
-                // answered
-            } else {
-                state.started()
-                spec.run(services, envelope.body, responder(id: id, context: context))
-            }
-        }
+        guard let handler = MethodDispatch.entries[index].handler else { return }
+        state.started()
+        handler.run(services, envelope.body, responder(id: id, context: context))
     }
-
-    private static let getOnlineFeaturesUTF8 = Array(Method.getOnlineFeatures.utf8)
-    private static let predictUTF8 = Array(Method.predict.utf8)
 
     private func releaseRead() {
         if let read = held {
@@ -176,31 +168,36 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Whether this connection's answers wait in a task for the end of the
-    /// event loop's pass.
-    private var flushQueued = false
-
-    /// Queues the burst's flush behind every connection the event loop has
-    /// yet to read in this pass, as Redis writes its replies before it
-    /// sleeps: each write wakes a client that may preempt the loop, so the
-    /// writes come together at the end of the pass instead of between the
-    /// reads. On two shared cores this took the 32x16 pipelined read from
-    /// about 0.98x Redis's throughput to 1.03x (alternating pairs,
-    /// docs/benchmarks.md). A lone request is answered at once: its client
-    /// waits on it, and the task would cost it about 2,000 instructions.
     func channelReadComplete(context: ChannelHandlerContext) {
-        let burst = requestsThisPass
-        requestsThisPass = 0
-        guard out.readableBytes > 0, !flushQueued else { return }
-        guard burst > 1 else {
+        perform(state.readPassEnded(hasOutput: out.readableBytes > 0), context: context)
+    }
+
+    /// Carries out what the state machine decided.
+    private func perform(_ action: ConnectionState.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .flush:
             flushOutput(context: context)
-            return
-        }
-        flushQueued = true
-        context.eventLoop.assumeIsolated().execute {
-            self.flushQueued = false
-            // Gone when the connection closed meanwhile: nothing to send to.
-            if let context = self.context { self.flushOutput(context: context) }
+        case .flushAtEndOfPass:
+            // Behind every connection the event loop has yet to read in this
+            // pass: each write wakes a client that may preempt the loop.
+            context.eventLoop.assumeIsolated().execute {
+                self.state.queuedFlushRan()
+                // Gone when the connection closed meanwhile: nothing to send to.
+                if let context = self.context { self.flushOutput(context: context) }
+            }
+        case .close:
+            flushOutput(context: context)
+            context.close(promise: nil)
+        case .closeWithError(let code, let message):
+            logger.info("closing connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(message)"])
+            // After the answers already written, so none is lost.
+            Envelope.writeResponse(id: 0, code: code, message: message, more: false, into: &out) { _ in }
+            let all = out
+            out.clear()
+            let channel = context.channel  // Sendable, unlike the context
+            context.writeAndFlush(wrapOutboundOut(all)).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 
@@ -223,9 +220,9 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let tooLarge = error as? FrameTooLargeError {
-            closeWithError(context: context, code: StatusCode.resourceExhausted, message: tooLarge.description)
+            perform(state.frameFailed(code: StatusCode.resourceExhausted, message: tooLarge.description), context: context)
         } else if error is ByteToMessageDecoderError {
-            closeWithError(context: context, code: StatusCode.invalidArgument, message: "\(error)")
+            perform(state.frameFailed(code: StatusCode.invalidArgument, message: "\(error)"), context: context)
         } else {
             logger.debug("connection error", metadata: ["error": "\(error)"])
             context.close(promise: nil)
@@ -234,7 +231,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            if state.quiesce() { context.close(promise: nil) }
+            perform(state.quiesce(), context: context)
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -268,10 +265,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// header whose size is known in advance. False when the method
     /// deferred (`AnswerLater`): the caller runs it the general way.
     private func answerInline(id: UInt64, body: ByteBuffer,
-                              _ inline: (Services, ByteBuffer, inout ByteBuffer) throws -> Void, context: ChannelHandlerContext) -> Bool {
+                              _ inline: (Services, ByteBuffer, InlineContext, inout ByteBuffer) throws -> Void,
+                              context: ChannelHandlerContext) -> Bool {
         let started = Envelope.beginResponse(id: id, in: &out)
         do {
-            try inline(services, body, &out)
+            try inline(services, body, InlineContext(plans: plans, predicts: predicts, held: held), &out)
         } catch is AnswerLater {
             out.moveWriterIndex(to: started.frameStart)
             return false
@@ -282,7 +280,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             return true
         }
         Envelope.endResponse(started, in: &out)
-        if !reading { flushOutput(context: context) }
+        perform(state.answerWritten(), context: context)
         return true
     }
 
@@ -306,18 +304,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func complete(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool) {
-        // Only the last frame of a stream ends the request.
-        let closeNow = more ? false : state.finished()
         guard let context else {
-            if more { window.written(body.count) }
+            if more { window.written(body.count) } else { _ = state.finished() }
             return
         }
         guard more else {
-            write(id: id, code: code, message: message, body: body, more: false, context: context)
-            if closeNow {
-                flushOutput(context: context)
-                context.close(promise: nil)
-            }
+            // Only the last frame of a stream ends the request.
+            append(id: id, code: code, message: message, body: body, more: false)
+            perform(state.finished(), context: context)
             return
         }
         // A streamed part is flushed at once, and its room in the window
@@ -328,11 +322,6 @@ final class ConnectionHandler: ChannelInboundHandler {
         let window = self.window
         written.futureResult.whenComplete { _ in window.written(bytes) }
         flushOutput(context: context, promise: written)
-    }
-
-    private func write(id: UInt64, code: Int, message: String, body: ResponseBody, more: Bool = false, context: ChannelHandlerContext) {
-        append(id: id, code: code, message: message, body: body, more: more)
-        if !reading { flushOutput(context: context) }
     }
 
     /// Adds an answer frame to the output buffer (not flushed).
@@ -347,20 +336,6 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func write(id: UInt64, code: Int, message: String, body: [UInt8], context: ChannelHandlerContext) {
         Envelope.writeResponse(id: id, code: code, message: message, more: false, into: &out) { $0.writeBytes(body) }
-        if !reading { flushOutput(context: context) }
-    }
-
-    /// Answers a connection-level error with id 0, then closes: after a
-    /// broken frame the stream cannot be resynchronised.
-    private func closeWithError(context: ChannelHandlerContext, code: Int, message: String) {
-        guard !closing else { return }
-        closing = true
-        logger.info("closing connection", metadata: ["peer": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(message)"])
-        // After the answers already written, so none is lost.
-        Envelope.writeResponse(id: 0, code: code, message: message, more: false, into: &out) { _ in }
-        let all = out
-        out.clear()
-        let channel = context.channel  // Sendable, unlike the context
-        context.writeAndFlush(wrapOutboundOut(all)).whenComplete { _ in channel.close(promise: nil) }
+        perform(state.answerWritten(), context: context)
     }
 }

@@ -5,13 +5,13 @@ import PlinthFeatures
 import PlinthWire
 
 extension Services {
-    static let adminMethods: [String: MethodSpec] = [
-        Method.health: MethodSpec(scope: []) { _, _, respond in
+    static let adminMethods: [String: MethodHandler] = [
+        Method.health: MethodHandler { _, _, respond in
             var out = PBHealthResponse()
             out.status = .serving
             respond.succeed(out)
         },
-        Method.serverInfo: MethodSpec(scope: .read) { services, _, respond in
+        Method.serverInfo: MethodHandler { services, _, respond in
             respond.succeed(services.serverInfo())
         },
     ]

@@ -6,19 +6,19 @@ import PlinthStorage
 import PlinthWire
 
 extension Services {
-    static let featureMethods: [String: MethodSpec] = [
-        Method.applyDefinitions: MethodSpec(scope: .admin) { services, body, respond in
+    static let featureMethods: [String: MethodHandler] = [
+        Method.applyDefinitions: MethodHandler { services, body, respond in
             services.applyDefinitions(body, respond)
         },
-        Method.listDefinitions: MethodSpec(scope: .read) { services, body, respond in
+        Method.listDefinitions: MethodHandler { services, body, respond in
             services.listDefinitions(body, respond)
         },
-        Method.push: MethodSpec(scope: .write) { services, body, respond in
+        Method.push: MethodHandler { services, body, respond in
             services.push(body, respond)
         },
-        Method.getOnlineFeatures: MethodSpec(scope: .read) { services, body, out in
-            try services.getOnlineFeatures(body, into: &out)
-        },
+        Method.getOnlineFeatures: MethodHandler(inline: { services, body, context, out in
+            try services.getOnlineFeatures(body, plans: context.plans, held: context.held, into: &out)
+        }),
     ]
 
     func listDefinitions(_ body: ByteBuffer, _ respond: Responder) {
@@ -98,9 +98,5 @@ extension Services {
         try store.withRows(plan, entities: request.entities, held: held) { rows in
             OnlineResponseEncoder.encode(rows, templates: plans, compactTimes: request.compactEventTimes, into: &out)
         }
-    }
-
-    func getOnlineFeatures(_ body: ByteBuffer, into out: inout ByteBuffer) throws {
-        try getOnlineFeatures(body, plans: ConnectionPlanCache(), into: &out)
     }
 }

@@ -14,19 +14,21 @@ import PlinthWire
 import SwiftProtobuf
 
 extension Services {
-    static let inferenceMethods: [String: MethodSpec] = [
-        Method.predict: MethodSpec(scope: .read, inline: { s, body, out in try s.predictInline(body, &out) },
-                                   otherwise: { s, body, respond in s.predict(body, respond) }),
-        Method.batchPredict: MethodSpec(scope: .read) { s, body, respond in s.batchPredict(body, respond) },
-        Method.serverLive: MethodSpec(scope: []) { _, _, respond in
+    static let inferenceMethods: [String: MethodHandler] = [
+        Method.predict: MethodHandler(inline: { s, body, context, out in
+                                          try s.predictInline(body, scratch: context.predicts, held: context.held, &out)
+                                      },
+                                      otherwise: { s, body, respond in s.predict(body, respond) }),
+        Method.batchPredict: MethodHandler { s, body, respond in s.batchPredict(body, respond) },
+        Method.serverLive: MethodHandler { _, _, respond in
             respond.succeed(PBServerLiveResponse.with { $0.live = true })
         },
-        Method.serverReady: MethodSpec(scope: []) { _, _, respond in
+        Method.serverReady: MethodHandler { _, _, respond in
             // Storage is open and the definitions loaded before the listener
             // starts, so a server that answers can serve.
             respond.succeed(PBServerReadyResponse.with { $0.ready = true })
         },
-        Method.modelReady: MethodSpec(scope: .read) { s, body, respond in
+        Method.modelReady: MethodHandler { s, body, respond in
             s.now(respond) {
                 let r = try decode(PBModelReadyRequest.self, body)
                 let reference = try ModelReference(parsing: r.name, version: r.version)
@@ -38,7 +40,7 @@ extension Services {
                 }
             }
         },
-        Method.loadModel: MethodSpec(scope: .read) { s, body, respond in
+        Method.loadModel: MethodHandler { s, body, respond in
             s.offLoop(respond) {
                 let r = try decode(PBModelReadyRequest.self, body)
                 let served = try s.serving.load(try ModelReference(parsing: r.name, version: r.version))
@@ -49,7 +51,7 @@ extension Services {
                 }
             }
         },
-        Method.modelMetadata: MethodSpec(scope: .read) { s, body, respond in
+        Method.modelMetadata: MethodHandler { s, body, respond in
             s.offLoop(respond) {
                 let r = try decode(PBModelMetadataRequest.self, body)
                 let reference = try ModelReference(parsing: r.name, version: r.version)
@@ -100,6 +102,12 @@ extension Services {
     func predict(_ body: ByteBuffer, _ respond: Responder) {
         do {
             let request = try decode(PBPredictRequest.self, body)
+            // KServe's free-form parameters have no meaning here; ignoring
+            // them would answer a different question than the one asked.
+            guard request.parameters.isEmpty else {
+                throw WireError(code: StatusCode.invalidArgument,
+                                message: "PredictRequest.parameters is not supported (got \(request.parameters.keys.sorted().joined(separator: ", "))); use the margin and return_features fields")
+            }
             let call = PredictCall(modelName: request.modelName, modelVersion: request.modelVersion, id: request.id,
                                    inputs: try request.inputs.map { try Column(wire: $0) },
                                    returnFeatures: request.returnFeatures, margin: request.margin)

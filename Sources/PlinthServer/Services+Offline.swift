@@ -12,17 +12,17 @@ import PlinthFeatures
 import PlinthWire
 
 extension Services {
-    static let offlineMethods: [String: MethodSpec] = [
-        Method.getHistoricalFeatures: MethodSpec(scope: .read) { services, body, respond in
+    static let offlineMethods: [String: MethodHandler] = [
+        Method.getHistoricalFeatures: MethodHandler { services, body, respond in
             services.getHistoricalFeatures(body, respond)
         },
-        Method.getDataset: MethodSpec(scope: .read) { services, body, respond in
+        Method.getDataset: MethodHandler { services, body, respond in
             services.getDataset(body, respond)
         },
-        Method.materialize: MethodSpec(scope: .write) { services, body, respond in
+        Method.materialize: MethodHandler { services, body, respond in
             services.materialize(body, respond)
         },
-        Method.skewCheck: MethodSpec(scope: .read) { services, body, respond in
+        Method.skewCheck: MethodHandler { services, body, respond in
             services.skewCheck(body, respond)
         },
     ]

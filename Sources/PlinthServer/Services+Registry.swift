@@ -15,15 +15,15 @@ import PlinthWire
 import SwiftProtobuf
 
 extension Services {
-    static let registryMethods: [String: MethodSpec] = [
-        Method.createRegisteredModel: MethodSpec(scope: .write) { s, body, respond in
+    static let registryMethods: [String: MethodHandler] = [
+        Method.createRegisteredModel: MethodHandler { s, body, respond in
             s.later(respond) {
                 let r = try decode(PBCreateRegisteredModelRequest.self, body)
                 let model = try await s.registry.createModel(name: r.name, description: r.description_p, card: r.card, tags: r.tags)
                 return PBRegisteredModelResponse.with { $0.model = model.wire }
             }
         },
-        Method.updateRegisteredModel: MethodSpec(scope: .write) { s, body, respond in
+        Method.updateRegisteredModel: MethodHandler { s, body, respond in
             s.later(respond) {
                 let r = try decode(PBUpdateRegisteredModelRequest.self, body)
                 let model = try await s.registry.updateModel(name: r.name, description: r.setDescription ? r.description_p : nil,
@@ -31,16 +31,16 @@ extension Services {
                 return PBRegisteredModelResponse.with { $0.model = model.wire }
             }
         },
-        Method.getRegisteredModel: MethodSpec(scope: .read) { s, body, respond in
+        Method.getRegisteredModel: MethodHandler { s, body, respond in
             s.now(respond) {
                 let r = try decode(PBGetRegisteredModelRequest.self, body)
                 return try PBRegisteredModelResponse.with { $0.model = try s.registry.model(named: r.name).wire }
             }
         },
-        Method.listRegisteredModels: MethodSpec(scope: .read) { s, _, respond in
+        Method.listRegisteredModels: MethodHandler { s, _, respond in
             s.now(respond) { try PBListRegisteredModelsResponse.with { $0.models = try s.registry.listModels().map(\.wire) } }
         },
-        Method.createModelVersion: MethodSpec(scope: .write) { s, body, respond in
+        Method.createModelVersion: MethodHandler { s, body, respond in
             // Register is a hot path too: decoded and checked here, answered
             // from the writer's completion after the durable commit, with no
             // task in between (as LogBatch).
@@ -74,19 +74,19 @@ extension Services {
                 }
             } catch { respond.fail(error) }
         },
-        Method.getModelVersion: MethodSpec(scope: .read) { s, body, respond in
+        Method.getModelVersion: MethodHandler { s, body, respond in
             s.now(respond) {
                 let r = try decode(PBGetModelVersionRequest.self, body)
                 return try PBModelVersionResponse.with { $0.version = try s.resolveVersion(r.model, version: r.version, alias: r.alias).wire }
             }
         },
-        Method.listModelVersions: MethodSpec(scope: .read) { s, body, respond in
+        Method.listModelVersions: MethodHandler { s, body, respond in
             s.now(respond) {
                 let r = try decode(PBListModelVersionsRequest.self, body)
                 return try PBListModelVersionsResponse.with { $0.versions = try s.registry.versions(model: r.model).map(\.wire) }
             }
         },
-        Method.setModelAlias: MethodSpec(scope: .write) { s, body, respond in
+        Method.setModelAlias: MethodHandler { s, body, respond in
             s.later(respond) {
                 let r = try decode(PBSetModelAliasRequest.self, body)
                 let event = try await s.registry.setAlias(model: r.model, alias: r.alias, version: r.version,
@@ -95,7 +95,7 @@ extension Services {
                 return PBAliasChangeResponse.with { $0.change = event.wire }
             }
         },
-        Method.deleteModelAlias: MethodSpec(scope: .write) { s, body, respond in
+        Method.deleteModelAlias: MethodHandler { s, body, respond in
             s.later(respond) {
                 let r = try decode(PBDeleteModelAliasRequest.self, body)
                 let event = try await s.registry.deleteAlias(model: r.model, alias: r.alias, who: respond.who, reason: r.reason)
@@ -103,7 +103,7 @@ extension Services {
                 return PBAliasChangeResponse.with { $0.change = event.wire }
             }
         },
-        Method.setModelPolicy: MethodSpec(scope: .admin) { s, body, respond in
+        Method.setModelPolicy: MethodHandler { s, body, respond in
             s.later(respond) {
                 let r = try decode(PBSetModelPolicyRequest.self, body)
                 let policy = r.hasPolicy ? try Policy(wire: r.policy) : nil
@@ -111,13 +111,13 @@ extension Services {
                 return PBRegisteredModelResponse.with { $0.model = model.wire }
             }
         },
-        Method.checkModelPolicy: MethodSpec(scope: .read) { s, body, respond in
+        Method.checkModelPolicy: MethodHandler { s, body, respond in
             s.now(respond) {
                 let r = try decode(PBCheckModelPolicyRequest.self, body)
                 return try PBCheckModelPolicyResponse.with { $0.failures = try s.registry.check(model: r.model, version: r.version) }
             }
         },
-        Method.getModelLineage: MethodSpec(scope: .read) { s, body, respond in
+        Method.getModelLineage: MethodHandler { s, body, respond in
             s.now(respond) {
                 let r = try decode(PBGetModelLineageRequest.self, body)
                 let version = try s.resolveVersion(r.model, version: r.version, alias: r.alias)
@@ -136,7 +136,7 @@ extension Services {
                 return out
             }
         },
-        Method.getAliasAudit: MethodSpec(scope: .read) { s, body, respond in
+        Method.getAliasAudit: MethodHandler { s, body, respond in
             s.now(respond) {
                 let r = try decode(PBGetAliasAuditRequest.self, body)
                 return try PBGetAliasAuditResponse.with { $0.changes = try s.registry.auditLog(model: r.model).map(\.wire) }

@@ -12,15 +12,15 @@ import PlinthWire
 import SwiftProtobuf
 
 extension Services {
-    static let trackingMethods: [String: MethodSpec] = [
-        Method.createExperiment: MethodSpec(scope: .write) { s, body, respond in
+    static let trackingMethods: [String: MethodHandler] = [
+        Method.createExperiment: MethodHandler { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBCreateExperimentRequest.self, body)
                 let value = try await s.tracking.createExperiment(name: request.name, tags: request.tags)
                 return PBExperimentResponse.with { $0.experiment = value.wire }
             }
         },
-        Method.getExperiment: MethodSpec(scope: .read) { s, body, respond in
+        Method.getExperiment: MethodHandler { s, body, respond in
             s.now(respond) {
                 let request = try decode(PBGetExperimentRequest.self, body)
                 let experiment: Experiment
@@ -34,7 +34,7 @@ extension Services {
                 return PBExperimentResponse.with { $0.experiment = experiment.wire }
             }
         },
-        Method.listExperiments: MethodSpec(scope: .read) { s, body, respond in
+        Method.listExperiments: MethodHandler { s, body, respond in
             s.now(respond) {
                 let request = try decode(PBListExperimentsRequest.self, body)
                 let all = try s.tracking.listExperiments(includeDeleted: request.view != .activeOnly && request.view != .unspecified)
@@ -42,28 +42,28 @@ extension Services {
                 return PBListExperimentsResponse.with { $0.experiments = shown.map(\.wire) }
             }
         },
-        Method.renameExperiment: MethodSpec(scope: .write) { s, body, respond in
+        Method.renameExperiment: MethodHandler { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBRenameExperimentRequest.self, body)
                 let e = try await s.tracking.renameExperiment(id: request.experimentID, to: request.newName)
                 return PBExperimentResponse.with { $0.experiment = e.wire }
             }
         },
-        Method.deleteExperiment: MethodSpec(scope: .write) { s, body, respond in
+        Method.deleteExperiment: MethodHandler { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBExperimentIdRequest.self, body)
                 let e = try await s.tracking.deleteExperiment(id: request.experimentID)
                 return PBExperimentResponse.with { $0.experiment = e.wire }
             }
         },
-        Method.restoreExperiment: MethodSpec(scope: .write) { s, body, respond in
+        Method.restoreExperiment: MethodHandler { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBExperimentIdRequest.self, body)
                 let e = try await s.tracking.restoreExperiment(id: request.experimentID)
                 return PBExperimentResponse.with { $0.experiment = e.wire }
             }
         },
-        Method.startRun: MethodSpec(scope: .write) { s, body, respond in
+        Method.startRun: MethodHandler { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBStartRunRequest.self, body)
                 let run = try await s.tracking.startRun(experimentId: request.experimentID, name: request.name, tags: request.tags,
@@ -71,7 +71,7 @@ extension Services {
                 return PBRunResponse.with { $0.run = RunRecord(run: run, metrics: [:]).wire }
             }
         },
-        Method.endRun: MethodSpec(scope: .write) { s, body, respond in
+        Method.endRun: MethodHandler { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBEndRunRequest.self, body)
                 let status = try RunStatus(wire: request.status == .unspecified ? .finished : request.status)
@@ -80,27 +80,27 @@ extension Services {
                 return try PBRunResponse.with { $0.run = try s.tracking.run(id: request.runID).wire }
             }
         },
-        Method.getRun: MethodSpec(scope: .read) { s, body, respond in
+        Method.getRun: MethodHandler { s, body, respond in
             s.now(respond) {
                 let request = try decode(PBRunIdRequest.self, body)
                 return try PBRunResponse.with { $0.run = try s.tracking.run(id: request.runID).wire }
             }
         },
-        Method.deleteRun: MethodSpec(scope: .write) { s, body, respond in
+        Method.deleteRun: MethodHandler { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBRunIdRequest.self, body)
                 _ = try await s.tracking.deleteRun(id: request.runID)
                 return try PBRunResponse.with { $0.run = try s.tracking.run(id: request.runID).wire }
             }
         },
-        Method.restoreRun: MethodSpec(scope: .write) { s, body, respond in
+        Method.restoreRun: MethodHandler { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBRunIdRequest.self, body)
                 _ = try await s.tracking.restoreRun(id: request.runID)
                 return try PBRunResponse.with { $0.run = try s.tracking.run(id: request.runID).wire }
             }
         },
-        Method.logBatch: MethodSpec(scope: .write) { s, body, respond in
+        Method.logBatch: MethodHandler { s, body, respond in
             // The hot write path: decoded here, answered from the writer's
             // completion, no task in between.
             do {
@@ -114,7 +114,7 @@ extension Services {
                 }
             } catch { respond.fail(error) }
         },
-        Method.getMetricHistory: MethodSpec(scope: .read) { s, body, respond in
+        Method.getMetricHistory: MethodHandler { s, body, respond in
             s.now(respond) {
                 let request = try decode(PBGetMetricHistoryRequest.self, body)
                 let page = try s.tracking.metricHistory(runId: request.runID, key: request.key, maxResults: Int(request.maxResults),
@@ -127,7 +127,7 @@ extension Services {
                 return out
             }
         },
-        Method.searchRuns: MethodSpec(scope: .read) { s, body, respond in
+        Method.searchRuns: MethodHandler { s, body, respond in
             do {
                 let request = try decode(PBSearchRunsRequest.self, body)
                 let view: RunView = switch request.view {
@@ -153,7 +153,7 @@ extension Services {
                 respond.deliver(StatusCode.ok, "", .bytes(out), false)
             } catch { respond.fail(error) }
         },
-        Method.uploadArtifact: MethodSpec(scope: .write) { s, body, respond in
+        Method.uploadArtifact: MethodHandler { s, body, respond in
             s.later(respond) {
                 let request = try decode(PBUploadArtifactRequest.self, body)
                 let expected = request.uploadID.isEmpty && !request.expectedDigest.isEmpty ? request.expectedDigest : nil
@@ -190,7 +190,7 @@ extension Services {
                 return out
             }
         },
-        Method.downloadArtifact: MethodSpec(scope: .read) { s, body, respond in
+        Method.downloadArtifact: MethodHandler { s, body, respond in
             // Reading the file is disk I/O: keep it off the event loop.
             Task {
                 do {
@@ -213,7 +213,7 @@ extension Services {
                 } catch { respond.fail(error) }
             }
         },
-        Method.listArtifacts: MethodSpec(scope: .read) { s, body, respond in
+        Method.listArtifacts: MethodHandler { s, body, respond in
             s.now(respond) {
                 let request = try decode(PBListArtifactsRequest.self, body)
                 return try PBListArtifactsResponse.with { $0.artifacts = try s.artifacts.list(runId: request.runID, prefix: request.prefix).map(\.wire) }

@@ -1,5 +1,7 @@
-// Services: the method table — each method's path, the scope it needs, and
-// the handler that maps its wire request onto the domain. Reads run inline
+// Services: what every method works with (the stores, the registry, the
+// serving repository, the configuration) and how it answers (Responder).
+// What each method does is in Services+Name.swift, one file per service;
+// which methods exist and what they need is MethodDispatch. Reads run inline
 // on the connection's event loop (a few microseconds); writes go to the
 // storage writer and answer when their commit is durable, so answers to
 // pipelined requests can come back out of order.
@@ -83,46 +85,6 @@ final class ServerStats: Sendable {
     let startedAt = currentMicros()
 }
 
-struct MethodSpec: Sendable {
-    let scope: Scope
-    let run: @Sendable (Services, ByteBuffer, Responder) -> Void
-    /// For methods answered synchronously on the event loop (reads): writes
-    /// the response body into `out` directly, skipping the Responder's
-    /// closure and the copy into a second buffer.
-    let inline: (@Sendable (Services, ByteBuffer, inout ByteBuffer) throws -> Void)?
-
-    init(scope: Scope, run: @escaping @Sendable (Services, ByteBuffer, Responder) -> Void) {
-        self.scope = scope
-        self.run = run
-        self.inline = nil
-    }
-
-    /// A method answered inline when it can, which throws `AnswerLater`
-    /// when it cannot (e.g. a model must be loaded first); `run` then
-    /// answers it the general way.
-    init(scope: Scope, inline: @escaping @Sendable (Services, ByteBuffer, inout ByteBuffer) throws -> Void,
-         otherwise run: @escaping @Sendable (Services, ByteBuffer, Responder) -> Void) {
-        self.scope = scope
-        self.inline = inline
-        self.run = run
-    }
-
-    init(scope: Scope, inline: @escaping @Sendable (Services, ByteBuffer, inout ByteBuffer) throws -> Void) {
-        self.scope = scope
-        self.inline = inline
-        self.run = { services, body, respond in
-            var out = responseAllocator.buffer(capacity: 256)
-            do {
-                try inline(services, body, &out)
-                respond.succeed(encoded: out)
-            } catch { respond.fail(error) }
-        }
-    }
-}
-
-/// Thrown by an inline method that cannot answer on the event loop now.
-struct AnswerLater: Error {}
-
 let responseAllocator = ByteBufferAllocator()
 
 func decode<M: SwiftProtobuf.Message>(_ type: M.Type, _ body: ByteBuffer) throws -> M {
@@ -164,17 +126,6 @@ public final class Services: Sendable {
         serving = ModelRepository(registry: registry, store: store, artifactPath: artifacts.blobPath)
         predictor = Predictor(store: store, offline: offline)
     }
-
-    /// Every method but Hello, which the connection handles itself because
-    /// it changes the connection's state. Each service declares its own
-    /// methods in its `Services+Name.swift` file.
-    static let table: [String: MethodSpec] = {
-        var table: [String: MethodSpec] = [:]
-        for service in [adminMethods, featureMethods, offlineMethods, trackingMethods, registryMethods, inferenceMethods] {
-            table.merge(service) { _, _ in preconditionFailure("a method path is declared twice") }
-        }
-        return table
-    }()
 }
 
 public let plinthVersion = "0.1.0"

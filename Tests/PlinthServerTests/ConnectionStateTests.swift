@@ -5,29 +5,36 @@ import XCTest
 @testable import PlinthServer
 @testable import PlinthWire
 
+/// What the state machine says of a request for `path`, with the scope the
+/// method table gives it.
+func admit(_ state: ConnectionState, _ path: String) -> ConnectionState.Admission {
+    guard let entry = MethodDispatch.entry(path) else { return .refuse(code: -1, message: "no such method \(path)") }
+    return state.admit(entry.descriptor, needs: entry.scope)
+}
+
 final class ConnectionStateTests: XCTestCase {
     let tokens = [Token(name: "reader", secret: "r-secret-1", scopes: .read),
                   Token(name: "ops", secret: "o-secret-1", scopes: .all)]
 
     func testWithoutTokensEverythingRunsEvenBeforeHello() {
         var state = ConnectionState(tokens: [])
-        XCTAssertEqual(state.admit(method: Method.push, needs: .write), .dispatch)
+        XCTAssertEqual(admit(state, Method.push), .dispatch)
         guard case .success(let (scopes, _)) = state.hello(version: 1, token: "") else { return XCTFail() }
         XCTAssertEqual(scopes, .all)
     }
 
     func testTokensAreRequiredAndScopesChecked() {
         var state = ConnectionState(tokens: tokens)
-        XCTAssertEqual(state.admit(method: Method.health, needs: []), .dispatch)
-        guard case .refuse(let code, _) = state.admit(method: Method.getOnlineFeatures, needs: .read) else { return XCTFail() }
+        XCTAssertEqual(admit(state, Method.health), .dispatch)
+        guard case .refuse(let code, _) = admit(state, Method.getOnlineFeatures) else { return XCTFail() }
         XCTAssertEqual(code, StatusCode.unauthenticated)
         guard case .failure(let wrong) = state.hello(version: 1, token: "r-secret-2") else { return XCTFail() }
         XCTAssertEqual(wrong.code, StatusCode.unauthenticated)
         guard case .success(let (scopes, name)) = state.hello(version: 1, token: "r-secret-1") else { return XCTFail() }
         XCTAssertEqual(scopes, .read)
         XCTAssertEqual(name, "reader")
-        XCTAssertEqual(state.admit(method: Method.getOnlineFeatures, needs: .read), .dispatch)
-        guard case .refuse(let denied, let message) = state.admit(method: Method.push, needs: .write) else { return XCTFail() }
+        XCTAssertEqual(admit(state, Method.getOnlineFeatures), .dispatch)
+        guard case .refuse(let denied, let message) = admit(state, Method.push) else { return XCTFail() }
         XCTAssertEqual(denied, StatusCode.permissionDenied)
         XCTAssertTrue(message.contains("write"))
     }
@@ -36,7 +43,7 @@ final class ConnectionStateTests: XCTestCase {
         var state = ConnectionState(tokens: tokens)
         guard case .success = state.hello(version: 1, token: "o-secret-1") else { return XCTFail() }
         guard case .failure = state.hello(version: 1, token: "wrong-one") else { return XCTFail() }
-        guard case .refuse(let code, _) = state.admit(method: Method.listDefinitions, needs: .read) else { return XCTFail() }
+        guard case .refuse(let code, _) = admit(state, Method.listDefinitions) else { return XCTFail() }
         XCTAssertEqual(code, StatusCode.unauthenticated)
     }
 
@@ -51,11 +58,66 @@ final class ConnectionStateTests: XCTestCase {
         var state = ConnectionState(tokens: [])
         state.started()
         state.started()
-        XCTAssertFalse(state.quiesce())
-        guard case .refuse(let code, _) = state.admit(method: Method.getOnlineFeatures, needs: .read) else { return XCTFail() }
+        XCTAssertEqual(state.quiesce(), .none)
+        guard case .refuse(let code, _) = admit(state, Method.getOnlineFeatures) else { return XCTFail() }
         XCTAssertEqual(code, StatusCode.unavailable)
-        XCTAssertFalse(state.finished())
-        XCTAssertTrue(state.finished())
+        XCTAssertEqual(state.finished(), .flush, "an answer from a worker goes out at once")
+        XCTAssertEqual(state.finished(), .close)
+    }
+
+    func testQuiescingAnIdleConnectionClosesIt() {
+        var state = ConnectionState(tokens: [])
+        XCTAssertEqual(state.quiesce(), .close)
+    }
+
+    func testMethodsOpenBeforeHello() {
+        // Documented as open before Hello: Hello, Health and KServe's liveness and readiness.
+        let state = ConnectionState(tokens: tokens)
+        for path in [Method.hello, Method.health, Method.serverLive, Method.serverReady] {
+            XCTAssertEqual(admit(state, path), .dispatch, path)
+        }
+        for path in [Method.serverInfo, Method.modelReady, Method.getOnlineFeatures] {
+            guard case .refuse(let code, _) = admit(state, path) else { return XCTFail(path) }
+            XCTAssertEqual(code, StatusCode.unauthenticated, path)
+        }
+    }
+
+    func testAnswersInsideAReadWaitForItsEnd() {
+        var state = ConnectionState(tokens: [])
+        XCTAssertEqual(state.answerWritten(), .flush, "outside a read an answer goes at once")
+        state.readStarted()
+        state.requestRead()
+        XCTAssertEqual(state.answerWritten(), .none)
+        state.started()
+        XCTAssertEqual(state.finished(), .none, "a worker's answer inside a read waits too")
+        state.readEnded()
+        XCTAssertEqual(state.readPassEnded(hasOutput: true), .flush, "a lone request is answered at once")
+    }
+
+    func testABurstFlushesOnceAtTheEndOfThePass() {
+        var state = ConnectionState(tokens: [])
+        state.readStarted()
+        for _ in 0..<5 { state.requestRead() }
+        state.readEnded()
+        XCTAssertEqual(state.readPassEnded(hasOutput: true), .flushAtEndOfPass)
+        // A second read completing before the queued flush ran queues nothing more.
+        state.readStarted()
+        state.requestRead()
+        state.requestRead()
+        state.readEnded()
+        XCTAssertEqual(state.readPassEnded(hasOutput: true), .none)
+        state.queuedFlushRan()
+        XCTAssertEqual(state.readPassEnded(hasOutput: true), .flush, "the pass's count was reset")
+        XCTAssertEqual(state.readPassEnded(hasOutput: false), .none, "nothing written: nothing to flush")
+    }
+
+    func testABrokenFrameClosesOnceWithAnError() {
+        var state = ConnectionState(tokens: [])
+        XCTAssertEqual(state.frameFailed(code: StatusCode.resourceExhausted, message: "too big"),
+                       .closeWithError(code: StatusCode.resourceExhausted, message: "too big"))
+        XCTAssertTrue(state.closing)
+        XCTAssertEqual(state.frameFailed(code: StatusCode.invalidArgument, message: "again"), .none)
+        XCTAssertEqual(state.readPassEnded(hasOutput: true), .none, "a closing connection flushes nothing more")
     }
 
     func testConfigRefusesPublicAddressWithoutTokens() throws {

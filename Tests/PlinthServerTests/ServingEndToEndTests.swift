@@ -229,10 +229,11 @@ final class ServingEndToEndTests: XCTestCase {
         let c = try Connection(address: address)
         _ = try c.call(Method.push, pushRequest(ids: [1], count: 3), as: PBPushResponse.self)
         try register(c)
-        // First call loads (general path), the rest answer inline; KServe
-        // parameters and unknown fields are accepted on both.
+        // First call loads (general path), the rest answer inline; unknown
+        // fields are accepted on both, KServe parameters refused on both
+        // (Plinth gives them no meaning, and ignoring them would answer
+        // another question than the one asked).
         var request = predictRequest(users: [1, 1], amounts: [0, 1])
-        request.parameters["trace"] = PBInferParameter.with { $0.boolParam = true }
         request.id = "same"
         var bytes: [UInt8] = try request.serializedBytes()
         bytes += [0xF8, 0x3E, 0x01]  // field 999, varint 1: a field from a newer client
@@ -242,6 +243,11 @@ final class ServingEndToEndTests: XCTestCase {
             XCTAssertEqual(r.outputs[0].float64Values, [8.5, 108.5])
             XCTAssertEqual(r.id, "same")
             XCTAssertEqual(r.predictionIds.count, 2)
+        }
+        var withParameters = request
+        withParameters.parameters["trace"] = PBInferParameter.with { $0.boolParam = true }
+        expectCode(3, contains: "parameters is not supported (got trace)") {
+            _ = try c.call(Method.predict, withParameters, as: PBPredictResponse.self)
         }
         var withFeatures = predictRequest(users: [1], amounts: [2])
         withFeatures.returnFeatures = true
