@@ -148,18 +148,7 @@ final class OnlineResponseEncoderTests: XCTestCase {
         }
     }
 
-    /// Runs `body` with an online store in a fresh temporary environment
-    /// that has the definitions `yaml` applied.
-    func withStore(_ yaml: String, _ body: (OnlineStore) throws -> Void) throws {
-        let path = NSTemporaryDirectory() + "plinth-encoder-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let env = try Environment(path: path)
-        defer { env.close() }
-        let catalog = try Catalog(environment: env)
-        let store = try OnlineStore(environment: env, catalog: catalog)
-        _ = try catalog.apply(DefinitionParser.parse(yaml))
-        try body(store)
-    }
+    func withStore(_ yaml: String, _ body: (OnlineStore) throws -> Void) throws { try withTestStore(yaml, body) }
 
     func check(_ store: OnlineStore, users: Column, shops: Column, now: Int64, spotCheck: Bool) throws {
         let refs = ["everything:i", "everything:f", "everything:d", "everything:b", "everything:s",
@@ -198,4 +187,17 @@ final class OnlineResponseEncoderTests: XCTestCase {
             XCTAssertEqual(expected[4].values.strings[0], "héllo")
         }
     }
+}
+
+/// Runs `body` with an online store in a fresh temporary environment that
+/// has the definitions `yaml` applied.
+func withTestStore(_ yaml: String, _ body: (OnlineStore) throws -> Void) throws {
+    let path = NSTemporaryDirectory() + "plinth-encoder-\(UUID().uuidString)"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let env = try Environment(path: path)
+    defer { env.close() }
+    let catalog = try Catalog(environment: env)
+    let store = try OnlineStore(environment: env, catalog: catalog)
+    _ = try catalog.apply(DefinitionParser.parse(yaml))
+    try body(store)
 }
