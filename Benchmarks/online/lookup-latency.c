@@ -1,6 +1,7 @@
 /* lookup-latency: what one mdb_get of a random key costs on the online
  * table of a plinthd data directory, and how much of it a prefetch of the
- * key's leaf page removes (the question behind LeafHints.swift).
+ * key's leaf page removes (the question behind the leaf-page hints plinthd
+ * once kept; removed for TreeSearch.swift, see docs/performance-log.md).
  *
  *   cc -O2 -o /tmp/lookup-latency Benchmarks/online/lookup-latency.c -llmdb
  *   /tmp/lookup-latency DATA_DIR KEYS [LINES]

@@ -1,6 +1,7 @@
 """Combines the result files of one `Benchmarks/run.sh online` run into one
 JSON document, prints the table of figures and Plinth/Redis ratios
-(Markdown, as docs/benchmarks.md shows it), and checks issue 2's targets.
+(Markdown, as docs/performance-log.md records each run), and checks
+issue 2's targets.
 Uses only the standard library: it runs with the system python3.
 """
 import argparse

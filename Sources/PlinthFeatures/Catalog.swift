@@ -7,7 +7,7 @@
 // version and its history in the same transaction. After the commit the
 // snapshot is rebuilt from storage, so the read path never takes a storage
 // round trip to resolve a name (Feast's registry lookups are its slowest
-// part; see PEERS.md).
+// part).
 import Foundation
 public import PlinthStorage
 

@@ -51,7 +51,8 @@ from .errors import (  # noqa: E402
 )
 from .online import OnlineResponse  # noqa: E402
 from .serving import ModelMetadata, ModelState, Prediction, Predictions, TensorMetadata  # noqa: E402
-from .tracking import ActiveRun, Experiment, Metric, ModelVersion, PagedList, Run  # noqa: E402
+from .registry import ModelVersion  # noqa: E402
+from .tracking import ActiveRun, Experiment, Metric, PagedList, Run  # noqa: E402
 
 __all__ = [
     "Client", "OnlineResponse", "ApplyResult", "PushResult", "Definitions", "Entity",

@@ -29,6 +29,8 @@ from .definitions import ApplyResult, Catalog, Definitions, PushResult
 from .offline import OfflineMixin
 from .serving import ModelMetadata, ServingMixin
 from .online import OnlineResponse
+from .artifacts import ArtifactsMixin
+from .registry import RegistryMixin
 from .tracking import TrackingMixin
 
 DEFAULT_ADDRESS = "127.0.0.1:7433"
@@ -62,7 +64,7 @@ _READS = frozenset(
 
 M = TypeVar("M")
 
-class Client(OfflineMixin, TrackingMixin, ServingMixin):
+class Client(OfflineMixin, TrackingMixin, RegistryMixin, ArtifactsMixin, ServingMixin):
     """A connection to plinthd.
 
     Args:
@@ -100,7 +102,7 @@ class Client(OfflineMixin, TrackingMixin, ServingMixin):
         # Model files by absolute path -> ((size, mtime_ns, ctime_ns, inode,
         # device), sha256), and the digests this daemon has confirmed it
         # stores: register_model of an unchanged file sends no bytes (see
-        # TrackingMixin._model_blob).
+        # ArtifactsMixin._model_blob).
         self._file_digests: Dict[str, Tuple[Tuple[int, ...], str]] = {}
         self._stored_digests: Dict[str, None] = {}
 

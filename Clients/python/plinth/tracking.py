@@ -1,7 +1,10 @@
-"""Experiment tracking and the model registry: the `Client` methods.
+"""Experiment tracking: experiments, runs, params, metrics, datasets and
+run search, as `plinth.Client` methods.
 
 `TrackingMixin` is mixed into `plinth.Client`; every method here goes
 through the client's `_call`, so it shares its connection, lock and errors.
+The registry's calls are in `plinth.registry`, artifact uploads and
+downloads in `plinth.artifacts`.
 
     with plinth.Client() as client:
         client.create_experiment("churn")
@@ -32,21 +35,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import errors
-from ._proto.plinth.v1 import registry_pb2, tracking_pb2
+from ._proto.plinth.v1 import tracking_pb2
 
 _TRACKING = "/plinth.v1.Tracking/"
-_REGISTRY = "/plinth.v1.Registry/"
-#: Bytes per UploadArtifact chunk: well under the default 16 MiB frame limit.
-ARTIFACT_CHUNK_BYTES = 1 << 20
-# At most this many file digests and daemon-confirmed digests are remembered per client.
-_KNOWN_DIGESTS = 1024
-#: How long after its last change a file with sub-second timestamps must
-#: stay unchanged before its digest is cached (see Client._file_digest).
-_SETTLE_FINE_NS = 50_000_000
 #: Buffered metric points that trigger a flush.
 DEFAULT_FLUSH_POINTS = 50_000
 #: Seconds after which buffered metrics are flushed even if few.
@@ -59,7 +54,6 @@ _STATUS_NAMES = {
     tracking_pb2.RUN_STATUS_KILLED: "KILLED",
 }
 _STATUS_CODES = {name: code for code, name in _STATUS_NAMES.items()}
-_FORMATS = {".json": "xgboost-json", ".ubj": "xgboost-ubjson", ".txt": "lightgbm-text", ".onnx": "onnx"}
 
 
 # --- values returned ----------------------------------------------------------
@@ -165,21 +159,6 @@ class Run:
 
     def __repr__(self) -> str:
         return "Run(%s)" % ", ".join("%s=%r" % item for item in self.to_dict().items())
-
-
-@dataclass
-class ModelVersion:
-    name: str
-    version: int
-    run_id: str
-    artifact_digest: str
-    artifact_format: str
-    signature: Dict[str, Any]
-    metrics: Dict[str, float]
-    tags: Dict[str, str]
-    aliases: List[str]
-    description: str
-    created_ms: int
 
 
 class PagedList(list):
@@ -310,13 +289,10 @@ class ActiveRun:
 
 
 # --- the mixin ----------------------------------------------------------------
-
-
 class TrackingMixin:
-    """Tracking and registry calls of `plinth.Client` (see the module docstring)."""
+    """Tracking calls of `plinth.Client` (see the module docstring)."""
 
     _call: Any  # provided by Client
-
     def _runs(self) -> List[ActiveRun]:
         runs = self.__dict__.get("_active_runs")
         if runs is None:
@@ -611,346 +587,6 @@ class TrackingMixin:
             raise ValueError("output_format must be 'list' or 'pandas', not %r" % output_format)
         return PagedList(runs, token or None)
 
-    # --- artifacts ------------------------------------------------------------
-
-    def log_artifact(
-        self, path: Union[str, "os.PathLike[str]"], artifact_path: Optional[str] = None, run_id: Optional[str] = None,
-    ) -> List[Dict[str, Any]]:
-        """Upload a file, or a folder's files, to the run's artifacts, under
-        `artifact_path` (a folder within the run). Symbolic links are refused."""
-        run_id, _ = self._run_for(run_id)
-        path = os.fspath(path)
-        if os.path.islink(path):
-            raise errors.InvalidArgumentError("%s is a symbolic link; artifacts must be regular files" % path)
-        prefix = (artifact_path.strip("/") + "/") if artifact_path else ""
-        if os.path.isdir(path):
-            files: List[Tuple[str, str]] = []
-            for folder, dirs, names in os.walk(path, followlinks=False):
-                for name in sorted(names) + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
-                    full = os.path.join(folder, name)
-                    if os.path.islink(full):
-                        raise errors.InvalidArgumentError("%s is a symbolic link; artifacts must be regular files" % full)
-                    files.append((full, prefix + os.path.relpath(full, path).replace(os.sep, "/")))
-        else:
-            files = [(path, prefix + os.path.basename(path))]
-        return [self._upload(run_id, local, remote) for local, remote in files]
-
-    def _upload(self, run_id: str, local: str, remote: str, digest: str = "") -> Dict[str, Any]:
-        """Uploads a file in chunks. With `digest` (the file's sha256), a
-        file of more than one chunk is announced first and not sent when the
-        daemon already stores those bytes; a file of one chunk goes in one
-        request, as before. Either way the daemon checks the bytes it gets
-        against the digest (DATA_LOSS if the file changed meanwhile)."""
-        upload_id = ""
-        with open(local, "rb") as handle:
-            if digest and os.fstat(handle.fileno()).st_size > ARTIFACT_CHUNK_BYTES:
-                request = tracking_pb2.UploadArtifactRequest(run_id=run_id, path=remote, expected_digest=digest)
-                response = self._call(_TRACKING + "UploadArtifact", request, tracking_pb2.UploadArtifactResponse.FromString)
-                if response.already_stored:
-                    return _artifact(response.artifact)
-                # Not stored (or a daemon older than expected_digest): send the bytes.
-                upload_id = response.upload_id
-            chunk = handle.read(ARTIFACT_CHUNK_BYTES)
-            while True:
-                following = handle.read(ARTIFACT_CHUNK_BYTES)
-                request = tracking_pb2.UploadArtifactRequest(
-                    run_id=run_id, path=remote, upload_id=upload_id, data=chunk, finish=not following,
-                    expected_digest="" if upload_id else digest,
-                )
-                response = self._call(_TRACKING + "UploadArtifact", request, tracking_pb2.UploadArtifactResponse.FromString)
-                upload_id = response.upload_id
-                if not following:
-                    return _artifact(response.artifact)
-                chunk = following
-
-    def list_artifacts(self, run_id: str, path: str = "") -> List[Dict[str, Any]]:
-        response = self._call(
-            _TRACKING + "ListArtifacts", tracking_pb2.ListArtifactsRequest(run_id=run_id, prefix=path),
-            tracking_pb2.ListArtifactsResponse.FromString,
-        )
-        return [_artifact(a) for a in response.artifacts]
-
-    def download_artifacts(self, run_id: str, path: str = "", dest: Union[str, "os.PathLike[str]"] = ".") -> str:
-        """Download an artifact, or every artifact under a folder, into
-        `dest`, keeping paths relative to the run; returns the local path.
-        Each file is written chunk by chunk as the frames arrive (never
-        whole in memory) to a `.part` file, checked against the daemon's
-        sha256, then renamed into place."""
-        dest = os.path.abspath(os.fspath(dest))
-        listed = self.list_artifacts(run_id, path)
-        if not listed:
-            raise errors.NotFoundError("run %s has no artifact at %r" % (run_id, path))
-        for artifact in listed:
-            target = os.path.abspath(os.path.join(dest, *artifact["path"].split("/")))
-            if os.path.commonpath([dest, target]) != dest:
-                raise errors.InvalidArgumentError("artifact path %r escapes %s" % (artifact["path"], dest))
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            self._download(tracking_pb2.DownloadArtifactRequest(run_id=run_id, path=artifact["path"]), target)
-        if len(listed) == 1 and listed[0]["path"] == path:
-            return os.path.join(dest, *path.split("/"))
-        return os.path.join(dest, *path.split("/")) if path else dest
-
-    def _download(self, request: tracking_pb2.DownloadArtifactRequest, target: str) -> None:
-        """Streams one DownloadArtifact answer into `target`, frame by frame.
-
-        This reads the connection's frames itself (the client's `_call`
-        would merge a stream into one message in memory); like `_call` it
-        holds the client's lock, and a failure other than a status closes
-        the connection, whose byte stream can no longer be trusted."""
-        import hashlib
-
-        partial = target + ".part"
-        hasher = hashlib.sha256()
-        with self._lock:
-            connection = self._connected()
-            request_id, frame = connection._frame(_TRACKING + "DownloadArtifact", request.SerializeToString())
-            try:
-                connection._send(frame)
-                with open(partial, "wb") as handle:
-                    while True:
-                        response = connection._next_for(request_id)
-                        if response.HasField("status") and response.status.code != 0:
-                            error = errors.error_for(response.status.code, response.status.message)
-                            while response.more:
-                                response = connection._next_for(request_id)
-                            raise error
-                        part = tracking_pb2.DownloadArtifactResponse.FromString(response.body)
-                        for chunk in part.chunks:
-                            handle.write(chunk)
-                            hasher.update(chunk)
-                        if not response.more:
-                            digest = part.artifact.digest
-                            break
-            except errors.PlinthError:
-                _remove(partial)
-                raise
-            except BaseException:
-                connection.close()
-                _remove(partial)
-                raise
-        if hasher.hexdigest() != digest:
-            _remove(partial)
-            raise errors.DataLossError("%s does not match the artifact's digest %s" % (target, digest))
-        os.replace(partial, target)
-
-    # --- registry -------------------------------------------------------------
-
-    def register_model(
-        self,
-        name: str,
-        model_path: Union[str, "os.PathLike[str]"],
-        run_id: Optional[str] = None,
-        signature: Optional[Mapping[str, Any]] = None,
-        format: Optional[str] = None,  # noqa: A002
-        description: str = "",
-        tags: Optional[Mapping[str, Any]] = None,
-        *,
-        aliases: Union[str, Sequence[str], None] = None,
-        reason: str = "",
-    ) -> ModelVersion:
-        """Upload a model file and register it as the next version of `name`
-        (created when missing). With `run_id`, the version records the run
-        and copies its metrics and datasets. `signature`: {"features":
-        ["view:feature", ...]} or {"feature_service": "svc"}, plus optional
-        "request_fields" and "outputs" ({"name": "type"} or [(name, type)]),
-        and "defaults" ({"view:feature" or field name: value} used by serving
-        when an input is missing).
-        `format` defaults from the extension (.json: xgboost-json, .ubj,
-        .txt: lightgbm-text, .onnx).
-        `aliases` (one name or a list) are pointed at the new version in the
-        same commit, as `set_alias` would point them, each change audited
-        with this connection's token name and `reason`: one durable write
-        instead of two. A protected alias whose policy check fails raises
-        FailedPreconditionError listing every failed check, and then no
-        version is registered; a name given twice raises
-        InvalidArgumentError."""
-        model_path = os.fspath(model_path)
-        if os.path.islink(model_path) or not os.path.isfile(model_path):
-            raise errors.InvalidArgumentError("%s is not a regular file" % model_path)
-        digest, sent = self._model_blob(model_path)
-        request = registry_pb2.CreateModelVersionRequest(
-            model=name, description=description, run_id=run_id or "", artifact_digest=digest,
-            artifact_format=format or _FORMATS.get(os.path.splitext(model_path)[1].lower(), "binary"),
-            tags=_strings(tags), aliases=[aliases] if isinstance(aliases, str) else list(aliases or ()),
-            reason=reason,
-        )
-        if signature:
-            _fill_signature(request.signature, signature)
-        try:
-            response = self._call(_REGISTRY + "CreateModelVersion", request, registry_pb2.ModelVersionResponse.FromString)
-        except errors.NotFoundError:
-            if sent:
-                raise
-            # The daemon no longer has the blob it confirmed (a restored or
-            # replaced data directory), or something else is missing: upload
-            # (asking first) and try once more, which raises if it was not the blob.
-            self._stored_digests.pop(digest, None)
-            self._model_blob(model_path, known=False)
-            response = self._call(_REGISTRY + "CreateModelVersion", request, registry_pb2.ModelVersionResponse.FromString)
-        return _version(response.version)
-
-    def _model_blob(self, local: str, known: bool = True) -> Tuple[str, bool]:
-        """The model file's sha256, uploaded unless this daemon has already
-        confirmed it stores those bytes (`known`): (digest, whether an
-        upload was made). The daemon still checks at CreateModelVersion
-        that the blob exists; it never takes a digest for bytes it did not
-        hash itself."""
-        digest = self._file_digest(local)
-        if known and digest in self._stored_digests:
-            return digest, False
-        blob = self._upload_blob(local, digest)
-        if blob["digest"] != digest:  # the daemon verified the bytes against the digest; cannot differ
-            raise errors.DataLossError("%s was stored as %s, not %s" % (local, blob["digest"], digest))
-        if len(self._stored_digests) >= _KNOWN_DIGESTS:
-            self._stored_digests.pop(next(iter(self._stored_digests)))
-        self._stored_digests[digest] = None
-        return digest, True
-
-    def _file_digest(self, local: str) -> str:
-        """The file's sha256, cached by (size, mtime_ns, ctime_ns, inode,
-        device). An entry is only kept when the file did not change while
-        it was hashed and had last changed long enough before: a file
-        rewritten within the file system's timestamp granularity could
-        otherwise keep its old stat and a stale digest (git's "racy" index
-        entries). Long enough is two seconds where the timestamps are whole
-        seconds (FAT's granularity is two), and _SETTLE_FINE_NS where they
-        carry a fraction: Linux stamps files from a clock that moves once a
-        scheduler tick, at most 10 ms."""
-        import hashlib
-
-        key = os.path.abspath(local)
-        before = os.stat(local)
-        ident = (before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino, before.st_dev)
-        cached = self._file_digests.get(key)
-        if cached is not None and cached[0] == ident:
-            return cached[1]
-        hasher = hashlib.sha256()
-        with open(local, "rb") as handle:
-            while True:
-                chunk = handle.read(ARTIFACT_CHUNK_BYTES)
-                if not chunk:
-                    break
-                hasher.update(chunk)
-        digest = hasher.hexdigest()
-        after = os.stat(local)
-        changed = max(before.st_mtime_ns, before.st_ctime_ns)
-        fine = before.st_mtime_ns % 1_000_000_000 != 0 or before.st_ctime_ns % 1_000_000_000 != 0
-        settled = time.time_ns() - changed > (_SETTLE_FINE_NS if fine else 2_000_000_000)
-        if settled and ident == (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino, after.st_dev):
-            if len(self._file_digests) >= _KNOWN_DIGESTS:
-                self._file_digests.pop(next(iter(self._file_digests)))
-            self._file_digests[key] = (ident, digest)
-        return digest
-
-    def _upload_blob(self, local: str, digest: str = "") -> Dict[str, Any]:
-        # An empty run id stores the blob with no run listing: a model file
-        # may be registered after its run has ended.
-        return self._upload("", local, "", digest)
-
-    def get_model_version(self, name: str, version: Optional[int] = None, alias: Optional[str] = None) -> ModelVersion:
-        """A version by number, by alias (`name@alias`), or the latest."""
-        request = registry_pb2.GetModelVersionRequest(model=name, version=int(version or 0), alias=alias or "")
-        return _version(self._call(_REGISTRY + "GetModelVersion", request, registry_pb2.ModelVersionResponse.FromString).version)
-
-    def list_model_versions(self, name: str) -> List[ModelVersion]:
-        response = self._call(
-            _REGISTRY + "ListModelVersions", registry_pb2.ListModelVersionsRequest(model=name),
-            registry_pb2.ListModelVersionsResponse.FromString,
-        )
-        return [_version(v) for v in response.versions]
-
-    def get_registered_model(self, name: str) -> Dict[str, Any]:
-        response = self._call(
-            _REGISTRY + "GetRegisteredModel", registry_pb2.GetRegisteredModelRequest(name=name),
-            registry_pb2.RegisteredModelResponse.FromString,
-        )
-        return _model(response.model)
-
-    def list_registered_models(self) -> List[Dict[str, Any]]:
-        response = self._call(
-            _REGISTRY + "ListRegisteredModels", registry_pb2.ListRegisteredModelsRequest(),
-            registry_pb2.ListRegisteredModelsResponse.FromString,
-        )
-        return [_model(m) for m in response.models]
-
-    def update_registered_model(
-        self, name: str, description: Optional[str] = None, card: Optional[Mapping[str, Any]] = None,
-        tags: Optional[Mapping[str, Any]] = None,
-    ) -> Dict[str, Any]:
-        """Set the description, model-card fields (owner, intended_use,
-        limitations, ...) and tags; an empty value removes a field."""
-        request = registry_pb2.UpdateRegisteredModelRequest(
-            name=name, set_description=description is not None, description=description or "",
-            card=_strings(card), tags=_strings(tags),
-        )
-        return _model(self._call(_REGISTRY + "UpdateRegisteredModel", request, registry_pb2.RegisteredModelResponse.FromString).model)
-
-    def set_alias(self, name: str, alias: str, version: int, reason: str = "") -> Dict[str, Any]:
-        """Point `name@alias` at `version`. A protected alias (production
-        unless the policy says otherwise) runs the model's policy first; a
-        failure raises FailedPreconditionError listing every failed check.
-        The change is audited with this connection's token name and `reason`."""
-        request = registry_pb2.SetModelAliasRequest(model=name, alias=alias, version=int(version), reason=reason)
-        return _change(self._call(_REGISTRY + "SetModelAlias", request, registry_pb2.AliasChangeResponse.FromString).change)
-
-    def delete_alias(self, name: str, alias: str, reason: str = "") -> Dict[str, Any]:
-        request = registry_pb2.DeleteModelAliasRequest(model=name, alias=alias, reason=reason)
-        return _change(self._call(_REGISTRY + "DeleteModelAlias", request, registry_pb2.AliasChangeResponse.FromString).change)
-
-    def set_policy(
-        self,
-        name: str,
-        metric_thresholds: Sequence[str] = (),
-        required_card_fields: Sequence[str] = (),
-        require_lineage: bool = False,
-        protected_aliases: Sequence[str] = ("production",),
-    ) -> Dict[str, Any]:
-        """Set the model's governance policy (admin scope):
-        `metric_thresholds` like ["auc >= 0.85"], `required_card_fields`
-        like ["description", "owner", "intended_use", "limitations"]."""
-        request = registry_pb2.SetModelPolicyRequest(model=name)
-        for text in metric_thresholds:
-            metric, comparison, value = _parse_threshold(text)
-            request.policy.metric_thresholds.add(metric=metric, comparison=comparison, value=value)
-        request.policy.required_card_fields.extend(required_card_fields)
-        request.policy.require_lineage = require_lineage
-        request.policy.protected_aliases.extend(protected_aliases)
-        model = self._call(_REGISTRY + "SetModelPolicy", request, registry_pb2.RegisteredModelResponse.FromString).model
-        return _model(model)["policy"]
-
-    def clear_policy(self, name: str) -> None:
-        """Back to the default policy (production protected, no checks)."""
-        self._call(_REGISTRY + "SetModelPolicy", registry_pb2.SetModelPolicyRequest(model=name),
-                   registry_pb2.RegisteredModelResponse.FromString)
-
-    def check_policy(self, name: str, version: int) -> List[str]:
-        """Every check `version` fails (empty: it passes); changes nothing."""
-        response = self._call(
-            _REGISTRY + "CheckModelPolicy", registry_pb2.CheckModelPolicyRequest(model=name, version=int(version)),
-            registry_pb2.CheckModelPolicyResponse.FromString,
-        )
-        return list(response.failures)
-
-    def lineage(self, name: str, version: Optional[int] = None, alias: Optional[str] = None) -> Dict[str, Any]:
-        """From a version to its run, the run's datasets and the versions of
-        the feature definitions they read."""
-        request = registry_pb2.GetModelLineageRequest(model=name, version=int(version or 0), alias=alias or "")
-        response = self._call(_REGISTRY + "GetModelLineage", request, registry_pb2.GetModelLineageResponse.FromString)
-        return {
-            "version": _version(response.version),
-            "run": _run(response.run) if response.HasField("run") else None,
-            "datasets": [_dataset(d) for d in response.datasets],
-            "signature_features": [_feature_version(f) for f in response.signature_features],
-        }
-
-    def alias_audit(self, name: str) -> List[Dict[str, Any]]:
-        """Every alias change of a model, oldest first: who, when, from, to, why."""
-        response = self._call(
-            _REGISTRY + "GetAliasAudit", registry_pb2.GetAliasAuditRequest(model=name),
-            registry_pb2.GetAliasAuditResponse.FromString,
-        )
-        return [_change(c) for c in response.changes]
-
 
 # --- helpers ------------------------------------------------------------------
 
@@ -972,50 +608,8 @@ def code_version(start: Optional[str] = None) -> Optional[Tuple[str, bool]]:
     return commit.stdout.strip(), bool(status.stdout.strip())
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
 def _strings(mapping: Optional[Mapping[str, Any]]) -> Dict[str, str]:
     return {str(k): str(v) for k, v in (mapping or {}).items()}
-
-
-def _parse_threshold(text: str) -> Tuple[str, str, float]:
-    for symbol in (">=", "<=", "==", "!=", ">", "<", "="):
-        if symbol in text:
-            metric, _, number = text.partition(symbol)
-            try:
-                return metric.strip(), "==" if symbol == "=" else symbol, float(number)
-            except ValueError:
-                break
-    raise errors.InvalidArgumentError("threshold %r must look like 'auc >= 0.85'" % text)
-
-
-def _fields(pairs: Any) -> List[Tuple[str, str]]:
-    if isinstance(pairs, Mapping):
-        return [(str(k), str(v)) for k, v in pairs.items()]
-    return [(str(k), str(v)) for k, v in pairs]
-
-
-def _fill_signature(out: registry_pb2.ModelSignature, signature: Mapping[str, Any]) -> None:
-    keys = ("features", "feature_service", "request_fields", "outputs", "defaults")
-    unknown = set(signature) - set(keys)
-    if unknown:
-        raise errors.InvalidArgumentError("unknown signature keys %s (%s)" % (sorted(unknown), ", ".join(keys)))
-    out.feature_references.extend(signature.get("features", ()))
-    out.feature_service = signature.get("feature_service", "")
-    for name, kind in _fields(signature.get("request_fields", ())):
-        out.request_fields.add(name=name, type=kind)
-    for name, kind in _fields(signature.get("outputs", ())):
-        out.outputs.add(name=name, type=kind)
-    for name, value in dict(signature.get("defaults", {})).items():
-        try:
-            out.defaults[str(name)] = float(value)
-        except (TypeError, ValueError):
-            raise errors.InvalidArgumentError("signature default for %r is %r, not a number" % (name, value)) from None
 
 
 def _experiment(e: tracking_pb2.Experiment) -> Experiment:
@@ -1035,39 +629,6 @@ def _dataset(d: tracking_pb2.RunInput) -> Dict[str, Any]:
 
 def _run(r: tracking_pb2.Run) -> Run:
     return Run(r)
-
-
-def _artifact(a: tracking_pb2.Artifact) -> Dict[str, Any]:
-    return {"path": a.path, "digest": a.digest, "size": a.size, "created_ms": a.created_ms}
-
-
-def _version(v: registry_pb2.ModelVersion) -> ModelVersion:
-    s = v.signature
-    signature = {"features": list(s.feature_references), "feature_service": s.feature_service,
-                 "request_fields": [(f.name, f.type) for f in s.request_fields],
-                 "outputs": [(f.name, f.type) for f in s.outputs], "defaults": dict(s.defaults)}
-    return ModelVersion(v.model, v.version, v.run_id, v.artifact_digest, v.artifact_format, signature, dict(v.metrics),
-                        dict(v.tags), list(v.aliases), v.description, v.created_ms)
-
-
-def _model(m: registry_pb2.RegisteredModel) -> Dict[str, Any]:
-    p = m.policy
-    return {
-        "name": m.name, "description": m.description, "card": dict(m.card), "tags": dict(m.tags),
-        "latest_version": m.latest_version, "aliases": dict(m.aliases), "created_ms": m.created_ms,
-        "updated_ms": m.updated_ms, "has_policy": m.has_policy,
-        "policy": {
-            "metric_thresholds": ["%s %s %r" % (t.metric, t.comparison, t.value) for t in p.metric_thresholds],
-            "required_card_fields": list(p.required_card_fields), "require_lineage": p.require_lineage,
-            "protected_aliases": list(p.protected_aliases),
-        },
-    }
-
-
-def _change(c: registry_pb2.AliasChange) -> Dict[str, Any]:
-    return {"model": c.model, "alias": c.alias, "from_version": c.from_version or None,
-            "to_version": c.to_version or None, "who": c.who, "at_ms": c.at_ms, "reason": c.reason,
-            "checked": c.checked}
 
 
 def _runs_frame(runs: List[Run]) -> Any:
