@@ -97,7 +97,9 @@ let package = Package(
                                    .product(name: "NIOEmbedded", package: "swift-nio"),
                                    .product(name: "NIOTestUtils", package: "swift-nio")]),
         .testTarget(name: "PlinthServerTests",
-                    dependencies: ["PlinthServer", "PlinthClient", "PlinthWire", "PlinthServing"]),
+                    dependencies: ["PlinthServer", "PlinthClient", "PlinthWire", "PlinthServing",
+                                   .product(name: "NIOEmbedded", package: "swift-nio"),
+                                   .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PlinthInferenceTests", dependencies: ["PlinthInference"],
                     resources: [.copy("Fixtures")]),
     ]

@@ -150,7 +150,7 @@ struct ConnectionState {
     /// client waits on it, and deferring would cost it a task (about 2,000
     /// instructions). A burst's answers wait for the end of the pass: on two
     /// shared cores that took the 32x16 pipelined read from about 0.98x
-    /// Redis's throughput to 1.03x (docs/benchmarks.md).
+    /// Redis's throughput to 1.03x (docs/performance-log.md).
     mutating func readPassEnded(hasOutput: Bool) -> Action {
         let burst = requestsThisPass
         requestsThisPass = 0

@@ -19,7 +19,10 @@ public final class PlinthServer: @unchecked Sendable {
     let trackingEnvironment: Environment
     let services: Services
     private let group: MultiThreadedEventLoopGroup
-    private let quiesce: ServerQuiescingHelper
+    /// Made when the first listener is bound: NIO's helper holds a promise
+    /// from its creation that only a shutdown fulfils, so a server that
+    /// never listened (a test of its services) must not have one.
+    private var quiesce: ServerQuiescingHelper?
     private var channels: [any Channel] = []
     private let stateLock = ConditionLock()
     private var stopping = false
@@ -59,7 +62,6 @@ public final class PlinthServer: @unchecked Sendable {
         services = try Services(store: store, offline: try OfflineStore(environment: environment, catalog: catalog),
                                 tracking: trackingEnvironment, config: config)
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, config.eventLoopThreads))
-        quiesce = ServerQuiescingHelper(group: group)
     }
 
     /// Binds every configured listener.
@@ -98,6 +100,8 @@ public final class PlinthServer: @unchecked Sendable {
     }
 
     private func bootstrap() -> ServerBootstrap {
+        let quiesce = self.quiesce ?? ServerQuiescingHelper(group: group)
+        self.quiesce = quiesce
         let services = self.services
         let logger = self.logger
         return ServerBootstrap(group: group)
@@ -129,9 +133,11 @@ public final class PlinthServer: @unchecked Sendable {
             return
         }
         logger.info("stopping: no new connections, finishing requests in flight")
-        let promise = group.next().makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: promise)
-        try? promise.futureResult.wait()
+        if let quiesce {
+            let promise = group.next().makePromise(of: Void.self)
+            quiesce.initiateShutdown(promise: promise)
+            try? promise.futureResult.wait()
+        }
         if trackingEnvironment !== environment { trackingEnvironment.close() }
         environment.close()
         if let path = config.unixSocket { try? FileManager.default.removeItem(atPath: path) }

@@ -3,8 +3,9 @@
 // What each method does is in Services+Name.swift, one file per service;
 // which methods exist and what they need is MethodDispatch. Reads run inline
 // on the connection's event loop (a few microseconds); writes go to the
-// storage writer and answer when their commit is durable, so answers to
-// pipelined requests can come back out of order.
+// storage writer and answer after their commit (synced, or for relaxed
+// tracking writes within the sync interval), so answers to pipelined
+// requests can come back out of order.
 import Foundation
 import NIOCore
 import PlinthFeatures
