@@ -16,6 +16,7 @@
 // from its bytes, so answering "already stored" records no digest it has not
 // verified; an upload that goes on must hash to the announced digest, or it
 // is refused and nothing is stored.
+import Crypto
 import Foundation
 import PlinthStorage
 
@@ -195,7 +196,7 @@ public final class ArtifactStore: @unchecked Sendable {
                 abort(upload)
                 throw TrackingError.failedPrecondition("writing the artifact failed: \(error.localizedDescription)")
             }
-            upload.hasher.update(bytes)
+            upload.hasher.update(data: bytes)
             upload.size += Int64(bytes.count)
             upload.touchedMs = now
             return upload.size
@@ -208,7 +209,7 @@ public final class ArtifactStore: @unchecked Sendable {
         let (digest, size) = try upload.lock.withLock { () throws -> (String, Int64) in
             lock.withLock { _ = uploads.removeValue(forKey: uploadId) }
             defer { try? upload.handle.close() }
-            let digest = upload.hasher.finalizeHex()
+            let digest = upload.hasher.finalize().hex
             do {
                 try Self.checkMatches(digest, expected: upload.expectedDigest, path: upload.path)
                 let target = blobPath(digest)
@@ -239,9 +240,7 @@ public final class ArtifactStore: @unchecked Sendable {
     public func store(runId: String, path: String, bytes: [UInt8], expectedDigest: String? = nil,
                       now: Int64 = currentMillis()) async throws -> Artifact {
         try Self.checkExpected(expectedDigest)
-        var hasher = SHA256()
-        hasher.update(bytes)
-        let digest = hasher.finalizeHex()
+        let digest = SHA256.hash(data: bytes).hex
         try Self.checkMatches(digest, expected: expectedDigest, path: path)
         guard Int64(bytes.count) <= maxBytes, FileManager.default.fileExists(atPath: blobPath(digest)) else {
             let id = try beginUpload(runId: runId, path: path, now: now)
