@@ -5,8 +5,15 @@ import PackageDescription
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-    // Release builds skip Swift's run-time exclusivity checks in Plinth's
-    // own code (debug builds, which every test runs, keep them): each access
+]
+
+/// `strict` plus no run-time exclusivity checks in release builds, for the
+/// targets on the online read and Predict paths only: PlinthStorage,
+/// PlinthFeatures, PlinthServing, PlinthWire and PlinthServer. Never for
+/// PlinthInference, the library product others link, whose checks stay on.
+let hotPath: [SwiftSetting] = strict + [
+    // Release builds skip Swift's run-time exclusivity checks in these
+    // targets (debug builds, which every test runs, keep them): each access
     // to a class's stored property paid a thread-local access-set insert, and
     // on the online read path that was 14% of plinthd's instructions
     // (callgrind, 32 connections x 16 pipelined: 9,782 -> 8,435 per request;
@@ -36,10 +43,10 @@ let package = Package(
         .systemLibrary(name: "CLMDB", path: "Sources/CLMDB", pkgConfig: "lmdb",
                        providers: [.apt(["liblmdb-dev"])]),
         .target(name: "PlinthStorage", dependencies: ["CLMDB", .product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: strict),
+                swiftSettings: hotPath),
         .target(name: "PlinthFeatures",
                 dependencies: ["PlinthStorage", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")],
-                swiftSettings: strict),
+                swiftSettings: hotPath),
         .target(name: "PlinthTracking", dependencies: ["PlinthStorage", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: strict),
         .target(name: "PlinthRegistry", dependencies: ["PlinthStorage"], swiftSettings: strict),
@@ -48,13 +55,13 @@ let package = Package(
                 swiftSettings: strict),
         .target(name: "PlinthServing",
                 dependencies: ["PlinthFeatures", "PlinthInference", "PlinthRegistry", "PlinthStorage"],
-                swiftSettings: strict),
+                swiftSettings: hotPath),
         .target(name: "PlinthWire",
                 dependencies: [
                     .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                     .product(name: "NIOCore", package: "swift-nio"),
                 ],
-                swiftSettings: strict),
+                swiftSettings: hotPath),
         .target(name: "PlinthServer",
                 dependencies: [
                     "PlinthWire", "PlinthFeatures", "PlinthStorage", "PlinthTracking", "PlinthRegistry",
@@ -65,7 +72,7 @@ let package = Package(
                     .product(name: "Logging", package: "swift-log"),
                     .product(name: "Yams", package: "Yams"),
                 ],
-                swiftSettings: strict),
+                swiftSettings: hotPath),
         .target(name: "PlinthClient",
                 dependencies: ["PlinthWire", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: strict),
