@@ -35,6 +35,8 @@ public final class PlinthServer: @unchecked Sendable {
         options.relaxedSyncInterval = .milliseconds(config.trackingSyncIntervalMs)
         options.writerPollAfterCommit = .microseconds(config.writerPollMicros)
         options.mapSize = config.mapSizeBytes
+        options.treeSearch = config.onlineTreeSearch
+        options.log = { [logger] message in logger.warning("\(message)") }
         environment = try Environment(path: config.dataDir, options: options)
         if environment.staleReadersCleared > 0 {
             logger.notice("cleared stale LMDB reader slots", metadata: ["count": "\(environment.staleReadersCleared)"])

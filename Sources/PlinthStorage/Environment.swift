@@ -9,6 +9,7 @@
 // takes it exclusively.
 import CLMDB
 import Foundation
+import Synchronization
 
 /// A read transaction held across several reads (`Environment.hold`).
 public struct HeldRead {
@@ -38,6 +39,13 @@ public final class Environment: @unchecked Sendable {
         /// sleeps; zero: never. Trades up to this much CPU per commit (the
         /// writer yields while it polls) for the wake-up of the next write.
         public var writerPollAfterCommit: Duration = .zero
+        /// Whether batched reads may walk LMDB's B-tree themselves
+        /// (TreeSearch.swift); false: every read is an mdb_get. Even when
+        /// true, the walk is checked against mdb_get first.
+        public var treeSearch = true
+        /// Where the storage layer reports what an operator should know (the
+        /// walk turned off); nil: a line on stderr.
+        public var log: (@Sendable (String) -> Void)?
         public init() {}
     }
 
@@ -52,6 +60,9 @@ public final class Environment: @unchecked Sendable {
     private let tablesLock = ConditionLock()
     private var closed = false
     public private(set) var mapSize: Int
+    /// The walk's state for this environment (TreeSearchCheck.swift).
+    let treeSearchState: Atomic<UInt8>
+    let log: @Sendable (String) -> Void
     /// Stale reader slots cleared when the environment was opened.
     public let staleReadersCleared: Int
 
@@ -76,6 +87,10 @@ public final class Environment: @unchecked Sendable {
         self.durable = options.durable
         self.relaxedSyncInterval = options.relaxedSyncInterval
         self.writerPollAfterCommit = options.writerPollAfterCommit
+        self.treeSearchState = Atomic((options.treeSearch ? TreeSearchState.unchecked : .off).rawValue)
+        self.log = options.log ?? { message in
+            FileHandle.standardError.write(Data("plinth storage: \(message)\n".utf8))
+        }
         var flags = UInt32(MDB_NOTLS)
         if !options.durable { flags |= UInt32(MDB_NOSYNC) }
         do {
@@ -165,7 +180,7 @@ public final class Environment: @unchecked Sendable {
             guard open else { throw Self.closedError() }
             let txn = try takeReader()
             defer { putBackReader(txn) }
-            return try body(ReadTransaction(txn: txn))
+            return try body(ReadTransaction(txn: txn, environment: self))
         }
     }
 
@@ -196,7 +211,7 @@ public final class Environment: @unchecked Sendable {
     @inline(__always)
     public func read<T>(in held: HeldRead?, _ body: (borrowing ReadTransaction) throws -> T) throws -> T {
         guard let held else { return try read(body) }
-        return try body(ReadTransaction(txn: held.txn))
+        return try body(ReadTransaction(txn: held.txn, environment: self))
     }
 
     private func takeReader() throws -> OpaquePointer {
