@@ -261,7 +261,7 @@ public final class OnlineStore: Sendable {
     // MARK: Writing
 
     /// A push validated and encoded off the writer's thread, ready to write.
-    public struct PreparedPush: @unchecked Sendable {
+    public struct PreparedPush: Sendable {
         let target: PushTarget
         let rows: Int
         /// Online key of each row, back to back; offsets in keyEnds.

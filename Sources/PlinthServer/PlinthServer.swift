@@ -11,6 +11,8 @@ import PlinthStorage
 import PlinthTracking
 import PlinthWire
 
+// Safe: `stopping` and `stopped` are guarded by `stateLock`; `channels` is touched only by `start()`,
+// which one thread calls once; the rest is immutable after init.
 public final class PlinthServer: @unchecked Sendable {
     public let config: ServerConfig
     let logger: Logger

@@ -22,6 +22,8 @@ public struct Table: Sendable, Hashable {
     let dbi: MDB_dbi
 }
 
+// Safe: `pool` is guarded by `poolLock`, `tables` and `closed` by `tablesLock`, `open` by `remap`;
+// the map size and the walk's state are atomics; the rest is immutable after init.
 public final class Environment: @unchecked Sendable {
     /// How an environment is opened.
     public struct Options: Sendable {
@@ -59,7 +61,11 @@ public final class Environment: @unchecked Sendable {
     private var tables: [String: Table] = [:]
     private let tablesLock = ConditionLock()
     private var closed = false
-    public private(set) var mapSize: Int
+    /// Bytes of the memory map now; it doubles whenever it fills.
+    public var mapSize: Int { mapSizeValue.load(ordering: .relaxed) }
+    /// Written under `remap`'s write lock (growth); an atomic so that
+    /// ServerInfo can read it on any thread without that lock.
+    private let mapSizeValue: Atomic<Int>
     /// The walk's state for this environment (TreeSearchCheck.swift).
     let treeSearchState: Atomic<UInt8>
     let log: @Sendable (String) -> Void
@@ -109,7 +115,10 @@ public final class Environment: @unchecked Sendable {
         staleReadersCleared = Int(dead)
         var info = MDB_envinfo()
         mdb_env_info(handle, &info)
-        mapSize = max(options.mapSize, Int(info.me_mapsize))
+        mapSizeValue = Atomic(max(options.mapSize, Int(info.me_mapsize)))
+        // Made here, while one thread has the environment: a lazy property
+        // first touched on two threads at once would make two writers.
+        _ = writer
     }
 
     deinit { close() }
@@ -240,7 +249,7 @@ public final class Environment: @unchecked Sendable {
         try remap.withWriteLock { () throws in
             let newSize = mapSize * 2
             try check(mdb_env_set_mapsize(env, newSize), "growing the map to \(newSize) bytes")
-            mapSize = newSize
+            mapSizeValue.store(newSize, ordering: .relaxed)
         }
     }
 

@@ -35,6 +35,7 @@ public struct Artifact: Codable, Sendable, Equatable {
     }
 }
 
+// Safe: `uploads` is read and written only under `lock`; the rest is immutable after init.
 public final class ArtifactStore: @unchecked Sendable {
     public let tracking: TrackingStore
     /// `<data-dir>/blobs`.
@@ -47,6 +48,7 @@ public final class ArtifactStore: @unchecked Sendable {
     /// Uploads idle for longer than this are dropped (their client went away).
     static let abandonedAfterMs: Int64 = 3_600_000
 
+    // Safe: `hasher`, `size`, `touchedMs` and the handle's writes only under `lock`; the rest is immutable.
     final class Upload: @unchecked Sendable {
         let id: String
         let runId: String
@@ -280,8 +282,15 @@ public final class ArtifactStore: @unchecked Sendable {
     }
 
     private func dropAbandoned(now: Int64) {
-        let stale = lock.withLock { uploads.values.filter { now - $0.touchedMs > Self.abandonedAfterMs } }
-        for upload in stale { upload.lock.withLock { abort(upload) } }
+        // `touchedMs` is the upload's, guarded by its own lock; that lock is
+        // taken after `lock` is released, as `abort` takes them in the other
+        // order.
+        let open = lock.withLock { Array(uploads.values) }
+        for upload in open {
+            upload.lock.withLock {
+                if now - upload.touchedMs > Self.abandonedAfterMs { abort(upload) }
+            }
+        }
     }
 
     /// The run's artifacts whose paths start with `prefix` (a folder, or "" for all).
