@@ -200,7 +200,7 @@ public final class Environment: @unchecked Sendable {
     ///
     /// Threading: release it on the same thread, and before that thread
     /// waits for the writer (growing the map waits for every reader).
-    public func hold() throws -> HeldRead {
+    package func hold() throws -> HeldRead {
         remap.lockShared()
         do {
             guard open else { throw Self.closedError() }
@@ -211,14 +211,14 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    public func release(_ held: HeldRead) {
+    package func release(_ held: HeldRead) {
         putBackReader(held.txn)
         remap.unlock()
     }
 
     /// Runs `body` in `held`'s transaction, or in one of its own when nil.
     @inline(__always)
-    public func read<T>(in held: HeldRead?, _ body: (borrowing ReadTransaction) throws -> T) throws -> T {
+    package func read<T>(in held: HeldRead?, _ body: (borrowing ReadTransaction) throws -> T) throws -> T {
         guard let held else { return try read(body) }
         return try body(ReadTransaction(txn: held.txn, environment: self))
     }

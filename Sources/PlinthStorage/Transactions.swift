@@ -48,8 +48,8 @@ public struct ReadTransaction: ~Copyable {
     /// wherever that walk does not apply.
     /// - Returns: whether the walk answered (false: every key went to mdb_get).
     @discardableResult
-    public func get(_ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>,
-                    into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws -> Bool {
+    package func get(_ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>,
+                     into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws -> Bool {
         let n = ends.count
         let txn = self.txn
         precondition(found.count >= n, "get(keys:): found has room for \(found.count) of \(n) values")
