@@ -47,6 +47,8 @@ final class ServerConfigTests: XCTestCase {
             var logger = Logger(label: "test")
             logger.logLevel = .warning
             let server = try PlinthServer(config: config, logger: logger)
+            // stop() waits for the listeners start() binds.
+            _ = try server.start()
             defer { server.stop() }
             XCTAssertEqual(server.environment.treeSearchEnabled, enabled)
         }
