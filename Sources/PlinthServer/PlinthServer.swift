@@ -11,8 +11,7 @@ import PlinthStorage
 import PlinthTracking
 import PlinthWire
 
-// Safe: `stopping` and `stopped` are guarded by `stateLock`; `channels` is touched only by `start()`,
-// which one thread calls once; the rest is immutable after init.
+// Safe: `stopping`/`stopped` only under `stateLock`; `channels` only in `start()`, called once; else immutable.
 public final class PlinthServer: @unchecked Sendable {
     public let config: ServerConfig
     let logger: Logger

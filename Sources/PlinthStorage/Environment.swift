@@ -22,8 +22,7 @@ public struct Table: Sendable, Hashable {
     let dbi: MDB_dbi
 }
 
-// Safe: `pool` is guarded by `poolLock`, `tables` and `closed` by `tablesLock`, `open` by `remap`;
-// the map size and the walk's state are atomics; the rest is immutable after init.
+// Safe: `pool` under `poolLock`, `tables`/`closed` under `tablesLock`, `open` under `remap`, atomics, else immutable.
 public final class Environment: @unchecked Sendable {
     /// How an environment is opened.
     public struct Options: Sendable {

@@ -34,8 +34,7 @@ public enum Durability: String, Sendable, CaseIterable {
     case relaxed
 }
 
-// Safe: the queue and its flags are guarded by `lock`, the sync state by `syncLock`, the counters are
-// atomics, and the rest is immutable or touched by the writer thread alone (each marked where declared).
+// Safe: queue state under `lock`, sync state under `syncLock`, atomic counters, the rest writer-thread-only or immutable.
 public final class Writer: @unchecked Sendable {
     /// One queued request: `run` writes inside the batch's transaction and
     /// returns what to report after the commit.
