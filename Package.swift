@@ -1,12 +1,19 @@
 // swift-tools-version: 6.1
-// Plinth: an ML platform in one native daemon. See ../shared/DESIGN.md for the layout.
+// Plinth: an ML platform in one native daemon. See docs/architecture.md for the layout.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
-    // Release builds skip Swift's run-time exclusivity checks in Plinth's
-    // own code (debug builds, which every test runs, keep them): each access
+]
+
+/// `strict` plus no run-time exclusivity checks in release builds, for the
+/// targets on the online read and Predict paths only: PlinthStorage,
+/// PlinthFeatures, PlinthServing, PlinthWire and PlinthServer. Never for
+/// PlinthInference, the library product others link, whose checks stay on.
+let hotPath: [SwiftSetting] = strict + [
+    // Release builds skip Swift's run-time exclusivity checks in these
+    // targets (debug builds, which every test runs, keep them): each access
     // to a class's stored property paid a thread-local access-set insert, and
     // on the online read path that was 14% of plinthd's instructions
     // (callgrind, 32 connections x 16 pipelined: 9,782 -> 8,435 per request;
@@ -30,28 +37,31 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CLMDB", path: "Sources/CLMDB", pkgConfig: "lmdb",
                        providers: [.apt(["liblmdb-dev"])]),
-        .target(name: "PlinthStorage", dependencies: ["CLMDB"], swiftSettings: strict),
+        .target(name: "PlinthStorage", dependencies: ["CLMDB", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: hotPath),
         .target(name: "PlinthFeatures",
-                dependencies: ["PlinthStorage", .product(name: "Yams", package: "Yams")],
+                dependencies: ["PlinthStorage", .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: hotPath),
+        .target(name: "PlinthTracking", dependencies: ["PlinthStorage", .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: strict),
-        .target(name: "PlinthTracking", dependencies: ["PlinthStorage"], swiftSettings: strict),
         .target(name: "PlinthRegistry", dependencies: ["PlinthStorage"], swiftSettings: strict),
         .target(name: "PlinthInference",
                 dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: strict),
         .target(name: "PlinthServing",
                 dependencies: ["PlinthFeatures", "PlinthInference", "PlinthRegistry", "PlinthStorage"],
-                swiftSettings: strict),
+                swiftSettings: hotPath),
         .target(name: "PlinthWire",
                 dependencies: [
                     .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                     .product(name: "NIOCore", package: "swift-nio"),
                 ],
-                swiftSettings: strict),
+                swiftSettings: hotPath),
         .target(name: "PlinthServer",
                 dependencies: [
                     "PlinthWire", "PlinthFeatures", "PlinthStorage", "PlinthTracking", "PlinthRegistry",
@@ -62,7 +72,7 @@ let package = Package(
                     .product(name: "Logging", package: "swift-log"),
                     .product(name: "Yams", package: "Yams"),
                 ],
-                swiftSettings: strict),
+                swiftSettings: hotPath),
         .target(name: "PlinthClient",
                 dependencies: ["PlinthWire", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 swiftSettings: strict),
@@ -86,9 +96,9 @@ let package = Package(
                               .product(name: "Histogram", package: "hdrhistogram-swift"),
                           ],
                           swiftSettings: strict),
-        .testTarget(name: "PlinthStorageTests", dependencies: ["PlinthStorage"]),
+        .testTarget(name: "PlinthStorageTests", dependencies: ["PlinthStorage", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "PlinthFeaturesTests", dependencies: ["PlinthFeatures", "PlinthStorage"]),
-        .testTarget(name: "PlinthTrackingTests", dependencies: ["PlinthTracking", "PlinthStorage"]),
+        .testTarget(name: "PlinthTrackingTests", dependencies: ["PlinthTracking", "PlinthStorage", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "PlinthServingTests",
                     dependencies: ["PlinthServing", "PlinthFeatures", "PlinthInference", "PlinthRegistry", "PlinthStorage"]),
         .testTarget(name: "PlinthRegistryTests", dependencies: ["PlinthRegistry", "PlinthStorage"]),
@@ -98,6 +108,7 @@ let package = Package(
                                    .product(name: "NIOTestUtils", package: "swift-nio")]),
         .testTarget(name: "PlinthServerTests",
                     dependencies: ["PlinthServer", "PlinthClient", "PlinthWire", "PlinthServing",
+                                   .product(name: "Crypto", package: "swift-crypto"),
                                    .product(name: "NIOEmbedded", package: "swift-nio"),
                                    .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PlinthInferenceTests", dependencies: ["PlinthInference"],

@@ -79,6 +79,7 @@ public enum CatalogError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+// Safe: `current` is read and written only under `lock`; the rest is immutable after init.
 public final class Catalog: @unchecked Sendable {
     let environment: Environment
     let definitions: Table

@@ -14,6 +14,7 @@
 // pointers into the read transaction's snapshot, and the feature columns are
 // then filled in the spine's own order, so the output keeps the input order
 // without a second sort.
+import Crypto
 import Foundation
 public import PlinthStorage
 import Synchronization
@@ -326,18 +327,18 @@ public final class OfflineStore: Sendable {
         var hash = SHA256()
         hash.update(string: "plinth-dataset-v1")
         hash.update(value: UInt64(request.eventTimes.count).littleEndian)
-        request.eventTimes.withUnsafeBytes { hash.update($0) }
+        request.eventTimes.withUnsafeBytes { hash.update(bufferPointer: $0) }
         for column in request.spine.sorted(by: { $0.name < $1.name }) {
             hash.update(string: column.name)
             hash.update(string: column.type.description)
-            column.int64s.withUnsafeBytes { hash.update($0) }
-            column.float32s.withUnsafeBytes { hash.update($0) }
-            column.float64s.withUnsafeBytes { hash.update($0) }
+            column.int64s.withUnsafeBytes { hash.update(bufferPointer: $0) }
+            column.float32s.withUnsafeBytes { hash.update(bufferPointer: $0) }
+            column.float64s.withUnsafeBytes { hash.update(bufferPointer: $0) }
             for b in column.bools { hash.update(value: b ? UInt8(1) : 0) }
             for s in column.strings { hash.update(string: s) }
-            for d in column.bytes { hash.update(value: UInt64(d.count)); d.withUnsafeBytes { hash.update($0) } }
+            for d in column.bytes { hash.update(value: UInt64(d.count)); d.withUnsafeBytes { hash.update(bufferPointer: $0) } }
             hash.update(value: UInt64(column.nullRows.count))
-            column.nullRows.withUnsafeBytes { hash.update($0) }
+            column.nullRows.withUnsafeBytes { hash.update(bufferPointer: $0) }
         }
         for reference in summary.references { hash.update(string: reference) }
         hash.update(value: request.fullFeatureNames ? UInt8(1) : 0)
@@ -349,7 +350,7 @@ public final class OfflineStore: Sendable {
             hash.update(string: view)
             hash.update(value: version)
         }
-        let digest = hexString(hash.finalize())
+        let digest = hash.finalize().hex
         return DatasetRecord(id: "ds-" + digest.prefix(20), digest: digest, features: summary.references,
                              service: request.service ?? "", fullFeatureNames: request.fullFeatureNames,
                              rows: request.eventTimes.count, spineColumns: request.spine.map(\.name),

@@ -82,7 +82,7 @@ public final class OnlineStore: Sendable {
     /// The plan for a request identified by `encodedKey` (any bytes that
     /// determine its features, service and naming, e.g. their wire
     /// encoding); `names` gives them when the plan is not cached.
-    public func plan(encodedKey: [UInt8],
+    package func plan(encodedKey: [UInt8],
                      names: () throws -> (features: [String], service: String, fullFeatureNames: Bool)) throws -> ReadPlan {
         try cachedPlan(.encoded(EncodedKey(bytes: encodedKey))) { snapshot in
             let (features, service, full) = try names()
@@ -92,7 +92,7 @@ public final class OnlineStore: Sendable {
 
     /// Whether `plan` was made from the current definitions.
     @inline(__always)
-    public func isCurrent(_ plan: ReadPlan) -> Bool { plan.snapshot === catalog.snapshot }
+    package func isCurrent(_ plan: ReadPlan) -> Bool { plan.snapshot === catalog.snapshot }
 
     private func cachedPlan(_ key: PlanKey, _ make: (CatalogSnapshot) throws -> ReadPlan) throws -> ReadPlan {
         let snapshot = catalog.snapshot
@@ -124,7 +124,7 @@ public final class OnlineStore: Sendable {
     /// function called from another module runs unspecialized, and every
     /// call then looks up the metadata of the types built on `T` (about 700
     /// instructions per online read).
-    public func withRows(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(), held: HeldRead? = nil,
+    package func withRows(_ plan: ReadPlan, entities: [Column], now: Int64 = currentMicros(), held: HeldRead? = nil,
                          _ body: (borrowing RowLookup) throws -> Void) throws {
         let rows = try entityRowCount(entities)
         let views = plan.hotViews
@@ -261,7 +261,7 @@ public final class OnlineStore: Sendable {
     // MARK: Writing
 
     /// A push validated and encoded off the writer's thread, ready to write.
-    public struct PreparedPush: @unchecked Sendable {
+    public struct PreparedPush: Sendable {
         let target: PushTarget
         let rows: Int
         /// Online key of each row, back to back; offsets in keyEnds.

@@ -42,21 +42,21 @@ public final class ReadPlan: Sendable {
 
     /// What the per-cell loop needs about an output, with no reference
     /// counted members, so reading it in a loop costs no ARC traffic.
-    public struct HotOutput: Sendable {
-        public let view: Int
-        public let index: Int
-        public let offset: Int
-        public let isVariable: Bool
-        public let type: FeatureType
+    package struct HotOutput: Sendable {
+        package let view: Int
+        package let index: Int
+        package let offset: Int
+        package let isVariable: Bool
+        package let type: FeatureType
         /// `type.fixedWidth`.
-        public let width: Int
+        package let width: Int
         /// The output name's UTF-8 bytes in `namesUTF8`.
-        public let nameStart: Int
-        public let nameEnd: Int
+        package let nameStart: Int
+        package let nameEnd: Int
         /// The position in `hotOutputs` of the first output of the same
         /// view (this one's own when it is the first). A view's outputs
         /// share their rows' event times, so an answer may send them once.
-        public let firstOfView: Int
+        package let firstOfView: Int
     }
 
     struct HotView {
@@ -79,11 +79,11 @@ public final class ReadPlan: Sendable {
     /// Each view once, in first-requested order: one lookup per view per row.
     public let views: [ResolvedView]
     public let outputs: [Output]
-    public let hotOutputs: [HotOutput]
+    package let hotOutputs: [HotOutput]
     let hotViews: [HotView]
     let nullMasks: [UInt8]
     /// Every output name's UTF-8 bytes, back to back.
-    public let namesUTF8: [UInt8]
+    package let namesUTF8: [UInt8]
     /// The join keys of all views, view after view.
     let hotKeys: [(name: String, type: FeatureType)]
     /// `hotKeys.count`.
@@ -185,7 +185,7 @@ public final class ReadPlan: Sendable {
     /// reference count's cache line between the cores (about a tenth of a
     /// pipelined read's CPU time, measured). A connection keeps a private
     /// copy so that its reads touch only lines its own core holds.
-    public func privateCopy() -> ReadPlan { ReadPlan(copying: self) }
+    package func privateCopy() -> ReadPlan { ReadPlan(copying: self) }
 }
 
 extension Array {
@@ -280,7 +280,7 @@ public struct RowLookup: ~Copyable {
 }
 
 /// See `RowLookup.encodingRow`.
-public enum EncodingRow {
+package enum EncodingRow {
     case plain(UnsafeRawPointer, eventTime: Int64)
     case missing(FieldStatus, eventTime: Int64)
     case mixed
@@ -289,13 +289,13 @@ public enum EncodingRow {
 /// A result cell resolved for an encoder: where its value's bytes are (nil
 /// when it has none) and how many, and its status. Trivial, so loops over
 /// cells do no reference counting.
-public struct ResolvedCell {
-    public var value: UnsafeRawPointer?
-    public var length: Int
-    public var status: FieldStatus
+package struct ResolvedCell {
+    package var value: UnsafeRawPointer?
+    package var length: Int
+    package var status: FieldStatus
 
     @inline(__always)
-    public init(value: UnsafeRawPointer?, length: Int, status: FieldStatus) {
+    package init(value: UnsafeRawPointer?, length: Int, status: FieldStatus) {
         self.value = value
         self.length = length
         self.status = status
@@ -311,7 +311,7 @@ extension RowLookup {
     /// time; `missing` when the row gives no feature a value (not found, or
     /// outside the TTL); `mixed` otherwise, for `resolve`, which handles
     /// every case.
-    public func encodingRows(_ v: Int, into rows: UnsafeMutableBufferPointer<EncodingRow>) {
+    package func encodingRows(_ v: Int, into rows: UnsafeMutableBufferPointer<EncodingRow>) {
         precondition(rows.count >= count)
         let hot = plan.hotViews[v]
         plan.nullMasks.withUnsafeBufferPointer { masks in
@@ -331,7 +331,7 @@ extension RowLookup {
     /// `encodingRows`): its features can be read at their plan offsets with
     /// no null or schema check. Nil otherwise; `row` and `cell` handle those.
     @inline(__always)
-    public func plainRow(_ v: Int, _ r: Int) -> PackedRow? {
+    package func plainRow(_ v: Int, _ r: Int) -> PackedRow? {
         guard case .found(let packed, currentSchema: true) = row(v, r) else { return nil }
         let hot = plan.hotViews[v]
         return plan.nullMasks.withUnsafeBufferPointer { masks in
@@ -357,7 +357,7 @@ extension RowLookup {
     /// The same rules as `cell`, which it uses for rows written under an
     /// older schema; rows under the current one are read at the plan's
     /// offsets through raw pointers.
-    public func resolve(cells: UnsafeMutableBufferPointer<ResolvedCell>, times: UnsafeMutableBufferPointer<Int64>) {
+    package func resolve(cells: UnsafeMutableBufferPointer<ResolvedCell>, times: UnsafeMutableBufferPointer<Int64>) {
         let n = count
         let views = plan.views.count
         precondition(cells.count >= n * plan.hotOutputs.count && times.count >= n * views)

@@ -9,6 +9,7 @@
 import Foundation
 public import PlinthStorage
 
+// Safe: `recentModelBytes` and `recentModel` are guarded by `recentModelLock`; the rest is immutable.
 public final class RegistryStore: @unchecked Sendable {
     public let environment: Environment
     let models: Table

@@ -11,6 +11,7 @@ import PlinthStorage
 import PlinthTracking
 import PlinthWire
 
+// Safe: `stopping`/`stopped` only under `stateLock`; `channels` and `quiesce` set only in `start()`, called once, before `stop()`; else immutable.
 public final class PlinthServer: @unchecked Sendable {
     public let config: ServerConfig
     let logger: Logger
@@ -38,6 +39,8 @@ public final class PlinthServer: @unchecked Sendable {
         options.relaxedSyncInterval = .milliseconds(config.trackingSyncIntervalMs)
         options.writerPollAfterCommit = .microseconds(config.writerPollMicros)
         options.mapSize = config.mapSizeBytes
+        options.treeSearch = config.onlineTreeSearch
+        options.log = { [logger] message in logger.warning("\(message)") }
         environment = try Environment(path: config.dataDir, options: options)
         if environment.staleReadersCleared > 0 {
             logger.notice("cleared stale LMDB reader slots", metadata: ["count": "\(environment.staleReadersCleared)"])

@@ -84,6 +84,9 @@ public struct ServerConfig: Sendable {
     public var maxArtifactBytes: Int64 = 1 << 30
     /// Fraction of online reads sampled for the skew check (0: off).
     public var readSampleRate = 0.0
+    /// Whether batched online reads may walk LMDB's B-tree themselves
+    /// (PlinthStorage's TreeSearch); false: every read is an mdb_get.
+    public var onlineTreeSearch = true
 
     public init() {}
 
@@ -135,6 +138,7 @@ public struct ServerConfig: Sendable {
             case "tracking_sync_interval_ms": trackingSyncIntervalMs = try int()
             case "map_size_bytes": mapSizeBytes = try int()
             case "insecure": insecure = try bool()
+            case "online_tree_search": onlineTreeSearch = try bool()
             case "event_loop_threads": eventLoopThreads = try int()
             case "stream_window_bytes": streamWindowBytes = try int()
             case "writer_poll_us": writerPollMicros = try int(in: 0...100_000, of: "microseconds")
@@ -164,7 +168,7 @@ public struct ServerConfig: Sendable {
                     return Token(name: name, secret: secret, scopes: scopes)
                 }
             default:
-                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, tracking_durability, tracking_sync_interval_ms, map_size_bytes, insecure, event_loop_threads, max_artifact_bytes, read_sample_rate, tokens)")
+                throw ConfigError("\(line): unknown setting '\(key)' (data_dir, listen, unix, max_frame_bytes, max_rows, sync, tracking_durability, tracking_sync_interval_ms, map_size_bytes, insecure, event_loop_threads, max_artifact_bytes, read_sample_rate, online_tree_search, tokens)")
             }
         }
     }

@@ -7,12 +7,15 @@
 import Foundation
 import NIOPosix
 
+// Safe: `queued`, `closed` and `waiting` are read and written only under `condition`.
 final class StreamWindow: @unchecked Sendable {
     private let condition = NSCondition()
     private let limit: Int
     /// Streamed bytes handed to the connection and not yet written to the socket.
     private var queued = 0
     private var closed = false
+    /// Producers waiting for room now (tests wait for one to be there).
+    private var waiting = 0
 
     /// - Parameter limit: the bytes a connection's streams may have queued;
     ///   one part larger than it is still let through when nothing is queued.
@@ -26,7 +29,11 @@ final class StreamWindow: @unchecked Sendable {
     func reserve(_ bytes: Int) {
         let mayWait = MultiThreadedEventLoopGroup.currentEventLoop == nil
         condition.lock()
-        while mayWait && !closed && queued > 0 && queued + bytes > limit { condition.wait() }
+        while mayWait && !closed && queued > 0 && queued + bytes > limit {
+            waiting += 1
+            condition.wait()
+            waiting -= 1
+        }
         queued += bytes
         condition.unlock()
     }
@@ -53,6 +60,13 @@ final class StreamWindow: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return closed
+    }
+
+    /// Producers waiting for room now (tests).
+    var waitingProducers: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return waiting
     }
 
     /// Bytes queued now (tests).

@@ -28,6 +28,7 @@ public final class ModelRepository: Sendable {
 
     /// One load in progress; concurrent requests for the same version wait
     /// on its lock instead of loading it twice.
+    // Safe: `result` is read and written only under `lock`.
     final class PendingLoad: @unchecked Sendable {
         let lock = NSLock()
         var result: Result<ServedModel, ServingError>?

@@ -9,6 +9,7 @@
 // takes it exclusively.
 import CLMDB
 import Foundation
+import Synchronization
 
 /// A read transaction held across several reads (`Environment.hold`).
 public struct HeldRead {
@@ -21,6 +22,7 @@ public struct Table: Sendable, Hashable {
     let dbi: MDB_dbi
 }
 
+// Safe: `pool` under `poolLock`, `tables`/`closed` under `tablesLock`, `open` under `remap`, atomics, else immutable.
 public final class Environment: @unchecked Sendable {
     /// How an environment is opened.
     public struct Options: Sendable {
@@ -38,6 +40,13 @@ public final class Environment: @unchecked Sendable {
         /// sleeps; zero: never. Trades up to this much CPU per commit (the
         /// writer yields while it polls) for the wake-up of the next write.
         public var writerPollAfterCommit: Duration = .zero
+        /// Whether batched reads may walk LMDB's B-tree themselves
+        /// (TreeSearch.swift); false: every read is an mdb_get. Even when
+        /// true, the walk is checked against mdb_get first.
+        public var treeSearch = true
+        /// Where the storage layer reports what an operator should know (the
+        /// walk turned off); nil: a line on stderr.
+        public var log: (@Sendable (String) -> Void)?
         public init() {}
     }
 
@@ -51,7 +60,14 @@ public final class Environment: @unchecked Sendable {
     private var tables: [String: Table] = [:]
     private let tablesLock = ConditionLock()
     private var closed = false
-    public private(set) var mapSize: Int
+    /// Bytes of the memory map now; it doubles whenever it fills.
+    public var mapSize: Int { mapSizeValue.load(ordering: .relaxed) }
+    /// Written under `remap`'s write lock (growth); an atomic so that
+    /// ServerInfo can read it on any thread without that lock.
+    private let mapSizeValue: Atomic<Int>
+    /// The walk's state for this environment (TreeSearchCheck.swift).
+    let treeSearchState: Atomic<UInt8>
+    let log: @Sendable (String) -> Void
     /// Stale reader slots cleared when the environment was opened.
     public let staleReadersCleared: Int
 
@@ -76,6 +92,10 @@ public final class Environment: @unchecked Sendable {
         self.durable = options.durable
         self.relaxedSyncInterval = options.relaxedSyncInterval
         self.writerPollAfterCommit = options.writerPollAfterCommit
+        self.treeSearchState = Atomic((options.treeSearch ? TreeSearchState.unchecked : .off).rawValue)
+        self.log = options.log ?? { message in
+            FileHandle.standardError.write(Data("plinth storage: \(message)\n".utf8))
+        }
         var flags = UInt32(MDB_NOTLS)
         if !options.durable { flags |= UInt32(MDB_NOSYNC) }
         do {
@@ -94,7 +114,10 @@ public final class Environment: @unchecked Sendable {
         staleReadersCleared = Int(dead)
         var info = MDB_envinfo()
         mdb_env_info(handle, &info)
-        mapSize = max(options.mapSize, Int(info.me_mapsize))
+        mapSizeValue = Atomic(max(options.mapSize, Int(info.me_mapsize)))
+        // Made here, while one thread has the environment: a lazy property
+        // first touched on two threads at once would make two writers.
+        _ = writer
     }
 
     deinit { close() }
@@ -165,7 +188,7 @@ public final class Environment: @unchecked Sendable {
             guard open else { throw Self.closedError() }
             let txn = try takeReader()
             defer { putBackReader(txn) }
-            return try body(ReadTransaction(txn: txn))
+            return try body(ReadTransaction(txn: txn, environment: self))
         }
     }
 
@@ -176,7 +199,7 @@ public final class Environment: @unchecked Sendable {
     ///
     /// Threading: release it on the same thread, and before that thread
     /// waits for the writer (growing the map waits for every reader).
-    public func hold() throws -> HeldRead {
+    package func hold() throws -> HeldRead {
         remap.lockShared()
         do {
             guard open else { throw Self.closedError() }
@@ -187,16 +210,16 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    public func release(_ held: HeldRead) {
+    package func release(_ held: HeldRead) {
         putBackReader(held.txn)
         remap.unlock()
     }
 
     /// Runs `body` in `held`'s transaction, or in one of its own when nil.
     @inline(__always)
-    public func read<T>(in held: HeldRead?, _ body: (borrowing ReadTransaction) throws -> T) throws -> T {
+    package func read<T>(in held: HeldRead?, _ body: (borrowing ReadTransaction) throws -> T) throws -> T {
         guard let held else { return try read(body) }
-        return try body(ReadTransaction(txn: held.txn))
+        return try body(ReadTransaction(txn: held.txn, environment: self))
     }
 
     private func takeReader() throws -> OpaquePointer {
@@ -225,7 +248,7 @@ public final class Environment: @unchecked Sendable {
         try remap.withWriteLock { () throws in
             let newSize = mapSize * 2
             try check(mdb_env_set_mapsize(env, newSize), "growing the map to \(newSize) bytes")
-            mapSize = newSize
+            mapSizeValue.store(newSize, ordering: .relaxed)
         }
     }
 

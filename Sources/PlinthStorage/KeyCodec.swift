@@ -13,14 +13,14 @@
 /// The writer stops at the buffer's end and reports overflow through
 /// `overflowed`; callers size buffers from `KeyEncoder.maxInlineKey` and fall
 /// back to a heap buffer for longer keys.
-public struct KeyEncoder: ~Copyable {
-    public static let maxInlineKey = 512
+package struct KeyEncoder: ~Copyable {
+    package static let maxInlineKey = 512
     private let base: UnsafeMutableRawPointer
     private let capacity: Int
-    public private(set) var count = 0
-    public private(set) var overflowed = false
+    package private(set) var count = 0
+    package private(set) var overflowed = false
 
-    public init(_ buffer: UnsafeMutableRawBufferPointer) {
+    package init(_ buffer: UnsafeMutableRawBufferPointer) {
         // A zero-length buffer still needs a non-nil base for the arithmetic.
         self.base = buffer.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 0x10)!
         self.capacity = buffer.baseAddress == nil ? 0 : buffer.count
@@ -34,32 +34,32 @@ public struct KeyEncoder: ~Copyable {
     }
 
     @inline(__always)
-    public mutating func append(_ value: UInt32) {
+    package mutating func append(_ value: UInt32) {
         guard count + 4 <= capacity else { overflowed = true; return }
         base.storeBytes(of: value.bigEndian, toByteOffset: count, as: UInt32.self)
         count += 4
     }
 
     @inline(__always)
-    public mutating func append(_ value: UInt64) {
+    package mutating func append(_ value: UInt64) {
         guard count + 8 <= capacity else { overflowed = true; return }
         base.storeBytes(of: value.bigEndian, toByteOffset: count, as: UInt64.self)
         count += 8
     }
 
     @inline(__always)
-    public mutating func append(_ value: Int64) {
+    package mutating func append(_ value: Int64) {
         append(UInt64(bitPattern: value) ^ (1 << 63))
     }
 
     /// Appends bytes that are already an encoded key prefix (self-delimiting).
-    public mutating func append(raw bytes: UnsafeRawBufferPointer) {
+    package mutating func append(raw bytes: UnsafeRawBufferPointer) {
         guard count + bytes.count <= capacity else { overflowed = true; return }
         if let src = bytes.baseAddress { (base + count).copyMemory(from: src, byteCount: bytes.count) }
         count += bytes.count
     }
 
-    public mutating func append<Bytes: Collection<UInt8>>(escaped bytes: Bytes) {
+    package mutating func append<Bytes: Collection<UInt8>>(escaped bytes: Bytes) {
         for byte in bytes {
             put(byte)
             if byte == 0 { put(0xFF) }
@@ -68,24 +68,24 @@ public struct KeyEncoder: ~Copyable {
         put(1)
     }
 
-    public mutating func append(_ string: String) {
+    package mutating func append(_ string: String) {
         var string = string
         string.withUTF8 { append(escaped: $0) }
     }
 
-    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
+    package var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: count) }
 }
 
 /// Reads key components in the order they were appended.
-public struct KeyDecoder {
+package struct KeyDecoder {
     private let bytes: UnsafeRawBufferPointer
-    public private(set) var offset = 0
+    package private(set) var offset = 0
 
-    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    package init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    public var isAtEnd: Bool { offset >= bytes.count }
+    package var isAtEnd: Bool { offset >= bytes.count }
 
-    public mutating func readUInt32() throws(StorageError) -> UInt32 {
+    package mutating func readUInt32() throws(StorageError) -> UInt32 {
         guard offset + 4 <= bytes.count else { throw StorageError("key truncated reading uint32 at \(offset)") }
         var value: UInt32 = 0
         for i in 0..<4 { value = value << 8 | UInt32(bytes[offset + i]) }
@@ -93,7 +93,7 @@ public struct KeyDecoder {
         return value
     }
 
-    public mutating func readUInt64() throws(StorageError) -> UInt64 {
+    package mutating func readUInt64() throws(StorageError) -> UInt64 {
         guard offset + 8 <= bytes.count else { throw StorageError("key truncated reading uint64 at \(offset)") }
         var value: UInt64 = 0
         for i in 0..<8 { value = value << 8 | UInt64(bytes[offset + i]) }
@@ -101,11 +101,11 @@ public struct KeyDecoder {
         return value
     }
 
-    public mutating func readInt64() throws(StorageError) -> Int64 {
+    package mutating func readInt64() throws(StorageError) -> Int64 {
         Int64(bitPattern: try readUInt64() ^ (1 << 63))
     }
 
-    public mutating func readEscaped() throws(StorageError) -> [UInt8] {
+    package mutating func readEscaped() throws(StorageError) -> [UInt8] {
         var out: [UInt8] = []
         while offset < bytes.count {
             let byte = bytes[offset]
@@ -119,13 +119,13 @@ public struct KeyDecoder {
         throw StorageError("key has an unterminated string at \(offset)")
     }
 
-    public mutating func readString() throws(StorageError) -> String {
+    package mutating func readString() throws(StorageError) -> String {
         String(decoding: try readEscaped(), as: UTF8.self)
     }
 }
 
 /// Builds a key into a fresh array; for paths that are not hot.
-public func makeKey(_ build: (inout KeyEncoder) -> Void) -> [UInt8] {
+package func makeKey(_ build: (inout KeyEncoder) -> Void) -> [UInt8] {
     var size = KeyEncoder.maxInlineKey
     while true {
         var out = [UInt8](repeating: 0, count: size)

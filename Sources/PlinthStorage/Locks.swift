@@ -11,6 +11,7 @@ import Musl
 /// A mutual-exclusion lock with a condition variable.
 ///
 /// Threading: any thread may lock; `wait` must be called with the lock held.
+// Safe: the pthread objects are allocated once in init and used only through pthread calls.
 public final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -43,6 +44,7 @@ public final class ConditionLock: @unchecked Sendable {
 }
 
 /// A readers-writer lock: many readers or one writer.
+// Safe: the pthread object is allocated once in init and used only through pthread calls.
 public final class ReadWriteLock: @unchecked Sendable {
     private let rw = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
 

@@ -19,29 +19,17 @@ func get(_ txn: OpaquePointer, _ table: Table, _ key: UnsafeRawBufferPointer) th
     return UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)
 }
 
-/// Reads `ends.count` keys, stored back to back from `keys` (key i ends at
-/// `ends[i]`), into `found` (nil: absent; an empty key reads as absent).
-/// Several keys are searched abreast down the tree (TreeSearch.swift),
-/// with mdb_get wherever that walk does not apply.
-func get(_ txn: OpaquePointer, _ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>,
-         into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws {
-    let n = ends.count
-    precondition(found.count >= n, "get(keys:): found has room for \(found.count) of \(n) values")
-    @inline(__always) func key(_ i: Int) -> UnsafeRawBufferPointer {
-        let start = i == 0 ? 0 : ends[i - 1]
-        return UnsafeRawBufferPointer(start: keys + start, count: ends[i] - start)
-    }
-    // An empty key matches no node in the walk, as it reads as absent here.
-    if n > 1, let tree = TreeRoot.of(table, in: txn),
-       try tree.search(count: n, key: key, fallback: { try get(txn, table, $0) }, into: found) {
-        return
-    }
-    for i in 0..<n { found[i] = key(i).isEmpty ? nil : try get(txn, table, key(i)) }
-}
-
 /// A consistent read-only snapshot.
+///
+/// Only `Environment.read` makes one, so code that takes a
+/// `ReadTransaction` (the B-tree walk in TreeSearch.swift above all) cannot
+/// be handed a write transaction, whose pages change under it.
 public struct ReadTransaction: ~Copyable {
     let txn: OpaquePointer
+    /// Whether the batched read may walk the tree (TreeSearchCheck.swift).
+    /// Unowned without a reference count: a transaction lives inside its
+    /// environment's `read`, which holds the environment.
+    unowned(unsafe) let environment: Environment
 
     /// The value stored under `key`, or nil. Zero-copy: valid until the read ends.
     @inline(__always)
@@ -53,11 +41,29 @@ public struct ReadTransaction: ~Copyable {
         try key.withUnsafeBytes { (raw) throws in try PlinthStorage.get(txn, table, raw) }
     }
 
-    /// Reads many keys at once (see the free function `get(_:_:keys:ends:hints:into:)`).
-    @inline(__always)
-    public func get(_ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>,
-                    into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws {
-        try PlinthStorage.get(txn, table, keys: keys, ends: ends, into: found)
+    /// Reads `ends.count` keys, stored back to back from `keys` (key i ends
+    /// at `ends[i]`), into `found` (nil: absent; an empty key reads as
+    /// absent). Several keys are searched abreast down the tree
+    /// (TreeSearch.swift) while the environment's walk is on, with mdb_get
+    /// wherever that walk does not apply.
+    /// - Returns: whether the walk answered (false: every key went to mdb_get).
+    @discardableResult
+    package func get(_ table: Table, keys: UnsafeRawPointer, ends: UnsafeBufferPointer<Int>,
+                     into found: UnsafeMutableBufferPointer<UnsafeRawBufferPointer?>) throws -> Bool {
+        let n = ends.count
+        let txn = self.txn
+        precondition(found.count >= n, "get(keys:): found has room for \(found.count) of \(n) values")
+        @inline(__always) func key(_ i: Int) -> UnsafeRawBufferPointer {
+            let start = i == 0 ? 0 : ends[i - 1]
+            return UnsafeRawBufferPointer(start: keys + start, count: ends[i] - start)
+        }
+        // An empty key matches no node in the walk, as it reads as absent here.
+        if n > 1, let tree = try treeRoot(table),
+           try tree.search(count: n, key: key, fallback: { try PlinthStorage.get(txn, table, $0) }, into: found) {
+            return true
+        }
+        for i in 0..<n { found[i] = key(i).isEmpty ? nil : try PlinthStorage.get(txn, table, key(i)) }
+        return false
     }
 
     /// Visits keys from the first one >= `start` while `body` returns true.

@@ -20,6 +20,11 @@
 // key order, a page that is neither branch nor leaf, a child outside the
 // map, a tree deeper than its record says. A value in overflow pages (a row
 // over about 2 KiB) is read with mdb_get, key by key.
+//
+// It takes a `ReadTransaction`, never a raw MDB_txn: a write transaction
+// changes its dirty pages in place, under the walk. And it is checked
+// against mdb_get on a sample of the table before it is trusted, and can
+// be turned off (TreeSearchCheck.swift).
 import CLMDB
 #if canImport(Glibc)
 import Glibc
@@ -56,8 +61,9 @@ struct TreeRoot {
     /// The root of `table` as `txn` sees it; nil when this walk cannot be
     /// used there (see the file's comment). `empty` when the table has no
     /// rows (no key is found).
-    static func of(_ table: Table, in txn: OpaquePointer) -> TreeRoot? {
+    static func of(_ table: Table, in transaction: borrowing ReadTransaction) -> TreeRoot? {
         guard supported else { return nil }
+        let txn = transaction.txn
         // A named table's record in the main table is its MDB_db: pad (4),
         // flags (2), depth (2), page and entry counts (4 x 8), root (8).
         var record = MDB_val()

@@ -23,6 +23,7 @@
 // preserves write order (docs/operations.md, Durability).
 import CLMDB
 import Foundation
+import Synchronization
 
 /// How far a write must reach before it is acknowledged.
 public enum Durability: String, Sendable, CaseIterable {
@@ -33,6 +34,7 @@ public enum Durability: String, Sendable, CaseIterable {
     case relaxed
 }
 
+// Safe: queue state under `lock`, sync state under `syncLock`, atomic counters, the rest writer-thread-only or immutable.
 public final class Writer: @unchecked Sendable {
     /// One queued request: `run` writes inside the batch's transaction and
     /// returns what to report after the commit.
@@ -49,10 +51,17 @@ public final class Writer: @unchecked Sendable {
     private var stopped = false
     private var thread: Thread?
     /// Largest number of requests committed together; for tests and metrics.
-    public private(set) var largestBatch = 0
-    public private(set) var commits = 0
+    public var largestBatch: Int { largestBatchCount.load(ordering: .relaxed) }
+    public var commits: Int { commitCount.load(ordering: .relaxed) }
     /// Batches committed without a sync (all their requests `.relaxed`).
-    public private(set) var relaxedCommits = 0
+    public var relaxedCommits: Int { relaxedCommitCount.load(ordering: .relaxed) }
+    // Written by the writer thread alone, read by any: atomics, so a
+    // reader (a test, a metric) never races the thread that counts.
+    private let largestBatchCount = Atomic<Int>(0)
+    private let commitCount = Atomic<Int>(0)
+    private let relaxedCommitCount = Atomic<Int>(0)
+    private let pollCount = Atomic<Int>(0)
+    private let pollsAnsweredCount = Atomic<Int>(0)
 
     /// Longest a relaxed commit waits for its sync.
     public let syncInterval: Duration
@@ -62,8 +71,8 @@ public final class Writer: @unchecked Sendable {
     /// long of the commit before it.
     public let pollAfterCommit: Duration
     /// Polls done, and those a request ended; for tests and metrics.
-    public private(set) var polls = 0
-    public private(set) var pollsAnswered = 0
+    public var polls: Int { pollCount.load(ordering: .relaxed) }
+    public var pollsAnswered: Int { pollsAnsweredCount.load(ordering: .relaxed) }
     // Guarded by `lock`: when the queue's oldest request arrived, and when
     // the last commit ended.
     private var firstQueuedAt: ContinuousClock.Instant?
@@ -176,8 +185,8 @@ public final class Writer: @unchecked Sendable {
             lock.lock()
             if queue.isEmpty && !stopping && pollNext {
                 lock.unlock()
-                polls += 1
-                if pollQueue() { pollsAnswered += 1 }
+                pollCount.add(1, ordering: .relaxed)
+                if pollQueue() { pollsAnsweredCount.add(1, ordering: .relaxed) }
                 lock.lock()
             }
             while queue.isEmpty && !stopping { lock.wait() }
@@ -225,10 +234,10 @@ public final class Writer: @unchecked Sendable {
             do {
                 let relaxed = environment.durable && batch.allSatisfy { $0.durability == .relaxed }
                 let acks = try commitBatch(batch, relaxed: relaxed)
-                commits += 1
-                largestBatch = max(largestBatch, batch.count)
+                let commits = commitCount.add(1, ordering: .relaxed).newValue
+                if batch.count > largestBatch { largestBatchCount.store(batch.count, ordering: .relaxed) }
                 if relaxed {
-                    relaxedCommits += 1
+                    relaxedCommitCount.add(1, ordering: .relaxed)
                     scheduleSync(through: commits)
                 } else if environment.durable {
                     // LMDB's commit fdatasyncs the whole file: earlier relaxed commits too.

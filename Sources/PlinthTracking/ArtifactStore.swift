@@ -16,6 +16,7 @@
 // from its bytes, so answering "already stored" records no digest it has not
 // verified; an upload that goes on must hash to the announced digest, or it
 // is refused and nothing is stored.
+import Crypto
 import Foundation
 import PlinthStorage
 
@@ -34,6 +35,7 @@ public struct Artifact: Codable, Sendable, Equatable {
     }
 }
 
+// Safe: `uploads` is read and written only under `lock`; the rest is immutable after init.
 public final class ArtifactStore: @unchecked Sendable {
     public let tracking: TrackingStore
     /// `<data-dir>/blobs`.
@@ -46,6 +48,7 @@ public final class ArtifactStore: @unchecked Sendable {
     /// Uploads idle for longer than this are dropped (their client went away).
     static let abandonedAfterMs: Int64 = 3_600_000
 
+    // Safe: `hasher`, `size`, `touchedMs` and the handle's writes only under `lock`; the rest is immutable.
     final class Upload: @unchecked Sendable {
         let id: String
         let runId: String
@@ -195,7 +198,7 @@ public final class ArtifactStore: @unchecked Sendable {
                 abort(upload)
                 throw TrackingError.failedPrecondition("writing the artifact failed: \(error.localizedDescription)")
             }
-            upload.hasher.update(bytes)
+            upload.hasher.update(data: bytes)
             upload.size += Int64(bytes.count)
             upload.touchedMs = now
             return upload.size
@@ -208,7 +211,7 @@ public final class ArtifactStore: @unchecked Sendable {
         let (digest, size) = try upload.lock.withLock { () throws -> (String, Int64) in
             lock.withLock { _ = uploads.removeValue(forKey: uploadId) }
             defer { try? upload.handle.close() }
-            let digest = upload.hasher.finalizeHex()
+            let digest = upload.hasher.finalize().hex
             do {
                 try Self.checkMatches(digest, expected: upload.expectedDigest, path: upload.path)
                 let target = blobPath(digest)
@@ -239,9 +242,7 @@ public final class ArtifactStore: @unchecked Sendable {
     public func store(runId: String, path: String, bytes: [UInt8], expectedDigest: String? = nil,
                       now: Int64 = currentMillis()) async throws -> Artifact {
         try Self.checkExpected(expectedDigest)
-        var hasher = SHA256()
-        hasher.update(bytes)
-        let digest = hasher.finalizeHex()
+        let digest = SHA256.hash(data: bytes).hex
         try Self.checkMatches(digest, expected: expectedDigest, path: path)
         guard Int64(bytes.count) <= maxBytes, FileManager.default.fileExists(atPath: blobPath(digest)) else {
             let id = try beginUpload(runId: runId, path: path, now: now)
@@ -281,8 +282,15 @@ public final class ArtifactStore: @unchecked Sendable {
     }
 
     private func dropAbandoned(now: Int64) {
-        let stale = lock.withLock { uploads.values.filter { now - $0.touchedMs > Self.abandonedAfterMs } }
-        for upload in stale { upload.lock.withLock { abort(upload) } }
+        // `touchedMs` is the upload's, guarded by its own lock; that lock is
+        // taken after `lock` is released, as `abort` takes them in the other
+        // order.
+        let open = lock.withLock { Array(uploads.values) }
+        for upload in open {
+            upload.lock.withLock {
+                if now - upload.touchedMs > Self.abandonedAfterMs { abort(upload) }
+            }
+        }
     }
 
     /// The run's artifacts whose paths start with `prefix` (a folder, or "" for all).

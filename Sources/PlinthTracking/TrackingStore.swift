@@ -34,6 +34,7 @@ public enum TrackingLimits {
     public static let defaultHistoryResults = 25_000
 }
 
+// Safe: every stored property is a `let` of a Sendable type or of a cache that locks itself.
 public final class TrackingStore: @unchecked Sendable {
     public let environment: Environment
     let experiments: Table
@@ -503,8 +504,10 @@ public final class TrackingStore: @unchecked Sendable {
 /// Decoded runs keyed by id, reused while the stored bytes are unchanged:
 /// a search reads every run of an experiment, and JSON decoding would
 /// dominate it. Comparing the stored bytes keeps the cache always correct.
+// Safe: `entries` is read and written only under `lock`; entries are immutable.
 final class RunCache: @unchecked Sendable {
     /// A decoded run and the bytes it was decoded from; immutable, shared.
+    // Safe: immutable after init.
     final class Entry: @unchecked Sendable {
         let bytes: [UInt8]
         let run: Run
@@ -539,6 +542,7 @@ final class RunCache: @unchecked Sendable {
 /// generation before its read transaction begins, so a snapshot is never
 /// older than its label: a hit (label == current generation) is exact, and
 /// a write answered before a search began is always seen by it.
+// Safe: `generations` and `snapshots` are read and written only under `lock`.
 final class SearchCache: @unchecked Sendable {
     /// Experiments with more runs than this are read afresh by every search.
     static let maxRuns = 50_000

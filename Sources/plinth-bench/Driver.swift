@@ -51,12 +51,14 @@ struct ConnectionResult: Sendable {
 }
 
 /// A value handed to a thread that alone uses it from then on.
+// Safe: one thread at a time uses `value` (its receiver, or the holder of the lock paired with it: Loader's `nextLock`).
 final class Handoff<T>: @unchecked Sendable {
     var value: T
     init(_ value: T) { self.value = value }
 }
 
 /// Collects per-thread results.
+// Safe: `results` is read and written only under `lock`.
 final class ResultBox<T: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private var results: [T] = []

@@ -354,14 +354,18 @@ final class ServingEndToEndTests: XCTestCase {
                 } catch { results.fail("\(error)") }
             }
         }
-        Thread.sleep(forTimeInterval: 0.3)
+        // Move the alias once every thread is answered, and keep the load on
+        // until version 2 has answered as often: conditions, not sleeps.
+        func waitFor(_ what: String, _ condition: () -> Bool) {
+            let deadline = Date().addingTimeInterval(10)
+            while !condition() && Date() < deadline { usleep(1_000) }
+            XCTAssertTrue(condition(), "timed out waiting for \(what)")
+        }
+        waitFor("answers before the swap") { results.snapshot.count >= 20 }
         _ = try setup.call(Method.setModelAlias, PBSetModelAliasRequest.with {
             $0.model = "fraud"; $0.alias = "production"; $0.version = v2; $0.reason = "swap under load"
         }, as: PBAliasChangeResponse.self)
-        // Wait for the background load and the switch, then keep the load on a little longer.
-        let deadline = Date().addingTimeInterval(10)
-        while results.lastVersion != v2 && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
-        Thread.sleep(forTimeInterval: 0.2)
+        waitFor("answers from version 2") { results.snapshot.filter { $0.0 == v2 }.count >= 20 }
         stop.set()
         group.wait()
 
@@ -490,5 +494,4 @@ final class ResultLog: @unchecked Sendable {
     func fail(_ message: String) { lock.withLock { errors.append(message) } }
     var snapshot: [(UInt64, Double)] { lock.withLock { answers } }
     var failures: [String] { lock.withLock { errors } }
-    var lastVersion: UInt64? { lock.withLock { answers.last?.0 } }
 }

@@ -6,18 +6,23 @@ import XCTest
 @testable import PlinthServer
 
 final class StreamWindowTests: XCTestCase {
+    /// Waits, up to a deadline, until a producer is waiting for room: the
+    /// state the tests need before they give room back or close.
+    func waitForAWaitingProducer(_ window: StreamWindow, file: StaticString = #filePath, line: UInt = #line) {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while window.waitingProducers == 0 && ContinuousClock.now < deadline { usleep(1_000) }
+        XCTAssertEqual(window.waitingProducers, 1, "no producer started waiting", file: file, line: line)
+    }
+
     func testAProducerWaitsForRoomAndGoesOnWhenPartsAreWritten() {
         let window = StreamWindow(limit: 100)
         window.reserve(60)
         let reserved = expectation(description: "second part reserved")
-        let started = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
-            started.signal()
             window.reserve(60)  // 120 > 100: waits for the first part
             reserved.fulfill()
         }
-        started.wait()
-        Thread.sleep(forTimeInterval: 0.2)
+        waitForAWaitingProducer(window)
         XCTAssertEqual(window.queuedBytes, 60, "the second part got in before any room was given back")
         window.written(60)
         wait(for: [reserved], timeout: 5)
@@ -40,7 +45,7 @@ final class StreamWindowTests: XCTestCase {
             window.reserve(10)
             released.fulfill()
         }
-        Thread.sleep(forTimeInterval: 0.1)
+        waitForAWaitingProducer(window)
         window.close()
         wait(for: [released], timeout: 5)
     }

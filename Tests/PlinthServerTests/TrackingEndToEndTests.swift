@@ -3,6 +3,7 @@
 // issue names (NOT_FOUND, FAILED_PRECONDITION, RESOURCE_EXHAUSTED), streamed
 // artifacts, concurrent writers, and alias changes attributed to the
 // connection's token. Each test has its own data directory and port.
+import Crypto
 import Foundation
 import Logging
 import PlinthClient
@@ -217,9 +218,7 @@ final class TrackingEndToEndTests: XCTestCase {
         let c = try Connection(address: address)
         let (_, runID) = try startRun(c)
         let content = (0..<250_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 7) }
-        var hasher = SHA256()
-        hasher.update(content)
-        let digest = hasher.finalizeHex()
+        let digest = SHA256.hash(data: content).hex
         func ask(run: String, path: String, _ digest: String) throws -> PBUploadArtifactResponse {
             try c.call(Method.uploadArtifact, PBUploadArtifactRequest.with {
                 $0.runID = run

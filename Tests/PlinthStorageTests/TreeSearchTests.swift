@@ -22,18 +22,22 @@ final class TreeSearchTests: XCTestCase {
         for p in paths { try? FileManager.default.removeItem(atPath: p) }
     }
 
-    func open(mapSize: Int = 1 << 24) throws -> Environment {
+    func open(mapSize: Int = 1 << 24, treeSearch: Bool = true, log: (@Sendable (String) -> Void)? = nil) throws -> Environment {
         let path = temporaryDirectory()
         paths.append(path)
         var options = Environment.Options()
         options.mapSize = mapSize
         options.durable = false
+        options.treeSearch = treeSearch
+        options.log = log
         return try Environment(path: path, options: options)
     }
 
-    /// What mdb_get gives for each key, and what the walk gives (nil when
-    /// it did not run: no root, or it gave up), as copies.
-    static func answers(_ env: Environment, _ table: Table, _ keys: [[UInt8]]) throws -> (plain: [[UInt8]?], walked: [[UInt8]?]?, batched: [[UInt8]?]) {
+    /// What mdb_get gives for each key, what the walk gives (nil when it
+    /// did not run: no root, or it gave up), as copies, and what the batched
+    /// read gives, with whether it took the walk.
+    static func answers(_ env: Environment, _ table: Table, _ keys: [[UInt8]]) throws
+        -> (plain: [[UInt8]?], walked: [[UInt8]?]?, batched: [[UInt8]?], batchWalked: Bool) {
         var bytes: [UInt8] = []
         var ends: [Int] = []
         for k in keys { bytes += k; ends.append(bytes.count) }
@@ -48,7 +52,7 @@ final class TreeSearchTests: XCTestCase {
                     }
                     var found = [UnsafeRawBufferPointer?](repeating: nil, count: keys.count)
                     var walked: [[UInt8]?]?
-                    if let tree = TreeRoot.of(table, in: txn.txn) {
+                    if let tree = TreeRoot.of(table, in: txn) {
                         let ran = try found.withUnsafeMutableBufferPointer { out in
                             try tree.search(count: keys.count, key: key, fallback: { try txn.get(table, $0) }, into: out)
                         }
@@ -56,8 +60,9 @@ final class TreeSearchTests: XCTestCase {
                     }
                     // The public batch read, as OnlineStore calls it.
                     var out = [UnsafeRawBufferPointer?](repeating: nil, count: keys.count)
-                    try out.withUnsafeMutableBufferPointer { try txn.get(table, keys: raw.baseAddress!, ends: ends, into: $0) }
-                    return (plain, walked, out.map { $0.map { Array($0) } })
+                    let base = try XCTUnwrap(raw.baseAddress)
+                    let batchWalked = try out.withUnsafeMutableBufferPointer { try txn.get(table, keys: base, ends: ends, into: $0) }
+                    return (plain, walked, out.map { $0.map { Array($0) } }, batchWalked)
                 }
             }
         }
@@ -66,8 +71,9 @@ final class TreeSearchTests: XCTestCase {
     /// Asserts that the walk ran and agrees with mdb_get on `keys`.
     func check(_ env: Environment, _ table: Table, _ keys: [[UInt8]], _ message: String,
                file: StaticString = #filePath, line: UInt = #line) throws {
-        let (plain, walked, batched) = try Self.answers(env, table, keys)
+        let (plain, walked, batched, batchWalked) = try Self.answers(env, table, keys)
         XCTAssertNotNil(walked, "the walk gave up: \(message)", file: file, line: line)
+        XCTAssertTrue(batchWalked || keys.count < 2, "the batched read used mdb_get: \(message)", file: file, line: line)
         XCTAssertEqual(walked ?? [], plain, message, file: file, line: line)
         XCTAssertEqual(batched, plain, message, file: file, line: line)
     }
@@ -190,7 +196,7 @@ final class TreeSearchTests: XCTestCase {
                 while !stop.withLock({ $0 }) || batches < 20 {
                     let keys = (0..<100).map { _ in bigEndian(3, ids.randomElement(using: &random) ?? 0) }
                     do {
-                        let (plain, walked, batched) = try TreeSearchTests.answers(env, table, keys)
+                        let (plain, walked, batched, _) = try TreeSearchTests.answers(env, table, keys)
                         let generations = Set(batched.map { $0?.first })
                         if walked != plain || batched != plain || generations.count != 1 || generations.contains(nil) {
                             failures.withLock { $0.append("reader \(reader), batch \(batches): generations \(generations)") }
@@ -214,11 +220,89 @@ final class TreeSearchTests: XCTestCase {
         try env.writer.write { txn in
             for i in 0..<3_000 { try withUnsafeBytes(of: UInt64(i)) { try txn.put(table, Array($0), [UInt8(i % 256)]) } }
         }
-        try env.read { txn in XCTAssertNil(TreeRoot.of(table, in: txn.txn), "integer keys compare as numbers, not bytes") }
+        try env.read { txn in XCTAssertNil(TreeRoot.of(table, in: txn), "integer keys compare as numbers, not bytes") }
         let keys = (0..<200).map { i in withUnsafeBytes(of: UInt64(i * 17)) { Array($0) } }
-        let (plain, walked, batched) = try Self.answers(env, table, keys)
+        let (plain, walked, batched, batchWalked) = try Self.answers(env, table, keys)
         XCTAssertNil(walked)
+        XCTAssertFalse(batchWalked)
         XCTAssertEqual(batched, plain)
         XCTAssertEqual(plain.compactMap { $0 }.count, 177, "keys 0, 17, ... 2992 are present")
+    }
+
+    // MARK: The sample check and the switch (TreeSearchCheck.swift)
+
+    /// Log lines an environment writes, for the assertions.
+    final class LogLines: Sendable {
+        let lines = Mutex<[String]>([])
+        var all: [String] { lines.withLock { $0 } }
+        var sink: @Sendable (String) -> Void { { line in self.lines.withLock { $0.append(line) } } }
+    }
+
+    func fill(_ env: Environment, _ table: Table, prefix: UInt8, rows: Int, value: (Int) -> [UInt8]) throws {
+        let values = (0..<rows).map(value)
+        try env.writer.write { txn in
+            for (i, v) in values.enumerated() { try txn.put(table, bigEndian(prefix, i), v) }
+        }
+    }
+
+    func testTheSampleCheckPassesOnATableWithRowsAndKeepsTheWalkOn() throws {
+        let log = LogLines()
+        let env = try open(log: log.sink)
+        let table = try env.table("t")
+        // Empty: nothing to sample, so nothing is settled yet.
+        _ = try Self.answers(env, table, [bigEndian(4, 1), bigEndian(4, 2)])
+        XCTAssertEqual(env.treeSearchState.load(ordering: .relaxed), TreeSearchState.unchecked.rawValue)
+        try fill(env, table, prefix: 4, rows: 20_000) { [UInt8](repeating: UInt8(truncatingIfNeeded: $0), count: 20 + $0 % 30) }
+        try env.read { txn in
+            let sample = try txn.sampleKeys(table)
+            XCTAssertEqual(sample.count, ReadTransaction.treeSearchSample, "a large table fills the sample")
+            XCTAssertEqual(Set(sample).count, sample.count, "no key twice")
+        }
+        try check(env, table, (0..<100).map { bigEndian(4, $0 * 199) }, "after the check")
+        XCTAssertEqual(env.treeSearchState.load(ordering: .relaxed), TreeSearchState.on.rawValue)
+        XCTAssertTrue(env.treeSearchEnabled)
+        XCTAssertEqual(log.all, [])
+    }
+
+    func testTheSettingSendsEveryBatchedReadToMdbGet() throws {
+        let log = LogLines()
+        let env = try open(treeSearch: false, log: log.sink)
+        let table = try env.table("t")
+        try fill(env, table, prefix: 5, rows: 5_000) { [UInt8(truncatingIfNeeded: $0)] }
+        XCTAssertFalse(env.treeSearchEnabled)
+        let keys = (0..<300).map { bigEndian(5, $0 * 17) }
+        let (plain, _, batched, batchWalked) = try Self.answers(env, table, keys)
+        XCTAssertFalse(batchWalked, "online_tree_search: false must read with mdb_get")
+        XCTAssertEqual(batched, plain)
+        XCTAssertEqual(plain.compactMap { $0 }.count, 295, "keys 0, 17, ... 4998 are present")
+        XCTAssertEqual(log.all, [], "turned off by hand: nothing to report")
+    }
+
+    func testAWalkThatDisagreesWithMdbGetIsTurnedOffWithALogLine() throws {
+        let log = LogLines()
+        let env = try open(log: log.sink)
+        let table = try env.table("t")
+        let other = try env.table("u")
+        // The same keys in both tables, other values: a walk that starts at
+        // the wrong root reads well-formed pages and gives wrong answers.
+        try fill(env, table, prefix: 6, rows: 3_000) { _ in [1] }
+        try fill(env, other, prefix: 6, rows: 3_000) { _ in [2] }
+        let problem = try env.read { txn -> String? in
+            let wrong = try XCTUnwrap(TreeRoot.of(other, in: txn))
+            XCTAssertNil(try txn.treeSearchProblem(try XCTUnwrap(TreeRoot.of(table, in: txn)), table, txn.sampleKeys(table)))
+            return try txn.treeSearchProblem(wrong, table, txn.sampleKeys(table))
+        }
+        XCTAssertNotNil(problem)
+        env.settleTreeSearch(table, problem: problem)
+        XCTAssertFalse(env.treeSearchEnabled)
+        XCTAssertEqual(log.all.count, 1)
+        XCTAssertTrue(log.all.first?.contains("'t' disagreed with mdb_get") == true, "\(log.all)")
+        let (plain, _, batched, batchWalked) = try Self.answers(env, table, (0..<50).map { bigEndian(6, $0) })
+        XCTAssertFalse(batchWalked)
+        XCTAssertEqual(batched, plain)
+        // Settled once: a later outcome changes nothing and logs nothing.
+        env.settleTreeSearch(table, problem: nil)
+        XCTAssertFalse(env.treeSearchEnabled)
+        XCTAssertEqual(log.all.count, 1)
     }
 }
