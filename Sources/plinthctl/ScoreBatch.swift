@@ -22,7 +22,7 @@ struct ScoreBatch: ParsableCommand {
         offline face, point-in-time correct; without it, the latest online values.
         """)
 
-    @Option(help: "The model: NAME@ALIAS, NAME:VERSION or NAME.")
+    @Option(help: "The model: NAME@ALIAS, NAME/VERSION (or NAME:VERSION), or NAME for NAME@production.")
     var model: String
 
     @Option(help: "The input CSV file, with a header row ('-' for standard input).")

@@ -233,7 +233,8 @@ def test_register_promote_lineage_and_audit(plinthd, tmp_path, tag):
         client.set_alias(name, "challenger", 2, reason="shadow")
         assert client.get_model_version(name, alias="production").version == 1
         assert client.get_model_version(name, version=2).aliases == ["challenger"]
-        assert client.get_model_version(name).version == 2
+        assert client.get_model_version(name).version == 1  # a bare name means name@production
+        assert client.get_model_version(name + "/2").version == 2
         client.delete_alias(name, "challenger", reason="done")
         with pytest.raises(plinth.NotFoundError):
             client.get_model_version(name, alias="challenger")
@@ -272,7 +273,7 @@ def test_register_with_aliases_is_one_request(client, tmp_path, tag):
     client.set_policy(name, required_card_fields=["owner"])
     with pytest.raises(plinth.FailedPreconditionError, match="'owner'"):
         client.register_model(name, str(model_file), aliases=["candidate", "production"], reason="ship")
-    assert client.get_model_version(name).version == 2
+    assert client.get_registered_model(name)["latest_version"] == 2
     assert client.get_model_version(name, alias="candidate").version == 2
     assert len(client.alias_audit(name)) == 3
     with pytest.raises(plinth.InvalidArgumentError, match="more than once"):
