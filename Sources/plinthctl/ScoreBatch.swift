@@ -61,7 +61,7 @@ struct ScoreBatch: ParsableCommand {
         try reportingErrors {
             let connection = try options.connect()
             let inputs = try ModelInputs(connection, model: model)
-            var reader = CSVReader(text: text)
+            var reader = CSVFile(text: text, name: entities)
             guard let (_, header) = try reader.next() else { throw PlinthError(code: 3, message: "\(entities) is empty") }
             let names = header.map { $0.trimmingCharacters(in: .whitespaces) }
             if let twice = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
@@ -112,11 +112,7 @@ struct ScoreBatch: ParsableCommand {
 
             var dataRow = 0
             while let (line, fields) = try reader.next() {
-                if fields.count == 1 && fields[0].isEmpty { continue }
                 dataRow += 1
-                guard fields.count == names.count else {
-                    throw PlinthError(code: 3, message: "\(entities) row \(dataRow) (line \(line)): \(fields.count) fields, the header has \(names.count)")
-                }
                 for (i, field) in fields.enumerated() {
                     if inputs.joinKeys.contains(names[i]) && field.trimmingCharacters(in: .whitespaces).isEmpty {
                         throw PlinthError(code: 3, message: "\(entities) row \(dataRow) (line \(line)), column '\(names[i])': a join key may not be empty")
