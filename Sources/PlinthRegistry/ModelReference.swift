@@ -48,7 +48,10 @@ public struct ModelReference: Hashable, Sendable, CustomStringConvertible {
     public init(parsing text: String, version: String = "") throws(RegistryError) {
         let separators = text.indices.filter { Self.isSeparator(text[$0]) }
         guard separators.count <= 1 else {
-            throw Self.invalid(text, "it has more than one of '@', '/' and ':'")
+            var kinds: [Character] = []
+            for i in separators where !kinds.contains(text[i]) { kinds.append(text[i]) }
+            throw Self.invalid(text, kinds.count == 1 ? "it has more than one '\(kinds[0])'"
+                               : "it has both " + kinds.map { "'\($0)'" }.joined(separator: " and "))
         }
         guard let separator = separators.first else {
             guard !text.isEmpty else { throw Self.invalid(text, "it is empty") }

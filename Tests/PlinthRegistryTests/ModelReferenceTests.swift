@@ -33,6 +33,15 @@ import Testing
         }
     }
 
+    @Test func namesTheSeparatorsThatClash() {
+        #expect(throws: RegistryError.invalidArgument("model reference 'a@b@c' is not valid: it has more than one '@'; \(ModelReference.acceptedForms)")) {
+            try ModelReference(parsing: "a@b@c")
+        }
+        #expect(throws: RegistryError.invalidArgument("model reference 'fraud@a:1' is not valid: it has both '@' and ':'; \(ModelReference.acceptedForms)")) {
+            try ModelReference(parsing: "fraud@a:1")
+        }
+    }
+
     @Test func refusesAVersionGivenTwice() {
         #expect(throws: RegistryError.self) { try ModelReference(parsing: "fraud:2", version: "3") }
         #expect(throws: RegistryError.self) { try ModelReference(parsing: "fraud@x", version: "3") }
