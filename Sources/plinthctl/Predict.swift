@@ -36,6 +36,7 @@ struct Predict: ParsableCommand {
 
     func validate() throws {
         if entities.isEmpty { throw ValidationError("give at least one --entity KEY=VALUE") }
+        _ = try versionFields(model)  // the daemon's parser: a bad reference fails before connecting
     }
 
     func run() throws {

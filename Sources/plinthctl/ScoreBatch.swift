@@ -51,6 +51,7 @@ struct ScoreBatch: ParsableCommand {
     func validate() throws {
         guard chunkRows >= 1 else { throw ValidationError("--chunk-rows must be at least 1") }
         guard requestRows >= 1 else { throw ValidationError("--request-rows must be at least 1") }
+        _ = try versionFields(model)  // the daemon's parser: a bad reference fails before reading the file
         if let asOf, parseTimestamp(asOf) == nil {
             throw ValidationError("--as-of '\(asOf)' is not a time (RFC 3339, e.g. 2026-11-30T10:00:00Z, or epoch seconds)")
         }
