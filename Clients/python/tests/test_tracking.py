@@ -280,7 +280,7 @@ def test_register_with_aliases_is_one_request(client, tmp_path, tag):
         client.register_model(name, str(model_file), aliases=["x", "x"])
     with pytest.raises(plinth.InvalidArgumentError, match="reserved"):
         client.register_model(name, str(model_file), aliases="latest")
-    assert client.get_model_version(name).version == 2
+    assert client.get_registered_model(name)["latest_version"] == 2
 
 
 def test_alias_changes_are_attributed_to_the_token(secured_plinthd, tmp_path, tag):
@@ -450,4 +450,4 @@ def test_register_uploads_again_when_the_daemon_lost_the_blob(plinthd, tmp_path,
         # Other NOT_FOUNDs are still raised (after one upload and one more try).
         with pytest.raises(plinth.NotFoundError, match="run"):
             client.register_model("lost-" + tag, model_file, run_id="0" * 32)
-        assert client.get_model_version("lost-" + tag).version == 1
+        assert client.get_registered_model("lost-" + tag)["latest_version"] == 1
