@@ -85,7 +85,7 @@ let package = Package(
                           swiftSettings: strict),
         .executableTarget(name: "plinthctl",
                           dependencies: [
-                              "PlinthClient", "PlinthWire", "PlinthInference",
+                              "PlinthClient", "PlinthWire", "PlinthInference", "PlinthRegistry",
                               .product(name: "ArgumentParser", package: "swift-argument-parser"),
                           ],
                           swiftSettings: strict),

@@ -2,9 +2,11 @@
 // input is memory-mapped and read in chunks of rows; each chunk is parsed
 // into one float buffer, scored with the batch kernels (on as many threads
 // as asked) and appended to the output, so memory stays flat however large
-// the file. Columns are matched to the model's features by name when the
-// model has names, else by position. Empty cells and NaN are missing values;
-// anything else that is not a number is an error naming the row and column.
+// the file. Records are read by CSVCursor (RFC 4180, see CSVReader.swift)
+// straight from the mapped bytes. Columns are matched to the model's
+// features by name when the model has names, else by position (see
+// `columnSources`). Empty cells and NaN are missing values; anything else
+// that is not a number is an error naming the row and column.
 
 import Foundation
 
@@ -77,28 +79,19 @@ public struct CSVScorer: Sendable {
 
     func score(bytes: UnsafeBufferPointer<UInt8>, write: (Data) throws(ModelError) -> Void,
                progress: Progress?) throws(ModelError) -> Int {
-        var reader = LineReader(bytes: bytes)
-        guard let headerLine = reader.next() else { throw .input(row: 0, column: nil, detail: "the input is empty; a header row is required") }
-        let header = splitCells(headerLine, bytes).map { cellString($0, bytes) }
-        let columnCount = header.count
-        // source[j]: the input column that feeds model feature j.
-        var source = [Int](repeating: 0, count: model.featureCount)
-        if let names = model.featureNames {
-            var index = [String: Int]()
-            for (i, name) in header.enumerated() where index[name] == nil { index[name] = i }
-            for (j, name) in names.enumerated() {
-                guard let i = index[name] else {
-                    throw .input(row: 0, column: name, detail: "the model's feature '\(name)' has no column in the header")
-                }
-                source[j] = i
+        var reader = CSVCursor(bytes: bytes)
+        var cells = [CSVField]()
+        /// A CSV error, as the row (data rows count from 1) it stopped at.
+        func next(row: Int) throws(ModelError) -> Bool {
+            do throws(CSVError) {
+                return try reader.next(in: bytes, fields: &cells) != nil
+            } catch {
+                throw .input(row: row, column: nil, detail: error.description)
             }
-        } else {
-            guard columnCount == model.featureCount else {
-                throw .input(row: 0, column: nil,
-                             detail: "the header has \(columnCount) columns but the model takes \(model.featureCount) features by position")
-            }
-            source = Array(0..<model.featureCount)
         }
+        guard try next(row: 0) else { throw .input(row: 0, column: nil, detail: "the input is empty; a header row is required") }
+        let header = cells.map { cellString($0, bytes) }
+        let source = try columnSources(header: header)
 
         let k = model.outputCount
         let label = kind == .margin ? "margin" : "score"
@@ -108,21 +101,15 @@ public struct CSVScorer: Sendable {
         var rowsDone = 0
         var features = [Float](repeating: 0, count: chunkRows * model.featureCount)
         var outputs = [Double](repeating: 0, count: chunkRows * k)
-        var cells = [Range<Int>]()
         while true {
             var n = 0
-            while n < chunkRows, let line = reader.next() {
-                if line.isEmpty { continue }  // blank lines (e.g. a trailing newline)
+            while n < chunkRows {
                 let row = rowsDone + n + 1
-                cells.removeAll(keepingCapacity: true)
-                splitCells(line, bytes, into: &cells)
-                guard cells.count == columnCount else {
-                    throw .input(row: row, column: nil, detail: "\(cells.count) columns, but the header has \(columnCount)")
-                }
+                guard try next(row: row) else { break }
                 let base = n * model.featureCount
                 for j in 0..<model.featureCount {
                     let c = source[j]
-                    guard let v = parseCell(cells[c], bytes) else {
+                    guard let v = parseCell(cells[c].range, bytes) else {
                         throw .input(row: row, column: header[c],
                                      detail: "'\(cellString(cells[c], bytes))' is not a number")
                     }
@@ -156,37 +143,44 @@ public struct CSVScorer: Sendable {
         return rowsDone
     }
 
-    private func splitCells(_ line: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> [Range<Int>] {
-        var cells = [Range<Int>]()
-        splitCells(line, bytes, into: &cells)
-        return cells
-    }
-
-    /// Splits a line at commas; a cell in double quotes may contain commas.
-    private func splitCells(_ line: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>, into cells: inout [Range<Int>]) {
-        var start = line.lowerBound
-        var i = line.lowerBound
-        var quoted = false
-        while i < line.upperBound {
-            let c = bytes[i]
-            if c == UInt8(ascii: "\"") { quoted.toggle() } else if c == UInt8(ascii: ","), !quoted {
-                cells.append(start..<i)
-                start = i + 1
+    /// The input column that feeds each model feature. A model with
+    /// feature names takes its columns by name, in any order, other columns
+    /// ignored; every name missing from the header is listed. A model
+    /// without names (`Model.featureNames` nil: XGBoost without
+    /// feature_names, LightGBM's generated Column_N) takes them by
+    /// position, as XGBoost and LightGBM do, and the counts must agree.
+    func columnSources(header: [String]) throws(ModelError) -> [Int] {
+        guard let names = model.featureNames else {
+            guard header.count == model.featureCount else {
+                throw .input(row: 0, column: nil,
+                             detail: "the header has \(header.count) columns but the model, which has no feature names, takes \(model.featureCount) by position")
             }
-            i += 1
+            return Array(0..<model.featureCount)
         }
-        cells.append(start..<line.upperBound)
+        var index = [String: Int]()
+        var twice = Set<String>()
+        for (i, name) in header.enumerated() where index.updateValue(i, forKey: name) != nil { twice.insert(name) }
+        let missing = names.filter { index[$0] == nil }
+        guard missing.isEmpty else {
+            let shown = missing.prefix(20).joined(separator: ", ") + (missing.count > 20 ? ", ... (\(missing.count) in all)" : "")
+            throw .input(row: 0, column: nil,
+                         detail: "the header lacks \(missing.count) of the model's \(names.count) features: \(shown)")
+        }
+        if let name = names.first(where: twice.contains) {
+            throw .input(row: 0, column: name, detail: "the header has this column more than once")
+        }
+        return names.compactMap { index[$0] }
     }
 
     private func trimmed(_ cell: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> Range<Int> {
         var lo = cell.lowerBound, hi = cell.upperBound
-        while lo < hi, bytes[lo] == 0x20 || bytes[lo] == 0x09 || bytes[lo] == UInt8(ascii: "\"") { lo += 1 }
-        while hi > lo, bytes[hi - 1] == 0x20 || bytes[hi - 1] == 0x09 || bytes[hi - 1] == UInt8(ascii: "\"") { hi -= 1 }
+        while lo < hi, bytes[lo] == 0x20 || bytes[lo] == 0x09 { lo += 1 }
+        while hi > lo, bytes[hi - 1] == 0x20 || bytes[hi - 1] == 0x09 { hi -= 1 }
         return lo..<hi
     }
 
-    private func cellString(_ cell: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        String(decoding: UnsafeBufferPointer(rebasing: bytes[trimmed(cell, bytes)]), as: UTF8.self)
+    private func cellString(_ cell: CSVField, _ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        cell.string(in: bytes).trimmingCharacters(in: .whitespaces)
     }
 
     /// Parses a cell as float32 (correctly rounded, as XGBoost's float cast
@@ -205,22 +199,5 @@ public struct CSVScorer: Sendable {
             guard let end, end - base == length else { return nil }
             return v
         }
-    }
-}
-
-/// Yields the byte ranges of lines (without their \n or \r\n).
-struct LineReader {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var position = 0
-
-    mutating func next() -> Range<Int>? {
-        guard position < bytes.count else { return nil }
-        let start = position
-        var i = start
-        while i < bytes.count, bytes[i] != 0x0A { i += 1 }
-        position = i + 1
-        var end = i
-        if end > start, bytes[end - 1] == 0x0D { end -= 1 }
-        return start..<end
     }
 }

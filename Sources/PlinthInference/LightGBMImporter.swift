@@ -80,11 +80,12 @@ public enum LightGBMImporter {
             }
         }
         let names = header["feature_names"].map { $0.split(separator: " ").map(String.init) }
+            .flatMap { $0.count == featureCount ? $0 : nil }
         let ensemble = TreeEnsemble(trees: trees, treeOutputs: outputs, outputCount: outputCount,
                                     baseMargins: [Double](repeating: 0, count: outputCount), precision: .float64,
                                     averageTrees: header["average_output"] != nil, transform: transform,
                                     featureCount: featureCount)
-        return try Model(kind: .trees(ensemble), featureNames: names?.count == featureCount ? names : nil)
+        return try Model(kind: .trees(ensemble), featureNames: names)
     }
 
     /// Maps LightGBM's `objective=` line (name, then `key:value` parameters) to a transform.

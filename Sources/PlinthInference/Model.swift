@@ -47,7 +47,9 @@ public struct Model: Sendable {
     }
 
     public let kind: Kind
-    /// Feature names in input order, when the source format records them.
+    /// Feature names in input order, when the source format records them;
+    /// nil means "no names": inputs are matched by position (XGBoost saved
+    /// without feature_names, LightGBM's generated Column_0, Column_1, ...).
     public let featureNames: [String]?
     public let featureCount: Int
     /// Values per prediction: 1 for regression and binary models, the class count for multiclass.
@@ -85,9 +87,19 @@ public struct Model: Sendable {
                                 detail: "\(featureNames.count) names for \(featureCount) features")
         }
         self.kind = kind
-        self.featureNames = featureNames
+        self.featureNames = featureNames.flatMap { Self.areGenerated($0) ? nil : $0 }
         self.featureCount = featureCount
         self.outputCount = outputCount
+    }
+
+    /// Whether `names` are the ones LightGBM makes up when it is given none
+    /// (Column_0, Column_1, ...). They say nothing about the columns, so a
+    /// model carrying them, from whichever file it was read (LightGBM text,
+    /// or Plinth JSON and the native form converted from it), has no names
+    /// and takes its inputs by position, as LightGBM itself does; matching
+    /// them by name would refuse every real header.
+    public static func areGenerated(_ names: [String]) -> Bool {
+        names.enumerated().allSatisfy { $1 == "Column_\($0)" }
     }
 
     /// Scores one row without allocating.

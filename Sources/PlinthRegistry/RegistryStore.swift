@@ -239,17 +239,18 @@ public final class RegistryStore: @unchecked Sendable {
         }
     }
 
-    /// Resolves a reference: `name@alias`, `name/3`, or `name` (the latest version).
+    /// The version `reference` names (see `ModelReference`: a bare name
+    /// means the `production` alias).
+    public func resolve(_ reference: ModelReference) throws -> ModelVersion {
+        switch reference.selector {
+        case .alias(let alias): return try resolve(model: reference.name, alias: alias)
+        case .version(let number): return try version(model: reference.name, version: number)
+        }
+    }
+
+    /// Parses and resolves `name@alias`, `name/3`, `name:3` or `name`.
     public func resolve(reference: String) throws -> ModelVersion {
-        if let at = reference.lastIndex(of: "@") {
-            return try resolve(model: String(reference[..<at]), alias: String(reference[reference.index(after: at)...]))
-        }
-        if let slash = reference.lastIndex(of: "/"), let number = UInt64(reference[reference.index(after: slash)...]) {
-            return try version(model: String(reference[..<slash]), version: number)
-        }
-        let model = try model(named: reference)
-        guard model.latestVersion > 0 else { throw RegistryError.notFound("model '\(reference)' has no versions yet") }
-        return try version(model: reference, version: model.latestVersion)
+        try resolve(ModelReference(parsing: reference))
     }
 
     // MARK: Aliases

@@ -144,14 +144,10 @@ extension Services {
         },
     ]
 
-    /// A version by number, by alias, or (neither) the latest.
+    /// A version by number or by alias; with neither, `model` is a whole
+    /// reference, and a bare name means `production`, as in Predict.
     func resolveVersion(_ model: String, version: UInt64, alias: String) throws -> ModelVersion {
-        if version != 0 && !alias.isEmpty {
-            throw RegistryError.invalidArgument("give a version or an alias, not both")
-        }
-        if version != 0 { return try registry.version(model: model, version: version) }
-        if !alias.isEmpty { return try registry.resolve(model: model, alias: alias) }
-        return try registry.resolve(reference: model)
+        try registry.resolve(ModelReference(model: model, version: version, alias: alias))
     }
 }
 

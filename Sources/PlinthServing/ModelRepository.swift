@@ -80,7 +80,8 @@ public final class ModelRepository: Sendable {
     public func lookup(_ text: String, version: String = "") throws(ServingError) -> Lookup {
         let key = version.isEmpty ? text : text + "\u{0}" + version
         if let served = state.withLock({ $0.fast[key] }), served.isCurrent(store) { return .ready(served) }
-        let reference = try ModelReference(parsing: text, version: version)
+        let reference: ModelReference
+        do { reference = try ModelReference(parsing: text, version: version) } catch { throw .invalidArgument(error.description) }
         guard let served = try inMemory(reference) else { return .needsLoad(reference) }
         state.withLock { $0.fast[key] = served }
         return .ready(served)

@@ -144,31 +144,24 @@ public final class ServedModel: Sendable {
             throw .failedPrecondition("\(what) cannot be served: its signature names no inputs; register it with features, a feature service or request fields")
         }
 
-        // Model input index of each signature element: by name when the
-        // model records names and every one matches exactly one element,
-        // else by position.
+        // Model input index of each signature element. A model that records
+        // feature names takes its inputs by name, in any signature order:
+        // each name must match exactly one element (as `view:feature`,
+        // `feature` or `view__feature`) and each element a name, else the
+        // version is refused with the names that match nothing; falling back
+        // to position there would feed a named model the wrong columns in
+        // silence. A model without names (`Model.featureNames` nil: XGBoost
+        // without feature_names, LightGBM's generated Column_N) takes them by
+        // position, as the libraries do, and the counts must agree.
         var slotOfElement = Array(elements.indices)
-        var byName = false
+        let byName = model.featureNames != nil
         if let names = model.featureNames {
-            var index: [String: Int] = [:]
-            var ambiguous: Set<String> = []
-            for (e, element) in elements.enumerated() {
-                for n in Set(element.names) where index.updateValue(e, forKey: n) != nil { ambiguous.insert(n) }
+            slotOfElement = try Self.slotsByName(names, elements.map(\.names), labels: elements.map(\.label), what: what)
+        } else {
+            guard model.featureCount == elements.count else {
+                let detail = signatureInputs.count == elements.count ? "" : " (vector features count one input per element)"
+                throw .failedPrecondition("\(what) cannot be served: the model takes \(model.featureCount) inputs but its signature gives \(elements.count)\(detail): \(Self.list(elements.map(\.label), limit: 8)) (the model has no feature names, so its inputs are taken by position)")
             }
-            var slots = [Int](repeating: -1, count: elements.count)
-            var complete = names.count == elements.count
-            for (i, n) in names.enumerated() where complete {
-                guard !ambiguous.contains(n), let e = index[n], slots[e] == -1 else { complete = false; break }
-                slots[e] = i
-            }
-            if complete {
-                slotOfElement = slots
-                byName = true
-            }
-        }
-        guard byName || model.featureCount == elements.count else {
-            let detail = signatureInputs.count == elements.count ? "" : " (vector features count one input per element)"
-            throw .failedPrecondition("\(what) cannot be served: the model takes \(model.featureCount) inputs but its signature gives \(elements.count)\(detail): \(elements.map(\.label).prefix(8).joined(separator: ", "))\(elements.count > 8 ? ", ..." : "")")
         }
 
         var missing = [Float](repeating: .nan, count: model.featureCount)
@@ -230,6 +223,47 @@ public final class ServedModel: Sendable {
         }
         float32Copies = copies
         float32CopyStart = copyStarts
+    }
+
+    /// The model input of each signature element, matching the model's
+    /// names to each element's `names` (the spellings it may go by).
+    /// - Throws: `ServingError.failedPrecondition` listing the model's
+    ///   names no element goes by, names several do, and elements left over.
+    static func slotsByName(_ names: [String], _ elementNames: [[String]], labels: [String],
+                            what: String) throws(ServingError) -> [Int] {
+        var index: [String: Int] = [:]
+        var ambiguous: Set<String> = []
+        for (e, spellings) in elementNames.enumerated() {
+            for n in Set(spellings) where index.updateValue(e, forKey: n) != nil { ambiguous.insert(n) }
+        }
+        var slots = [Int](repeating: -1, count: elementNames.count)
+        var missing: [String] = [], unclear: [String] = []
+        for (i, n) in names.enumerated() {
+            guard !ambiguous.contains(n), let e = index[n], slots[e] == -1 else {
+                if ambiguous.contains(n) || index[n] != nil { unclear.append(n) } else { missing.append(n) }
+                continue
+            }
+            slots[e] = i
+        }
+        let unused = slots.indices.filter { slots[$0] == -1 }.map { labels[$0] }
+        guard missing.isEmpty, unclear.isEmpty, unused.isEmpty else {
+            var problems: [String] = []
+            if !missing.isEmpty {
+                problems.append("the signature gives no input for \(missing.count) of the model's \(names.count) features: \(list(missing, limit: 20))")
+            }
+            if !unclear.isEmpty {
+                problems.append("these model features match more than one signature input, or one already matched: \(list(unclear, limit: 20))")
+            }
+            if !unused.isEmpty {
+                problems.append("these signature inputs match none of the model's feature names: \(list(unused, limit: 20))")
+            }
+            throw .failedPrecondition("\(what) cannot be served: the model names its features, and they are matched by name (as view:feature, feature or view__feature): " + problems.joined(separator: "; "))
+        }
+        return slots
+    }
+
+    private static func list(_ items: [String], limit: Int) -> String {
+        items.prefix(limit).joined(separator: ", ") + (items.count > limit ? ", ... (\(items.count) in all)" : "")
     }
 
     /// A copy compiled against the definitions current now (after an

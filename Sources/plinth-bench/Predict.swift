@@ -119,7 +119,7 @@ struct PlinthFeaturesCodec: KeyColumnCodec {
 
 /// What `predict` and `compare --operation predict|features` need beyond the read flags.
 struct PredictFlags: ParsableArguments {
-    @Option(help: "The model, as name@alias, name:version or name.")
+    @Option(help: "The model, as name@alias, name/version (or name:version), or name for name@production.")
     var model = "fraud@production"
 
     @Option(help: "The entity key column sent as the request's input.")

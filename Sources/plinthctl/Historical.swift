@@ -111,7 +111,7 @@ struct Historical: ParsableCommand {
     /// unparsable times, and a mix of zoned and zone-less times.
     static func spineRequest(_ text: String, file: String, timestampColumn: String, keyTypes: [String: PBValueType]) throws
         -> (request: PBGetHistoricalFeaturesRequest, timestampIndex: Int, passThrough: [PBColumn]) {
-        var reader = CSVReader(text: text)
+        var reader = CSVFile(text: text, name: file)
         guard let (_, header) = try reader.next() else { throw PlinthError(code: 3, message: "\(file) is empty") }
         let names = header.map { $0.trimmingCharacters(in: .whitespaces) }
         guard let timeIndex = names.firstIndex(of: timestampColumn) else {
@@ -131,10 +131,6 @@ struct Historical: ParsableCommand {
         var naive: (line: Int, text: String)? = nil
         var row = 0
         while let (line, fields) = try reader.next() {
-            if fields.count == 1 && fields[0].isEmpty { continue }
-            guard fields.count == names.count else {
-                throw PlinthError(code: 3, message: "\(file) line \(line): \(fields.count) fields, the header has \(names.count)")
-            }
             let stamp = fields[timeIndex].trimmingCharacters(in: .whitespaces)
             guard !stamp.isEmpty else {
                 throw PlinthError(code: 3, message: "\(file) line \(line): \(timestampColumn) is empty; every spine row needs a time")

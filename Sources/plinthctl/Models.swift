@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import PlinthClient
+import PlinthRegistry
 import PlinthWire
 import SwiftProtobuf
 
@@ -30,15 +31,17 @@ struct Models: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a model, or one version: NAME, NAME/VERSION or NAME@ALIAS.")
-        @Argument(help: "NAME, NAME/VERSION or NAME@ALIAS.") var reference: String
+        static let configuration = CommandConfiguration(abstract: "Show a model (NAME), or one version (NAME@ALIAS, NAME/VERSION).")
+        @Argument(help: "NAME for the model itself; NAME@ALIAS or NAME/VERSION (or NAME:VERSION) for a version.") var reference: String
         @OptionGroup var options: ConnectionOptions
 
         func run() throws {
             try reportingErrors {
                 let c = try options.connect()
-                let (name, version, alias) = try parseReference(reference)
-                if version == 0 && alias.isEmpty {
+                // Here a bare NAME names the model, not a version: the model's
+                // record lists its aliases, production's version among them.
+                if !reference.contains(where: { $0 == "@" || $0 == "/" || $0 == ":" }) {
+                    let name = reference
                     let m = try c.call(Method.getRegisteredModel, PBGetRegisteredModelRequest.with { $0.name = name }, as: PBRegisteredModelResponse.self).model
                     if options.json { return print(try m.jsonString()) }
                     var rows = [["name", m.name], ["description", m.description_p], ["latest version", "\(m.latestVersion)"],
@@ -47,6 +50,7 @@ struct Models: ParsableCommand {
                     rows.append(["policy", m.hasPolicy_p ? describe(m.policy) : "default (production protected, no checks)"])
                     return printTable(["field", "value"], rows)
                 }
+                let (name, version, alias) = try versionFields(reference)
                 let v = try c.call(Method.getModelVersion, PBGetModelVersionRequest.with {
                     $0.model = name; $0.version = version; $0.alias = alias
                 }, as: PBModelVersionResponse.self).version
@@ -266,13 +270,13 @@ struct Models: ParsableCommand {
 
     struct Lineage: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Trace a version to its run, datasets and feature definition versions.")
-        @Argument(help: "NAME, NAME/VERSION or NAME@ALIAS.") var reference: String
+        @Argument(help: "NAME@ALIAS, NAME/VERSION (or NAME:VERSION), or NAME for NAME@production.") var reference: String
         @OptionGroup var options: ConnectionOptions
 
         func run() throws {
             try reportingErrors {
                 let c = try options.connect()
-                let (name, version, alias) = try parseReference(reference)
+                let (name, version, alias) = try versionFields(reference)
                 let lineage = try c.call(Method.getModelLineage, PBGetModelLineageRequest.with {
                     $0.model = name; $0.version = version; $0.alias = alias
                 }, as: PBGetModelLineageResponse.self)
@@ -316,17 +320,17 @@ struct Models: ParsableCommand {
     }
 }
 
-/// Splits NAME, NAME/VERSION or NAME@ALIAS.
-/// NAME, NAME@ALIAS, or a version as NAME:VERSION (serving's spelling) or NAME/VERSION.
-func parseReference(_ text: String) throws -> (String, UInt64, String) {
-    if let at = text.lastIndex(of: "@") { return (String(text[..<at]), 0, String(text[text.index(after: at)...])) }
-    if let separator = text.lastIndex(where: { $0 == "/" || $0 == ":" }) {
-        guard let version = UInt64(text[text.index(after: separator)...]) else {
-            throw ValidationError("'\(text)': the part after '\(text[separator])' must be a version number")
-        }
-        return (String(text[..<separator]), version, "")
+/// A version reference typed on the command line, as the (model, version,
+/// alias) fields of a registry request. PlinthRegistry's ModelReference
+/// parses it, as the daemon does: NAME@ALIAS, NAME/VERSION, NAME:VERSION,
+/// or a bare NAME for NAME@production.
+func versionFields(_ text: String) throws -> (model: String, version: UInt64, alias: String) {
+    let reference: ModelReference
+    do { reference = try ModelReference(parsing: text) } catch { throw ValidationError(error.description) }
+    switch reference.selector {
+    case .alias(let alias): return (reference.name, 0, alias)
+    case .version(let version): return (reference.name, version, "")
     }
-    return (text, 0, "")
 }
 
 /// Uploads `data` as a blob with no run (a model file) in 1 MiB chunks;

@@ -11,13 +11,13 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score entity rows with a registered model (online features looked up by the daemon).",
         discussion: """
-        --model is NAME@ALIAS, NAME:VERSION or NAME (the production alias). Each --entity is one row: \
+        --model is NAME@ALIAS, NAME/VERSION (or NAME:VERSION) or NAME (the production alias). Each --entity is one row: \
         KEY=VALUE, or KEY=VALUE,KEY=VALUE for models whose views are keyed by several entities. \
         --field NAME=VALUE gives a request-time field: given once it applies to every row, given \
         once per row it goes to the rows in order.
         """)
 
-    @Option(help: "The model: NAME@ALIAS, NAME:VERSION or NAME.")
+    @Option(help: "The model: NAME@ALIAS, NAME/VERSION (or NAME:VERSION), or NAME for NAME@production.")
     var model: String
 
     @Option(name: .customLong("entity"), help: "An entity row, KEY=VALUE[,KEY=VALUE]. Repeat for more rows.")
@@ -36,6 +36,7 @@ struct Predict: ParsableCommand {
 
     func validate() throws {
         if entities.isEmpty { throw ValidationError("give at least one --entity KEY=VALUE") }
+        _ = try versionFields(model)  // the daemon's parser: a bad reference fails before connecting
     }
 
     func run() throws {

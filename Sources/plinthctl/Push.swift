@@ -37,7 +37,7 @@ struct Push: ParsableCommand {
             let connection = try options.connect()
             let definitions = try KnownDefinitions(connection)
             let view = try definitions.view(self.view)
-            var reader = CSVReader(text: text)
+            var reader = CSVFile(text: text, name: csv)
             guard let (_, header) = try reader.next() else { throw PlinthError(code: 3, message: "\(csv) is empty") }
             let columns = header.map { $0.trimmingCharacters(in: .whitespaces) }
             var templates: [PBColumn?] = []
@@ -83,10 +83,6 @@ struct Push: ParsableCommand {
             }
             resetBatch()
             while let (line, fields) = try reader.next() {
-                if fields.count == 1 && fields[0].isEmpty { continue }
-                guard fields.count == columns.count else {
-                    throw PlinthError(code: 3, message: "\(csv) line \(line): \(fields.count) fields, the header has \(columns.count)")
-                }
                 let row = batch.eventTimeUs.count
                 guard let event = parseTimestamp(fields[eventIndex]) else {
                     throw PlinthError(code: 3, message: "\(csv) line \(line), column event_timestamp: '\(fields[eventIndex])' is not a timestamp")

@@ -22,7 +22,7 @@ struct ScoreBatch: ParsableCommand {
         offline face, point-in-time correct; without it, the latest online values.
         """)
 
-    @Option(help: "The model: NAME@ALIAS, NAME:VERSION or NAME.")
+    @Option(help: "The model: NAME@ALIAS, NAME/VERSION (or NAME:VERSION), or NAME for NAME@production.")
     var model: String
 
     @Option(help: "The input CSV file, with a header row ('-' for standard input).")
@@ -51,6 +51,7 @@ struct ScoreBatch: ParsableCommand {
     func validate() throws {
         guard chunkRows >= 1 else { throw ValidationError("--chunk-rows must be at least 1") }
         guard requestRows >= 1 else { throw ValidationError("--request-rows must be at least 1") }
+        _ = try versionFields(model)  // the daemon's parser: a bad reference fails before reading the file
         if let asOf, parseTimestamp(asOf) == nil {
             throw ValidationError("--as-of '\(asOf)' is not a time (RFC 3339, e.g. 2026-11-30T10:00:00Z, or epoch seconds)")
         }
@@ -61,7 +62,7 @@ struct ScoreBatch: ParsableCommand {
         try reportingErrors {
             let connection = try options.connect()
             let inputs = try ModelInputs(connection, model: model)
-            var reader = CSVReader(text: text)
+            var reader = CSVFile(text: text, name: entities)
             guard let (_, header) = try reader.next() else { throw PlinthError(code: 3, message: "\(entities) is empty") }
             let names = header.map { $0.trimmingCharacters(in: .whitespaces) }
             if let twice = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
@@ -112,11 +113,7 @@ struct ScoreBatch: ParsableCommand {
 
             var dataRow = 0
             while let (line, fields) = try reader.next() {
-                if fields.count == 1 && fields[0].isEmpty { continue }
                 dataRow += 1
-                guard fields.count == names.count else {
-                    throw PlinthError(code: 3, message: "\(entities) row \(dataRow) (line \(line)): \(fields.count) fields, the header has \(names.count)")
-                }
                 for (i, field) in fields.enumerated() {
                     if inputs.joinKeys.contains(names[i]) && field.trimmingCharacters(in: .whitespaces).isEmpty {
                         throw PlinthError(code: 3, message: "\(entities) row \(dataRow) (line \(line)), column '\(names[i])': a join key may not be empty")

@@ -39,18 +39,41 @@ import Testing
         }
     }
 
-    @Test func missingColumnIsNamed() throws {
-        let csv = (0..<31).map { "x\($0)" }.joined(separator: ",") + "\n" + Array(repeating: "1", count: 31).joined(separator: ",") + "\n"
-        #expect(throws: ModelError.input(row: 0, column: "x31", detail: "the model's feature 'x31' has no column in the header")) {
+    @Test func everyMissingColumnIsNamed() throws {
+        let header = (0..<32).filter { $0 != 3 && $0 != 31 }.map { "x\($0)" }.joined(separator: ",")
+        let csv = header + "\n" + Array(repeating: "1", count: 30).joined(separator: ",") + "\n"
+        #expect(throws: ModelError.input(row: 0, column: nil, detail: "the header lacks 2 of the model's 32 features: x3, x31")) {
             try CSVScorer(model: try xgbModel()).score(csv: csv)
         }
+    }
+
+    @Test func aColumnTheModelNeedsTwiceIsRefused() throws {
+        let header = (0..<32).map { "x\($0)" } + ["x5"]
+        let csv = header.joined(separator: ",") + "\n" + Array(repeating: "1", count: 33).joined(separator: ",") + "\n"
+        #expect(throws: ModelError.input(row: 0, column: "x5", detail: "the header has this column more than once")) {
+            try CSVScorer(model: try xgbModel()).score(csv: csv)
+        }
+    }
+
+    @Test func readsRFC4180Input() throws {
+        // A BOM, CRLF, quoted header names and cells, a quoted comma in an
+        // ignored column, a quoted line break, no final newline.
+        let model = try xgbModel()
+        let names = (0..<32).map { "\"x\($0)\"" }
+        let values = (0..<32).map { "\"\(Float($0) / 10)\"" }
+        let csv = "\u{FEFF}note," + names.joined(separator: ",") + "\r\n"
+            + "\"a, b\"," + values.joined(separator: ",") + "\r\n"
+            + "\"two\nlines\"," + values.joined(separator: ",")
+        let row = (0..<32).map { Float($0) / 10 }
+        let expected = "\(try model.predict(row)[0])"
+        #expect(try CSVScorer(model: model).score(csv: csv) == "score\n\(expected)\n\(expected)\n")
     }
 
     @Test func wrongColumnCountNamesTheRow() throws {
         let header = (0..<32).map { "x\($0)" }.joined(separator: ",")
         let good = Array(repeating: "0.5", count: 32).joined(separator: ",")
         let csv = header + "\n" + good + "\n" + good + ",7\n"
-        #expect(throws: ModelError.input(row: 2, column: nil, detail: "33 columns, but the header has 32")) {
+        #expect(throws: ModelError.input(row: 2, column: nil, detail: "line 3: 33 fields, but the header has 32")) {
             try CSVScorer(model: try xgbModel()).score(csv: csv)
         }
     }

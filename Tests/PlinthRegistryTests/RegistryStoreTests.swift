@@ -46,8 +46,12 @@ final class RegistryStoreTests: XCTestCase {
         XCTAssertEqual(try f.store.version(model: "churn", version: 1).signature, signature)
         XCTAssertEqual(try f.store.version(model: "churn", version: 1).source?.metrics, ["auc": 0.9])
         XCTAssertEqual(try f.store.versions(model: "churn").map(\.version), [1, 2])
-        XCTAssertEqual(try f.store.resolve(reference: "churn").version, 2)
         XCTAssertEqual(try f.store.resolve(reference: "churn/1").version, 1)
+        XCTAssertEqual(try f.store.resolve(reference: "churn:2").version, 2)
+        // A bare name means @production, which churn does not have yet.
+        XCTAssertThrowsError(try f.store.resolve(reference: "churn")) { error in
+            guard case .notFound(let message) = error as? RegistryError, message.contains("production") else { return XCTFail("\(error)") }
+        }
         XCTAssertThrowsError(try f.store.version(model: "churn", version: 3)) { error in
             guard case .notFound = error as? RegistryError else { return XCTFail("\(error)") }
         }

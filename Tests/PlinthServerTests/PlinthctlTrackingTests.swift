@@ -77,9 +77,17 @@ final class PlinthctlTrackingTests: XCTestCase {
         // Version and alias came in one request: one audit entry, with the reason.
         let audit = try c.call(Method.getAliasAudit, PBGetAliasAuditRequest.with { $0.model = "lin" }, as: PBGetAliasAuditResponse.self)
         XCTAssertEqual(audit.changes.map { [$0.alias, "\($0.toVersion)", $0.reason] }, [["production", "1", "first"]])
-        (code, out, err) = try ctl("models", "show", "lin:1")
-        XCTAssertEqual(code, 0, err)
-        XCTAssertTrue(out.contains("feature service  svc"), out)
+        for reference in ["lin:1", "lin/1", "lin@production"] {
+            (code, out, err) = try ctl("models", "show", reference)
+            XCTAssertEqual(code, 0, err)
+            XCTAssertTrue(out.contains("feature service  svc"), out)
+        }
+        (code, out, err) = try ctl("models", "show", "lin/0")
+        XCTAssertNotEqual(code, 0)
+        XCTAssertTrue(err.contains("'lin/0' is not valid") && err.contains("name@alias"), err)
+        (code, _, err) = try ctl("predict", "--model", "lin@a:1", "--entity", "user_id=1")
+        XCTAssertNotEqual(code, 0)
+        XCTAssertTrue(err.contains("both '@' and ':'"), err)
         // The registered version serves: an unknown user takes the default count.
         let r = try c.call(Method.predict, PBPredictRequest.with {
             $0.modelName = "lin"

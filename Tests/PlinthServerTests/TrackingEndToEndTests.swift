@@ -354,5 +354,18 @@ final class TrackingEndToEndTests: XCTestCase {
                                    as: PBModelVersionResponse.self))
         expectCode(5, try bot.call(Method.getModelLineage, PBGetModelLineageRequest.with { $0.model = "nope" },
                                    as: PBGetModelLineageResponse.self))
+
+        // The model field takes a whole reference; a bare name is @production, as in Predict.
+        for reference in ["churn", "churn@production", "churn/1", "churn:1"] {
+            let v = try bot.call(Method.getModelVersion, PBGetModelVersionRequest.with { $0.model = reference },
+                                 as: PBModelVersionResponse.self).version
+            XCTAssertEqual(v.version, 1, reference)
+        }
+        for bad in ["churn/0", "churn@", "a@b@c", "/1"] {
+            expectCode(3, try bot.call(Method.getModelVersion, PBGetModelVersionRequest.with { $0.model = bad },
+                                       as: PBModelVersionResponse.self))
+        }
+        expectCode(3, try bot.call(Method.getModelVersion, PBGetModelVersionRequest.with { $0.model = "churn/1"; $0.version = 1 },
+                                   as: PBModelVersionResponse.self))
     }
 }

@@ -1,24 +1,7 @@
 import Testing
 @testable import PlinthServing
 
-@Suite struct ModelReferenceTests {
-    @Test func parsesTheThreeForms() throws {
-        #expect(try ModelReference(parsing: "fraud@champion") == ModelReference(name: "fraud", selector: .alias("champion")))
-        #expect(try ModelReference(parsing: "fraud:3") == ModelReference(name: "fraud", selector: .version(3)))
-        #expect(try ModelReference(parsing: "fraud") == ModelReference(name: "fraud", selector: .alias("production")))
-        #expect(try ModelReference(parsing: "fraud", version: "7") == ModelReference(name: "fraud", selector: .version(7)))
-    }
-
-    @Test(arguments: ["", "@prod", "fraud@", "fraud:", "fraud:x", "fraud:0", "fraud@a:1", "a@b@c"])
-    func refusesMalformedNames(_ text: String) {
-        #expect(throws: ServingError.self) { try ModelReference(parsing: text) }
-    }
-
-    @Test func refusesAVersionGivenTwice() {
-        #expect(throws: ServingError.self) { try ModelReference(parsing: "fraud:2", version: "3") }
-        #expect(throws: ServingError.self) { try ModelReference(parsing: "fraud", version: "x") }
-    }
-}
+// ModelReference itself is tested with its parser, in PlinthRegistryTests.
 
 @Suite struct PredictionIDTests {
     @Test func idsAreULIDsThatSortByTimeThenOrder() {

@@ -2,8 +2,9 @@
 with online-feature enrichment, streamed `batch_predict` (optionally point in
 time from the offline face), and the KServe V2 health and metadata calls.
 
-A model is named "name@alias", "name:version" or "name" (the `production`
-alias). The daemon resolves it through the registry, looks up the online
+A model is named "name@alias", "name/version" (or "name:version"), or "name"
+(the `production` alias), as everywhere in Plinth (see `_refs`). The daemon
+resolves it through the registry, looks up the online
 features its signature names for each row's entity keys, assembles them with
 the request-time fields in signature order and scores them.
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import errors
+from . import _refs, errors
 from ._proto.plinth.v1 import inference_pb2
 from ._rows import Rows, fitting_batches, is_dataframe, null_rows, python_list, table_of
 from ._values import BOOL, BYTES, FLOAT32, FLOAT64, INT64, STRING, build_column, column_values, from_micros, to_micros
@@ -333,7 +334,8 @@ class ServingMixin:
         """Score rows with a registered model (needs the read scope).
 
         Args:
-            model: "name@alias", "name:version" or "name" (alias "production").
+            model: "name@alias", "name/version" (or "name:version"), or "name"
+                (alias "production").
             entity_rows: the entity keys of each row: a list of dicts
                 ({join_key: value}), a dict of columns, a DataFrame, or one
                 dict of values for a single row. It may hold request fields too.
@@ -546,8 +548,8 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _model_name(model: str) -> str:
-    if not isinstance(model, str) or not model.strip():
-        raise errors.InvalidArgumentError("model must be 'name', 'name@alias' or 'name:version', got %r" % (model,))
+    """The reference as sent, checked first as the daemon will check it."""
+    _refs.parse_model_reference(model)
     return model
 
 

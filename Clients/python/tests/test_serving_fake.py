@@ -189,8 +189,10 @@ def test_bad_input_fails_before_predict_is_sent(client, serving):
         client.predict("fraud", [{"user_id": 1}, {"user_id": 2}], request_features=[{"amount": 1.0}])
     with pytest.raises(plinth.InvalidArgumentError, match="'amount' given in both"):
         client.predict("fraud", [{"user_id": 1, "amount": 2.0}], request_features=[{"amount": 1.0}])
-    with pytest.raises(plinth.InvalidArgumentError, match="model must be"):
+    with pytest.raises(plinth.InvalidArgumentError, match="model reference '' is not valid"):
         client.predict("", [{"user_id": 1}])
+    with pytest.raises(plinth.InvalidArgumentError, match="'fraud/0' after|'0' after '/'"):
+        client.predict("fraud/0", [{"user_id": 1}])
     with pytest.raises(plinth.InvalidArgumentError, match="version must be a positive int"):
         client.predict("fraud", [{"user_id": 1}], version=0)
     with pytest.raises(plinth.NotFoundError, match="no registered model 'nope'"):

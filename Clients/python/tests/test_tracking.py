@@ -233,7 +233,8 @@ def test_register_promote_lineage_and_audit(plinthd, tmp_path, tag):
         client.set_alias(name, "challenger", 2, reason="shadow")
         assert client.get_model_version(name, alias="production").version == 1
         assert client.get_model_version(name, version=2).aliases == ["challenger"]
-        assert client.get_model_version(name).version == 2
+        assert client.get_model_version(name).version == 1  # a bare name means name@production
+        assert client.get_model_version(name + "/2").version == 2
         client.delete_alias(name, "challenger", reason="done")
         with pytest.raises(plinth.NotFoundError):
             client.get_model_version(name, alias="challenger")
@@ -272,14 +273,14 @@ def test_register_with_aliases_is_one_request(client, tmp_path, tag):
     client.set_policy(name, required_card_fields=["owner"])
     with pytest.raises(plinth.FailedPreconditionError, match="'owner'"):
         client.register_model(name, str(model_file), aliases=["candidate", "production"], reason="ship")
-    assert client.get_model_version(name).version == 2
+    assert client.get_registered_model(name)["latest_version"] == 2
     assert client.get_model_version(name, alias="candidate").version == 2
     assert len(client.alias_audit(name)) == 3
     with pytest.raises(plinth.InvalidArgumentError, match="more than once"):
         client.register_model(name, str(model_file), aliases=["x", "x"])
     with pytest.raises(plinth.InvalidArgumentError, match="reserved"):
         client.register_model(name, str(model_file), aliases="latest")
-    assert client.get_model_version(name).version == 2
+    assert client.get_registered_model(name)["latest_version"] == 2
 
 
 def test_alias_changes_are_attributed_to_the_token(secured_plinthd, tmp_path, tag):
@@ -449,4 +450,4 @@ def test_register_uploads_again_when_the_daemon_lost_the_blob(plinthd, tmp_path,
         # Other NOT_FOUNDs are still raised (after one upload and one more try).
         with pytest.raises(plinth.NotFoundError, match="run"):
             client.register_model("lost-" + tag, model_file, run_id="0" * 32)
-        assert client.get_model_version("lost-" + tag).version == 1
+        assert client.get_registered_model("lost-" + tag)["latest_version"] == 1
