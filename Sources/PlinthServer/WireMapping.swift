@@ -95,6 +95,7 @@ extension ProjectDefinitions {
             w.spec.description_p = v.description
             w.spec.owner = v.owner
             w.spec.tags = v.tags
+            w.spec.offlineOnly = !v.online
             w.spec.features = v.features.map { f in
                 var wf = PBFeature()
                 wf.name = f.name

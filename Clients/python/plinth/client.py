@@ -173,12 +173,19 @@ class Client(OfflineMixin, TrackingMixin, ServingMixin):
         YAML text itself. A one-line string ending in .yaml/.yml that names no
         file raises NotFoundError rather than being sent as YAML.
         """
-        text = _read_definitions(path_or_text)
+        text, name = _read_definitions(path_or_text)
         request = features_pb2.ApplyDefinitionsRequest(yaml=text, dry_run=dry_run)
         with self._lock:
-            response = self._call(
-                _FEATURES + "ApplyDefinitions", request, features_pb2.ApplyDefinitionsResponse.FromString
-            )
+            try:
+                response = self._call(
+                    _FEATURES + "ApplyDefinitions", request, features_pb2.ApplyDefinitionsResponse.FromString
+                )
+            except errors.InvalidArgumentError as error:
+                # The daemon never sees the file, so it cites the document as
+                # "<yaml>:LINE:"; the user knows it by its name.
+                if name is None:
+                    raise
+                raise errors.InvalidArgumentError(error.message.replace("<yaml>:", name + ":")) from None
             if not dry_run:
                 self._catalog = None
         return ApplyResult(
@@ -425,7 +432,8 @@ class Client(OfflineMixin, TrackingMixin, ServingMixin):
         return request, entities
 
 
-def _read_definitions(path_or_text: Union[str, "os.PathLike[str]"]) -> str:
+def _read_definitions(path_or_text: Union[str, "os.PathLike[str]"]) -> Tuple[str, Optional[str]]:
+    """The YAML text, and the path it was read from (None for text)."""
     if isinstance(path_or_text, os.PathLike):
         path = os.fspath(path_or_text)
     elif isinstance(path_or_text, str):
@@ -433,14 +441,14 @@ def _read_definitions(path_or_text: Union[str, "os.PathLike[str]"]) -> str:
         if "\n" in path or not os.path.isfile(path):
             if "\n" not in path and path.strip().lower().endswith((".yaml", ".yml")):
                 raise errors.NotFoundError("definitions file %r does not exist" % path)
-            return path_or_text
+            return path_or_text, None
     else:
         raise errors.InvalidArgumentError(
             "apply() takes a path or YAML text, not %s" % type(path_or_text).__name__
         )
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read()
+            return handle.read(), path
     except FileNotFoundError:
         raise errors.NotFoundError("definitions file %r does not exist" % path) from None
     except OSError as error:

@@ -46,6 +46,9 @@ class FeatureView:
     owner: str = ""
     view_id: int = 0
     schema_version: int = 0
+    #: False for `online: false`: offline face only (no online reads, no
+    #: materialisation; pushes go offline).
+    online: bool = True
 
     def feature(self, name: str) -> Optional[Feature]:
         for feature in self.features:
@@ -96,6 +99,7 @@ class Definitions:
                     owner=v.spec.owner,
                     view_id=v.meta.view_id,
                     schema_version=v.meta.schema_version,
+                    online=not v.spec.offline_only,
                 )
                 for v in message.feature_views
             ],
