@@ -78,6 +78,8 @@ extension ProjectDefinitions {
         var out = PBDefinitions()
         out.project = spec.project
         out.version = version
+        // The caller asking for a past version overwrites this.
+        out.currentVersion = version
         out.appliedAtUs = appliedAtMicros
         out.entities = spec.entities.map { e in
             var w = PBEntity()

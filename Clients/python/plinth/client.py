@@ -198,14 +198,24 @@ class Client(OfflineMixin, TrackingMixin, ServingMixin):
             dry_run=dry_run,
         )
 
-    def list_definitions(self, project: Optional[str] = None) -> List[Definitions]:
-        """Every project's definitions, or one project's (needs the read scope)."""
-        request = features_pb2.ListDefinitionsRequest(project=project or "")
+    def list_definitions(self, project: Optional[str] = None, version: Optional[int] = None) -> List[Definitions]:
+        """Every project's definitions, or one project's (needs the read scope).
+
+        With `version`, the project's definitions as they were at that
+        version (the numbers a dataset's `definition_versions` and a run's
+        inputs cite); `project` may then be left out only when the daemon
+        holds one project. A version that never existed raises
+        NotFoundError naming the versions that do.
+        """
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise errors.InvalidArgumentError("version must be a positive int, not %r" % (version,))
+        request = features_pb2.ListDefinitionsRequest(project=project or "", version=version or 0)
         response = self._call(
             _FEATURES + "ListDefinitions", request, features_pb2.ListDefinitionsResponse.FromString
         )
         projects = [Definitions.from_proto(p) for p in response.projects]
-        if not project:
+        # A past version must not become the cache the client types pushes by.
+        if not project and version is None:
             with self._lock:
                 self._catalog = Catalog(projects)
         return projects

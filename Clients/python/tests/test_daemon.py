@@ -453,6 +453,26 @@ def test_a_restart_keeps_the_data_and_reads_reconnect(start_plinthd):
             client.health()  # nobody listens: the resend fails too
 
 
+def test_definitions_history_is_readable_by_version(client):
+    names = Names()
+    first = client.apply(names.yaml)
+    second = client.apply(names.yaml.replace("ttl: 7d", "ttl: 1d"))
+    assert second.version == first.version + 1
+
+    (past,) = client.list_definitions(names.project, version=first.version)
+    assert past.version == first.version and past.current_version == second.version
+    assert past.feature_views[0].ttl_seconds == 7 * 86400
+    (current,) = client.list_definitions(names.project)
+    assert current.version == current.current_version == second.version
+    assert current.feature_views[0].ttl_seconds == 86400
+
+    with pytest.raises(plinth.NotFoundError) as caught:
+        client.list_definitions(names.project, version=99)
+    assert "has no definitions version 99 (versions: 1-2)" in caught.value.message
+    with pytest.raises(plinth.InvalidArgumentError):
+        client.list_definitions(names.project, version=0)
+
+
 def test_unknown_yaml_fields_are_refused_with_file_and_line(client, tmp_path):
     names = Names()
     path = tmp_path / "features.yaml"
