@@ -12,10 +12,7 @@ final class CatalogHistoryTests: XCTestCase {
 
     override func setUpWithError() throws {
         path = NSTemporaryDirectory() + "plinth-catalog-\(UUID().uuidString)"
-        var options = Environment.Options()
-        options.mapSize = 1 << 24
-        options.durable = false
-        env = try Environment(path: path, options: options)
+        env = try OfflineTestCase.environment(path)
         catalog = try Catalog(environment: env)
     }
 

@@ -53,12 +53,18 @@ class OfflineTestCase: XCTestCase {
     var online: OnlineStore!
     var offline: OfflineStore!
 
-    /// Opens an environment in `path` with the definitions applied.
-    static func open(_ path: String, yaml: String = offlineYAML) throws -> (Environment, Catalog, OnlineStore, OfflineStore) {
+    /// A small environment in `path` for one test: not durable, since no
+    /// test outlives a crash.
+    static func environment(_ path: String) throws -> Environment {
         var options = Environment.Options()
         options.mapSize = 1 << 26
         options.durable = false
-        let env = try Environment(path: path, options: options)
+        return try Environment(path: path, options: options)
+    }
+
+    /// Opens an environment in `path` with the definitions applied.
+    static func open(_ path: String, yaml: String = offlineYAML) throws -> (Environment, Catalog, OnlineStore, OfflineStore) {
+        let env = try environment(path)
         let catalog = try Catalog(environment: env)
         _ = try catalog.apply(DefinitionParser.parse(yaml))
         return (env, catalog, try OnlineStore(environment: env, catalog: catalog), try OfflineStore(environment: env, catalog: catalog))
