@@ -204,18 +204,19 @@ class Client(OfflineMixin, TrackingMixin, ServingMixin):
         With `version`, the project's definitions as they were at that
         version (the numbers a dataset's `definition_versions` and a run's
         inputs cite); `project` may then be left out only when the daemon
-        holds one project. A version that never existed raises
-        NotFoundError naming the versions that do.
+        holds one project. 0 means the current version, as on the wire and
+        in `plinthctl definitions --version`. A version that never existed
+        raises NotFoundError naming the versions that do.
         """
-        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-            raise errors.InvalidArgumentError("version must be a positive int, not %r" % (version,))
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+            raise errors.InvalidArgumentError("version must be an int >= 0 (0: the current), not %r" % (version,))
         request = features_pb2.ListDefinitionsRequest(project=project or "", version=version or 0)
         response = self._call(
             _FEATURES + "ListDefinitions", request, features_pb2.ListDefinitionsResponse.FromString
         )
         projects = [Definitions.from_proto(p) for p in response.projects]
         # A past version must not become the cache the client types pushes by.
-        if not project and version is None:
+        if not project and not version:
             with self._lock:
                 self._catalog = Catalog(projects)
         return projects

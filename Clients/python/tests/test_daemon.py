@@ -469,8 +469,10 @@ def test_definitions_history_is_readable_by_version(client):
     with pytest.raises(plinth.NotFoundError) as caught:
         client.list_definitions(names.project, version=99)
     assert "has no definitions version 99 (versions: 1-2)" in caught.value.message
+    (same,) = client.list_definitions(names.project, version=0)
+    assert same == current
     with pytest.raises(plinth.InvalidArgumentError):
-        client.list_definitions(names.project, version=0)
+        client.list_definitions(names.project, version=-1)
 
 
 def test_unknown_yaml_fields_are_refused_with_file_and_line(client, tmp_path):
