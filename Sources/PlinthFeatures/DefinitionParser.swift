@@ -120,11 +120,13 @@ enum DefinitionFields {
     static let aggregate = ["function", "of", "window"]
     static let featureService = ["name", "features", "description"]
 
+    private static let noSources = "Plinth reads no sources: rows arrive by push (plinthctl push, Client.push, Client.ingest)"
+
     /// Why some fields users bring from Feast are not there, beyond "unknown".
     static let hints: [String: String] = [
-        "source": "Plinth reads no sources: rows arrive by push (plinthctl push, Client.push, Client.ingest)",
-        "batch_source": "Plinth reads no sources: rows arrive by push (plinthctl push, Client.push, Client.ingest)",
-        "stream_source": "Plinth reads no sources: rows arrive by push (plinthctl push, Client.push, Client.ingest)",
+        "source": noSources,
+        "batch_source": noSources,
+        "stream_source": noSources,
         "schema": "declare the view's columns under features",
         "ttl_seconds": "the field is ttl (e.g. ttl: 7d or ttl: 3600)",
         "value_type": "the field is type",
