@@ -153,6 +153,50 @@ public final class Catalog: @unchecked Sendable {
         lock.withLock { current = snap }
     }
 
+    // MARK: History
+
+    /// `project`'s definitions as they were at `version`, from the history
+    /// table every apply writes (the current ones are its latest entry).
+    /// - Throws: `FeatureStoreError.notFound` naming the project's versions
+    ///   when it never had `version`, or when there is no such project.
+    /// - Complexity: one read; a miss also scans the project's history to
+    ///   name the versions there are.
+    public func definitions(of project: String, at version: UInt64) throws -> ProjectDefinitions {
+        let prefix = makeKey { $0.append(project) }
+        let history = self.history
+        let (found, versions) = try environment.read { txn -> (Data?, [UInt64]) in
+            if let raw = try txn.get(history, prefix + makeKey { $0.append(version) }) { return (Data(raw), []) }
+            var versions: [UInt64] = []
+            try txn.scan(history, from: prefix) { key, _ in
+                guard key.count == prefix.count + 8, key.prefix(prefix.count).elementsEqual(prefix) else { return false }
+                var decoder = KeyDecoder(UnsafeRawBufferPointer(rebasing: key[prefix.count...]))
+                versions.append(try decoder.readUInt64())
+                return true
+            }
+            return (nil, versions)
+        }
+        if let found { return try JSONDecoder().decode(ProjectDefinitions.self, from: found) }
+        if versions.isEmpty { throw FeatureStoreError.notFound("unknown project '\(project)'") }
+        throw FeatureStoreError.notFound(
+            "project '\(project)' has no definitions version \(version) (versions: \(Self.ranges(versions)))")
+    }
+
+    /// "1-4, 7": versions are consecutive in practice, and a project applied
+    /// thousands of times must not get a message of thousands of numbers.
+    static func ranges(_ sorted: [UInt64]) -> String {
+        var parts: [String] = []
+        var i = 0
+        while i < sorted.count {
+            var j = i
+            while j + 1 < sorted.count, sorted[j + 1] == sorted[j] + 1 { j += 1 }
+            parts.append(i == j ? "\(sorted[i])" : "\(sorted[i])-\(sorted[j])")
+            i = j + 1
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    // MARK: Applying
+
     /// Applies `spec` (replacing its project's definitions) and calls
     /// `completion` after the commit, with the snapshot already rebuilt.
     public func apply(_ spec: ProjectSpec, dryRun: Bool, now: Int64,

@@ -1,18 +1,25 @@
 // DefinitionParser: turns a YAML definitions document into a ProjectSpec.
 //
 // A file is accepted whole or refused whole: every problem found is
-// reported, each naming the field and the line it is on, so a user fixes
-// the file in one pass instead of one error per apply.
+// reported as file:line, naming the field, so a user fixes the file in one
+// pass instead of one error per apply. A field Plinth does not implement is
+// one of those problems: a definition that reads as if it did something
+// (a Feast `source`, a misspelt `ttl_seconds`) must never be stored as if
+// it had been understood.
 import Yams
 
 /// Every problem in a definitions document.
 public struct DefinitionError: Error, CustomStringConvertible, Sendable {
     public struct Problem: Sendable, CustomStringConvertible {
+        /// The document's name as the user knows it ("features.yaml").
+        public let file: String
         public let line: Int?
+        /// Where in the document ("feature_views[0].ttl"); empty when the
+        /// message names the place itself.
         public let path: String
         public let message: String
         public var description: String {
-            let at = line.map { "line \($0): " } ?? ""
+            let at = line.map { "\(file):\($0): " } ?? "\(file): "
             return path.isEmpty ? "\(at)\(message)" : "\(at)\(path): \(message)"
         }
     }
@@ -25,20 +32,26 @@ public struct DefinitionError: Error, CustomStringConvertible, Sendable {
 }
 
 public enum DefinitionParser {
+    /// The name problems cite when the caller gives none.
+    public static let unnamedFile = "<yaml>"
+
     /// Parses and validates `yaml`.
+    /// - Parameter file: the document's name, cited in every problem as
+    ///   `file:line:`; empty means `unnamedFile`.
     /// - Throws: `DefinitionError` listing every problem found.
-    public static func parse(_ yaml: String) throws(DefinitionError) -> ProjectSpec {
-        var parser = Walker()
+    public static func parse(_ yaml: String, file: String = "") throws(DefinitionError) -> ProjectSpec {
+        let file = file.isEmpty ? unnamedFile : file
+        var parser = Walker(file: file)
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
-            throw DefinitionError(problems: [.init(line: error.line, path: "", message: "not valid YAML: \(error.problemText)")])
+            throw DefinitionError(problems: [.init(file: file, line: error.line, path: "", message: "not valid YAML: \(error.problemText)")])
         } catch {
-            throw DefinitionError(problems: [.init(line: nil, path: "", message: "not valid YAML: \(error)")])
+            throw DefinitionError(problems: [.init(file: file, line: nil, path: "", message: "not valid YAML: \(error)")])
         }
         guard let root else {
-            throw DefinitionError(problems: [.init(line: nil, path: "", message: "the document is empty")])
+            throw DefinitionError(problems: [.init(file: file, line: nil, path: "", message: "the document is empty")])
         }
         let spec = parser.project(root)
         if !parser.problems.isEmpty { throw DefinitionError(problems: parser.problems) }
@@ -97,16 +110,52 @@ private extension YamlError {
     }
 }
 
+/// The fields each mapping of the document may have, in the order the docs
+/// list them (docs/concepts/features.md). Anything else is refused.
+enum DefinitionFields {
+    static let project = ["project", "entities", "feature_views", "feature_services"]
+    static let entity = ["name", "join_key", "type", "description"]
+    static let featureView = ["name", "entities", "features", "ttl", "online", "description", "owner", "tags"]
+    static let feature = ["name", "type", "description", "expr", "aggregate"]
+    static let aggregate = ["function", "of", "window"]
+    static let featureService = ["name", "features", "description"]
+
+    private static let noSources = "Plinth reads no sources: rows arrive by push (plinthctl push, Client.push, Client.ingest)"
+
+    /// Why some fields users bring from Feast are not there, beyond "unknown".
+    static let hints: [String: String] = [
+        "source": noSources,
+        "batch_source": noSources,
+        "stream_source": noSources,
+        "schema": "declare the view's columns under features",
+        "ttl_seconds": "the field is ttl (e.g. ttl: 7d or ttl: 3600)",
+        "value_type": "the field is type",
+        "dtype": "the field is type",
+    ]
+}
+
 /// Walks the node tree, collecting problems instead of stopping at the first.
 private struct Walker {
+    let file: String
     var problems: [DefinitionError.Problem] = []
 
+    init(file: String) { self.file = file }
+
     mutating func fail(_ node: Node?, _ path: String, _ message: String) {
-        problems.append(.init(line: node?.mark?.line, path: path, message: message))
+        problems.append(.init(file: file, line: node?.mark?.line, path: path, message: message))
     }
 
-    /// The fields of a mapping, refusing unknown keys (typos) and non-mappings.
-    mutating func fields(_ node: Node, _ path: String, allowed: Set<String>) -> [String: Node] {
+    /// How a problem names a mapping: its kind and, when it has one yet,
+    /// its name ("feature view 'user_stats'"), else its place.
+    static func owner(_ kind: String, _ node: Node, _ path: String) -> String {
+        if let name = node.mapping?["name"]?.scalar?.string, !name.isEmpty { return "\(kind) '\(name)'" }
+        return path.isEmpty ? kind : "\(kind) at \(path)"
+    }
+
+    /// The fields of a mapping, refusing non-mappings and every key that is
+    /// not in `allowed`: a typo or a field Plinth does not implement.
+    /// - Parameter owner: the mapping as a problem names it.
+    mutating func fields(_ node: Node, _ path: String, allowed: [String], owner: String) -> [String: Node] {
         guard let mapping = node.mapping else {
             fail(node, path, "expected a mapping")
             return [:]
@@ -115,7 +164,8 @@ private struct Walker {
         for (key, value) in mapping {
             guard let name = key.string else { fail(key, path, "keys must be strings"); continue }
             if !allowed.contains(name) {
-                fail(key, path, "unknown field '\(name)' (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+                let hint = DefinitionFields.hints[name].map { "; \($0)" } ?? ""
+                fail(key, "", "unknown field '\(name)' in \(owner) (known: \(allowed.joined(separator: ", ")))\(hint)")
                 continue
             }
             if out[name] != nil { fail(key, path, "field '\(name)' appears twice") }
@@ -161,9 +211,9 @@ private struct Walker {
     }
 
     /// Parses `aggregate: {function: sum, of: amount, window: 1h}`.
-    mutating func aggregate(_ node: Node?, _ path: String) -> AggregationDefinition? {
+    mutating func aggregate(_ node: Node?, _ path: String, feature: String) -> AggregationDefinition? {
         guard let node else { return nil }
-        let f = fields(node, path, allowed: ["function", "of", "window"])
+        let f = fields(node, path, allowed: DefinitionFields.aggregate, owner: "the aggregate of \(feature)")
         guard let text = string(f, "function", path, required: true, parent: node) else { return nil }
         guard let function = AggregationDefinition.Function(rawValue: text) else {
             fail(f["function"], "\(path).function",
@@ -181,13 +231,13 @@ private struct Walker {
     }
 
     mutating func project(_ root: Node) -> ProjectSpec {
-        let top = fields(root, "", allowed: ["project", "entities", "feature_views", "feature_services"])
+        let top = fields(root, "", allowed: DefinitionFields.project, owner: "the top level")
         let project = name(top, "project", "", parent: root) ?? ""
         var spec = ProjectSpec(project: project)
         var entityNames: [String: EntityDefinition] = [:]
         for (i, node) in sequence(top, "entities", "").enumerated() {
             let path = "entities[\(i)]"
-            let f = fields(node, path, allowed: ["name", "join_key", "type", "description"])
+            let f = fields(node, path, allowed: DefinitionFields.entity, owner: Self.owner("entity", node, path))
             let entityName = name(f, "name", path, parent: node)
             let joinKey = name(f, "join_key", path, parent: node)
             let type = type(f, path, parent: node)
@@ -204,7 +254,7 @@ private struct Walker {
         var views: [String: FeatureViewDefinition] = [:]
         for (i, node) in sequence(top, "feature_views", "").enumerated() {
             let path = "feature_views[\(i)]"
-            let f = fields(node, path, allowed: ["name", "entities", "features", "ttl", "description", "owner", "tags", "online", "source"])
+            let f = fields(node, path, allowed: DefinitionFields.featureView, owner: Self.owner("feature view", node, path))
             guard let viewName = name(f, "name", path, parent: node) else { continue }
             var entities: [String] = []
             var joinKeys: Set<String> = []
@@ -224,10 +274,11 @@ private struct Walker {
             var featureNames: Set<String> = []
             for (j, fnode) in sequence(f, "features", path).enumerated() {
                 let fpath = "\(path).features[\(j)]"
-                let ff = fields(fnode, fpath, allowed: ["name", "type", "description", "expr", "aggregate"])
+                let featureOwner = Self.owner("feature", fnode, fpath) + " of " + Self.owner("feature view", node, path)
+                let ff = fields(fnode, fpath, allowed: DefinitionFields.feature, owner: featureOwner)
                 guard let featureName = name(ff, "name", fpath, parent: fnode), let type = type(ff, fpath, parent: fnode) else { continue }
                 let expression = string(ff, "expr", fpath, required: false, parent: fnode)
-                let aggregation = aggregate(ff["aggregate"], "\(fpath).aggregate")
+                let aggregation = aggregate(ff["aggregate"], "\(fpath).aggregate", feature: featureOwner)
                 if expression != nil && ff["aggregate"] != nil {
                     fail(fnode, fpath, "a feature has either expr or aggregate, not both")
                 }
@@ -261,18 +312,24 @@ private struct Walker {
                     }
                 } else { fail(tagNode, "\(path).tags", "expected a mapping") }
             }
+            var online = true
+            if let onlineNode = f["online"] {
+                if let flag = onlineNode.bool { online = flag } else {
+                    fail(onlineNode, "\(path).online", "expected true or false")
+                }
+            }
             if views[viewName] != nil { fail(node, "\(path).name", "feature view '\(viewName)' is declared twice"); continue }
             let view = FeatureViewDefinition(
                 name: viewName, entities: entities, features: features, ttlSeconds: ttl,
                 description: string(f, "description", path, required: false, parent: node) ?? "",
-                owner: string(f, "owner", path, required: false, parent: node) ?? "", tags: tags)
+                owner: string(f, "owner", path, required: false, parent: node) ?? "", tags: tags, online: online)
             views[viewName] = view
             spec.featureViews.append(view)
         }
         var services: Set<String> = []
         for (i, node) in sequence(top, "feature_services", "").enumerated() {
             let path = "feature_services[\(i)]"
-            let f = fields(node, path, allowed: ["name", "features", "description"])
+            let f = fields(node, path, allowed: DefinitionFields.featureService, owner: Self.owner("feature service", node, path))
             guard let serviceName = name(f, "name", path, parent: node) else { continue }
             var refs: [String] = []
             for (j, r) in sequence(f, "features", path).enumerated() {

@@ -69,9 +69,13 @@ public struct FeatureViewDefinition: Sendable, Hashable, Codable {
     public var description: String = ""
     public var owner: String = ""
     public var tags: [String: String] = [:]
+    /// False for `online: false`: the view lives on the offline face only
+    /// (pushes write offline, online reads are refused, materialisation
+    /// skips it), for features that only training needs.
+    public var online: Bool = true
 
     public init(name: String, entities: [String], features: [FeatureDefinition], ttlSeconds: Int64,
-                description: String = "", owner: String = "", tags: [String: String] = [:]) {
+                description: String = "", owner: String = "", tags: [String: String] = [:], online: Bool = true) {
         self.name = name
         self.entities = entities
         self.features = features
@@ -79,6 +83,26 @@ public struct FeatureViewDefinition: Sendable, Hashable, Codable {
         self.description = description
         self.owner = owner
         self.tags = tags
+        self.online = online
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, entities, features, ttlSeconds, description, owner, tags, online
+    }
+
+    // Definitions stored before `online` existed have no such key; they were
+    // all online views, and must decode as such (and compare equal to the
+    // same file applied again, so a re-apply stays a no-op).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        entities = try c.decode([String].self, forKey: .entities)
+        features = try c.decode([FeatureDefinition].self, forKey: .features)
+        ttlSeconds = try c.decode(Int64.self, forKey: .ttlSeconds)
+        description = try c.decodeIfPresent(String.self, forKey: .description) ?? ""
+        owner = try c.decodeIfPresent(String.self, forKey: .owner) ?? ""
+        tags = try c.decodeIfPresent([String: String].self, forKey: .tags) ?? [:]
+        online = try c.decodeIfPresent(Bool.self, forKey: .online) ?? true
     }
 }
 

@@ -70,13 +70,19 @@ extension OfflineStore {
         let snapshot = catalog.snapshot
         let chosen: [ResolvedView]
         if views.isEmpty {
-            chosen = snapshot.views.values.sorted { $0.name < $1.name }
+            // Offline-only views have no online face to copy to.
+            chosen = snapshot.views.values.filter(\.definition.online).sorted { $0.name < $1.name }
         } else {
             let missing = views.filter { snapshot.views[$0] == nil }
             guard missing.isEmpty else {
                 throw FeatureStoreError.notFound("unknown feature views: \(missing.joined(separator: ", "))")
             }
             chosen = views.compactMap { snapshot.views[$0] }
+            let offlineOnly = chosen.filter { !$0.definition.online }.map(\.name)
+            guard offlineOnly.isEmpty else {
+                throw FeatureStoreError.invalidArgument(
+                    "offline-only feature views (online: false) are not materialised: \(offlineOnly.joined(separator: ", "))")
+            }
         }
         guard !incremental ? start <= end : true else {
             throw FeatureStoreError.invalidArgument("the start (\(start)) is after the end (\(end))")

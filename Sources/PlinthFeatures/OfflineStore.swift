@@ -47,7 +47,10 @@ public struct DatasetRecord: Sendable, Codable, Equatable {
     /// "ds-" and the first 20 hex digits of `digest`.
     public var id: String
     /// SHA-256 over the spine (names, types, values, null rows, times), the
-    /// feature references, full_feature_names and the definition versions.
+    /// feature references, full_feature_names, the definition versions and
+    /// the feature values the join returned: a push that changes the
+    /// result changes the id, one that does not (a later event, another
+    /// entity) leaves it.
     public var digest: String
     public var features: [String]
     public var service: String
@@ -214,7 +217,7 @@ public final class OfflineStore: Sendable {
     /// - Parameter now: the dataset's creation time.
     public func historical(_ request: HistoricalRequest, now: Int64 = currentMicros()) throws -> HistoricalResult {
         let (columns, summary) = try join(request)
-        let record = datasetRecord(for: request, summary: summary, now: now)
+        let record = datasetRecord(for: request, summary: summary, result: columns.dropFirst(request.spine.count), now: now)
         try store(record)
         return HistoricalResult(columns: columns, eventTimes: request.eventTimes, dataset: record)
     }
@@ -321,25 +324,22 @@ public final class OfflineStore: Sendable {
 
     // MARK: Datasets
 
-    /// The record naming a retrieval: its digest covers everything the
-    /// result depends on besides the stored rows themselves.
-    public func datasetRecord(for request: HistoricalRequest, summary: FeatureSelectionSummary, now: Int64) -> DatasetRecord {
+    /// The record naming a retrieval: its digest covers the request, the
+    /// definitions it was resolved against and `result`, the feature
+    /// columns the join produced (in output order).
+    ///
+    /// The result is hashed as values, not as the offline rows it came
+    /// from: a row pushed later that no spine row reaches leaves the id as
+    /// it was, and one that replaces a returned value changes it.
+    /// - Complexity: O(bytes of the spine and the result); the bulk goes
+    ///   through SHA-256 as whole arrays, not value by value.
+    public func datasetRecord(for request: HistoricalRequest, summary: FeatureSelectionSummary,
+                              result: ArraySlice<Column>, now: Int64) -> DatasetRecord {
         var hash = SHA256()
-        hash.update(string: "plinth-dataset-v1")
+        hash.update(string: "plinth-dataset-v2")
         hash.update(value: UInt64(request.eventTimes.count).littleEndian)
         request.eventTimes.withUnsafeBytes { hash.update(bufferPointer: $0) }
-        for column in request.spine.sorted(by: { $0.name < $1.name }) {
-            hash.update(string: column.name)
-            hash.update(string: column.type.description)
-            column.int64s.withUnsafeBytes { hash.update(bufferPointer: $0) }
-            column.float32s.withUnsafeBytes { hash.update(bufferPointer: $0) }
-            column.float64s.withUnsafeBytes { hash.update(bufferPointer: $0) }
-            for b in column.bools { hash.update(value: b ? UInt8(1) : 0) }
-            for s in column.strings { hash.update(string: s) }
-            for d in column.bytes { hash.update(value: UInt64(d.count)); d.withUnsafeBytes { hash.update(bufferPointer: $0) } }
-            hash.update(value: UInt64(column.nullRows.count))
-            column.nullRows.withUnsafeBytes { hash.update(bufferPointer: $0) }
-        }
+        for column in request.spine.sorted(by: { $0.name < $1.name }) { hash.update(column: column) }
         for reference in summary.references { hash.update(string: reference) }
         hash.update(value: request.fullFeatureNames ? UInt8(1) : 0)
         for (project, version) in summary.definitionVersions.sorted(by: { $0.key < $1.key }) {
@@ -350,6 +350,8 @@ public final class OfflineStore: Sendable {
             hash.update(string: view)
             hash.update(value: version)
         }
+        hash.update(value: UInt64(result.count).littleEndian)
+        for column in result { hash.update(column: column) }
         let digest = hash.finalize().hex
         return DatasetRecord(id: "ds-" + digest.prefix(20), digest: digest, features: summary.references,
                              service: request.service ?? "", fullFeatureNames: request.fullFeatureNames,
@@ -379,6 +381,25 @@ public final class OfflineStore: Sendable {
         }
         guard let data else { return nil }
         return try JSONDecoder().decode(DatasetRecord.self, from: data)
+    }
+}
+
+extension SHA256 {
+    /// Feeds a column's name, type, values and null rows. Each variable-
+    /// width value and each list is preceded by its length, so that two
+    /// different columns can never feed the same bytes.
+    mutating func update(column: Column) {
+        update(string: column.name)
+        update(string: column.type.description)
+        update(value: UInt64(column.count).littleEndian)
+        column.int64s.withUnsafeBytes { update(bufferPointer: $0) }
+        column.float32s.withUnsafeBytes { update(bufferPointer: $0) }
+        column.float64s.withUnsafeBytes { update(bufferPointer: $0) }
+        for b in column.bools { update(value: b ? UInt8(1) : 0) }
+        for s in column.strings { update(string: s) }
+        for d in column.bytes { update(value: UInt64(d.count)); d.withUnsafeBytes { update(bufferPointer: $0) } }
+        update(value: UInt64(column.nullRows.count))
+        column.nullRows.withUnsafeBytes { update(bufferPointer: $0) }
     }
 }
 

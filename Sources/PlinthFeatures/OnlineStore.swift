@@ -279,6 +279,7 @@ public final class OnlineStore: Sendable {
         guard let view = catalog.snapshot.views[name] else {
             throw FeatureStoreError.notFound("unknown feature view '\(name)'")
         }
+        let target = try Self.target(target, for: view)
         let rows = eventTimes.count
         guard rows <= maxRows else { throw FeatureStoreError.tooLarge("\(rows) rows in one push; the limit is \(maxRows)") }
         guard createdTimes.isEmpty || createdTimes.count == rows else {
@@ -347,6 +348,20 @@ public final class OnlineStore: Sendable {
         return PreparedPush(target: target, rows: rows, keys: keyBytes, keyEnds: keyEnds, values: values,
                             valueEnds: valueEnds, eventTimes: eventTimes,
                             createdTimes: createdTimes.isEmpty ? Array(repeating: now, count: rows) : createdTimes)
+    }
+
+    /// The faces a push to `view` writes. An offline-only view has no online
+    /// face: the default (both faces) means every face the view has, but a
+    /// push naming the online face alone asks for something that cannot be,
+    /// and is refused rather than written nowhere.
+    static func target(_ asked: PushTarget, for view: ResolvedView) throws -> PushTarget {
+        guard !view.definition.online else { return asked }
+        switch asked {
+        case .offline, .onlineAndOffline: return .offline
+        case .online:
+            throw FeatureStoreError.invalidArgument(
+                "feature view '\(view.name)' is offline-only (online: false): push it to the offline face, not online")
+        }
     }
 
     /// Writes a prepared push in the writer's next batch; `completion` runs

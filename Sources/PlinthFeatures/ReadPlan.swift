@@ -116,6 +116,12 @@ public final class ReadPlan: Sendable {
             guard let view = snapshot.views[ref.view] else {
                 throw FeatureStoreError.notFound("unknown feature view '\(ref.view)' in '\(text)'")
             }
+            // Its online rows, if any, are left from before it was made
+            // offline-only: reading them would serve values nothing updates.
+            guard view.definition.online else {
+                throw FeatureStoreError.invalidArgument(
+                    "feature view '\(ref.view)' is offline-only (online: false); '\(text)' can be read with get_historical_features, not online")
+            }
             guard let index = view.layout.indexByName[ref.feature] else {
                 throw FeatureStoreError.notFound("feature view '\(ref.view)' has no feature '\(ref.feature)'")
             }

@@ -26,7 +26,25 @@ extension Services {
             let request = try decode(PBListDefinitionsRequest.self, body)
             let snapshot = catalog.snapshot
             var out = PBListDefinitionsResponse()
-            if request.project.isEmpty {
+            if request.version != 0 {
+                // Versions count per project, so a version alone names one
+                // only where there is one project to count.
+                let project: String
+                if !request.project.isEmpty {
+                    project = request.project
+                } else if snapshot.projects.count == 1, let only = snapshot.projects.keys.first {
+                    project = only
+                } else if snapshot.projects.isEmpty {
+                    throw FeatureStoreError.notFound("no definitions have been applied")
+                } else {
+                    throw FeatureStoreError.invalidArgument(
+                        "a definitions version belongs to one project: name it (projects: \(snapshot.projects.keys.sorted().joined(separator: ", ")))")
+                }
+                let past = try catalog.definitions(of: project, at: request.version)
+                var wire = past.wire
+                wire.currentVersion = snapshot.projects[project]?.version ?? past.version
+                out.projects = [wire]
+            } else if request.project.isEmpty {
                 out.projects = snapshot.projects.keys.sorted().compactMap { snapshot.projects[$0]?.wire }
             } else if let project = snapshot.projects[request.project] {
                 out.projects = [project.wire]

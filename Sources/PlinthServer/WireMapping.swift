@@ -78,6 +78,8 @@ extension ProjectDefinitions {
         var out = PBDefinitions()
         out.project = spec.project
         out.version = version
+        // The caller asking for a past version overwrites this.
+        out.currentVersion = version
         out.appliedAtUs = appliedAtMicros
         out.entities = spec.entities.map { e in
             var w = PBEntity()
@@ -95,6 +97,7 @@ extension ProjectDefinitions {
             w.spec.description_p = v.description
             w.spec.owner = v.owner
             w.spec.tags = v.tags
+            w.spec.offlineOnly = !v.online
             w.spec.features = v.features.map { f in
                 var wf = PBFeature()
                 wf.name = f.name

@@ -22,7 +22,15 @@ struct Apply: ParsableCommand {
             var request = PBApplyDefinitionsRequest()
             request.yaml = text
             request.dryRun = dryRun
-            let result = try connection.call(Method.applyDefinitions, request, as: PBApplyDefinitionsResponse.self)
+            let result: PBApplyDefinitionsResponse
+            do {
+                result = try connection.call(Method.applyDefinitions, request, as: PBApplyDefinitionsResponse.self)
+            } catch let error as PlinthError where error.code == 3 {
+                // The daemon never sees the file, so it cites the document as
+                // "<yaml>:LINE:"; the user knows it by its name.
+                let name = file == "-" ? "<stdin>" : file
+                throw PlinthError(code: error.code, message: error.message.replacingOccurrences(of: "<yaml>:", with: "\(name):"))
+            }
             if options.json {
                 try printJSON(["project": result.project, "version": result.version, "changed": result.changed,
                                "dry_run": dryRun, "created": result.created, "updated": result.updated, "deleted": result.deleted])

@@ -43,6 +43,10 @@ struct Definitions: ParsableCommand {
     @Option(help: "Only this project.")
     var project: String?
 
+    @Option(help: ArgumentHelp("Show the project's definitions as they were at this version (0: the current).",
+                               discussion: "A version belongs to one project: give --project unless there is only one."))
+    var version: UInt64 = 0
+
     @OptionGroup var options: ConnectionOptions
 
     func run() throws {
@@ -50,18 +54,22 @@ struct Definitions: ParsableCommand {
             let connection = try options.connect()
             var request = PBListDefinitionsRequest()
             request.project = project ?? ""
+            request.version = version
             let response = try connection.call(Method.listDefinitions, request, as: PBListDefinitionsResponse.self)
             if options.json {
                 print(try response.jsonString())
                 return
             }
             var rows: [[String]] = []
+            for p in response.projects where p.currentVersion != 0 && p.version != p.currentVersion {
+                print("project \(p.project) at version \(p.version) of \(p.currentVersion), applied \(isoTime(micros: p.appliedAtUs))")
+            }
             for p in response.projects {
                 for e in p.entities { rows.append([p.project, "v\(p.version)", "entity", e.name, "\(e.joinKey): \(typeName(e.type))"]) }
                 for v in p.featureViews {
                     let features = v.spec.features.map { "\($0.name): \(typeName($0.type, $0.vectorLength))" }.joined(separator: ", ")
                     rows.append([p.project, "v\(p.version)", "feature_view", v.spec.name,
-                                 "[\(v.spec.entities.joined(separator: ","))] ttl=\(v.spec.ttlSeconds)s \(features)"])
+                                 "[\(v.spec.entities.joined(separator: ","))] ttl=\(v.spec.ttlSeconds)s\(v.spec.offlineOnly ? " offline-only" : "") \(features)"])
                 }
                 for s in p.featureServices { rows.append([p.project, "v\(p.version)", "feature_service", s.name, s.features.joined(separator: ", ")]) }
             }

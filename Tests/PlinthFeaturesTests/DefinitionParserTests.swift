@@ -1,5 +1,6 @@
 // The YAML definitions parser: accepts the documented form, and refuses a
 // bad file whole with every problem named by field and line.
+import Foundation
 import XCTest
 @testable import PlinthFeatures
 
@@ -51,7 +52,7 @@ final class DefinitionParserTests: XCTestCase {
             guard let error = error as? DefinitionError else { return XCTFail("\(error)") }
             let text = error.problems.map(\.description)
             func has(_ line: Int, _ fragment: String) {
-                XCTAssertTrue(text.contains { $0.hasPrefix("line \(line):") && $0.contains(fragment) },
+                XCTAssertTrue(text.contains { $0.hasPrefix("<yaml>:\(line):") && $0.contains(fragment) },
                               "expected line \(line) to mention '\(fragment)' in \(text)")
             }
             has(3, "an entity key must be int64, string or bytes")
@@ -99,5 +100,71 @@ final class DefinitionParserTests: XCTestCase {
         let yaml = exampleYAML.replacingOccurrences(of: #"["user_stats:txn_count_7d", "user_stats:avg_amount_7d"]"#, with: #"["user_stats:*"]"#)
         let spec = try DefinitionParser.parse(yaml)
         XCTAssertEqual(spec.featureServices.first?.features.count, 4)
+    }
+
+    /// The one problem `yaml` (named features.yaml) is refused with.
+    private func refusal(_ yaml: String, file: StaticString = #filePath, line: UInt = #line) -> String {
+        do {
+            _ = try DefinitionParser.parse(yaml, file: "features.yaml")
+            XCTFail("accepted", file: file, line: line)
+            return ""
+        } catch {
+            XCTAssertEqual(error.problems.count, 1, "\(error)", file: file, line: line)
+            return error.problems.first?.description ?? ""
+        }
+    }
+
+    func testUnknownFieldsAreRefusedAtEveryLevelWithFileLineAndOwner() {
+        // One unknown field per mapping level, each on its own line.
+        let top = refusal(exampleYAML + "\nsources: []")
+        XCTAssertEqual(top, "features.yaml:15: unknown field 'sources' in the top level (known: project, entities, feature_views, feature_services)")
+
+        let entity = refusal(exampleYAML.replacingOccurrences(
+            of: "{name: user, join_key: user_id, type: int64}", with: "{name: user, join_key: user_id, type: int64, value_type: int64}"))
+        XCTAssertEqual(entity, "features.yaml:3: unknown field 'value_type' in entity 'user' (known: name, join_key, type, description); the field is type")
+
+        let view = refusal(exampleYAML.replacingOccurrences(of: "    ttl: 7d\n", with: "    ttl_seconds: 3600\n"))
+        XCTAssertTrue(view.hasPrefix("features.yaml:7: unknown field 'ttl_seconds' in feature view 'user_stats' (known: name, entities, features, ttl, online,"), view)
+        XCTAssertTrue(view.hasSuffix("; the field is ttl (e.g. ttl: 7d or ttl: 3600)"), view)
+
+        let source = refusal(exampleYAML.replacingOccurrences(of: "    ttl: 7d\n", with: "    ttl: 7d\n    source: {path: data.parquet}\n"))
+        XCTAssertTrue(source.hasPrefix("features.yaml:8: unknown field 'source' in feature view 'user_stats'"), source)
+        XCTAssertTrue(source.contains("rows arrive by push"), source)
+
+        let feature = refusal(exampleYAML.replacingOccurrences(
+            of: "{name: country, type: string}", with: "{name: country, type: string, default: XX}"))
+        XCTAssertEqual(feature, "features.yaml:11: unknown field 'default' in feature 'country' of feature view 'user_stats' (known: name, type, description, expr, aggregate)")
+
+        let aggregate = refusal(exampleYAML.replacingOccurrences(
+            of: "{name: txn_count_7d, type: int64}",
+            with: "{name: txn_count_7d, type: int64, aggregate: {function: count, window: 7d, slide: 1h}}"))
+        XCTAssertEqual(aggregate, "features.yaml:9: unknown field 'slide' in the aggregate of feature 'txn_count_7d' of feature view 'user_stats' (known: function, of, window)")
+
+        let service = refusal(exampleYAML.replacingOccurrences(of: "{name: fraud_v1, features:", with: "{name: fraud_v1, owner: me, features:"))
+        XCTAssertEqual(service, "features.yaml:14: unknown field 'owner' in feature service 'fraud_v1' (known: name, features, description)")
+    }
+
+    func testAMappingWithoutANameIsNamedByItsPlace() {
+        let yaml = exampleYAML.replacingOccurrences(of: "{name: user, join_key: user_id, type: int64}",
+                                                    with: "{join_key: user_id, type: int64, nmae: user}")
+        XCTAssertThrowsError(try DefinitionParser.parse(yaml)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("<yaml>:3: unknown field 'nmae' in entity at entities[0]"), text)
+        }
+    }
+
+    func testOnlineIsParsedAndMustBeABoolean() throws {
+        XCTAssertEqual(try DefinitionParser.parse(exampleYAML).featureViews.first?.online, true)
+        let offline = exampleYAML.replacingOccurrences(of: "    ttl: 7d\n", with: "    ttl: 7d\n    online: false\n")
+        XCTAssertEqual(try DefinitionParser.parse(offline).featureViews.first?.online, false)
+        let bad = refusal(exampleYAML.replacingOccurrences(of: "    ttl: 7d\n", with: "    ttl: 7d\n    online: sometimes\n"))
+        XCTAssertEqual(bad, "features.yaml:8: feature_views[0].online: expected true or false")
+    }
+
+    func testDefinitionsStoredBeforeOnlineExistedDecodeAsOnline() throws {
+        let stored = #"{"name":"v","entities":["user"],"features":[],"ttlSeconds":0,"description":"","owner":"","tags":{}}"#
+        let view = try JSONDecoder().decode(FeatureViewDefinition.self, from: Data(stored.utf8))
+        XCTAssertTrue(view.online)
+        XCTAssertEqual(view, FeatureViewDefinition(name: "v", entities: ["user"], features: [], ttlSeconds: 0))
     }
 }

@@ -53,12 +53,18 @@ class OfflineTestCase: XCTestCase {
     var online: OnlineStore!
     var offline: OfflineStore!
 
-    /// Opens an environment in `path` with the definitions applied.
-    static func open(_ path: String, yaml: String = offlineYAML) throws -> (Environment, Catalog, OnlineStore, OfflineStore) {
+    /// A small environment in `path` for one test: not durable, since no
+    /// test outlives a crash.
+    static func environment(_ path: String) throws -> Environment {
         var options = Environment.Options()
         options.mapSize = 1 << 26
         options.durable = false
-        let env = try Environment(path: path, options: options)
+        return try Environment(path: path, options: options)
+    }
+
+    /// Opens an environment in `path` with the definitions applied.
+    static func open(_ path: String, yaml: String = offlineYAML) throws -> (Environment, Catalog, OnlineStore, OfflineStore) {
+        let env = try environment(path)
         let catalog = try Catalog(environment: env)
         _ = try catalog.apply(DefinitionParser.parse(yaml))
         return (env, catalog, try OnlineStore(environment: env, catalog: catalog), try OfflineStore(environment: env, catalog: catalog))
@@ -268,6 +274,35 @@ final class OfflineStoreTests: OfflineTestCase {
         XCTAssertNotEqual(try offline.historical(moved).dataset.digest, first.dataset.digest)
         _ = try catalog.apply(DefinitionParser.parse(offlineYAML.replacingOccurrences(of: "ttl: 25s", with: "ttl: 26s")))
         XCTAssertNotEqual(try offline.historical(request).dataset.digest, first.dataset.digest, "definition versions are part of the digest")
+    }
+
+    func testTheDatasetIdFollowsTheRowsReturned() throws {
+        let s = Self.second
+        func push(_ user: Int64, count: Int64, at time: Int64) throws {
+            var amount = Column(name: "amount", type: .float64)
+            amount.float64s = [1]
+            _ = try online.push(view: "user_stats", columns: [Self.ints("user_id", [user]), Self.ints("count", [count]), amount],
+                                eventTimes: [time], target: .offline)
+        }
+        try push(1, count: 5, at: 100 * s)
+        let request = HistoricalRequest(features: ["user_stats:count"], spine: [Self.ints("user_id", [1, 2])],
+                                        eventTimes: [105 * s, 105 * s])
+        let first = try offline.historical(request).dataset.id
+        XCTAssertEqual(try offline.historical(request).dataset.id, first, "the same rows are the same dataset")
+
+        // After every spine time, and for an entity the spine lacks: the
+        // rows returned are the same, so is the id.
+        try push(1, count: 6, at: 106 * s)
+        try push(3, count: 1, at: 101 * s)
+        XCTAssertEqual(try offline.historical(request).dataset.id, first)
+
+        // A newer row in reach of user 1's spine time replaces its value.
+        try push(1, count: 7, at: 103 * s)
+        let replaced = try offline.historical(request).dataset.id
+        XCTAssertNotEqual(replaced, first)
+        // User 2 had no row in reach; now it has one.
+        try push(2, count: 1, at: 104 * s)
+        XCTAssertNotEqual(try offline.historical(request).dataset.id, replaced)
     }
 
     func testBadInputIsRefusedAndNothingIsRecorded() throws {

@@ -277,7 +277,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertThrowsError(try c.call(Method.applyDefinitions, request, as: PBApplyDefinitionsResponse.self)) {
             let e = $0 as? PlinthError
             XCTAssertEqual(e?.code, 3)
-            XCTAssertTrue(e?.message.contains("line 9") ?? false, "\(String(describing: e))")
+            XCTAssertTrue(e?.message.contains("<yaml>:9:") ?? false, "\(String(describing: e))")
         }
         let list = try c.call(Method.listDefinitions, PBListDefinitionsRequest(), as: PBListDefinitionsResponse.self)
         XCTAssertEqual(list.projects.first?.featureViews.first?.spec.features.map(\.type), [.int64, .float32])

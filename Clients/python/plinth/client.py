@@ -175,12 +175,19 @@ class Client(OfflineMixin, TrackingMixin, RegistryMixin, ArtifactsMixin, Serving
         YAML text itself. A one-line string ending in .yaml/.yml that names no
         file raises NotFoundError rather than being sent as YAML.
         """
-        text = _read_definitions(path_or_text)
+        text, name = _read_definitions(path_or_text)
         request = features_pb2.ApplyDefinitionsRequest(yaml=text, dry_run=dry_run)
         with self._lock:
-            response = self._call(
-                _FEATURES + "ApplyDefinitions", request, features_pb2.ApplyDefinitionsResponse.FromString
-            )
+            try:
+                response = self._call(
+                    _FEATURES + "ApplyDefinitions", request, features_pb2.ApplyDefinitionsResponse.FromString
+                )
+            except errors.InvalidArgumentError as error:
+                # The daemon never sees the file, so it cites the document as
+                # "<yaml>:LINE:"; the user knows it by its name.
+                if name is None:
+                    raise
+                raise errors.InvalidArgumentError(error.message.replace("<yaml>:", name + ":")) from None
             if not dry_run:
                 self._catalog = None
         return ApplyResult(
@@ -193,14 +200,25 @@ class Client(OfflineMixin, TrackingMixin, RegistryMixin, ArtifactsMixin, Serving
             dry_run=dry_run,
         )
 
-    def list_definitions(self, project: Optional[str] = None) -> List[Definitions]:
-        """Every project's definitions, or one project's (needs the read scope)."""
-        request = features_pb2.ListDefinitionsRequest(project=project or "")
+    def list_definitions(self, project: Optional[str] = None, version: Optional[int] = None) -> List[Definitions]:
+        """Every project's definitions, or one project's (needs the read scope).
+
+        With `version`, the project's definitions as they were at that
+        version (the numbers a dataset's `definition_versions` and a run's
+        inputs cite); `project` may then be left out only when the daemon
+        holds one project. 0 means the current version, as on the wire and
+        in `plinthctl definitions --version`. A version that never existed
+        raises NotFoundError naming the versions that do.
+        """
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+            raise errors.InvalidArgumentError("version must be an int >= 0 (0: the current), not %r" % (version,))
+        request = features_pb2.ListDefinitionsRequest(project=project or "", version=version or 0)
         response = self._call(
             _FEATURES + "ListDefinitions", request, features_pb2.ListDefinitionsResponse.FromString
         )
         projects = [Definitions.from_proto(p) for p in response.projects]
-        if not project:
+        # A past version must not become the cache the client types pushes by.
+        if not project and not version:
             with self._lock:
                 self._catalog = Catalog(projects)
         return projects
@@ -427,7 +445,8 @@ class Client(OfflineMixin, TrackingMixin, RegistryMixin, ArtifactsMixin, Serving
         return request, entities
 
 
-def _read_definitions(path_or_text: Union[str, "os.PathLike[str]"]) -> str:
+def _read_definitions(path_or_text: Union[str, "os.PathLike[str]"]) -> Tuple[str, Optional[str]]:
+    """The YAML text, and the path it was read from (None for text)."""
     if isinstance(path_or_text, os.PathLike):
         path = os.fspath(path_or_text)
     elif isinstance(path_or_text, str):
@@ -435,14 +454,14 @@ def _read_definitions(path_or_text: Union[str, "os.PathLike[str]"]) -> str:
         if "\n" in path or not os.path.isfile(path):
             if "\n" not in path and path.strip().lower().endswith((".yaml", ".yml")):
                 raise errors.NotFoundError("definitions file %r does not exist" % path)
-            return path_or_text
+            return path_or_text, None
     else:
         raise errors.InvalidArgumentError(
             "apply() takes a path or YAML text, not %s" % type(path_or_text).__name__
         )
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read()
+            return handle.read(), path
     except FileNotFoundError:
         raise errors.NotFoundError("definitions file %r does not exist" % path) from None
     except OSError as error:

@@ -46,6 +46,9 @@ class FeatureView:
     owner: str = ""
     view_id: int = 0
     schema_version: int = 0
+    #: False for `online: false`: offline face only (no online reads, no
+    #: materialisation; pushes go offline).
+    online: bool = True
 
     def feature(self, name: str) -> Optional[Feature]:
         for feature in self.features:
@@ -63,7 +66,11 @@ class FeatureService:
 
 @dataclass(frozen=True)
 class Definitions:
-    """One project's definitions at one version."""
+    """One project's definitions at one version.
+
+    `current_version` is the project's latest: it differs from `version`
+    when `list_definitions(version=...)` asked for an earlier one.
+    """
 
     project: str
     version: int
@@ -71,6 +78,7 @@ class Definitions:
     feature_views: List[FeatureView]
     feature_services: List[FeatureService]
     applied_at: Optional[datetime]
+    current_version: int = 0
 
     @classmethod
     def from_proto(cls, message: features_pb2.Definitions) -> "Definitions":
@@ -96,6 +104,7 @@ class Definitions:
                     owner=v.spec.owner,
                     view_id=v.meta.view_id,
                     schema_version=v.meta.schema_version,
+                    online=not v.spec.offline_only,
                 )
                 for v in message.feature_views
             ],
@@ -104,6 +113,7 @@ class Definitions:
                 for s in message.feature_services
             ],
             applied_at=from_micros(message.applied_at_us) if message.applied_at_us else None,
+            current_version=message.current_version or message.version,
         )
 
 

@@ -451,3 +451,49 @@ def test_a_restart_keeps_the_data_and_reads_reconnect(start_plinthd):
         second.stop()
         with pytest.raises(plinth.UnavailableError):
             client.health()  # nobody listens: the resend fails too
+
+
+def test_definitions_history_is_readable_by_version(client):
+    names = Names()
+    first = client.apply(names.yaml)
+    second = client.apply(names.yaml.replace("ttl: 7d", "ttl: 1d"))
+    assert second.version == first.version + 1
+
+    (past,) = client.list_definitions(names.project, version=first.version)
+    assert past.version == first.version and past.current_version == second.version
+    assert past.feature_views[0].ttl_seconds == 7 * 86400
+    (current,) = client.list_definitions(names.project)
+    assert current.version == current.current_version == second.version
+    assert current.feature_views[0].ttl_seconds == 86400
+
+    with pytest.raises(plinth.NotFoundError) as caught:
+        client.list_definitions(names.project, version=99)
+    assert "has no definitions version 99 (versions: 1-2)" in caught.value.message
+    (same,) = client.list_definitions(names.project, version=0)
+    assert same == current
+    with pytest.raises(plinth.InvalidArgumentError):
+        client.list_definitions(names.project, version=-1)
+
+
+def test_unknown_yaml_fields_are_refused_with_file_and_line(client, tmp_path):
+    names = Names()
+    path = tmp_path / "features.yaml"
+    path.write_text(names.yaml.replace("    ttl: 7d\n", "    ttl_seconds: 60\n"))
+    with pytest.raises(plinth.InvalidArgumentError) as caught:
+        client.apply(path)
+    assert "%s:7: unknown field 'ttl_seconds' in feature view '%s'" % (path, names.view) in caught.value.message
+    with pytest.raises(plinth.InvalidArgumentError) as caught:
+        client.apply(names.yaml.replace("    ttl: 7d\n", "    source: {path: x.parquet}\n"))
+    assert "<yaml>:7: unknown field 'source'" in caught.value.message
+
+
+def test_an_offline_only_view_is_refused_online(client):
+    names = Names()
+    client.apply(names.yaml.replace("    ttl: 7d\n", "    ttl: 7d\n    online: false\n"))
+    (project,) = client.list_definitions(names.project)
+    assert project.feature_views[0].online is False
+    result = client.push(names.view, user_rows([1]))
+    assert result.offline_rows_written == 1 and result.online_rows_written == 0
+    with pytest.raises(plinth.InvalidArgumentError) as caught:
+        client.get_online_features(features=[names.view + ":txn_count_7d"], entity_rows=[{"user_id": 1}])
+    assert "is offline-only (online: false)" in caught.value.message

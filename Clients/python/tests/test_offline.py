@@ -78,6 +78,22 @@ def test_point_in_time_rule_ttl_ties_and_pass_through(client):
     assert client.get_dataset(dataset["id"])["digest"] == dataset["digest"]
 
 
+def test_the_dataset_id_follows_the_rows_returned(client):
+    spine = pd.DataFrame({"user_id": [1, 2], "event_timestamp": [at(30), at(30)]})
+    def dataset_id():
+        return client.get_historical_features(spine, features=["user_stats:count"]).attrs["plinth_dataset"]["id"]
+    first = dataset_id()
+    assert dataset_id() == first
+    # Later than every spine time: the rows returned are the same.
+    client.push("user_stats", {"user_id": [1], "count": [13], "amount": [1.0], "country": ["DE"],
+                               "event_timestamp": [at(90)]}, to="offline")
+    assert dataset_id() == first
+    # In reach of user 1's spine time: its value changes, so does the id.
+    client.push("user_stats", {"user_id": [1], "count": [14], "amount": [1.0], "country": ["DE"],
+                               "event_timestamp": [at(20)]}, to="offline")
+    assert dataset_id() != first
+
+
 def test_service_full_names_and_chunks(client):
     n = 1000
     spine = pd.DataFrame({

@@ -207,6 +207,10 @@ public nonisolated struct PBFeatureViewSpec: Sendable {
 
   public var owner: String = String()
 
+  /// The YAML's `online: false`: rows go to the offline face only, online
+  /// reads of the view are refused and materialisation skips it.
+  public var offlineOnly: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -300,6 +304,10 @@ public nonisolated struct PBDefinitions: Sendable {
 
   public var appliedAtUs: Int64 = 0
 
+  /// The project's latest version: equal to version unless
+  /// ListDefinitionsRequest.version asked for an earlier one.
+  public var currentVersion: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -352,6 +360,12 @@ public nonisolated struct PBListDefinitionsRequest: Sendable {
 
   /// Empty: every project.
   public var project: String = String()
+
+  /// The project's definitions as they were at this version (from the
+  /// history every apply keeps); 0 = the current. With a version, project
+  /// may be empty only when one project is defined. A version that does not
+  /// exist is NOT_FOUND, naming the versions that do.
+  public var version: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -897,7 +911,7 @@ nonisolated extension PBAggregation: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension PBFeatureViewSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FeatureViewSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}entities\0\u{1}features\0\u{3}ttl_seconds\0\u{1}description\0\u{1}tags\0\u{1}owner\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}entities\0\u{1}features\0\u{3}ttl_seconds\0\u{1}description\0\u{1}tags\0\u{1}owner\0\u{3}offline_only\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -912,6 +926,7 @@ nonisolated extension PBFeatureViewSpec: SwiftProtobuf.Message, SwiftProtobuf._M
       case 5: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
       case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.tags) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.owner) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.offlineOnly) }()
       default: break
       }
     }
@@ -939,6 +954,9 @@ nonisolated extension PBFeatureViewSpec: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.owner.isEmpty {
       try visitor.visitSingularStringField(value: self.owner, fieldNumber: 7)
     }
+    if self.offlineOnly != false {
+      try visitor.visitSingularBoolField(value: self.offlineOnly, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -950,6 +968,7 @@ nonisolated extension PBFeatureViewSpec: SwiftProtobuf.Message, SwiftProtobuf._M
     if lhs.description_p != rhs.description_p {return false}
     if lhs.tags != rhs.tags {return false}
     if lhs.owner != rhs.owner {return false}
+    if lhs.offlineOnly != rhs.offlineOnly {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1081,7 +1100,7 @@ nonisolated extension PBFeatureService: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension PBDefinitions: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Definitions"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}project\0\u{1}version\0\u{1}entities\0\u{3}feature_views\0\u{3}feature_services\0\u{3}applied_at_us\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}project\0\u{1}version\0\u{1}entities\0\u{3}feature_views\0\u{3}feature_services\0\u{3}applied_at_us\0\u{3}current_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1095,6 +1114,7 @@ nonisolated extension PBDefinitions: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.featureViews) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.featureServices) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.appliedAtUs) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.currentVersion) }()
       default: break
       }
     }
@@ -1119,6 +1139,9 @@ nonisolated extension PBDefinitions: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if self.appliedAtUs != 0 {
       try visitor.visitSingularInt64Field(value: self.appliedAtUs, fieldNumber: 6)
     }
+    if self.currentVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.currentVersion, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1129,6 +1152,7 @@ nonisolated extension PBDefinitions: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs.featureViews != rhs.featureViews {return false}
     if lhs.featureServices != rhs.featureServices {return false}
     if lhs.appliedAtUs != rhs.appliedAtUs {return false}
+    if lhs.currentVersion != rhs.currentVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1226,7 +1250,7 @@ nonisolated extension PBApplyDefinitionsResponse: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension PBListDefinitionsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListDefinitionsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}project\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}project\0\u{1}version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1235,6 +1259,7 @@ nonisolated extension PBListDefinitionsRequest: SwiftProtobuf.Message, SwiftProt
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.project) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
       default: break
       }
     }
@@ -1244,11 +1269,15 @@ nonisolated extension PBListDefinitionsRequest: SwiftProtobuf.Message, SwiftProt
     if !self.project.isEmpty {
       try visitor.visitSingularStringField(value: self.project, fieldNumber: 1)
     }
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: PBListDefinitionsRequest, rhs: PBListDefinitionsRequest) -> Bool {
     if lhs.project != rhs.project {return false}
+    if lhs.version != rhs.version {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
