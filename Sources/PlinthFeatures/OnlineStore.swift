@@ -3,10 +3,12 @@
 // faces in one transaction.
 //
 // Read path, in order: resolve the references against the catalog snapshot
-// (in memory), then in one read transaction, for each view and entity row,
-// build the key on the stack, one mdb_get, and copy the requested features
-// out of the packed row into columnar results. No per-row allocation beyond
-// the growth of the result arrays.
+// (in memory, a cached ReadPlan), then in one read transaction build each
+// view's keys on the stack, look them up (several abreast down the B-tree:
+// TreeSearch.swift; mdb_get where the walk does not apply), and hand the
+// rows, as pointers into the memory map, to the caller (`withRows`: the
+// server encodes its answer straight from them); `read` copies them into
+// columnar results instead.
 public import PlinthStorage
 import Synchronization
 

@@ -97,8 +97,8 @@ func dot(_ x: UnsafePointer<Double>, _ w: UnsafePointer<Double>, _ n: Int) -> Do
     return sum
 }
 
+// Safe: storage is written once in init and only read afterwards.
 final class NetworkEvaluator: Evaluator, @unchecked Sendable {
-    // @unchecked: storage is written once in init and only read afterwards.
     private struct PackedLayer {
         var inputs: Int
         var outputs: Int

@@ -66,8 +66,8 @@ func dot(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Double>, _ n: Int) -> Dou
     return sum
 }
 
+// Safe: storage is written once in init and only read afterwards.
 final class LinearEvaluator: Evaluator, @unchecked Sendable {
-    // @unchecked: storage is written once in init and only read afterwards.
     private let featureCount: Int
     private let outputCount: Int
     private let weights: UnsafeMutablePointer<Double>

@@ -109,8 +109,8 @@ func goesRight(_ x: Float, _ threshold: Float, _ defaultLeftBit: UInt32) -> Int 
     return ge | (notLess & defaultRight)
 }
 
+// Safe: all storage is written once in init and only read afterwards.
 final class TreeEvaluator: Evaluator, @unchecked Sendable {
-    // @unchecked: all storage is written once in init and only read afterwards.
     private let precision: TreeEnsemble.Precision
     private let outputCount: Int
     private let transform: OutputTransform

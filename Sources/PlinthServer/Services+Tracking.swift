@@ -306,6 +306,7 @@ extension Services {
 /// search answers with hundreds of runs, and encoding them would dominate
 /// it. A hit compares the whole record, so the cache is never stale; run ids
 /// are unique, so servers in one process can share it.
+// Safe: `entries` is read and written only under `lock`.
 final class RunWireCache: @unchecked Sendable {
     static let shared = RunWireCache()
     /// Past this many runs the cache starts over (about 1 KiB a run).

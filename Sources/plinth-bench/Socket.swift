@@ -1,8 +1,8 @@
 // Socket: the blocking TCP client socket that every plinth-bench command
 // uses, for Plinth and for Redis alike. The comparison is only fair when
-// both sides are driven by the same client code (a different client moves
-// a loopback round trip by several microseconds, docs/benchmarks.md), so
-// this one type does the syscalls and buffering and
+// both sides are driven by the same client code (another client alone
+// moves a loopback round trip by microseconds), so this one type does the
+// syscalls and buffering and
 // the protocol codecs only encode and parse bytes.
 import Foundation
 #if canImport(Glibc)

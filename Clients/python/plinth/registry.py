@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import errors
+from ._refs import version_request_fields
 from ._proto.plinth.v1 import registry_pb2
 from .tracking import _dataset, _feature_version, _run, _strings
 
@@ -103,8 +104,12 @@ class RegistryMixin:
             response = self._call(_REGISTRY + "CreateModelVersion", request, registry_pb2.ModelVersionResponse.FromString)
         return _version(response.version)
     def get_model_version(self, name: str, version: Optional[int] = None, alias: Optional[str] = None) -> ModelVersion:
-        """A version by number, by alias (`name@alias`), or the latest."""
-        request = registry_pb2.GetModelVersionRequest(model=name, version=int(version or 0), alias=alias or "")
+        """A version, named as everywhere: `get_model_version("fraud@champion")`,
+        `("fraud/3")`, `("fraud", version=3)`, `("fraud", alias="champion")`;
+        a bare name is `fraud@production`. For the newest version, read
+        `latest_version` from `get_registered_model`."""
+        model, number, alias_name = version_request_fields(name, version, alias)
+        request = registry_pb2.GetModelVersionRequest(model=model, version=number, alias=alias_name)
         return _version(self._call(_REGISTRY + "GetModelVersion", request, registry_pb2.ModelVersionResponse.FromString).version)
 
     def list_model_versions(self, name: str) -> List[ModelVersion]:
@@ -188,8 +193,10 @@ class RegistryMixin:
 
     def lineage(self, name: str, version: Optional[int] = None, alias: Optional[str] = None) -> Dict[str, Any]:
         """From a version to its run, the run's datasets and the versions of
-        the feature definitions they read."""
-        request = registry_pb2.GetModelLineageRequest(model=name, version=int(version or 0), alias=alias or "")
+        the feature definitions they read. The version is named as in
+        `get_model_version`."""
+        model, number, alias_name = version_request_fields(name, version, alias)
+        request = registry_pb2.GetModelLineageRequest(model=model, version=number, alias=alias_name)
         response = self._call(_REGISTRY + "GetModelLineage", request, registry_pb2.GetModelLineageResponse.FromString)
         return {
             "version": _version(response.version),

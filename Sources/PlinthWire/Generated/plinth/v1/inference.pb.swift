@@ -79,7 +79,8 @@ public nonisolated struct PBPredictRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// "name@alias", "name:version" or "name" (alias "production").
+  /// "name@alias", "name/version" (or "name:version"), or "name" (alias
+  /// "production").
   public var modelName: String = String()
 
   /// KServe's model_version: a version number, instead of one in model_name.

@@ -371,9 +371,12 @@ public nonisolated struct PBGetModelVersionRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// A bare name, or with neither version nor alias a whole model reference:
+  /// "name@alias", "name/3" or "name:3". A bare name alone means the
+  /// "production" alias, as everywhere (docs/concepts/registry.md).
   public var model: String = String()
 
-  /// One of version or alias; neither means the latest version.
+  /// One of version or alias (with a bare model name).
   public var version: UInt64 = 0
 
   public var alias: String = String()
@@ -570,9 +573,10 @@ public nonisolated struct PBGetModelLineageRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// As in GetModelVersionRequest.
   public var model: String = String()
 
-  /// One of version or alias; neither means the latest.
+  /// One of version or alias (with a bare model name).
   public var version: UInt64 = 0
 
   public var alias: String = String()
