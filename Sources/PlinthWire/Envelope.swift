@@ -7,7 +7,6 @@
 // hot path does neither: the body is a slice of the frame on the way in and
 // is written straight after a small header on the way out.
 public import NIOCore
-public import Foundation
 
 /// The parts of a Request frame.
 public struct RequestEnvelope {
