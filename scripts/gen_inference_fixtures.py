@@ -59,6 +59,18 @@ def write_expected(path, margin, prob):
             f.write(",".join(repr(float(v)) for v in list(m) + list(p)) + "\n")
 
 
+def sklearn_early_stop(xgb, x_train, y_bin, x_test):
+    """XGBClassifier after early stopping: the file records best_iteration,
+    and the wrapper predicts with the trees up to it (Booster.predict of
+    the same file would sum them all)."""
+    clf = xgb.XGBClassifier(n_estimators=200, max_depth=4, learning_rate=0.3, early_stopping_rounds=5,
+                            eval_metric="logloss", tree_method="hist", random_state=1, n_jobs=1)
+    clf.fit(x_train[:2400], y_bin[:2400], eval_set=[(x_train[2400:], y_bin[2400:])], verbose=False)
+    clf.save_model(os.path.join(OUT, "xgb_sklearn_early_stop.json"))
+    write_expected(os.path.join(OUT, "xgb_sklearn_early_stop.expected.csv"),
+                   clf.predict(x_test, output_margin=True), clf.predict_proba(x_test)[:, 1])
+
+
 def main():
     import lightgbm as lgb
     import sklearn
@@ -94,6 +106,7 @@ def main():
         return bst
 
     base = {"tree_method": "hist", "seed": 1, "nthread": 1}
+    sklearn_early_stop(xgb, x_train, y_bin, x_test)
     b = xgb_model("xgb_binary_100x6", dict(base, objective="binary:logistic", max_depth=6, eta=0.3), 100, y_bin)
     b.save_model(os.path.join(OUT, "xgb_binary_100x6.json"))
     b.save_model(os.path.join(OUT, "xgb_binary_100x6.ubj"))

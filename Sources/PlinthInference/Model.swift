@@ -54,12 +54,17 @@ public struct Model: Sendable {
     public let featureCount: Int
     /// Values per prediction: 1 for regression and binary models, the class count for multiclass.
     public let outputCount: Int
+    /// What the importer did that a user should know when comparing with
+    /// the library ("using 87 of 92 trees (best_iteration 86, ...)"); shown
+    /// in the model's description.
+    public let note: String?
     let evaluator: any Evaluator
 
     /// Validates the IR and compiles it for evaluation.
     /// - Throws: `ModelError` if the IR is inconsistent (an index out of range,
     ///   a malformed tree, mismatched sizes).
-    public init(kind: Kind, featureNames: [String]?) throws(ModelError) {
+    public init(kind: Kind, featureNames: [String]?, note: String? = nil) throws(ModelError) {
+        self.note = note
         let featureCount: Int
         let outputCount: Int
         switch kind {
@@ -170,6 +175,6 @@ extension Model: CustomStringConvertible {
         case let .network(n):
             what = "dense network (\(n.layers.map { String($0.outputCount) }.joined(separator: "-")) units)"
         }
-        return "\(what), \(featureCount) features, \(outputCount) outputs"
+        return "\(what), \(featureCount) features, \(outputCount) outputs" + (note.map { "; \($0)" } ?? "")
     }
 }

@@ -105,10 +105,54 @@ public enum XGBoostImporter {
         if case let .array(list) = learner["feature_names"], !list.isEmpty {
             names = list.map { $0.string ?? "" }
         }
+        var note: String?
+        if let (kept, best) = try wrapperTrees(learner: learner, model: model, outputCount: outputCount,
+                                               trees: trees.count, format: format), kept < trees.count {
+            note = "using \(kept) of \(trees.count) trees (best_iteration \(best), as XGBoost's scikit-learn wrapper predicts)"
+            trees.removeLast(trees.count - kept)
+            outputs.removeLast(outputs.count - kept)
+        }
         let ensemble = TreeEnsemble(trees: trees, treeOutputs: outputs, outputCount: outputCount,
                                     baseMargins: baseMargins, precision: .float32, averageTrees: false,
                                     transform: transform, featureCount: featureCount)
-        return try Model(kind: .trees(ensemble), featureNames: names)
+        return try Model(kind: .trees(ensemble), featureNames: names, note: note)
+    }
+
+    /// The trees XGBoost's scikit-learn wrapper predicts with, for a file it
+    /// saved after early stopping: those of iterations 0...best_iteration
+    /// (`XGBModel._get_iteration_range`). The wrapper marks its files with a
+    /// `scikit_learn` attribute; a file without it is the native Booster's,
+    /// whose predict sums every tree, and keeps them all.
+    /// - Returns: the tree count to keep and best_iteration; nil to keep all.
+    private static func wrapperTrees(learner: JSONValue, model: JSONValue, outputCount: Int, trees: Int,
+                                     format: String) throws(ModelError) -> (Int, Int)? {
+        guard let attributes = learner["attributes"], attributes["scikit_learn"] != nil,
+              let text = attributes["best_iteration"]?.string else { return nil }
+        let path = "learner.attributes.best_iteration"
+        guard let best = Int(text.trimmingSpaces), best >= 0 else {
+            throw .invalidField(format: format, field: path, detail: "'\(text)' is not an iteration number")
+        }
+        let kept: Int
+        if let indptr = model["iteration_indptr"]?.intArray(), !indptr.isEmpty {
+            // Where each iteration's trees start, then the end (XGBoost ≥ 2.0).
+            guard best + 1 < indptr.count, let end = Int(exactly: indptr[best + 1]), end >= 0, end <= trees else {
+                throw .invalidField(format: format, field: path,
+                                    detail: "iteration \(best) is beyond the \(indptr.count - 1) iterations the model has")
+            }
+            kept = end
+        } else {
+            var perIteration = outputCount
+            if let parallel = model["gbtree_model_param"]?["num_parallel_tree"] {
+                perIteration *= max(1, try intParam(parallel, "gbtree_model_param.num_parallel_tree", format))
+            }
+            let (end, overflow) = (best + 1).multipliedReportingOverflow(by: perIteration)
+            guard !overflow, end <= trees else {
+                throw .invalidField(format: format, field: path,
+                                    detail: "iteration \(best) is beyond the \(trees) trees the model has")
+            }
+            kept = end
+        }
+        return (kept, best)
     }
 
     /// The output transform and base-score conversion (XGBoost's `ProbToMargin`) of an objective.

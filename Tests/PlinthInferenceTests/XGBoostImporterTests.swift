@@ -16,6 +16,32 @@ import Testing
         #expect(p <= probTolerance, "\(file): worst probability error \(p)")
     }
 
+    @Test func scikitLearnWrapperAfterEarlyStoppingScoresWithTheBestIteration() throws {
+        // XGBClassifier saved after early stopping: its predict_proba uses
+        // the trees up to best_iteration (the fixture's whole-ensemble sum
+        // differs from it by up to 0.10 in probability).
+        try check("xgb_sklearn_early_stop.json", expected: "xgb_sklearn_early_stop.expected.csv")
+        let model = try XGBoostImporter.load(json: try Fixture.bytes("xgb_sklearn_early_stop.json"))
+        #expect(model.note == "using 87 of 92 trees (best_iteration 86, as XGBoost's scikit-learn wrapper predicts)")
+        #expect("\(model)".contains("; using 87 of 92 trees"))
+    }
+
+    @Test func aBoosterFileKeepsEveryTree() throws {
+        // The same file without the wrapper's mark is the native Booster's,
+        // whose predict sums every tree, best_iteration or not.
+        var text = String(decoding: try Fixture.bytes("xgb_sklearn_early_stop.json"), as: UTF8.self)
+        let mark = try #require(text.range(of: "\"scikit_learn\""))
+        text.replaceSubrange(mark, with: "\"not_sklearn\"")
+        let model = try XGBoostImporter.load(json: Array(text.utf8))
+        #expect(model.note == nil)
+        guard case let .trees(ensemble) = model.kind else { Issue.record("not a tree model"); return }
+        #expect(ensemble.trees.count == 92)
+        // A best_iteration beyond the trees is refused, not clamped.
+        let bad = text.replacingOccurrences(of: "\"not_sklearn\"", with: "\"scikit_learn\"")
+            .replacingOccurrences(of: "\"best_iteration\":\"86\"", with: "\"best_iteration\":\"500\"")
+        #expect(throws: ModelError.self) { try XGBoostImporter.load(json: Array(bad.utf8)) }
+    }
+
     @Test func binary100x6JSON() throws {
         try check("xgb_binary_100x6.json", expected: "xgb_binary_100x6.expected.csv")
     }
