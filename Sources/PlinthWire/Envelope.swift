@@ -79,8 +79,7 @@ public enum Envelope {
     /// Parses a Request frame, with the method as a String.
     public static func decodeRequest(_ frame: ByteBuffer) throws(EnvelopeError) -> RequestEnvelope {
         let raw = try decodeRawRequest(frame)
-        guard let method = raw.method.getString(at: raw.method.readerIndex, length: raw.method.readableBytes),
-              raw.method.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) != nil else {
+        guard let method = raw.method.withUnsafeReadableBytes({ String(validating: $0, as: UTF8.self) }) else {
             throw .malformed("method is not valid UTF-8")
         }
         return RequestEnvelope(id: raw.id, method: method, body: raw.body)

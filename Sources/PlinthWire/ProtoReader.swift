@@ -69,13 +69,7 @@ public struct ProtoReader {
     /// A length-delimited field's content: a slice of `bytes`, no copy.
     @inlinable
     public mutating func lengthDelimited() throws(ProtoDecodingError) -> UnsafeRawBufferPointer {
-        let length = try varint()
-        guard length <= UInt64(bytes.count - position) else {
-            throw ProtoDecodingError("field length \(length) beyond the message")
-        }
-        let slice = UnsafeRawBufferPointer(rebasing: bytes[position..<(position + Int(length))])
-        position += Int(length)
-        return slice
+        UnsafeRawBufferPointer(rebasing: bytes[try lengthDelimitedRange()])
     }
 
     /// A length-delimited field's content as a range of `bytes`.
