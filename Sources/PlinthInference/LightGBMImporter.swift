@@ -202,6 +202,9 @@ public enum LightGBMImporter {
                 }
                 node.categorySet = set
                 node.threshold = 0
+                // LightGBM sends NaN right at a categorical split, whatever
+                // the default-left bit says.
+                node.defaultLeft = false
             } else {
                 switch missingType {
                 case 0: node.defaultLeft = 0 <= thresholds[i]  // NaN is scored as 0

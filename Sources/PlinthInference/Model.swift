@@ -58,12 +58,18 @@ public struct Model: Sendable {
     /// the library ("using 87 of 92 trees (best_iteration 86, ...)"); shown
     /// in the model's description.
     public let note: String?
+    /// Category lists of the features trained on pandas `category` columns,
+    /// keyed by feature index: a value given for such a feature is an
+    /// original category and is encoded through its map before scoring.
+    /// Empty for models whose categorical inputs are already codes.
+    public let categoryMaps: [Int: CategoryMap]
     let evaluator: any Evaluator
 
     /// Validates the IR and compiles it for evaluation.
     /// - Throws: `ModelError` if the IR is inconsistent (an index out of range,
     ///   a malformed tree, mismatched sizes).
-    public init(kind: Kind, featureNames: [String]?, note: String? = nil) throws(ModelError) {
+    public init(kind: Kind, featureNames: [String]?, note: String? = nil,
+                categoryMaps: [Int: CategoryMap] = [:]) throws(ModelError) {
         self.note = note
         let featureCount: Int
         let outputCount: Int
@@ -91,6 +97,11 @@ public struct Model: Sendable {
             throw .invalidField(format: "model", field: "feature names",
                                 detail: "\(featureNames.count) names for \(featureCount) features")
         }
+        for feature in categoryMaps.keys where feature < 0 || feature >= featureCount {
+            throw .invalidField(format: "model", field: "category maps",
+                                detail: "feature \(feature) is not one of the model's \(featureCount) features")
+        }
+        self.categoryMaps = categoryMaps
         self.kind = kind
         self.featureNames = featureNames.flatMap { Self.areGenerated($0) ? nil : $0 }
         self.featureCount = featureCount
