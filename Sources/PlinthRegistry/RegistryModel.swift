@@ -103,7 +103,8 @@ public struct ModelVersion: Codable, Sendable, Equatable {
     public var source: VersionSource?
     /// sha256 of the model artifact in the blob store, hex.
     public var artifactDigest: String
-    /// "xgboost-json", "lightgbm-text", "onnx", ...
+    /// "xgboost-json", "xgboost-ubjson", "lightgbm-text", "plinth-json" or
+    /// "plinth-binary": a label; serving reads the artifact by its content.
     public var artifactFormat: String
     public var signature: Signature
     public var tags: [String: String]
