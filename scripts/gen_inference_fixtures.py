@@ -180,7 +180,12 @@ def main():
 
     with open(os.path.join(OUT, "versions.txt"), "w") as f:
         f.write(f"xgboost {xgb.__version__}\nlightgbm {lgb.__version__}\n"
-                f"scikit-learn {sklearn.__version__}\nnumpy {np.__version__}\n")
+                f"scikit-learn {sklearn.__version__}\nnumpy {np.__version__}\n"
+                f"pandas {__import__('pandas').__version__}\n")
+
+    # The model kinds of issue 20 (linear trees, reg_sqrt, pandas categories, ...).
+    sys.path.insert(0, HERE)
+    __import__("fixtures_lightgbm").main(OUT)
 
 
 if __name__ == "__main__":

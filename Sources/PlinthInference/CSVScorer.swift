@@ -6,7 +6,11 @@
 // straight from the mapped bytes. Columns are matched to the model's
 // features by name when the model has names, else by position (see
 // `columnSources`). Empty cells and NaN are missing values; anything else
-// that is not a number is an error naming the row and column.
+// that is not a number is an error naming the row and column. A feature
+// with a category map (a LightGBM model trained on pandas `category`
+// columns) takes the original category, string or number, and is encoded
+// through the map; a value that is not one of its categories is missing,
+// as pandas makes it.
 
 import Foundation
 
@@ -98,6 +102,10 @@ public struct CSVScorer: Sendable {
         let outHeader = k == 1 ? label : (0..<k).map { "\(label)_\($0)" }.joined(separator: ",")
         try write(Data((outHeader + "\n").utf8))
 
+        // Per feature, its category map if it has one (most models: none,
+        // and the per-cell test below is skipped as a whole).
+        let maps = (0..<model.featureCount).map { model.categoryMaps[$0] }
+        let hasMaps = !model.categoryMaps.isEmpty
         var rowsDone = 0
         var features = [Float](repeating: 0, count: chunkRows * model.featureCount)
         var outputs = [Double](repeating: 0, count: chunkRows * k)
@@ -109,6 +117,10 @@ public struct CSVScorer: Sendable {
                 let base = n * model.featureCount
                 for j in 0..<model.featureCount {
                     let c = source[j]
+                    if hasMaps, let map = maps[j] {
+                        features[base + j] = encode(cells[c], bytes, map)
+                        continue
+                    }
                     guard let v = parseCell(cells[c].range, bytes) else {
                         throw .input(row: row, column: header[c],
                                      detail: "'\(cellString(cells[c], bytes))' is not a number")
@@ -177,6 +189,23 @@ public struct CSVScorer: Sendable {
         while lo < hi, bytes[lo] == 0x20 || bytes[lo] == 0x09 { lo += 1 }
         while hi > lo, bytes[hi - 1] == 0x20 || bytes[hi - 1] == 0x09 { hi -= 1 }
         return lo..<hi
+    }
+
+    /// The code of a cell of a mapped feature: an empty cell is missing; a
+    /// string category must match the cell exactly (UTF-8, blanks kept, as
+    /// pandas compares categories); a number category is parsed from the
+    /// cell without its surrounding blanks.
+    private func encode(_ cell: CSVField, _ bytes: UnsafeBufferPointer<UInt8>, _ map: CategoryMap) -> Float {
+        switch map.values {
+        case .strings:
+            if cell.range.isEmpty { return .nan }
+            if cell.hasDoubledQuotes { return map.code(utf8: Array(cell.string(in: bytes).utf8)) }
+            return map.code(utf8: UnsafeBufferPointer(rebasing: bytes[cell.range]))
+        case .numbers:
+            let r = trimmed(cell.range, bytes)
+            if r.isEmpty { return .nan }
+            return map.code(utf8: UnsafeBufferPointer(rebasing: bytes[r]))
+        }
     }
 
     private func cellString(_ cell: CSVField, _ bytes: UnsafeBufferPointer<UInt8>) -> String {

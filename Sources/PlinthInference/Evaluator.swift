@@ -65,6 +65,17 @@ enum Transform {
             for i in 0..<count { values[i] = 1.0 / (1.0 + Glibc.exp(-scale * values[i])) }
         case .exp:
             for i in 0..<count { values[i] = Glibc.exp(values[i]) }
+        case .signedSquare:
+            // LightGBM's `Sign(x) * x * x` in that order, Sign being -1, 0 or
+            // 1, so that even the sign of a zero result is LightGBM's.
+            for i in 0..<count {
+                let x = values[i]
+                let sign: Double = x > 0 ? 1 : x < 0 ? -1 : 0
+                values[i] = sign * x * x
+            }
+        case .softplus:
+            // log1p, not log(1 + ·): LightGBM 4.7's output matches it bit for bit.
+            for i in 0..<count { values[i] = Glibc.log1p(Glibc.exp(values[i])) }
         case .softmax:
             var m = values[0]
             for i in 1..<count { m = Swift.max(m, values[i]) }

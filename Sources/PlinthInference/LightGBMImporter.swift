@@ -8,7 +8,12 @@
 // |x| ≤ 1e-35 the default way, NaN sends NaN the default way. Categorical
 // splits keep LightGBM's bitsets. Leaf values already include shrinkage and
 // the first tree holds the average (boost_from_average), so there is no base
-// score; sums are float64, as LightGBM's.
+// score; sums are float64, as LightGBM's. Inputs with |x| ≤ 1e-35 are read
+// as 0 (`TreeEnsemble.tinyInputsAreZero`), as LightGBM's dense-row
+// conversion drops them. Linear trees (`linear_tree`) keep each leaf's
+// model. A model trained on pandas `category` columns carries their
+// category lists on its last line (`pandas_categorical:`); they become the
+// model's `categoryMaps`, so inputs are given as the original categories.
 
 public enum LightGBMImporter {
     static let format = "LightGBM"
@@ -84,8 +89,84 @@ public enum LightGBMImporter {
         let ensemble = TreeEnsemble(trees: trees, treeOutputs: outputs, outputCount: outputCount,
                                     baseMargins: [Double](repeating: 0, count: outputCount), precision: .float64,
                                     averageTrees: header["average_output"] != nil, transform: transform,
-                                    featureCount: featureCount)
-        return try Model(kind: .trees(ensemble), featureNames: names)
+                                    featureCount: featureCount, tinyInputsAreZero: true)
+        let maps = try categoryMaps(trailer: lines.dropFirst(), header: header, featureCount: featureCount)
+        return try Model(kind: .trees(ensemble), featureNames: names, categoryMaps: maps)
+    }
+
+    /// The category maps of a model trained on pandas `category` columns.
+    ///
+    /// lightgbm's Python package (basic.py, `_data_from_pandas`) takes every
+    /// `category` column of the DataFrame, in column order, replaces its
+    /// values by `cat.codes` (unknown and missing values: -1, then NaN), and
+    /// appends the columns' category lists to the model file as
+    /// `pandas_categorical:[[...], ...]`, one list per column in that order.
+    /// The file does not say which columns those were. With
+    /// `categorical_feature="auto"` (the default) they are exactly the
+    /// model's categorical features, so the lists are matched to those in
+    /// feature order. When the counts differ (an ordered category column,
+    /// which LightGBM splits as a number; `categorical_feature` given
+    /// explicitly), the file cannot tell which feature a list belongs to,
+    /// and the model is refused rather than scored on guessed codes.
+    static func categoryMaps(trailer: ArraySlice<Substring>, header: [Substring: Substring],
+                             featureCount: Int) throws(ModelError) -> [Int: CategoryMap] {
+        let key = "pandas_categorical:"
+        // lightgbm reads the file's last line that has the key (its reader
+        // looks at the last two lines; the key is written last).
+        guard let line = trailer.last(where: { $0.trimmingCharacters().hasPrefix(key) }) else { return [:] }
+        let json = line.trimmingCharacters().dropFirst(key.count)
+        let value = try JSONReader.parse(Array(json.utf8), format: "\(format) pandas_categorical")
+        let lists: [JSONValue]
+        switch value {
+        case .null: return [:]
+        case let .array(items): lists = items
+        default:
+            throw .invalidField(format: format, field: "pandas_categorical", detail: "a \(value.typeName), expected a list of lists")
+        }
+        if lists.isEmpty { return [:] }
+        let categorical = categoricalFeatures(header: header, featureCount: featureCount)
+        guard categorical.count == lists.count else {
+            throw .unsupported(format: format, feature: "pandas_categorical with \(lists.count) category column\(lists.count == 1 ? "" : "s") for \(categorical.count) categorical feature\(categorical.count == 1 ? "" : "s"): the file does not record which columns were pandas categories (an ordered category column, or categorical_feature given explicitly, makes the counts differ); retrain with categorical_feature='auto' and unordered categories, or give the codes yourself with a model saved from a numpy array")
+        }
+        var maps = [Int: CategoryMap]()
+        for (i, list) in lists.enumerated() {
+            let feature = categorical[i]
+            guard case let .array(items) = list else {
+                throw .invalidField(format: format, field: "pandas_categorical[\(i)]", detail: "a \(list.typeName), expected a list")
+            }
+            var numbers = [Double](), strings = [String]()
+            for item in items {
+                switch item {
+                case let .int(v): numbers.append(Double(v))
+                case let .double(v): numbers.append(v)
+                case let .string(v): strings.append(v)
+                default:
+                    throw .unsupported(format: format, feature: "pandas_categorical[\(i)] holds a \(item.typeName) category; Plinth maps number and string categories")
+                }
+            }
+            guard numbers.isEmpty || strings.isEmpty else {
+                throw .unsupported(format: format, feature: "pandas_categorical[\(i)] mixes numbers and strings; Plinth maps a column whose categories are all numbers or all strings")
+            }
+            do throws(ModelError) {
+                maps[feature] = try CategoryMap(strings.isEmpty ? .numbers(numbers) : .strings(strings))
+            } catch {
+                throw .invalidField(format: format, field: "pandas_categorical[\(i)]", detail: "\(error)")
+            }
+        }
+        return maps
+    }
+
+    /// The model's categorical features, in feature order: those whose
+    /// `feature_infos` entry is a category list (a numerical one is
+    /// `[min:max]`, an unused one `none`).
+    static func categoricalFeatures(header: [Substring: Substring], featureCount: Int) -> [Int] {
+        if let infos = header["feature_infos"] {
+            let parts = infos.split(separator: " ")
+            if parts.count == featureCount {
+                return parts.indices.filter { !parts[$0].hasPrefix("[") && parts[$0] != "none" }
+            }
+        }
+        return []
     }
 
     /// Maps LightGBM's `objective=` line (name, then `key:value` parameters) to a transform.
@@ -97,27 +178,42 @@ public enum LightGBMImporter {
             let kv = p.split(separator: ":", maxSplits: 1)
             params[String(kv[0])] = kv.count > 1 ? String(kv[1]) : ""
         }
-        let sigmoid = Double(params["sigmoid"] ?? "1") ?? 1
+        // Each case is the objective's ConvertOutput in LightGBM 4.7
+        // (src/objective/*.hpp), checked against its predict.
         switch name {
         case "binary", "multiclassova", "multiclass_ova", "ova", "ovr":
+            guard let sigmoid = Double(params["sigmoid"] ?? "1"), sigmoid.isFinite else {
+                throw .invalidField(format: format, field: "objective", detail: "'\(line)' has a sigmoid that is not a number")
+            }
             return .sigmoid(scale: sigmoid)
         case "cross_entropy", "xentropy":
             return .sigmoid(scale: 1)
+        case "cross_entropy_lambda", "xentlambda":
+            return .softplus
         case "multiclass", "softmax":
             guard outputCount >= 2 else {
                 throw .invalidField(format: format, field: "objective", detail: "multiclass with \(outputCount) trees per iteration")
             }
             return .softmax
-        case "regression", "regression_l2", "l2", "regression_l1", "l1", "huber", "fair", "quantile", "mape",
-             "lambdarank", "rank_xendcg", "":
-            if params["sqrt"] != nil {
-                throw .unsupported(format: format, feature: "objective '\(line)' (sqrt-transformed regression)")
-            }
+        case "regression", "regression_l2", "l2", "mean_squared_error", "mse", "l2_root", "root_mean_squared_error",
+             "rmse", "regression_l1", "l1", "mean_absolute_error", "mae", "huber", "fair", "quantile", "mape",
+             "mean_absolute_percentage_error":
+            // These share RegressionL2loss::ConvertOutput: with `sqrt` (reg_sqrt,
+            // the model fits sqrt of the label) the output is Sign(x)·x·x.
+            // Huber drops reg_sqrt at training, so its files never say sqrt.
+            return params["sqrt"] != nil ? .signedSquare : .identity
+        case "lambdarank", "rank_xendcg", "xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart":
+            return .identity
+        case "", "custom", "none":
+            // A custom objective (a Python callable, objective="none") saves
+            // no objective line, and LightGBM predicts the raw score.
             return .identity
         case "poisson", "gamma", "tweedie":
+            // Their ConvertOutput is exp whatever `sqrt` says; LightGBM drops
+            // reg_sqrt for them at training.
             return .exp
         default:
-            throw .unsupported(format: format, feature: "objective '\(line)'")
+            throw .unsupported(format: format, feature: "objective '\(line)' (Plinth knows LightGBM 4.7's objectives; this one's output transform is unknown, so its probabilities cannot be matched)")
         }
     }
 
@@ -157,11 +253,12 @@ public enum LightGBMImporter {
         guard leafCount >= 1, leafCount <= maxLeaves else {
             throw .invalidField(format: format, field: "Tree=\(t).num_leaves", detail: "\(leafCount) is not in 1...\(maxLeaves)")
         }
-        if let linear = fields["is_linear"], linear != "0" {
-            throw .unsupported(format: format, feature: "linear trees (Tree=\(t) has is_linear=1)")
-        }
         let leaves = try numbers(fields, "leaf_value", tree: t, count: leafCount) { Double($0) }
-        if leafCount == 1 { return TreeEnsemble.Tree(nodes: [], leaves: leaves) }
+        var linear: [TreeEnsemble.LinearLeaf]?
+        if let flag = fields["is_linear"], flag.trimmingCharacters() != "0" {
+            linear = try linearLeaves(fields, tree: t, leafCount: leafCount, featureCount: featureCount)
+        }
+        if leafCount == 1 { return TreeEnsemble.Tree(nodes: [], leaves: leaves, linearLeaves: linear) }
         let n = leafCount - 1
         let features = try numbers(fields, "split_feature", tree: t, count: n) { Int32($0) }
         let thresholds = try numbers(fields, "threshold", tree: t, count: n) { Double($0) }
@@ -217,7 +314,36 @@ public enum LightGBMImporter {
             }
             nodes.append(node)
         }
-        return TreeEnsemble.Tree(nodes: nodes, leaves: leaves, categorySets: sets)
+        return TreeEnsemble.Tree(nodes: nodes, leaves: leaves, categorySets: sets, linearLeaves: linear)
+    }
+
+    /// A linear tree's leaf models (`Tree::ToString` with is_linear=1):
+    /// `leaf_const` and `num_features` per leaf, then `leaf_features` and
+    /// `leaf_coeff`, each leaf's list written after the previous one's
+    /// (a leaf with no features writes nothing), all space-separated.
+    static func linearLeaves(_ fields: [Substring: Substring], tree t: Int, leafCount: Int,
+                             featureCount: Int) throws(ModelError) -> [TreeEnsemble.LinearLeaf] {
+        let constants = try numbers(fields, "leaf_const", tree: t, count: leafCount) { Double($0) }
+        let counts = try numbers(fields, "num_features", tree: t, count: leafCount) { Int($0) }
+        var terms = 0
+        for (l, c) in counts.enumerated() {
+            guard c >= 0, c <= featureCount else {
+                throw .invalidField(format: format, field: "Tree=\(t).num_features", detail: "leaf \(l) has \(c) features of \(featureCount)")
+            }
+            terms += c
+        }
+        let features = try numbers(fields, "leaf_features", tree: t, count: terms) { Int32($0) }
+        let coefficients = try numbers(fields, "leaf_coeff", tree: t, count: terms) { Double($0) }
+        var out = [TreeEnsemble.LinearLeaf]()
+        out.reserveCapacity(leafCount)
+        var start = 0
+        for l in 0..<leafCount {
+            let end = start + counts[l]
+            out.append(TreeEnsemble.LinearLeaf(constant: constants[l], features: Array(features[start..<end]),
+                                               coefficients: Array(coefficients[start..<end])))
+            start = end
+        }
+        return out
     }
 }
 

@@ -16,6 +16,11 @@ public enum OutputTransform: Sendable, Equatable {
     case softmax
     /// `exp(margin)` (Poisson, gamma, Tweedie regression).
     case exp
+    /// `sign(margin) · margin²` (LightGBM regression trained with
+    /// `reg_sqrt`, which fits the square root of the label).
+    case signedSquare
+    /// `log1p(exp(margin))` (LightGBM `cross_entropy_lambda`).
+    case softplus
 }
 
 /// What a prediction call writes.

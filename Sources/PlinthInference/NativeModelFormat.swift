@@ -20,6 +20,7 @@ public enum NativeModelFormat {
         ir.formatVersion = formatVersion
         ir.featureCount = UInt32(model.featureCount)
         ir.featureNames = model.featureNames ?? []
+        ir.categoryMaps = encode(model.categoryMaps)
         switch model.kind {
         case let .trees(e): ir.trees = encode(e)
         case let .linear(l):
@@ -56,6 +57,36 @@ public enum NativeModelFormat {
         }
     }
 
+    /// Category maps in feature order, so one model always encodes alike.
+    private static func encode(_ maps: [Int: CategoryMap]) -> [PBCategoryMapIR] {
+        maps.keys.sorted().compactMap { feature in
+            guard let map = maps[feature] else { return nil }
+            var p = PBCategoryMapIR()
+            p.feature = UInt32(feature)
+            switch map.values {
+            case let .numbers(list): p.numbers = list
+            case let .strings(list): p.strings = list
+            }
+            return p
+        }
+    }
+
+    private static func decode(_ maps: [PBCategoryMapIR], featureCount: Int) throws(ModelError) -> [Int: CategoryMap] {
+        var out = [Int: CategoryMap]()
+        for (i, p) in maps.enumerated() {
+            let feature = Int(p.feature)
+            guard feature < featureCount, out[feature] == nil else {
+                throw .invalidField(format: format, field: "category_maps[\(i)].feature",
+                                    detail: "\(feature) is out of range or mapped twice")
+            }
+            guard p.numbers.isEmpty || p.strings.isEmpty else {
+                throw .invalidField(format: format, field: "category_maps[\(i)]", detail: "holds both numbers and strings")
+            }
+            out[feature] = try CategoryMap(p.strings.isEmpty ? .numbers(p.numbers) : .strings(p.strings))
+        }
+        return out
+    }
+
     private static func encode(_ t: OutputTransform) -> PBOutputTransformIR {
         var p = PBOutputTransformIR()
         switch t {
@@ -63,6 +94,8 @@ public enum NativeModelFormat {
         case let .sigmoid(scale): p.kind = .sigmoid; p.sigmoidScale = scale
         case .softmax: p.kind = .softmax
         case .exp: p.kind = .exp
+        case .signedSquare: p.kind = .signedSquare
+        case .softplus: p.kind = .softplus
         }
         return p
     }
@@ -75,6 +108,16 @@ public enum NativeModelFormat {
         p.averageTrees = e.averageTrees
         p.transform = encode(e.transform)
         p.treeOutputs = e.treeOutputs.map { UInt32($0) }
+        p.tinyInputsAreZero = e.tinyInputsAreZero
+        if e.hasLinearLeaves {
+            p.treeLinear = e.trees.map { $0.linearLeaves != nil }
+            for leaf in e.trees.flatMap({ $0.linearLeaves ?? [] }) {
+                p.linearConstants.append(leaf.constant)
+                p.linearTermCounts.append(UInt32(leaf.features.count))
+                p.linearFeatures.append(contentsOf: leaf.features.map { UInt32($0) })
+                p.linearCoefficients.append(contentsOf: leaf.coefficients)
+            }
+        }
         for tree in e.trees {
             p.treeNodeCounts.append(UInt32(tree.nodes.count))
             p.treeCategorySetCounts.append(UInt32(tree.categorySets.count))
@@ -144,7 +187,8 @@ public enum NativeModelFormat {
         case nil:
             throw .missingField(format: format, field: "kind (trees, linear or network)")
         }
-        return try Model(kind: kind, featureNames: names)
+        return try Model(kind: kind, featureNames: names,
+                         categoryMaps: try decode(ir.categoryMaps, featureCount: featureCount))
     }
 
     private static func decode(_ p: PBOutputTransformIR) throws(ModelError) -> OutputTransform {
@@ -153,6 +197,8 @@ public enum NativeModelFormat {
         case .sigmoid: return .sigmoid(scale: p.sigmoidScale)
         case .softmax: return .softmax
         case .exp: return .exp
+        case .signedSquare: return .signedSquare
+        case .softplus: return .softplus
         default: throw .invalidField(format: format, field: "transform.kind", detail: "unknown value")
         }
     }
@@ -207,6 +253,7 @@ public enum NativeModelFormat {
             }
             trees.append(TreeEnsemble.Tree(nodes: nodes, leaves: leaves, categorySets: sets))
         }
+        try decodeLinearLeaves(p, into: &trees)
         let precision: TreeEnsemble.Precision
         switch p.precision {
         case .float32: precision = .float32
@@ -216,6 +263,40 @@ public enum NativeModelFormat {
         return TreeEnsemble(trees: trees, treeOutputs: p.treeOutputs.map { Int32(truncatingIfNeeded: $0) },
                             outputCount: Int(p.outputCount), baseMargins: p.baseMargins, precision: precision,
                             averageTrees: p.averageTrees, transform: try decode(p.transform),
-                            featureCount: featureCount)
+                            featureCount: featureCount, tinyInputsAreZero: p.tinyInputsAreZero)
+    }
+
+    /// Gives the trees flagged in `tree_linear` their linear leaves, every
+    /// count checked against the arrays before slicing (feature ranges are
+    /// checked by `TreeEnsemble.validate`).
+    private static func decodeLinearLeaves(_ p: PBTreeEnsembleIR, into trees: inout [TreeEnsemble.Tree]) throws(ModelError) {
+        guard !p.treeLinear.isEmpty else { return }
+        guard p.treeLinear.count == trees.count else {
+            throw .invalidField(format: format, field: "tree_linear", detail: "\(p.treeLinear.count) entries for \(trees.count) trees")
+        }
+        let leafTotal = zip(p.treeLinear, trees).reduce(0) { $0 + ($1.0 ? $1.1.leaves.count : 0) }
+        guard p.linearConstants.count == leafTotal, p.linearTermCounts.count == leafTotal else {
+            throw .invalidField(format: format, field: "linear_constants",
+                                detail: "\(p.linearConstants.count) constants and \(p.linearTermCounts.count) term counts for \(leafTotal) linear leaves")
+        }
+        let termTotal = p.linearTermCounts.reduce(0) { $0 + Int($1) }
+        guard p.linearFeatures.count == termTotal, p.linearCoefficients.count == termTotal else {
+            throw .invalidField(format: format, field: "linear_features",
+                                detail: "\(p.linearFeatures.count) features and \(p.linearCoefficients.count) coefficients for \(termTotal) terms")
+        }
+        var leaf = 0, term = 0
+        for t in trees.indices where p.treeLinear[t] {
+            var leaves = [TreeEnsemble.LinearLeaf]()
+            for _ in trees[t].leaves.indices {
+                let n = Int(p.linearTermCounts[leaf])
+                leaves.append(TreeEnsemble.LinearLeaf(
+                    constant: p.linearConstants[leaf],
+                    features: p.linearFeatures[term..<(term + n)].map { Int32(truncatingIfNeeded: min($0, UInt32(Int32.max))) },
+                    coefficients: Array(p.linearCoefficients[term..<(term + n)])))
+                leaf += 1
+                term += n
+            }
+            trees[t].linearLeaves = leaves
+        }
     }
 }

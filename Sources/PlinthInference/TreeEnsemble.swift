@@ -50,10 +50,33 @@ public struct TreeEnsemble: Sendable, Equatable {
         /// category `c` goes left.
         public var categorySets: [[UInt32]]
 
-        public init(nodes: [Node], leaves: [Double], categorySets: [[UInt32]] = []) {
+        /// LightGBM `linear_tree`: per leaf, the linear model that replaces
+        /// its constant (`leaves[i]` stays the value used when one of the
+        /// model's inputs is missing); nil for a tree with constant leaves.
+        public var linearLeaves: [LinearLeaf]?
+
+        public init(nodes: [Node], leaves: [Double], categorySets: [[UInt32]] = [],
+                    linearLeaves: [LinearLeaf]? = nil) {
             self.nodes = nodes
             self.leaves = leaves
             self.categorySets = categorySets
+            self.linearLeaves = linearLeaves
+        }
+    }
+
+    /// A leaf's linear model (LightGBM `linear_tree`): its value is
+    /// `constant + Σ coefficients[i] · x[features[i]]`, summed in float64 in
+    /// this order, as LightGBM's `Tree::Predict` does; when any of those
+    /// inputs is NaN the tree's plain leaf value is used instead.
+    public struct LinearLeaf: Sendable, Equatable {
+        public var constant: Double
+        public var features: [Int32]
+        public var coefficients: [Double]
+
+        public init(constant: Double, features: [Int32] = [], coefficients: [Double] = []) {
+            self.constant = constant
+            self.features = features
+            self.coefficients = coefficients
         }
     }
 
@@ -76,9 +99,16 @@ public struct TreeEnsemble: Sendable, Equatable {
     public var averageTrees: Bool
     public var transform: OutputTransform
     public var featureCount: Int
+    /// LightGBM's input rule: a value with |x| ≤ 1e-35 (its kZeroThreshold)
+    /// is read as 0 before any tree sees it, as LightGBM drops such values
+    /// when it converts a dense row to its sparse form. False for XGBoost
+    /// and every other source, which read inputs as given.
+    public var tinyInputsAreZero: Bool
 
     public init(trees: [Tree], treeOutputs: [Int32], outputCount: Int, baseMargins: [Double],
-                precision: Precision, averageTrees: Bool, transform: OutputTransform, featureCount: Int) {
+                precision: Precision, averageTrees: Bool, transform: OutputTransform, featureCount: Int,
+                tinyInputsAreZero: Bool = false) {
+        self.tinyInputsAreZero = tinyInputsAreZero
         self.trees = trees
         self.treeOutputs = treeOutputs
         self.outputCount = outputCount
@@ -115,6 +145,7 @@ public struct TreeEnsemble: Sendable, Equatable {
     }
 
     static func validate(tree: Tree, index t: Int, featureCount: Int) throws(ModelError) {
+        try validateLinearLeaves(of: tree, index: t, featureCount: featureCount)
         if tree.nodes.isEmpty {
             guard tree.leaves.count == 1 else {
                 throw .badTree(tree: t, detail: "no split nodes but \(tree.leaves.count) leaves (expected 1)")
@@ -163,6 +194,26 @@ public struct TreeEnsemble: Sendable, Equatable {
             throw .badTree(tree: t, detail: "node \(n) is not reachable from the root")
         }
     }
+
+    /// Checks a tree's linear leaves: one per leaf, each feature in range and
+    /// with one coefficient.
+    static func validateLinearLeaves(of tree: Tree, index t: Int, featureCount: Int) throws(ModelError) {
+        guard let linear = tree.linearLeaves else { return }
+        guard linear.count == tree.leaves.count else {
+            throw .badTree(tree: t, detail: "\(linear.count) linear leaves for \(tree.leaves.count) leaves")
+        }
+        for (l, leaf) in linear.enumerated() {
+            guard leaf.features.count == leaf.coefficients.count else {
+                throw .badTree(tree: t, detail: "linear leaf \(l) has \(leaf.features.count) features and \(leaf.coefficients.count) coefficients")
+            }
+            for f in leaf.features where f < 0 || Int(f) >= featureCount {
+                throw .badTree(tree: t, detail: "linear leaf \(l) reads feature \(f) of \(featureCount)")
+            }
+        }
+    }
+
+    /// Whether any tree has linear leaves.
+    var hasLinearLeaves: Bool { trees.contains { $0.linearLeaves != nil } }
 
     /// The depth of each tree (a single leaf has depth 0).
     func depths() -> [Int] {

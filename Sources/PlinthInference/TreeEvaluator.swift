@@ -63,6 +63,20 @@ struct PerfectNode {
     static let featureMask: UInt32 = (1 << 30) - 1
 }
 
+/// Whether a pointer-layout walk ends at a linear leaf (LightGBM
+/// `linear_tree`); as with `SplitRule`, only such models pay for the test.
+protocol LeafRule {
+    static var linear: Bool { get }
+}
+
+enum ConstantLeaves: LeafRule {
+    static var linear: Bool { false }
+}
+
+enum LinearLeaves: LeafRule {
+    static var linear: Bool { true }
+}
+
 /// Whether a perfect-layout step checks for categorical splits (only models
 /// that have them pay for the test).
 protocol SplitRule {
@@ -166,6 +180,19 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private let flaggedCategories: Bool
     /// Values per widened row: the row, its negation, the category columns.
     private let wideStride: Int
+    /// LightGBM's |x| ≤ 1e-35 → 0 input rule (`TreeEnsemble.tinyInputsAreZero`):
+    /// applied while widening, or to a copy of the rows in the pointer layout.
+    private let tinyInputsAreZero: Bool
+    /// Linear leaves (LightGBM `linear_tree`), by global pointer-layout leaf
+    /// index: `linearStart[l] ..< linearStart[l + 1]` in `linearFeatures` and
+    /// `linearCoefficients`, and `linearConstant[l]`; a constant leaf of such
+    /// a model has no terms, its constant is its value, and it never falls
+    /// back. Such models use the pointer layout.
+    private let hasLinearLeaves: Bool
+    private let linearStart: UnsafeMutablePointer<Int32>
+    private let linearConstant: UnsafeMutablePointer<Double>
+    private let linearFeatures: UnsafeMutablePointer<Int32>
+    private let linearCoefficients: UnsafeMutablePointer<Double>
 
     private let allocations: [UnsafeMutableRawPointer]
 
@@ -260,10 +287,37 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         }
         flaggedCategories = hasCategories && columnCount == 0
         wideStride = 2 * e.featureCount + columnCount
+        tinyInputsAreZero = e.tinyInputsAreZero
+        hasLinearLeaves = e.hasLinearLeaves
+        do {
+            let leafTotal = hasLinearLeaves ? e.trees.reduce(0) { $0 + $1.leaves.count } : 0
+            let termTotal = e.trees.reduce(0) { $0 + ($1.linearLeaves ?? []).reduce(0) { $0 + $1.features.count } }
+            linearStart = alloc(Int32.self, leafTotal + 1)
+            linearConstant = alloc(Double.self, leafTotal)
+            linearFeatures = alloc(Int32.self, termTotal)
+            linearCoefficients = alloc(Double.self, termTotal)
+            var leaf = 0, term = 0
+            linearStart[0] = 0
+            for tree in e.trees where hasLinearLeaves {
+                for (l, value) in tree.leaves.enumerated() {
+                    let model = tree.linearLeaves?[l] ?? TreeEnsemble.LinearLeaf(constant: value)
+                    linearConstant[leaf] = model.constant
+                    for (f, c) in zip(model.features, model.coefficients) {
+                        linearFeatures[term] = f
+                        linearCoefficients[term] = c
+                        term += 1
+                    }
+                    leaf += 1
+                    linearStart[leaf] = Int32(term)
+                }
+            }
+        }
         // The perfect and hybrid layouts need no zero-as-missing split and no
         // numerical threshold of −∞ or NaN (see `PerfectNode`); XGBoost and
         // LightGBM never write those thresholds.
-        let plain = e.trees.allSatisfy { t in
+        // Linear leaves are computed from the plain row after the walk, which
+        // the pointer layout keeps; the widened layouts would need it beside.
+        let plain = !hasLinearLeaves && e.trees.allSatisfy { t in
             t.nodes.allSatisfy { !$0.zeroIsMissing && ($0.categorySet >= 0 || $0.threshold > -.infinity) }
         }
         var groupDepths = [Int](repeating: 1, count: e.trees.count)
@@ -471,18 +525,32 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// goes right (LightGBM's rule, `categoryGoesRight`) and 0 where it goes
     /// left, so that a categorical split is a numerical one (`> 0.5`) and no
     /// step needs to ask which kind its node is.
+    /// With `tinyInputsAreZero`, LightGBM's input rule is applied here too
+    /// (|x| ≤ 1e-35 written as 0; the category columns read the written value).
     @inline(__always)
     private func widen(_ rows: UnsafePointer<Float>, _ count: Int, into wide: UnsafeMutablePointer<Float>) {
+        if tinyInputsAreZero {
+            widen(rows, count, into: wide, clampTiny: true)
+        } else {
+            widen(rows, count, into: wide, clampTiny: false)
+        }
+    }
+
+    /// `widen`, with the input rule fixed at compile time so models without
+    /// it keep the plain copy loop.
+    @inline(__always)
+    private func widen(_ rows: UnsafePointer<Float>, _ count: Int, into wide: UnsafeMutablePointer<Float>,
+                       clampTiny: Bool) {
         let f = featureStride
         var src = rows, dst = wide
         for _ in 0..<count {
             for i in 0..<f {
-                let x = src[i]
+                let x = clampTiny ? Self.zeroIfTiny(src[i]) : src[i]
                 dst[i] = x
                 dst[f &+ i] = -x
             }
             for c in 0..<columnCount {
-                let right = categoryGoesRight(src[Int(columnFeature[c])], Int(columnSet[c]))
+                let right = categoryGoesRight(dst[Int(columnFeature[c])], Int(columnSet[c]))
                 dst[2 &* f &+ c] = right ? 1 : 0
             }
             src += f
@@ -490,12 +558,53 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         }
     }
 
+    /// LightGBM's kZeroThreshold rule: 0 for |x| ≤ 1e-35 (−0 included), x
+    /// otherwise (NaN stays NaN). LightGBM's threshold is the float 1e-35f
+    /// widened to double, which is exactly this float comparison.
+    @inline(__always)
+    static func zeroIfTiny(_ x: Float) -> Float {
+        x >= -1e-35 && x <= 1e-35 ? 0 : x
+    }
+
+    /// Calls `body` with `rows` as the kernels should read them: the rows
+    /// themselves, or for a pointer-layout model with `tinyInputsAreZero` a
+    /// copy with LightGBM's input rule applied (the widened layouts apply it
+    /// while widening).
+    @inline(__always)
+    private func withPointerRows(_ rows: UnsafePointer<Float>, _ count: Int,
+                                 _ body: (UnsafePointer<Float>) -> Void) {
+        guard tinyInputsAreZero, layout == .pointer else { return body(rows) }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: count * featureStride) { buffer in
+            guard let copy = buffer.baseAddress else { return }
+            for i in 0..<(count * featureStride) { copy[i] = Self.zeroIfTiny(rows[i]) }
+            body(copy)
+        }
+    }
+
+    /// The value of pointer-layout leaf `leaf` for `row`: a linear leaf's
+    /// model in LightGBM's order (constant, then each term in turn, float64),
+    /// or the plain leaf value when one of its inputs is missing.
+    @inline(__always)
+    private func linearLeafValue(_ leaf: Int, _ row: UnsafePointer<Float>) -> Double {
+        var value = linearConstant[leaf]
+        for term in Int(linearStart[leaf])..<Int(linearStart[leaf + 1]) {
+            let x = Double(row[Int(linearFeatures[term])])
+            if x.isNaN { return leaves[leaf] }
+            value += linearCoefficients[term] * x
+        }
+        return value
+    }
+
     // MARK: - Single row
 
     func predictRow(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Double>, _ kind: OutputKind) {
-        switch precision {
-        case .float32: accumulateRow(row, out, Float.self)
-        case .float64: accumulateRow(row, out, Double.self)
+        withPointerRows(row, 1) { row in
+            switch (precision, hasLinearLeaves) {
+            case (.float32, false): accumulateRow(row, out, Float.self, ConstantLeaves.self)
+            case (.float64, false): accumulateRow(row, out, Double.self, ConstantLeaves.self)
+            case (.float32, true): accumulateRow(row, out, Float.self, LinearLeaves.self)
+            case (.float64, true): accumulateRow(row, out, Double.self, LinearLeaves.self)
+            }
         }
         finishAveraging(out, kind)
         if kind == .probability { Transform.apply(transform, out, outputCount) }
@@ -513,8 +622,16 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         L.self == Float.self ? L(leavesF[index]) : L(leaves[index])
     }
 
-    private func accumulateRow<L: BinaryFloatingPoint>(_ row: UnsafePointer<Float>,
-                                                        _ out: UnsafeMutablePointer<Double>, _: L.Type) {
+    /// A pointer-layout leaf's value for `row`, constant or linear (`V`).
+    @inline(__always)
+    private func pointerValue<L: BinaryFloatingPoint, V: LeafRule>(_ leaf: Int, _ row: UnsafePointer<Float>,
+                                                                    _: L.Type, _: V.Type) -> L {
+        V.linear ? L(linearLeafValue(leaf, row)) : leafValue(leaf, L.self)
+    }
+
+    private func accumulateRow<L: BinaryFloatingPoint, V: LeafRule>(_ row: UnsafePointer<Float>,
+                                                                     _ out: UnsafeMutablePointer<Double>,
+                                                                     _: L.Type, _: V.Type) {
         // Sums start at the base margin (XGBoost's order); with averaging they
         // start at zero and the base is added after scaling.
         for o in 0..<outputCount { out[o] = averaging ? 0 : Double(L(baseMargins[o])) }
@@ -529,7 +646,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             } else {
                 // Pointer trees are walked one at a time: their depths vary too
                 // much for lockstep walking to pay off on a single row.
-                for t in 0..<treeCount { acc += leafValue(walkPointer(row, roots[t]), L.self) }
+                for t in 0..<treeCount { acc += pointerValue(walkPointer(row, roots[t]), row, L.self, V.self) }
             }
             out[0] = Double(acc)
         } else {
@@ -543,7 +660,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             } else {
                 for t in 0..<treeCount {
                     let o = Int(treeOutputs[t])
-                    out[o] = Double(L(out[o]) + leafValue(walkPointer(row, roots[t]), L.self))
+                    out[o] = Double(L(out[o]) + pointerValue(walkPointer(row, roots[t]), row, L.self, V.self))
                 }
             }
         }
@@ -743,8 +860,15 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         switch (precision, layout) {
         case (.float32, .perfect), (.float32, .hybrid): blockWidened(rows, count, out, Float.self)
         case (.float64, .perfect), (.float64, .hybrid): blockWidened(rows, count, out, Double.self)
-        case (.float32, .pointer): blockPointer(rows, count, out, Float.self)
-        case (.float64, .pointer): blockPointer(rows, count, out, Double.self)
+        case (.float32, .pointer), (.float64, .pointer):
+            withPointerRows(rows, count) { rows in
+                switch (precision, hasLinearLeaves) {
+                case (.float32, false): blockPointer(rows, count, out, Float.self, ConstantLeaves.self)
+                case (.float64, false): blockPointer(rows, count, out, Double.self, ConstantLeaves.self)
+                case (.float32, true): blockPointer(rows, count, out, Float.self, LinearLeaves.self)
+                case (.float64, true): blockPointer(rows, count, out, Double.self, LinearLeaves.self)
+                }
+            }
         }
         for r in 0..<count { finishAveraging(out + r * outputCount, kind) }
         if kind == .probability {
@@ -874,8 +998,9 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// that has reached its leaf keeps its (negative) index; its lane reads
     /// the root node again instead of branching, so the loop has no
     /// data-dependent exit and the rows' loads overlap.
-    private func blockPointer<L: BinaryFloatingPoint>(_ rows: UnsafePointer<Float>, _ count: Int,
-                                                       _ out: UnsafeMutablePointer<Double>, _: L.Type) {
+    private func blockPointer<L: BinaryFloatingPoint, V: LeafRule>(_ rows: UnsafePointer<Float>, _ count: Int,
+                                                                    _ out: UnsafeMutablePointer<Double>,
+                                                                    _: L.Type, _: V.Type) {
         let stride = featureStride
         withUnsafeTemporaryAllocation(of: L.self, capacity: count * outputCount) { accBuffer in
           withUnsafeTemporaryAllocation(of: Int32.self, capacity: count) { idxBuffer in
@@ -894,7 +1019,9 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                         }
                     }
                 }
-                for r in 0..<count { acc[r * outputCount + o] += leafValue(Int(~idx[r]), L.self) }
+                for r in 0..<count {
+                    acc[r * outputCount + o] += pointerValue(Int(~idx[r]), rows + r &* stride, L.self, V.self)
+                }
             }
             for i in 0..<(count * outputCount) { out[i] = Double(acc[i]) }
           }

@@ -88,12 +88,19 @@ extension ServedModel {
         }
         var fields: [Column] = []
         fields.reserveCapacity(requestFields.count)
-        for field in requestFields {
-            guard let column = columns.first(where: { $0.name == field.name }) else {
+        for (f, field) in requestFields.enumerated() {
+            guard var column = columns.first(where: { $0.name == field.name }) else {
                 throw .invalidArgument("request field '\(field.name)' (\(field.type)) is missing; \(label) takes: \(inputList)")
             }
             switch column.type {
             case .int64, .float32, .float64, .bool: break
+            case .string where requestMaps[f] != nil: break
+            case .bytes where requestMaps[f] != nil:
+                // KServe's BYTES: an original category given as text.
+                guard let converted = column.converted(to: .string) else {
+                    throw .invalidArgument("request field '\(field.name)' holds bytes that are not UTF-8; \(label) takes its original category values as text or numbers")
+                }
+                column = converted
             default: throw .invalidArgument("request field '\(field.name)' is \(column.type) but \(label) takes it as \(field.type)")
             }
             fields.append(column)
@@ -164,6 +171,7 @@ public struct Predictor: Sendable {
         if let plan = served.plan {
             try store.withRows(plan, entities: inputs.keys, now: now, held: held) { rows in
                 served.fillFeatures(from: rows, into: m)
+                if !served.categoryFeatures.isEmpty { served.fillCategoryFeatures(from: rows, into: m) }
                 if returnFeatures { features = store.results(of: rows) }
             }
         }
@@ -230,6 +238,10 @@ extension ServedModel {
         let width = model.featureCount
         for (f, column) in inputs.fields.enumerated() {
             let slot = requestSlots[f]
+            if let map = requestMaps[f] {
+                fillCategories(column, rows: inputs.rows, slot: slot, map: map, into: m)
+                continue
+            }
             var nulls = column.nullRows.makeIterator()
             var nextNull = nulls.next().map(Int.init) ?? -1
             for row in 0..<inputs.rows {
@@ -244,6 +256,54 @@ extension ServedModel {
                 case .float64: Float(column.float64s[row])
                 case .bool: column.bools[row] ? 1 : 0
                 default: .nan
+                }
+            }
+        }
+    }
+
+    /// Writes a request field whose model input has a category map: each
+    /// value, string or number, encoded (an unknown category is missing).
+    private func fillCategories(_ column: Column, rows: Int, slot: Int, map: CategoryMap,
+                                into m: UnsafeMutableBufferPointer<Float>) {
+        let width = model.featureCount
+        for row in 0..<rows { m[row * width + slot] = Self.code(column, row, map) }
+        for row in column.nullRows { m[Int(row) * width + slot] = missingValues[slot] }
+    }
+
+    /// The code of row `row` of `column` in `map`; NaN when it is not a category.
+    static func code(_ column: Column, _ row: Int, _ map: CategoryMap) -> Float {
+        switch column.type {
+        case .int64: map.code(number: Double(column.int64s[row]))
+        case .float32: map.code(number: Double(column.float32s[row]))
+        case .float64: map.code(number: column.float64s[row])
+        case .bool: map.code(number: column.bools[row] ? 1 : 0)
+        case .string: map.code(utf8: column.strings[row].utf8)
+        case .bytes: map.code(utf8: column.bytes[row])
+        case .float32Vector: .nan
+        }
+    }
+
+    /// Writes the looked-up features whose model inputs have category maps
+    /// (left out of `fillFeatures`): each value read exactly as stored (a
+    /// string's bytes, an int64 or float64 as a double) and encoded; a
+    /// missing one takes its default or NaN.
+    func fillCategoryFeatures(from rows: borrowing RowLookup, into m: UnsafeMutableBufferPointer<Float>) {
+        let width = model.featureCount
+        for row in 0..<rows.count {
+            for feature in categoryFeatures {
+                let slot = row * width + feature.slot
+                guard case let .value(packed, at, base) = rows.cell(feature.output, row) else {
+                    m[slot] = missingValues[feature.slot]
+                    continue
+                }
+                let map = feature.map
+                m[slot] = switch feature.type {
+                case .int64: map.code(number: Double(Int64(littleEndian: packed.bytes.loadUnaligned(fromByteOffset: at, as: Int64.self))))
+                case .float32: map.code(number: Double(packed.float(.float32, at: at)))
+                case .float64: map.code(number: Double(bitPattern: UInt64(littleEndian: packed.bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self))))
+                case .bool: map.code(number: packed.float(.bool, at: at) != 0 ? 1 : 0)
+                case .string, .bytes: packed.variable(at: at, base: base).map { map.code(utf8: $0) } ?? .nan
+                case .float32Vector: .nan
                 }
             }
         }
@@ -320,6 +380,13 @@ extension ServedModel {
         let width = model.featureCount
         let start = featureSlotStart[o], end = featureSlotStart[o + 1]
         let n = end - start
+        if let feature = categoryFeatures.first(where: { $0.output == o }) {
+            for row in 0..<statuses.count {
+                m[row * width + feature.slot] = statuses[row] == .present
+                    ? Self.code(column, row, feature.map) : missingValues[feature.slot]
+            }
+            return
+        }
         for row in 0..<statuses.count {
             for e in start..<end {
                 let slot = featureSlots[e]

@@ -60,6 +60,13 @@ public final class ServedModel: Sendable {
     let requestSlots: [Int]
     /// Per model input: the value used when it is missing (NaN: missing).
     let missingValues: [Float]
+    /// The plan outputs feeding a model input with a category map (a
+    /// LightGBM model trained on pandas `category` columns): they take the
+    /// original categories (strings or numbers) and are encoded through the
+    /// map, outside `fills`, so the usual path stays a plain copy.
+    let categoryFeatures: [CategoryFeature]
+    /// Per request field, the category map of its model input, if any.
+    let requestMaps: [CategoryMap?]
 
     /// Compiles `model` with `signature` against the definitions `store`
     /// holds now.
@@ -105,7 +112,9 @@ public final class ServedModel: Sendable {
                                             label: "\(reference)[\(i)]"))
                 }
             case .string, .bytes:
-                throw .failedPrecondition("\(what) cannot be served: feature '\(reference)' is \(type); a model takes numbers (int64, float32, float64, bool, float32 vectors)")
+                // Only for a model input with a category map (checked once
+                // the inputs are matched to the model's features below).
+                elements.append(Element(names: [reference, feature, "\(view)__\(feature)"], label: reference))
             }
             featureTypes.append(type)
             featureSlotStart.append(elements.count)
@@ -129,7 +138,7 @@ public final class ServedModel: Sendable {
                 throw .failedPrecondition("\(what) cannot be served: request field '\(field.name)' has unknown type '\(field.type)'")
             }
             switch type {
-            case .int64, .float32, .float64, .bool: break
+            case .int64, .float32, .float64, .bool, .string: break  // string: mapped inputs only, checked below
             default:
                 throw .failedPrecondition("\(what) cannot be served: request field '\(field.name)' is \(type); a model takes numbers")
             }
@@ -161,6 +170,19 @@ public final class ServedModel: Sendable {
             guard model.featureCount == elements.count else {
                 let detail = signatureInputs.count == elements.count ? "" : " (vector features count one input per element)"
                 throw .failedPrecondition("\(what) cannot be served: the model takes \(model.featureCount) inputs but its signature gives \(elements.count)\(detail): \(Self.list(elements.map(\.label), limit: 8)) (the model has no feature names, so its inputs are taken by position)")
+            }
+        }
+
+        // String inputs are original categories: only a model input with a
+        // category map can take one.
+        for o in featureTypes.indices where featureTypes[o] == .string || featureTypes[o] == .bytes {
+            guard model.categoryMaps[slotOfElement[featureSlotStart[o]]] != nil else {
+                throw .failedPrecondition("\(what) cannot be served: feature '\(signatureInputs[o])' is \(featureTypes[o]); a model takes numbers (int64, float32, float64, bool, float32 vectors), or original category values for a feature the model maps (a LightGBM model trained on pandas category columns)")
+            }
+        }
+        for (f, field) in requestFields.enumerated() where field.type == .string {
+            guard model.categoryMaps[slotOfElement[(featureSlotStart.last ?? 0) + f]] != nil else {
+                throw .failedPrecondition("\(what) cannot be served: request field '\(field.name)' is string; a model takes numbers, or original category values for a feature the model maps (a LightGBM model trained on pandas category columns)")
             }
         }
 
@@ -200,10 +222,21 @@ public final class ServedModel: Sendable {
         self.featureTypes = featureTypes
         self.requestSlots = Array(slotOfElement[(featureSlotStart.last ?? 0)...])
         self.missingValues = missing
+        var categoryFeatures: [CategoryFeature] = []
+        for o in featureTypes.indices where featureSlotStart[o + 1] == featureSlotStart[o] + 1 {
+            let slot = slotOfElement[featureSlotStart[o]]
+            if let map = model.categoryMaps[slot] {
+                categoryFeatures.append(CategoryFeature(output: o, slot: slot, type: featureTypes[o], map: map))
+            }
+        }
+        self.categoryFeatures = categoryFeatures
+        let requestStart = featureSlotStart.last ?? 0
+        self.requestMaps = requestFields.indices.map { model.categoryMaps[slotOfElement[requestStart + $0]] }
         var fills: [FeatureFill] = [], starts = [0]
         if let plan {
             for v in plan.views.indices {
-                for o in plan.outputs.indices where plan.outputs[o].view == v {
+                for o in plan.outputs.indices where plan.outputs[o].view == v
+                    && !categoryFeatures.contains(where: { $0.output == o }) {
                     let hot = plan.hotOutputs[o]
                     fills.append(FeatureFill(output: o, type: featureTypes[o], index: hot.index, offset: hot.offset,
                                              start: featureSlotStart[o], end: featureSlotStart[o + 1]))
@@ -293,6 +326,15 @@ public final class ServedModel: Sendable {
 
     /// The inputs a caller sends, keys first.
     public var callerInputs: [ServingInput] { entityKeys + requestFields }
+}
+
+/// A served feature whose model input has a category map: its value, a
+/// string or a number, is encoded through `map` (see `ServedModel.categoryFeatures`).
+struct CategoryFeature: Sendable {
+    let output: Int
+    let slot: Int
+    let type: FeatureType
+    let map: CategoryMap
 }
 
 /// One feature's copy into the input vector: its plan output and type, and

@@ -39,6 +39,10 @@ public nonisolated struct PBModelIR: Sendable {
   /// Feature names in input order; empty when the source had none.
   public var featureNames: [String] = []
 
+  /// Features that take original category values (a LightGBM model trained
+  /// on pandas category columns), each with its category list.
+  public var categoryMaps: [PBCategoryMapIR] = []
+
   public var kind: PBModelIR.OneOf_Kind? = nil
 
   public var trees: PBTreeEnsembleIR {
@@ -77,6 +81,24 @@ public nonisolated struct PBModelIR: Sendable {
   public init() {}
 }
 
+/// A feature's category list: a value's code is its index in the list;
+/// a value not in it is missing. One of numbers or strings is set.
+public nonisolated struct PBCategoryMapIR: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var feature: UInt32 = 0
+
+  public var numbers: [Double] = []
+
+  public var strings: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct PBOutputTransformIR: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -97,6 +119,12 @@ public nonisolated struct PBOutputTransformIR: Sendable {
     case sigmoid // = 2
     case softmax // = 3
     case exp // = 4
+
+    /// sign(margin) * margin^2 (LightGBM reg_sqrt).
+    case signedSquare // = 6
+
+    /// log1p(exp(margin)) (LightGBM cross_entropy_lambda).
+    case softplus // = 7
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -110,6 +138,8 @@ public nonisolated struct PBOutputTransformIR: Sendable {
       case 2: self = .sigmoid
       case 3: self = .softmax
       case 4: self = .exp
+      case 6: self = .signedSquare
+      case 7: self = .softplus
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -121,6 +151,8 @@ public nonisolated struct PBOutputTransformIR: Sendable {
       case .sigmoid: return 2
       case .softmax: return 3
       case .exp: return 4
+      case .signedSquare: return 6
+      case .softplus: return 7
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -132,6 +164,8 @@ public nonisolated struct PBOutputTransformIR: Sendable {
       .sigmoid,
       .softmax,
       .exp,
+      .signedSquare,
+      .softplus,
     ]
 
   }
@@ -243,6 +277,43 @@ public nonisolated struct PBTreeEnsembleIR: @unchecked Sendable {
   public var categoryWords: [UInt32] {
     get {_storage._categoryWords}
     set {_uniqueStorage()._categoryWords = newValue}
+  }
+
+  /// LightGBM's input rule: |value| <= 1e-35 is read as 0 before any tree.
+  public var tinyInputsAreZero: Bool {
+    get {_storage._tinyInputsAreZero}
+    set {_uniqueStorage()._tinyInputsAreZero = newValue}
+  }
+
+  /// Linear trees (LightGBM linear_tree). Per tree, whether its leaves are
+  /// linear models; empty when no tree's are.
+  public var treeLinear: [Bool] {
+    get {_storage._treeLinear}
+    set {_uniqueStorage()._treeLinear = newValue}
+  }
+
+  /// Per leaf of the linear trees, all concatenated: the constant and the
+  /// number of terms; per term: the feature and its coefficient. A leaf's
+  /// value is constant + sum of coefficient * value in order, or its
+  /// leaf_values entry when one of those values is missing.
+  public var linearConstants: [Double] {
+    get {_storage._linearConstants}
+    set {_uniqueStorage()._linearConstants = newValue}
+  }
+
+  public var linearTermCounts: [UInt32] {
+    get {_storage._linearTermCounts}
+    set {_uniqueStorage()._linearTermCounts = newValue}
+  }
+
+  public var linearFeatures: [UInt32] {
+    get {_storage._linearFeatures}
+    set {_uniqueStorage()._linearFeatures = newValue}
+  }
+
+  public var linearCoefficients: [Double] {
+    get {_storage._linearCoefficients}
+    set {_uniqueStorage()._linearCoefficients = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -418,7 +489,7 @@ fileprivate nonisolated let _protobuf_package = "plinth.v1"
 
 nonisolated extension PBModelIR: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelIR"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}feature_count\0\u{3}feature_names\0\u{2}\u{7}trees\0\u{1}linear\0\u{1}network\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}feature_count\0\u{3}feature_names\0\u{4}\u{2}category_maps\0\u{2}\u{5}trees\0\u{1}linear\0\u{1}network\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -429,6 +500,7 @@ nonisolated extension PBModelIR: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.featureCount) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.featureNames) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.categoryMaps) }()
       case 10: try {
         var v: PBTreeEnsembleIR?
         var hadOneofValue = false
@@ -487,6 +559,9 @@ nonisolated extension PBModelIR: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.featureNames.isEmpty {
       try visitor.visitRepeatedStringField(value: self.featureNames, fieldNumber: 3)
     }
+    if !self.categoryMaps.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.categoryMaps, fieldNumber: 5)
+    }
     switch self.kind {
     case .trees?: try {
       guard case .trees(let v)? = self.kind else { preconditionFailure() }
@@ -509,7 +584,48 @@ nonisolated extension PBModelIR: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.formatVersion != rhs.formatVersion {return false}
     if lhs.featureCount != rhs.featureCount {return false}
     if lhs.featureNames != rhs.featureNames {return false}
+    if lhs.categoryMaps != rhs.categoryMaps {return false}
     if lhs.kind != rhs.kind {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension PBCategoryMapIR: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CategoryMapIR"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}feature\0\u{1}numbers\0\u{1}strings\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.feature) }()
+      case 2: try { try decoder.decodeRepeatedDoubleField(value: &self.numbers) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.strings) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.feature != 0 {
+      try visitor.visitSingularUInt32Field(value: self.feature, fieldNumber: 1)
+    }
+    if !self.numbers.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.numbers, fieldNumber: 2)
+    }
+    if !self.strings.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.strings, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: PBCategoryMapIR, rhs: PBCategoryMapIR) -> Bool {
+    if lhs.feature != rhs.feature {return false}
+    if lhs.numbers != rhs.numbers {return false}
+    if lhs.strings != rhs.strings {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -551,12 +667,12 @@ nonisolated extension PBOutputTransformIR: SwiftProtobuf.Message, SwiftProtobuf.
 }
 
 nonisolated extension PBOutputTransformIR.Kind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}KIND_IDENTITY\0\u{1}KIND_SIGMOID\0\u{1}KIND_SOFTMAX\0\u{1}KIND_EXP\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}KIND_IDENTITY\0\u{1}KIND_SIGMOID\0\u{1}KIND_SOFTMAX\0\u{1}KIND_EXP\0\u{2}\u{2}KIND_SIGNED_SQUARE\0\u{1}KIND_SOFTPLUS\0")
 }
 
 nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeEnsembleIR"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}output_count\0\u{3}base_margins\0\u{1}precision\0\u{3}average_trees\0\u{1}transform\0\u{3}tree_outputs\0\u{3}tree_node_counts\0\u{3}tree_category_set_counts\0\u{1}features\0\u{1}thresholds\0\u{3}left_children\0\u{3}right_children\0\u{3}node_flags\0\u{3}category_sets\0\u{3}leaf_values\0\u{3}category_set_sizes\0\u{3}category_words\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}output_count\0\u{3}base_margins\0\u{1}precision\0\u{3}average_trees\0\u{1}transform\0\u{3}tree_outputs\0\u{3}tree_node_counts\0\u{3}tree_category_set_counts\0\u{1}features\0\u{1}thresholds\0\u{3}left_children\0\u{3}right_children\0\u{3}node_flags\0\u{3}category_sets\0\u{3}leaf_values\0\u{3}category_set_sizes\0\u{3}category_words\0\u{3}tiny_inputs_are_zero\0\u{3}tree_linear\0\u{3}linear_constants\0\u{3}linear_term_counts\0\u{3}linear_features\0\u{3}linear_coefficients\0")
 
   fileprivate class _StorageClass {
     var _outputCount: UInt32 = 0
@@ -576,6 +692,12 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _leafValues: [Double] = []
     var _categorySetSizes: [UInt32] = []
     var _categoryWords: [UInt32] = []
+    var _tinyInputsAreZero: Bool = false
+    var _treeLinear: [Bool] = []
+    var _linearConstants: [Double] = []
+    var _linearTermCounts: [UInt32] = []
+    var _linearFeatures: [UInt32] = []
+    var _linearCoefficients: [Double] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -603,6 +725,12 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
       _leafValues = source._leafValues
       _categorySetSizes = source._categorySetSizes
       _categoryWords = source._categoryWords
+      _tinyInputsAreZero = source._tinyInputsAreZero
+      _treeLinear = source._treeLinear
+      _linearConstants = source._linearConstants
+      _linearTermCounts = source._linearTermCounts
+      _linearFeatures = source._linearFeatures
+      _linearCoefficients = source._linearCoefficients
     }
   }
 
@@ -638,6 +766,12 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 15: try { try decoder.decodeRepeatedDoubleField(value: &_storage._leafValues) }()
         case 16: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._categorySetSizes) }()
         case 17: try { try decoder.decodeRepeatedFixed32Field(value: &_storage._categoryWords) }()
+        case 18: try { try decoder.decodeSingularBoolField(value: &_storage._tinyInputsAreZero) }()
+        case 19: try { try decoder.decodeRepeatedBoolField(value: &_storage._treeLinear) }()
+        case 20: try { try decoder.decodeRepeatedDoubleField(value: &_storage._linearConstants) }()
+        case 21: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._linearTermCounts) }()
+        case 22: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._linearFeatures) }()
+        case 23: try { try decoder.decodeRepeatedDoubleField(value: &_storage._linearCoefficients) }()
         default: break
         }
       }
@@ -701,6 +835,24 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
       if !_storage._categoryWords.isEmpty {
         try visitor.visitPackedFixed32Field(value: _storage._categoryWords, fieldNumber: 17)
       }
+      if _storage._tinyInputsAreZero != false {
+        try visitor.visitSingularBoolField(value: _storage._tinyInputsAreZero, fieldNumber: 18)
+      }
+      if !_storage._treeLinear.isEmpty {
+        try visitor.visitPackedBoolField(value: _storage._treeLinear, fieldNumber: 19)
+      }
+      if !_storage._linearConstants.isEmpty {
+        try visitor.visitPackedDoubleField(value: _storage._linearConstants, fieldNumber: 20)
+      }
+      if !_storage._linearTermCounts.isEmpty {
+        try visitor.visitPackedUInt32Field(value: _storage._linearTermCounts, fieldNumber: 21)
+      }
+      if !_storage._linearFeatures.isEmpty {
+        try visitor.visitPackedUInt32Field(value: _storage._linearFeatures, fieldNumber: 22)
+      }
+      if !_storage._linearCoefficients.isEmpty {
+        try visitor.visitPackedDoubleField(value: _storage._linearCoefficients, fieldNumber: 23)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -727,6 +879,12 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._leafValues != rhs_storage._leafValues {return false}
         if _storage._categorySetSizes != rhs_storage._categorySetSizes {return false}
         if _storage._categoryWords != rhs_storage._categoryWords {return false}
+        if _storage._tinyInputsAreZero != rhs_storage._tinyInputsAreZero {return false}
+        if _storage._treeLinear != rhs_storage._treeLinear {return false}
+        if _storage._linearConstants != rhs_storage._linearConstants {return false}
+        if _storage._linearTermCounts != rhs_storage._linearTermCounts {return false}
+        if _storage._linearFeatures != rhs_storage._linearFeatures {return false}
+        if _storage._linearCoefficients != rhs_storage._linearCoefficients {return false}
         return true
       }
       if !storagesAreEqual {return false}
