@@ -65,6 +65,8 @@ enum Transform {
             for i in 0..<count { values[i] = 1.0 / (1.0 + Glibc.exp(-scale * values[i])) }
         case .exp:
             for i in 0..<count { values[i] = Glibc.exp(values[i]) }
+        case .step:
+            for i in 0..<count { values[i] = values[i] > 0 ? 1 : 0 }
         case .softmax:
             var m = values[0]
             for i in 1..<count { m = Swift.max(m, values[i]) }

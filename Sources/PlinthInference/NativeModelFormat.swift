@@ -20,6 +20,7 @@ public enum NativeModelFormat {
         ir.formatVersion = formatVersion
         ir.featureCount = UInt32(model.featureCount)
         ir.featureNames = model.featureNames ?? []
+        ir.note = model.note ?? ""
         switch model.kind {
         case let .trees(e): ir.trees = encode(e)
         case let .linear(l):
@@ -28,6 +29,7 @@ public enum NativeModelFormat {
             m.weights = l.weights
             m.intercepts = l.intercepts
             m.transform = encode(l.transform)
+            m.float32SkippingMissing = l.summation == .float32SkippingMissing
             ir.linear = m
         case let .network(n):
             var m = PBDenseNetworkIR()
@@ -63,6 +65,7 @@ public enum NativeModelFormat {
         case let .sigmoid(scale): p.kind = .sigmoid; p.sigmoidScale = scale
         case .softmax: p.kind = .softmax
         case .exp: p.kind = .exp
+        case .step: p.kind = .step
         }
         return p
     }
@@ -74,6 +77,7 @@ public enum NativeModelFormat {
         p.precision = e.precision == .float32 ? .float32 : .float64
         p.averageTrees = e.averageTrees
         p.transform = encode(e.transform)
+        p.negativeIsNoCategory = e.negativeIsNoCategory
         p.treeOutputs = e.treeOutputs.map { UInt32($0) }
         for tree in e.trees {
             p.treeNodeCounts.append(UInt32(tree.nodes.count))
@@ -119,7 +123,8 @@ public enum NativeModelFormat {
         case let .trees(p)?: kind = .trees(try decode(p, featureCount: featureCount))
         case let .linear(p)?:
             kind = .linear(LinearModel(featureCount: featureCount, outputCount: Int(p.outputCount), weights: p.weights,
-                                       intercepts: p.intercepts, transform: try decode(p.transform)))
+                                       intercepts: p.intercepts, transform: try decode(p.transform),
+                                       summation: p.float32SkippingMissing ? .float32SkippingMissing : .float64))
         case let .network(p)?:
             var layers = [DenseNetwork.Layer]()
             for (i, l) in p.layers.enumerated() {
@@ -144,7 +149,7 @@ public enum NativeModelFormat {
         case nil:
             throw .missingField(format: format, field: "kind (trees, linear or network)")
         }
-        return try Model(kind: kind, featureNames: names)
+        return try Model(kind: kind, featureNames: names, note: ir.note.isEmpty ? nil : ir.note)
     }
 
     private static func decode(_ p: PBOutputTransformIR) throws(ModelError) -> OutputTransform {
@@ -153,6 +158,7 @@ public enum NativeModelFormat {
         case .sigmoid: return .sigmoid(scale: p.sigmoidScale)
         case .softmax: return .softmax
         case .exp: return .exp
+        case .step: return .step
         default: throw .invalidField(format: format, field: "transform.kind", detail: "unknown value")
         }
     }
@@ -213,9 +219,11 @@ public enum NativeModelFormat {
         case .float64: precision = .float64
         default: throw .invalidField(format: format, field: "precision", detail: "unknown value")
         }
-        return TreeEnsemble(trees: trees, treeOutputs: p.treeOutputs.map { Int32(truncatingIfNeeded: $0) },
-                            outputCount: Int(p.outputCount), baseMargins: p.baseMargins, precision: precision,
-                            averageTrees: p.averageTrees, transform: try decode(p.transform),
-                            featureCount: featureCount)
+        var ensemble = TreeEnsemble(trees: trees, treeOutputs: p.treeOutputs.map { Int32(truncatingIfNeeded: $0) },
+                                    outputCount: Int(p.outputCount), baseMargins: p.baseMargins, precision: precision,
+                                    averageTrees: p.averageTrees, transform: try decode(p.transform),
+                                    featureCount: featureCount)
+        ensemble.negativeIsNoCategory = p.negativeIsNoCategory
+        return ensemble
     }
 }

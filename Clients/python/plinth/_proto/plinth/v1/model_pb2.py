@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15plinth/v1/model.proto\x12\tplinth.v1\"\xdd\x01\n\x07ModelIR\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x15\n\rfeature_count\x18\x02 \x01(\r\x12\x15\n\rfeature_names\x18\x03 \x03(\t\x12*\n\x05trees\x18\n \x01(\x0b\x32\x19.plinth.v1.TreeEnsembleIRH\x00\x12*\n\x06linear\x18\x0b \x01(\x0b\x32\x18.plinth.v1.LinearModelIRH\x00\x12,\n\x07network\x18\x0c \x01(\x0b\x32\x19.plinth.v1.DenseNetworkIRH\x00\x42\x06\n\x04kind\"\xbe\x01\n\x11OutputTransformIR\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.plinth.v1.OutputTransformIR.Kind\x12\x15\n\rsigmoid_scale\x18\x02 \x01(\x01\"a\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_IDENTITY\x10\x01\x12\x10\n\x0cKIND_SIGMOID\x10\x02\x12\x10\n\x0cKIND_SOFTMAX\x10\x03\x12\x0c\n\x08KIND_EXP\x10\x04\"\xad\x04\n\x0eTreeEnsembleIR\x12\x14\n\x0coutput_count\x18\x01 \x01(\r\x12\x14\n\x0c\x62\x61se_margins\x18\x02 \x03(\x01\x12\x36\n\tprecision\x18\x03 \x01(\x0e\x32#.plinth.v1.TreeEnsembleIR.Precision\x12\x15\n\raverage_trees\x18\x04 \x01(\x08\x12/\n\ttransform\x18\x05 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIR\x12\x14\n\x0ctree_outputs\x18\x06 \x03(\r\x12\x18\n\x10tree_node_counts\x18\x07 \x03(\r\x12 \n\x18tree_category_set_counts\x18\x08 \x03(\r\x12\x10\n\x08\x66\x65\x61tures\x18\t \x03(\r\x12\x12\n\nthresholds\x18\n \x03(\x02\x12\x15\n\rleft_children\x18\x0b \x03(\x11\x12\x16\n\x0eright_children\x18\x0c \x03(\x11\x12\x12\n\nnode_flags\x18\r \x03(\r\x12\x15\n\rcategory_sets\x18\x0e \x03(\x11\x12\x13\n\x0bleaf_values\x18\x0f \x03(\x01\x12\x1a\n\x12\x63\x61tegory_set_sizes\x18\x10 \x03(\r\x12\x16\n\x0e\x63\x61tegory_words\x18\x11 \x03(\x07\"T\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x15\n\x11PRECISION_FLOAT32\x10\x01\x12\x15\n\x11PRECISION_FLOAT64\x10\x02\"{\n\rLinearModelIR\x12\x14\n\x0coutput_count\x18\x01 \x01(\r\x12\x0f\n\x07weights\x18\x02 \x03(\x01\x12\x12\n\nintercepts\x18\x03 \x03(\x01\x12/\n\ttransform\x18\x04 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIR\"\x96\x02\n\x0c\x44\x65nseLayerIR\x12\x13\n\x0binput_count\x18\x01 \x01(\r\x12\x14\n\x0coutput_count\x18\x02 \x01(\r\x12\x0f\n\x07weights\x18\x03 \x03(\x01\x12\x0c\n\x04\x62ias\x18\x04 \x03(\x01\x12\x36\n\nactivation\x18\x05 \x01(\x0e\x32\".plinth.v1.DenseLayerIR.Activation\"\x83\x01\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x43TIVATION_IDENTITY\x10\x01\x12\x13\n\x0f\x41\x43TIVATION_RELU\x10\x02\x12\x13\n\x0f\x41\x43TIVATION_TANH\x10\x03\x12\x16\n\x12\x41\x43TIVATION_SIGMOID\x10\x04\"j\n\x0e\x44\x65nseNetworkIR\x12\'\n\x06layers\x18\x01 \x03(\x0b\x32\x17.plinth.v1.DenseLayerIR\x12/\n\ttransform\x18\x02 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIRB\x05\xba\x02\x02PBb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15plinth/v1/model.proto\x12\tplinth.v1\"\xeb\x01\n\x07ModelIR\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x15\n\rfeature_count\x18\x02 \x01(\r\x12\x15\n\rfeature_names\x18\x03 \x03(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\x12*\n\x05trees\x18\n \x01(\x0b\x32\x19.plinth.v1.TreeEnsembleIRH\x00\x12*\n\x06linear\x18\x0b \x01(\x0b\x32\x18.plinth.v1.LinearModelIRH\x00\x12,\n\x07network\x18\x0c \x01(\x0b\x32\x19.plinth.v1.DenseNetworkIRH\x00\x42\x06\n\x04kind\"\xcd\x01\n\x11OutputTransformIR\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.plinth.v1.OutputTransformIR.Kind\x12\x15\n\rsigmoid_scale\x18\x02 \x01(\x01\"p\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_IDENTITY\x10\x01\x12\x10\n\x0cKIND_SIGMOID\x10\x02\x12\x10\n\x0cKIND_SOFTMAX\x10\x03\x12\x0c\n\x08KIND_EXP\x10\x04\x12\r\n\tKIND_STEP\x10\x05\"\xce\x04\n\x0eTreeEnsembleIR\x12\x14\n\x0coutput_count\x18\x01 \x01(\r\x12\x14\n\x0c\x62\x61se_margins\x18\x02 \x03(\x01\x12\x36\n\tprecision\x18\x03 \x01(\x0e\x32#.plinth.v1.TreeEnsembleIR.Precision\x12\x15\n\raverage_trees\x18\x04 \x01(\x08\x12/\n\ttransform\x18\x05 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIR\x12\x14\n\x0ctree_outputs\x18\x06 \x03(\r\x12\x18\n\x10tree_node_counts\x18\x07 \x03(\r\x12 \n\x18tree_category_set_counts\x18\x08 \x03(\r\x12\x10\n\x08\x66\x65\x61tures\x18\t \x03(\r\x12\x12\n\nthresholds\x18\n \x03(\x02\x12\x15\n\rleft_children\x18\x0b \x03(\x11\x12\x16\n\x0eright_children\x18\x0c \x03(\x11\x12\x12\n\nnode_flags\x18\r \x03(\r\x12\x15\n\rcategory_sets\x18\x0e \x03(\x11\x12\x13\n\x0bleaf_values\x18\x0f \x03(\x01\x12\x1a\n\x12\x63\x61tegory_set_sizes\x18\x10 \x03(\r\x12\x16\n\x0e\x63\x61tegory_words\x18\x11 \x03(\x07\x12\x1f\n\x17negative_is_no_category\x18\x1e \x01(\x08\"T\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x15\n\x11PRECISION_FLOAT32\x10\x01\x12\x15\n\x11PRECISION_FLOAT64\x10\x02\"\x9d\x01\n\rLinearModelIR\x12\x14\n\x0coutput_count\x18\x01 \x01(\r\x12\x0f\n\x07weights\x18\x02 \x03(\x01\x12\x12\n\nintercepts\x18\x03 \x03(\x01\x12/\n\ttransform\x18\x04 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIR\x12 \n\x18\x66loat32_skipping_missing\x18\x05 \x01(\x08\"\x96\x02\n\x0c\x44\x65nseLayerIR\x12\x13\n\x0binput_count\x18\x01 \x01(\r\x12\x14\n\x0coutput_count\x18\x02 \x01(\r\x12\x0f\n\x07weights\x18\x03 \x03(\x01\x12\x0c\n\x04\x62ias\x18\x04 \x03(\x01\x12\x36\n\nactivation\x18\x05 \x01(\x0e\x32\".plinth.v1.DenseLayerIR.Activation\"\x83\x01\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x43TIVATION_IDENTITY\x10\x01\x12\x13\n\x0f\x41\x43TIVATION_RELU\x10\x02\x12\x13\n\x0f\x41\x43TIVATION_TANH\x10\x03\x12\x16\n\x12\x41\x43TIVATION_SIGMOID\x10\x04\"j\n\x0e\x44\x65nseNetworkIR\x12\'\n\x06layers\x18\x01 \x03(\x0b\x32\x17.plinth.v1.DenseLayerIR\x12/\n\ttransform\x18\x02 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIRB\x05\xba\x02\x02PBb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'plinth.v1.model_pb2', globals())
@@ -22,21 +22,21 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'\272\002\002PB'
   _MODELIR._serialized_start=37
-  _MODELIR._serialized_end=258
-  _OUTPUTTRANSFORMIR._serialized_start=261
-  _OUTPUTTRANSFORMIR._serialized_end=451
-  _OUTPUTTRANSFORMIR_KIND._serialized_start=354
-  _OUTPUTTRANSFORMIR_KIND._serialized_end=451
-  _TREEENSEMBLEIR._serialized_start=454
-  _TREEENSEMBLEIR._serialized_end=1011
-  _TREEENSEMBLEIR_PRECISION._serialized_start=927
-  _TREEENSEMBLEIR_PRECISION._serialized_end=1011
-  _LINEARMODELIR._serialized_start=1013
-  _LINEARMODELIR._serialized_end=1136
-  _DENSELAYERIR._serialized_start=1139
-  _DENSELAYERIR._serialized_end=1417
-  _DENSELAYERIR_ACTIVATION._serialized_start=1286
-  _DENSELAYERIR_ACTIVATION._serialized_end=1417
-  _DENSENETWORKIR._serialized_start=1419
-  _DENSENETWORKIR._serialized_end=1525
+  _MODELIR._serialized_end=272
+  _OUTPUTTRANSFORMIR._serialized_start=275
+  _OUTPUTTRANSFORMIR._serialized_end=480
+  _OUTPUTTRANSFORMIR_KIND._serialized_start=368
+  _OUTPUTTRANSFORMIR_KIND._serialized_end=480
+  _TREEENSEMBLEIR._serialized_start=483
+  _TREEENSEMBLEIR._serialized_end=1073
+  _TREEENSEMBLEIR_PRECISION._serialized_start=989
+  _TREEENSEMBLEIR_PRECISION._serialized_end=1073
+  _LINEARMODELIR._serialized_start=1076
+  _LINEARMODELIR._serialized_end=1233
+  _DENSELAYERIR._serialized_start=1236
+  _DENSELAYERIR._serialized_end=1514
+  _DENSELAYERIR_ACTIVATION._serialized_start=1383
+  _DENSELAYERIR_ACTIVATION._serialized_end=1514
+  _DENSENETWORKIR._serialized_start=1516
+  _DENSENETWORKIR._serialized_end=1622
 # @@protoc_insertion_point(module_scope)
