@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+import fixtures_xgboost
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Clients", "python"))
@@ -181,6 +183,8 @@ def main():
     with open(os.path.join(OUT, "versions.txt"), "w") as f:
         f.write(f"xgboost {xgb.__version__}\nlightgbm {lgb.__version__}\n"
                 f"scikit-learn {sklearn.__version__}\nnumpy {np.__version__}\n")
+
+    fixtures_xgboost.generate(OUT, write_expected)  # XGBoost's other model kinds; its own seed
 
 
 if __name__ == "__main__":
