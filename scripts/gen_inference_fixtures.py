@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+import fixtures_xgboost
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Clients", "python"))
@@ -186,6 +188,8 @@ def main():
     # The model kinds of issue 20 (linear trees, reg_sqrt, pandas categories, ...).
     sys.path.insert(0, HERE)
     __import__("fixtures_lightgbm").main(OUT)
+
+    fixtures_xgboost.generate(OUT, write_expected)  # XGBoost's other model kinds; its own seed
 
 
 if __name__ == "__main__":

@@ -76,6 +76,8 @@ enum Transform {
         case .softplus:
             // log1p, not log(1 + ·): LightGBM 4.7's output matches it bit for bit.
             for i in 0..<count { values[i] = Glibc.log1p(Glibc.exp(values[i])) }
+        case .step:
+            for i in 0..<count { values[i] = values[i] > 0 ? 1 : 0 }
         case .softmax:
             var m = values[0]
             for i in 1..<count { m = Swift.max(m, values[i]) }

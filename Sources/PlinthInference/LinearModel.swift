@@ -3,6 +3,9 @@
 // from float32 four lanes at a time with SIMD and summed in float64, so the
 // result agrees with scikit-learn to rounding. A missing input (NaN) makes
 // the output NaN: a linear model has no rule for missing values.
+// XGBoost's gblinear is the exception, with a summation of its own
+// (`Summation.float32SkippingMissing`): float32, feature by feature, a
+// missing input skipped as its sparse rows never hold one.
 
 /// `margin[k] = intercepts[k] + Σ_j weights[k * featureCount + j] * x[j]`, then the transform.
 public struct LinearModel: Sendable, Equatable {
@@ -13,14 +16,28 @@ public struct LinearModel: Sendable, Equatable {
     public var intercepts: [Double]
     /// `.identity`, `.sigmoid(scale: 1)` (binary) or `.softmax` (multinomial).
     public var transform: OutputTransform
+    /// How each output's sum is computed.
+    public var summation: Summation
+
+    /// The arithmetic of the sum, which exact agreement with the library needs.
+    public enum Summation: Sendable, Equatable {
+        /// float64 products and sums in any order (scikit-learn); NaN makes NaN.
+        case float64
+        /// XGBoost's gblinear (`GBLinear::Pred`): starting from the
+        /// intercept, `sum += x[j] * w[j]` in float32 for j in feature order,
+        /// skipping a missing (NaN) input. Weights and intercepts must be
+        /// float32 values.
+        case float32SkippingMissing
+    }
 
     public init(featureCount: Int, outputCount: Int, weights: [Double], intercepts: [Double],
-                transform: OutputTransform) {
+                transform: OutputTransform, summation: Summation = .float64) {
         self.featureCount = featureCount
         self.outputCount = outputCount
         self.weights = weights
         self.intercepts = intercepts
         self.transform = transform
+        self.summation = summation
     }
 
     func validate() throws(ModelError) {
@@ -37,6 +54,11 @@ public struct LinearModel: Sendable, Equatable {
         }
         if case .softmax = transform, outputCount < 2 {
             throw .invalidField(format: "linear", field: "output", detail: "softmax needs at least 2 outputs")
+        }
+        if summation == .float32SkippingMissing,
+           let bad = (weights + intercepts).first(where: { Double(Float($0)) != $0 && !$0.isNaN }) {
+            throw .invalidField(format: "linear", field: "coefficients",
+                                detail: "\(bad) is not a float32 value, which a float32 sum needs")
         }
     }
 }
@@ -73,11 +95,20 @@ final class LinearEvaluator: Evaluator, @unchecked Sendable {
     private let weights: UnsafeMutablePointer<Double>
     private let intercepts: UnsafeMutablePointer<Double>
     private let transform: OutputTransform
+    /// `.float32SkippingMissing`: the weights as float32, output-major like `weights`.
+    private let weightsF: UnsafeMutablePointer<Float>?
 
     init(_ m: LinearModel) {
         featureCount = m.featureCount
         outputCount = m.outputCount
         transform = m.transform
+        if m.summation == .float32SkippingMissing {
+            let w = UnsafeMutablePointer<Float>.allocate(capacity: max(1, m.weights.count))
+            for (i, v) in m.weights.enumerated() { w[i] = Float(v) }
+            weightsF = w
+        } else {
+            weightsF = nil
+        }
         weights = .allocate(capacity: max(1, m.weights.count))
         weights.initialize(from: m.weights, count: m.weights.count)
         intercepts = .allocate(capacity: max(1, m.intercepts.count))
@@ -87,9 +118,25 @@ final class LinearEvaluator: Evaluator, @unchecked Sendable {
     deinit {
         weights.deallocate()
         intercepts.deallocate()
+        weightsF?.deallocate()
     }
 
     func predictRow(_ row: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Double>, _ kind: OutputKind) {
+        if let weightsF {
+            for k in 0..<outputCount {
+                // XGBoost's order and precision exactly: one float32 product
+                // and one float32 sum per present input (no FMA: its x86
+                // builds have none), so the margin matches to the bit.
+                var sum = Float(intercepts[k])
+                let w = weightsF + k * featureCount
+                for j in 0..<featureCount where !row[j].isNaN {
+                    sum += row[j] * w[j]
+                }
+                out[k] = Double(sum)
+            }
+            if kind == .probability { Transform.apply(transform, out, outputCount) }
+            return
+        }
         for k in 0..<outputCount {
             out[k] = intercepts[k] + dot(row, weights + k * featureCount, featureCount)
         }

@@ -21,6 +21,9 @@ public enum OutputTransform: Sendable, Equatable {
     case signedSquare
     /// `log1p(exp(margin))` (LightGBM `cross_entropy_lambda`).
     case softplus
+    /// 1 where the margin is above 0, else 0 (XGBoost's `binary:hinge`; a
+    /// margin of exactly 0, or NaN, gives 0, as `margin > 0.0 ? 1.0 : 0.0`).
+    case step
 }
 
 /// What a prediction call writes.

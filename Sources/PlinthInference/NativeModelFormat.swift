@@ -21,6 +21,7 @@ public enum NativeModelFormat {
         ir.featureCount = UInt32(model.featureCount)
         ir.featureNames = model.featureNames ?? []
         ir.categoryMaps = encode(model.categoryMaps)
+        ir.note = model.note ?? ""
         switch model.kind {
         case let .trees(e): ir.trees = encode(e)
         case let .linear(l):
@@ -29,6 +30,7 @@ public enum NativeModelFormat {
             m.weights = l.weights
             m.intercepts = l.intercepts
             m.transform = encode(l.transform)
+            m.float32SkippingMissing = l.summation == .float32SkippingMissing
             ir.linear = m
         case let .network(n):
             var m = PBDenseNetworkIR()
@@ -96,6 +98,7 @@ public enum NativeModelFormat {
         case .exp: p.kind = .exp
         case .signedSquare: p.kind = .signedSquare
         case .softplus: p.kind = .softplus
+        case .step: p.kind = .step
         }
         return p
     }
@@ -107,6 +110,7 @@ public enum NativeModelFormat {
         p.precision = e.precision == .float32 ? .float32 : .float64
         p.averageTrees = e.averageTrees
         p.transform = encode(e.transform)
+        p.negativeIsNoCategory = e.negativeIsNoCategory
         p.treeOutputs = e.treeOutputs.map { UInt32($0) }
         p.tinyInputsAreZero = e.tinyInputsAreZero
         if e.hasLinearLeaves {
@@ -162,7 +166,8 @@ public enum NativeModelFormat {
         case let .trees(p)?: kind = .trees(try decode(p, featureCount: featureCount))
         case let .linear(p)?:
             kind = .linear(LinearModel(featureCount: featureCount, outputCount: Int(p.outputCount), weights: p.weights,
-                                       intercepts: p.intercepts, transform: try decode(p.transform)))
+                                       intercepts: p.intercepts, transform: try decode(p.transform),
+                                       summation: p.float32SkippingMissing ? .float32SkippingMissing : .float64))
         case let .network(p)?:
             var layers = [DenseNetwork.Layer]()
             for (i, l) in p.layers.enumerated() {
@@ -187,7 +192,7 @@ public enum NativeModelFormat {
         case nil:
             throw .missingField(format: format, field: "kind (trees, linear or network)")
         }
-        return try Model(kind: kind, featureNames: names,
+        return try Model(kind: kind, featureNames: names, note: ir.note.isEmpty ? nil : ir.note,
                          categoryMaps: try decode(ir.categoryMaps, featureCount: featureCount))
     }
 
@@ -199,6 +204,7 @@ public enum NativeModelFormat {
         case .exp: return .exp
         case .signedSquare: return .signedSquare
         case .softplus: return .softplus
+        case .step: return .step
         default: throw .invalidField(format: format, field: "transform.kind", detail: "unknown value")
         }
     }
@@ -260,10 +266,12 @@ public enum NativeModelFormat {
         case .float64: precision = .float64
         default: throw .invalidField(format: format, field: "precision", detail: "unknown value")
         }
-        return TreeEnsemble(trees: trees, treeOutputs: p.treeOutputs.map { Int32(truncatingIfNeeded: $0) },
-                            outputCount: Int(p.outputCount), baseMargins: p.baseMargins, precision: precision,
-                            averageTrees: p.averageTrees, transform: try decode(p.transform),
-                            featureCount: featureCount, tinyInputsAreZero: p.tinyInputsAreZero)
+        var ensemble = TreeEnsemble(trees: trees, treeOutputs: p.treeOutputs.map { Int32(truncatingIfNeeded: $0) },
+                                    outputCount: Int(p.outputCount), baseMargins: p.baseMargins, precision: precision,
+                                    averageTrees: p.averageTrees, transform: try decode(p.transform),
+                                    featureCount: featureCount, tinyInputsAreZero: p.tinyInputsAreZero)
+        ensemble.negativeIsNoCategory = p.negativeIsNoCategory
+        return ensemble
     }
 
     /// Gives the trees flagged in `tree_linear` their linear leaves, every

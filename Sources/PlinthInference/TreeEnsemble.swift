@@ -19,14 +19,18 @@ public struct TreeEnsemble: Sendable, Equatable {
         public var threshold: Float
         public var left: Int32
         public var right: Int32
-        /// Where a missing value (NaN) goes.
+        /// Where a missing value (NaN) goes, at numerical and categorical
+        /// splits alike (LightGBM's categorical splits send NaN right: its
+        /// importer sets this false there).
         public var defaultLeft: Bool
         /// LightGBM `zero_as_missing`: a value with |x| ≤ 1e-35 also follows `defaultLeft`.
         public var zeroIsMissing: Bool
         /// For a categorical split, the index of its set in `Tree.categorySets`;
-        /// -1 for a numerical split. A categorical split sends a value left when
-        /// it is a non-negative integer-valued category in the set; NaN and
-        /// negative values go right (LightGBM's rule).
+        /// -1 for a numerical split. A categorical split reads the value
+        /// truncated toward zero as the category and sends it left when that
+        /// category is in the set; NaN follows `defaultLeft`; a negative
+        /// value (see `TreeEnsemble.negativeIsNoCategory`), one past the set's
+        /// words, or one beyond Int32's range is in no set and goes right.
         public var categorySet: Int32
 
         public init(feature: Int32, threshold: Float, left: Int32, right: Int32, defaultLeft: Bool,
@@ -104,6 +108,11 @@ public struct TreeEnsemble: Sendable, Equatable {
     /// when it converts a dense row to its sparse form. False for XGBoost
     /// and every other source, which read inputs as given.
     public var tinyInputsAreZero: Bool
+    /// How a categorical split reads a value in (−1, 0), −0.5 say. False
+    /// (LightGBM): truncated toward zero, it is category 0. True (XGBoost,
+    /// whose `InvalidCat` tests `x < 0` before truncating): every value
+    /// below zero is no category and goes right.
+    public var negativeIsNoCategory: Bool = false
 
     public init(trees: [Tree], treeOutputs: [Int32], outputCount: Int, baseMargins: [Double],
                 precision: Precision, averageTrees: Bool, transform: OutputTransform, featureCount: Int,

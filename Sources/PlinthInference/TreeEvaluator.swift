@@ -53,13 +53,15 @@ import Darwin
 /// a per-node choice of operator.
 struct PerfectNode {
     /// Feature index into the widened row in the low 30 bits; bit 30 is set
-    /// for a categorical split (which reads the plain value, f < F).
+    /// for a categorical split (which reads the plain value, f < F), and
+    /// bit 31 for one whose missing value goes left.
     var feature: UInt32
     /// Threshold as above, or for a categorical split the bit pattern of its
     /// set index.
     var threshold: Float
 
     static let categorical: UInt32 = 1 << 30
+    static let missingLeft: UInt32 = 1 << 31
     static let featureMask: UInt32 = (1 << 30) - 1
 }
 
@@ -177,6 +179,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private let columnCount: Int
     private let columnFeature: UnsafeMutablePointer<Int32>
     private let columnSet: UnsafeMutablePointer<Int32>
+    /// Per column, whether its split sends a missing value left.
+    private let columnMissingLeft: UnsafeMutablePointer<Bool>
+    /// A value at or below this is no category: −1 where (−1, 0) truncates
+    /// to category 0 (LightGBM), the largest negative float where every
+    /// negative value is no category (XGBoost); see `negativeIsNoCategory`.
+    private let categoryFloor: Float
     private let flaggedCategories: Bool
     /// Values per widened row: the row, its negation, the category columns.
     private let wideStride: Int
@@ -259,18 +267,20 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
             }
         }
         hasCategories = setCount > 0
+        categoryFloor = e.negativeIsNoCategory ? -Float.leastNonzeroMagnitude : -1
         // Distinct categorical splits, numbered in order of appearance.
         var columnOf = [[Int32]]()
         var columnKeys = [[UInt32]: Int32]()
-        var columnSources = [(feature: Int32, set: Int32)]()
+        var columnSources = [(feature: Int32, set: Int32, missingLeft: Bool)]()
         for (t, tree) in e.trees.enumerated() {
             columnOf.append(tree.nodes.map { node in
                 guard node.categorySet >= 0 else { return -1 }
-                let key = [UInt32(bitPattern: node.feature)] + tree.categorySets[Int(node.categorySet)]
+                let key = [UInt32(bitPattern: node.feature), node.defaultLeft ? 1 : 0]
+                    + tree.categorySets[Int(node.categorySet)]
                 if let c = columnKeys[key] { return c }
                 let c = Int32(columnSources.count)
                 columnKeys[key] = c
-                columnSources.append((node.feature, Int32(setBases[t]) + node.categorySet))
+                columnSources.append((node.feature, Int32(setBases[t]) + node.categorySet, node.defaultLeft))
                 return c
             })
         }
@@ -281,9 +291,11 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         columnCount = columnSources.count
         columnFeature = alloc(Int32.self, columnCount)
         columnSet = alloc(Int32.self, columnCount)
+        columnMissingLeft = alloc(Bool.self, columnCount)
         for (c, source) in columnSources.enumerated() {
             columnFeature[c] = source.feature
             columnSet[c] = source.set
+            columnMissingLeft[c] = source.missingLeft
         }
         flaggedCategories = hasCategories && columnCount == 0
         wideStride = 2 * e.featureCount + columnCount
@@ -407,6 +419,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                         threshold = 0.5
                     } else if node.categorySet >= 0 {
                         f |= PointerNode.categorical
+                        if node.defaultLeft { f |= PointerNode.defaultLeft }
                         threshold = Float(bitPattern: UInt32(setBases[t]) + UInt32(node.categorySet))
                     } else if layout == .hybrid {
                         // The hybrid tails read widened rows, as the tops do
@@ -501,6 +514,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 threshold = 0.5
             } else if node.categorySet >= 0 {
                 feature |= PerfectNode.categorical
+                if node.defaultLeft { feature |= PerfectNode.missingLeft }
                 threshold = Float(bitPattern: UInt32(setBase + Int(node.categorySet)))
             } else if node.defaultLeft {
                 threshold = node.threshold.nextDown
@@ -522,7 +536,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     /// Writes `count` rows widened for the perfect and hybrid layouts,
     /// `wideStride` apart: each row's values, then their negations (NaN stays
     /// NaN), then one column per distinct categorical split, 1 where the row
-    /// goes right (LightGBM's rule, `categoryGoesRight`) and 0 where it goes
+    /// goes right (`categoryGoesRight`) and 0 where it goes
     /// left, so that a categorical split is a numerical one (`> 0.5`) and no
     /// step needs to ask which kind its node is.
     /// With `tinyInputsAreZero`, LightGBM's input rule is applied here too
@@ -550,7 +564,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
                 dst[f &+ i] = -x
             }
             for c in 0..<columnCount {
-                let right = categoryGoesRight(dst[Int(columnFeature[c])], Int(columnSet[c]))
+                let right = categoryGoesRight(dst[Int(columnFeature[c])], Int(columnSet[c]), columnMissingLeft[c])
                 dst[2 &* f &+ c] = right ? 1 : 0
             }
             src += f
@@ -823,17 +837,21 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         if !R.categories || n.feature & PointerNode.categorical == 0 {
             right = x > n.threshold
         } else {
-            right = categoryGoesRight(x, Int(n.threshold.bitPattern))
+            right = categoryGoesRight(x, Int(n.threshold.bitPattern), n.feature & PointerNode.defaultLeft != 0)
         }
         return right ? n.right : n.left
     }
 
-    /// LightGBM's categorical rule: NaN and negative categories go right; the
-    /// category is the value truncated toward zero (C's static_cast<int>), and
-    /// values past Int32's range behave as negative, as they do on x86.
+    /// The IR's categorical rule (see `TreeEnsemble.Node.categorySet`): NaN
+    /// follows the split's missing side; a value at or below `categoryFloor`
+    /// is no category and goes right; the category is the value truncated
+    /// toward zero (C's static_cast<int>), and values past Int32's range
+    /// behave as negative, as they do on x86. Only categorical splits call
+    /// this, so numerical ones never pay for the NaN test.
     @inline(__always)
-    private func categoryGoesRight(_ x: Float, _ set: Int) -> Bool {
-        if x.isNaN || x <= -1 || x >= 2_147_483_648 { return true }
+    private func categoryGoesRight(_ x: Float, _ set: Int, _ missingLeft: Bool) -> Bool {
+        if x.isNaN { return !missingLeft }
+        if x <= categoryFloor || x >= 2_147_483_648 { return true }
         let category = Int(x)
         let range = catRanges[set]
         let word = category >> 5
@@ -844,7 +862,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
 
     private func slowGoesRight(_ x: Float, _ n: PointerNode) -> Bool {
         if n.feature & PointerNode.categorical != 0 {
-            return categoryGoesRight(x, Int(n.threshold.bitPattern))
+            return categoryGoesRight(x, Int(n.threshold.bitPattern), n.feature & PointerNode.defaultLeft != 0)
         }
         // Zero as missing: NaN and |x| ≤ 1e-35 follow the default direction.
         if x.isNaN || (x >= -1e-35 && x <= 1e-35) {
@@ -980,7 +998,8 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         let n = nodes[i]
         let x = row[Int(n.feature & PerfectNode.featureMask)]
         if R.categories && n.feature & PerfectNode.categorical != 0 {
-            return 2 &* i &+ 1 &+ (categoryGoesRight(x, Int(n.threshold.bitPattern)) ? 1 : 0)
+            let right = categoryGoesRight(x, Int(n.threshold.bitPattern), n.feature & PerfectNode.missingLeft != 0)
+            return 2 &* i &+ 1 &+ (right ? 1 : 0)
         }
         return 2 &* i &+ 1 &+ (x > n.threshold ? 1 : 0)
     }

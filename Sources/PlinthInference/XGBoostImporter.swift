@@ -28,13 +28,13 @@ public enum XGBoostImporter {
         try build(UBJSONReader.parse(data), format: "XGBoost UBJSON")
     }
 
-    private static func field(_ v: JSONValue?, _ path: String, _ format: String) throws(ModelError) -> JSONValue {
+    static func field(_ v: JSONValue?, _ path: String, _ format: String) throws(ModelError) -> JSONValue {
         guard let v else { throw .missingField(format: format, field: path) }
         return v
     }
 
     /// XGBoost stores learner parameters as strings ("32"), older writers sometimes as numbers.
-    private static func intParam(_ v: JSONValue?, _ path: String, _ format: String) throws(ModelError) -> Int {
+    static func intParam(_ v: JSONValue?, _ path: String, _ format: String) throws(ModelError) -> Int {
         let value = try field(v, path, format)
         if let s = value.string, let i = Int(s.trimmingSpaces) { return i }
         if case let .int(i) = value, let n = Int(exactly: i) { return n }
@@ -53,14 +53,17 @@ public enum XGBoostImporter {
         guard numClass >= 0, numClass <= maxClasses else {
             throw .tooLarge(what: "learner_model_param.num_class", count: numClass, limit: maxClasses)
         }
-        if params["num_target"] != nil {
-            let targets = try intParam(params["num_target"], "learner_model_param.num_target", format)
-            guard targets <= 1 else {
-                throw .unsupported(format: format, feature: "multi-target models (num_target = \(targets))")
-            }
+        // Multi-target models (several labels, or reg:quantileerror with
+        // several quantiles) have one output per target.
+        let numTarget = params["num_target"] == nil ? 1 : try intParam(params["num_target"], "learner_model_param.num_target", format)
+        guard numTarget >= 1, numTarget <= maxClasses else {
+            throw .invalidField(format: format, field: "learner_model_param.num_target", detail: "\(numTarget) is not in 1...\(maxClasses)")
+        }
+        guard numClass <= 1 || numTarget == 1 else {
+            throw .unsupported(format: format, feature: "num_class \(numClass) together with num_target \(numTarget)")
         }
         let objectiveName = try field(learner["objective"]?["name"], "learner.objective.name", format).string ?? ""
-        let outputCount = max(1, numClass)
+        let outputCount = max(1, numClass, numTarget)
         let (transform, toMargin) = try objective(objectiveName, outputCount: outputCount, format: format)
         let baseScores = try parseBaseScore(params["base_score"], format: format)
         let baseMargins: [Double]
@@ -72,13 +75,33 @@ public enum XGBoostImporter {
             throw .invalidField(format: format, field: "learner_model_param.base_score",
                                 detail: "\(baseScores.count) values for \(outputCount) outputs")
         }
+        var names: [String]?
+        if case let .array(list) = learner["feature_names"], !list.isEmpty {
+            names = list.map { $0.string ?? "" }
+        }
 
         let booster = try field(learner["gradient_booster"], "learner.gradient_booster", format)
         let boosterName = booster["name"]?.string ?? "gbtree"
-        guard boosterName == "gbtree" else {
-            throw .unsupported(format: format, feature: "booster '\(boosterName)' (only gbtree is supported)")
+        let model: JSONValue
+        var treeWeights: [Float]?
+        switch boosterName {
+        case "gbtree":
+            model = try field(booster["model"], "gradient_booster.model", format)
+        case "dart":
+            // DART keeps a gbtree and one weight per tree (`weight_drop`),
+            // which its predict multiplies into each tree's output.
+            model = try field(booster["gbtree"]?["model"], "gradient_booster.gbtree.model", format)
+            guard let weights = try field(booster["weight_drop"], "gradient_booster.weight_drop", format).floatArray() else {
+                throw .invalidField(format: format, field: "gradient_booster.weight_drop", detail: "expected numbers")
+            }
+            treeWeights = weights
+        case "gblinear":
+            let linear = try linearModel(booster, featureCount: featureCount, outputCount: outputCount,
+                                         baseMargins: baseMargins, transform: transform, format: format)
+            return try Model(kind: .linear(linear), featureNames: names)
+        default:
+            throw .unsupported(format: format, feature: "booster '\(boosterName)' (gbtree, dart and gblinear are)")
         }
-        let model = try field(booster["model"], "gradient_booster.model", format)
         guard case let .array(treeValues) = try field(model["trees"], "gradient_booster.model.trees", format) else {
             throw .invalidField(format: format, field: "gradient_booster.model.trees", detail: "expected an array")
         }
@@ -90,32 +113,61 @@ public enum XGBoostImporter {
             throw .invalidField(format: format, field: "gradient_booster.model.tree_info",
                                 detail: "expected \(treeValues.count) integers, one per tree")
         }
-        var trees = [TreeEnsemble.Tree]()
-        trees.reserveCapacity(treeValues.count)
-        var outputs = [Int32]()
-        outputs.reserveCapacity(treeValues.count)
-        for (t, value) in treeValues.enumerated() {
-            trees.append(try tree(value, index: t, format: format))
-            guard treeInfo[t] >= 0, treeInfo[t] < Int64(outputCount) else {
-                throw .badTree(tree: t, detail: "tree_info says class \(treeInfo[t]) but the model has \(outputCount) outputs")
-            }
-            outputs.append(Int32(treeInfo[t]))
+        if let treeWeights, treeWeights.count != treeValues.count {
+            throw .invalidField(format: format, field: "gradient_booster.weight_drop",
+                                detail: "\(treeWeights.count) weights for \(treeValues.count) trees")
         }
-        var names: [String]?
-        if case let .array(list) = learner["feature_names"], !list.isEmpty {
-            names = list.map { $0.string ?? "" }
-        }
+        let wrapper = learner["attributes"]?["scikit_learn"] != nil
+        var kept = treeValues.count
         var note: String?
-        if let (kept, best) = try wrapperTrees(learner: learner, model: model, outputCount: outputCount,
-                                               trees: trees.count, format: format), kept < trees.count {
-            note = "using \(kept) of \(trees.count) trees (best_iteration \(best), as XGBoost's scikit-learn wrapper predicts)"
-            trees.removeLast(trees.count - kept)
-            outputs.removeLast(outputs.count - kept)
+        if let (wrapperKept, best) = try wrapperTrees(learner: learner, model: model, outputCount: outputCount,
+                                                      trees: treeValues.count, format: format), wrapperKept < kept {
+            note = "using \(wrapperKept) of \(kept) trees (best_iteration \(best), as XGBoost's scikit-learn wrapper predicts)"
+            kept = wrapperKept
         }
-        let ensemble = TreeEnsemble(trees: trees, treeOutputs: outputs, outputCount: outputCount,
+        var trees = [TreeEnsemble.Tree]()
+        trees.reserveCapacity(kept)
+        var outputs = [Int32]()
+        outputs.reserveCapacity(kept)
+        for t in 0..<kept {
+            guard treeInfo[t] >= 0, treeInfo[t] < Int64(outputCount) else {
+                throw .badTree(tree: t, detail: "tree_info says output \(treeInfo[t]) but the model has \(outputCount) outputs")
+            }
+            // A vector-leaf tree (multi_strategy=multi_output_tree) becomes
+            // one scalar tree per target, in target order: each target's
+            // sum still adds its trees' leaves in XGBoost's tree order.
+            let leaf: (Float) -> Float
+            if let w = treeWeights?[t] {
+                leaf = dartLeaf(weight: w, base: Float(baseMargins[Int(treeInfo[t])]), wrapper: wrapper)
+            } else {
+                leaf = { $0 }
+            }
+            let converted = try tree(treeValues[t], index: t, leaf: leaf, outputCount: outputCount, format: format)
+            if converted.count == 1 {
+                outputs.append(Int32(treeInfo[t]))
+            } else {
+                outputs.append(contentsOf: (0..<Int32(converted.count)))
+            }
+            trees.append(contentsOf: converted)
+        }
+        var ensemble = TreeEnsemble(trees: trees, treeOutputs: outputs, outputCount: outputCount,
                                     baseMargins: baseMargins, precision: .float32, averageTrees: false,
                                     transform: transform, featureCount: featureCount)
-        return try Model(kind: .trees(ensemble), featureNames: names, note: note)
+        ensemble.negativeIsNoCategory = true
+        let maps = try categoryMaps(model["cats"], featureCount: featureCount, format: format)
+        return try Model(kind: .trees(ensemble), featureNames: names, note: note, categoryMaps: maps)
+    }
+
+    /// What a DART tree's leaf adds to its output's sum, in float32 as
+    /// XGBoost computes it. `Booster.predict` adds `leaf * weight`;
+    /// the scikit-learn wrapper's `predict` goes through `inplace_predict`,
+    /// whose DART adds `((base + leaf) - base) * weight` (the tree is
+    /// predicted on top of the base margin, which is then taken off again),
+    /// and the two differ in the last bit on many rows. A wrapper's file is
+    /// scored as the wrapper scores it, as for best_iteration.
+    static func dartLeaf(weight: Float, base: Float, wrapper: Bool) -> (Float) -> Float {
+        if wrapper { return { leaf in ((base + leaf) - base) * weight } }
+        return { leaf in leaf * weight }
     }
 
     /// The trees XGBoost's scikit-learn wrapper predicts with, for a file it
@@ -156,21 +208,31 @@ public enum XGBoostImporter {
     }
 
     /// The output transform and base-score conversion (XGBoost's `ProbToMargin`) of an objective.
+    ///
+    /// From XGBoost 3.2's src/objective: the logistic losses clamp the score
+    /// to [1e-6, 1 - 1e-6] and take `-logf(1/x - 1)`; the log-link ones
+    /// (Poisson, gamma, Tweedie, Cox, AFT) take `logf`; every other objective,
+    /// `binary:logitraw` included since 1.4, keeps base_score as it is.
     static func objective(_ name: String, outputCount: Int,
                           format: String) throws(ModelError) -> (OutputTransform, @Sendable (Float) -> Double) {
         let identity: @Sendable (Float) -> Double = { Double($0) }
         // XGBoost computes these in float32.
-        let logit: @Sendable (Float) -> Double = { Double(-logf(1.0 / $0 - 1.0)) }
+        let logit: @Sendable (Float) -> Double = { score in
+            let bounded = min(max(score, 1e-6), 1 - 1e-6)
+            return Double(-logf(1.0 / bounded - 1.0))
+        }
         let log: @Sendable (Float) -> Double = { Double(logf($0)) }
         switch name {
         case "binary:logistic", "reg:logistic":
             return (.sigmoid(scale: 1), logit)
         case "binary:logitraw":
-            return (.identity, logit)
+            return (.identity, identity)
+        case "binary:hinge":
+            return (.step, identity)
         case "reg:squarederror", "reg:linear", "reg:squaredlogerror", "reg:pseudohubererror",
              "reg:absoluteerror", "reg:quantileerror", "rank:pairwise", "rank:ndcg", "rank:map":
             return (.identity, identity)
-        case "count:poisson", "reg:gamma", "reg:tweedie":
+        case "count:poisson", "reg:gamma", "reg:tweedie", "survival:cox", "survival:aft":
             return (.exp, log)
         case "multi:softprob", "multi:softmax":
             guard outputCount >= 2 else {
@@ -203,83 +265,6 @@ public enum XGBoostImporter {
         }
         guard !out.isEmpty else { throw .invalidField(format: format, field: path, detail: "empty") }
         return out
-    }
-
-    /// Converts one XGBoost tree (parallel node arrays, children by index,
-    /// -1 for none) into the IR, numbering split nodes breadth-first so that
-    /// children always follow parents.
-    static func tree(_ value: JSONValue, index t: Int, format: String) throws(ModelError) -> TreeEnsemble.Tree {
-        func array(_ name: String) throws(ModelError) -> JSONValue {
-            guard let v = value[name] else { throw .missingField(format: format, field: "trees[\(t)].\(name)") }
-            return v
-        }
-        func ints(_ name: String) throws(ModelError) -> [Int64] {
-            guard let a = try array(name).intArray() else {
-                throw .invalidField(format: format, field: "trees[\(t)].\(name)", detail: "expected integers")
-            }
-            return a
-        }
-        if let size = value["tree_param"]?["size_leaf_vector"]?.string, let n = Int(size), n > 1 {
-            throw .unsupported(format: format, feature: "vector leaves (tree \(t), size_leaf_vector = \(n))")
-        }
-        let left = try ints("left_children")
-        let right = try ints("right_children")
-        let splitIndices = try ints("split_indices")
-        let defaultLeft = try ints("default_left")
-        guard let conditions = try array("split_conditions").floatArray() else {
-            throw .invalidField(format: format, field: "trees[\(t)].split_conditions", detail: "expected numbers")
-        }
-        let count = left.count
-        guard count >= 1 else { throw .badTree(tree: t, detail: "has no nodes") }
-        for (name, n) in [("right_children", right.count), ("split_indices", splitIndices.count),
-                          ("split_conditions", conditions.count), ("default_left", defaultLeft.count)] where n != count {
-            throw .badTree(tree: t, detail: "\(name) has \(n) entries but left_children has \(count)")
-        }
-        if let declared = value["tree_param"]?["num_nodes"]?.string, let n = Int(declared), n != count {
-            throw .badTree(tree: t, detail: "tree_param.num_nodes is \(n) but the node arrays hold \(count)")
-        }
-        if let types = value["split_type"]?.intArray(), let n = types.firstIndex(where: { $0 != 0 }) {
-            throw .unsupported(format: format, feature: "categorical split (tree \(t), node \(n))")
-        }
-
-        // Breadth-first renumbering; `visited` catches cycles and shared children.
-        var visited = [Bool](repeating: false, count: count)
-        var nodes = [TreeEnsemble.Node]()
-        var leaves = [Double]()
-        var queue = [(source: Int, parent: Int, isLeft: Bool)]()
-        queue.reserveCapacity(count)
-        queue.append((0, -1, false))
-        var head = 0
-        while head < queue.count {
-            let (i, parent, isLeft) = queue[head]
-            head += 1
-            guard i >= 0, i < count else { throw .badTree(tree: t, detail: "child index \(i) is out of range 0..<\(count)") }
-            guard !visited[i] else { throw .badTree(tree: t, detail: "node \(i) is reached twice (cycle or shared child)") }
-            visited[i] = true
-            let ref: Int32
-            if left[i] == -1 {
-                ref = ~Int32(leaves.count)
-                leaves.append(Double(conditions[i]))
-            } else {
-                guard right[i] != -1 else { throw .badTree(tree: t, detail: "node \(i) has a left child but no right child") }
-                let feature = splitIndices[i]
-                guard feature >= 0, feature <= Int64(Int32.max) else {
-                    throw .featureOutOfRange(tree: t, node: i, feature: Int(feature), featureCount: 0)
-                }
-                ref = Int32(nodes.count)
-                nodes.append(TreeEnsemble.Node(feature: Int32(feature), threshold: conditions[i], left: 0, right: 0,
-                                               defaultLeft: defaultLeft[i] != 0))
-                guard left[i] >= 0, left[i] < Int64(count), right[i] >= 0, right[i] < Int64(count) else {
-                    throw .badTree(tree: t, detail: "node \(i) has children \(left[i]), \(right[i]) outside 0..<\(count)")
-                }
-                queue.append((Int(left[i]), Int(ref), true))
-                queue.append((Int(right[i]), Int(ref), false))
-            }
-            if parent >= 0 {
-                if isLeft { nodes[parent].left = ref } else { nodes[parent].right = ref }
-            }
-        }
-        return TreeEnsemble.Tree(nodes: nodes, leaves: leaves)
     }
 }
 

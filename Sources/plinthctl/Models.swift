@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import PlinthClient
+import PlinthInference
 import PlinthRegistry
 import PlinthWire
 import SwiftProtobuf
@@ -119,6 +120,12 @@ struct Models: ParsableCommand {
                 do { data = try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
                     throw ValidationError("cannot read \(file): \(error.localizedDescription)")
                 }
+                // What the importer does that a user comparing with the
+                // library should know ("using 57 of 100 trees" for a
+                // scikit-learn wrapper's file after early stopping) is kept
+                // with the version, so `models show` can say it. A file
+                // Plinth cannot read registers as before: serving reports it.
+                let note = (try? ModelLoader.load(data: [UInt8](data)))?.note
                 let c = try options.connect()
                 let digest = try uploadBlob(c, data)
                 let version = try c.call(Method.createModelVersion, PBCreateModelVersionRequest.with {
@@ -128,6 +135,7 @@ struct Models: ParsableCommand {
                     $0.artifactDigest = digest
                     $0.artifactFormat = format ?? detectFormat(data)
                     $0.signature = signature
+                    if let note { $0.tags[modelNoteTag] = note }
                     // The alias is set in the same request: one commit, and a
                     // refused (protected) alias registers nothing.
                     if let alias { $0.aliases = [alias]; $0.reason = reason }
@@ -380,6 +388,10 @@ func describe(_ change: PBAliasChange) -> String {
     return "\(change.model)@\(change.alias): \(from) -> \(to) by \(change.who)\(change.checked ? " (policy passed)" : "")"
 }
 
+/// The version tag holding the model's import note (`Model.note`), set by
+/// `models register` and shown by `models show` as its own row.
+let modelNoteTag = "plinth.model_note"
+
 func versionRows(_ v: PBModelVersion) -> [[String]] {
     var rows = [["model", v.model], ["version", "\(v.version)"], ["aliases", v.aliases.joined(separator: ", ")],
                 ["run", v.runID.isEmpty ? "-" : v.runID], ["artifact", "sha256:\(v.artifactDigest) (\(v.artifactFormat))"],
@@ -393,6 +405,7 @@ func versionRows(_ v: PBModelVersion) -> [[String]] {
         rows.append(["defaults", s.defaults.sorted { $0.key < $1.key }.map { "\($0.key)=\(formatNumber($0.value))" }.joined(separator: ", ")])
     }
     for (k, m) in v.metrics.sorted(by: { $0.key < $1.key }) { rows.append(["metric \(k)", formatNumber(m)]) }
-    for (k, t) in v.tags.sorted(by: { $0.key < $1.key }) { rows.append(["tag \(k)", t]) }
+    if let note = v.tags[modelNoteTag] { rows.append(["note", note]) }
+    for (k, t) in v.tags.sorted(by: { $0.key < $1.key }) where k != modelNoteTag { rows.append(["tag \(k)", t]) }
     return rows
 }

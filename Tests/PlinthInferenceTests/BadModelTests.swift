@@ -83,10 +83,10 @@ import Testing
     @Test func unsupportedObjectiveIsNamed() throws {
         let data = try xgboostJSON { doc in
             var learner = doc["learner"] as! [String: Any]
-            learner["objective"] = ["name": "survival:cox"]
+            learner["objective"] = ["name": "reg:custom"]
             doc["learner"] = learner
         }
-        #expect(throws: ModelError.unsupported(format: "XGBoost JSON", feature: "objective 'survival:cox'")) {
+        #expect(throws: ModelError.unsupported(format: "XGBoost JSON", feature: "objective 'reg:custom'")) {
             try XGBoostImporter.load(json: data)
         }
     }
@@ -126,13 +126,15 @@ import Testing
         }
     }
 
-    @Test func categoricalXGBoostSplitIsUnsupported() throws {
+    @Test func categoricalXGBoostSplitWithoutCategoriesIsNamed() throws {
+        // A node marked categorical must have its categories listed; one
+        // that has none is a corrupt file, not an empty set.
         let data = try editFirstTree { tree in
             var types = tree["split_type"] as! [Int]
             types[2] = 1
             tree["split_type"] = types
         }
-        #expect(throws: ModelError.unsupported(format: "XGBoost JSON", feature: "categorical split (tree 0, node 2)")) {
+        #expect(throws: ModelError.badTree(tree: 0, detail: "node 2 is a categorical split with no categories listed")) {
             try XGBoostImporter.load(json: data)
         }
     }

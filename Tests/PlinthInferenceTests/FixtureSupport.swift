@@ -60,15 +60,9 @@ func compare(_ model: Model, rows: [[Float]], expected: [(margin: [Double], prob
             worstProb = max(worstProb, abs(p[i] - expected[r].prob[i]))
         }
     }
-    let flat = rows.flatMap { $0 }
     for threads in [1, 2] {
         for kind in OutputKind.allCases {
-            var out = [Double](repeating: .nan, count: rows.count * k)
-            try flat.withUnsafeBufferPointer { f in
-                try out.withUnsafeMutableBufferPointer { o in
-                    try model.predictBatch(rows: f, rowCount: rows.count, into: o, kind: kind, threads: threads)
-                }
-            }
+            let out = try scoreBatch(model, rows, kind: kind, threads: threads)
             for r in 0..<rows.count {
                 for i in 0..<k {
                     if kind == .margin {
@@ -81,4 +75,16 @@ func compare(_ model: Model, rows: [[Float]], expected: [(margin: [Double], prob
         }
     }
     return (worstMargin, worstProb)
+}
+
+/// Scores `rows` with `predictBatch` into a new array, `outputCount` values a row.
+func scoreBatch(_ model: Model, _ rows: [[Float]], kind: OutputKind, threads: Int) throws -> [Double] {
+    let flat = rows.flatMap { $0 }
+    var out = [Double](repeating: .nan, count: rows.count * model.outputCount)
+    try flat.withUnsafeBufferPointer { f in
+        try out.withUnsafeMutableBufferPointer { o in
+            try model.predictBatch(rows: f, rowCount: rows.count, into: o, kind: kind, threads: threads)
+        }
+    }
+    return out
 }

@@ -23,6 +23,32 @@ import Testing
         }
     }
 
+    /// The IR that XGBoost's other kinds brought: categorical splits whose
+    /// missing values go left and `negativeIsNoCategory`, the step transform,
+    /// gblinear's float32 summation, vector leaves split per target, and
+    /// the importer's note.
+    @Test(arguments: ["xgb_cat_partition.json", "xgb_hinge.json", "xgb_gblinear.json",
+                      "xgb_multi_output_tree.json", "xgb_sklearn_early_stop.json"])
+    func xgboostKindsRoundTrip(_ name: String) throws {
+        let original = try ModelLoader.load(path: try Fixture.path(name))
+        let decoded = try ModelLoader.load(data: try NativeModelFormat.encode(original))
+        #expect(decoded.kind == original.kind)
+        #expect(decoded.note == original.note)
+        if case let .trees(e) = decoded.kind {
+            #expect(e.negativeIsNoCategory)
+            if name == "xgb_hinge.json" { #expect(e.transform == .step) }
+            if name == "xgb_cat_partition.json" {
+                #expect(e.trees.contains { $0.nodes.contains { $0.categorySet >= 0 && $0.defaultLeft } })
+            }
+        } else if case let .linear(l) = decoded.kind {
+            #expect(l.summation == .float32SkippingMissing)
+        }
+        let rows = try Fixture.rows(name.hasPrefix("xgb_cat") ? "xgb_cat_rows.csv" : "xgb_kinds_rows.csv")
+        for row in rows.prefix(50) where row.count >= original.featureCount {
+            #expect(try decoded.predict(row, kind: .margin) == original.predict(row, kind: .margin))
+        }
+    }
+
     @Test func fiveHundredTreeModelLoadsUnder50ms() throws {
         let original = try ModelLoader.load(path: try Fixture.path("xgb_binary_500x8.ubj"))
         let bytes = try NativeModelFormat.encode(original)

@@ -39,6 +39,10 @@ public nonisolated struct PBModelIR: Sendable {
   /// Feature names in input order; empty when the source had none.
   public var featureNames: [String] = []
 
+  /// What the importer did that a user should know ("using 57 of 100
+  /// trees ..."); empty when nothing.
+  public var note: String = String()
+
   /// Features that take original category values (a LightGBM model trained
   /// on pandas category columns), each with its category list.
   public var categoryMaps: [PBCategoryMapIR] = []
@@ -125,6 +129,9 @@ public nonisolated struct PBOutputTransformIR: Sendable {
 
     /// log1p(exp(margin)) (LightGBM cross_entropy_lambda).
     case softplus // = 7
+
+    /// 1 where margin > 0, else 0 (XGBoost binary:hinge).
+    case step // = 5
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -138,6 +145,7 @@ public nonisolated struct PBOutputTransformIR: Sendable {
       case 2: self = .sigmoid
       case 3: self = .softmax
       case 4: self = .exp
+      case 5: self = .step
       case 6: self = .signedSquare
       case 7: self = .softplus
       default: self = .UNRECOGNIZED(rawValue)
@@ -151,6 +159,7 @@ public nonisolated struct PBOutputTransformIR: Sendable {
       case .sigmoid: return 2
       case .softmax: return 3
       case .exp: return 4
+      case .step: return 5
       case .signedSquare: return 6
       case .softplus: return 7
       case .UNRECOGNIZED(let i): return i
@@ -166,6 +175,7 @@ public nonisolated struct PBOutputTransformIR: Sendable {
       .exp,
       .signedSquare,
       .softplus,
+      .step,
     ]
 
   }
@@ -316,6 +326,14 @@ public nonisolated struct PBTreeEnsembleIR: @unchecked Sendable {
     set {_uniqueStorage()._linearCoefficients = newValue}
   }
 
+  /// Categorical splits: a value below zero is no category (XGBoost) rather
+  /// than truncated toward zero, so -0.5 is not category 0 (LightGBM). A
+  /// missing value follows node_flags bit 0 at categorical splits too.
+  public var negativeIsNoCategory: Bool {
+    get {_storage._negativeIsNoCategory}
+    set {_uniqueStorage()._negativeIsNoCategory = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum Precision: SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -385,6 +403,10 @@ public nonisolated struct PBLinearModelIR: Sendable {
   public var hasTransform: Bool {self._transform != nil}
   /// Clears the value of `transform`. Subsequent reads from it will return its default value.
   public mutating func clearTransform() {self._transform = nil}
+
+  /// Sum as XGBoost's gblinear does: float32, in feature order, from the
+  /// intercept, a missing input skipped (else float64, NaN makes NaN).
+  public var float32SkippingMissing: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -489,7 +511,7 @@ fileprivate nonisolated let _protobuf_package = "plinth.v1"
 
 nonisolated extension PBModelIR: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ModelIR"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}feature_count\0\u{3}feature_names\0\u{4}\u{2}category_maps\0\u{2}\u{5}trees\0\u{1}linear\0\u{1}network\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}format_version\0\u{3}feature_count\0\u{3}feature_names\0\u{1}note\0\u{3}category_maps\0\u{2}\u{5}trees\0\u{1}linear\0\u{1}network\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -500,6 +522,7 @@ nonisolated extension PBModelIR: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.formatVersion) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.featureCount) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.featureNames) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.note) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.categoryMaps) }()
       case 10: try {
         var v: PBTreeEnsembleIR?
@@ -559,6 +582,9 @@ nonisolated extension PBModelIR: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.featureNames.isEmpty {
       try visitor.visitRepeatedStringField(value: self.featureNames, fieldNumber: 3)
     }
+    if !self.note.isEmpty {
+      try visitor.visitSingularStringField(value: self.note, fieldNumber: 4)
+    }
     if !self.categoryMaps.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.categoryMaps, fieldNumber: 5)
     }
@@ -584,6 +610,7 @@ nonisolated extension PBModelIR: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.formatVersion != rhs.formatVersion {return false}
     if lhs.featureCount != rhs.featureCount {return false}
     if lhs.featureNames != rhs.featureNames {return false}
+    if lhs.note != rhs.note {return false}
     if lhs.categoryMaps != rhs.categoryMaps {return false}
     if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -667,12 +694,12 @@ nonisolated extension PBOutputTransformIR: SwiftProtobuf.Message, SwiftProtobuf.
 }
 
 nonisolated extension PBOutputTransformIR.Kind: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}KIND_IDENTITY\0\u{1}KIND_SIGMOID\0\u{1}KIND_SOFTMAX\0\u{1}KIND_EXP\0\u{2}\u{2}KIND_SIGNED_SQUARE\0\u{1}KIND_SOFTPLUS\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0KIND_UNSPECIFIED\0\u{1}KIND_IDENTITY\0\u{1}KIND_SIGMOID\0\u{1}KIND_SOFTMAX\0\u{1}KIND_EXP\0\u{1}KIND_STEP\0\u{1}KIND_SIGNED_SQUARE\0\u{1}KIND_SOFTPLUS\0")
 }
 
 nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TreeEnsembleIR"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}output_count\0\u{3}base_margins\0\u{1}precision\0\u{3}average_trees\0\u{1}transform\0\u{3}tree_outputs\0\u{3}tree_node_counts\0\u{3}tree_category_set_counts\0\u{1}features\0\u{1}thresholds\0\u{3}left_children\0\u{3}right_children\0\u{3}node_flags\0\u{3}category_sets\0\u{3}leaf_values\0\u{3}category_set_sizes\0\u{3}category_words\0\u{3}tiny_inputs_are_zero\0\u{3}tree_linear\0\u{3}linear_constants\0\u{3}linear_term_counts\0\u{3}linear_features\0\u{3}linear_coefficients\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}output_count\0\u{3}base_margins\0\u{1}precision\0\u{3}average_trees\0\u{1}transform\0\u{3}tree_outputs\0\u{3}tree_node_counts\0\u{3}tree_category_set_counts\0\u{1}features\0\u{1}thresholds\0\u{3}left_children\0\u{3}right_children\0\u{3}node_flags\0\u{3}category_sets\0\u{3}leaf_values\0\u{3}category_set_sizes\0\u{3}category_words\0\u{3}tiny_inputs_are_zero\0\u{3}tree_linear\0\u{3}linear_constants\0\u{3}linear_term_counts\0\u{3}linear_features\0\u{3}linear_coefficients\0\u{4}\u{7}negative_is_no_category\0")
 
   fileprivate class _StorageClass {
     var _outputCount: UInt32 = 0
@@ -698,6 +725,7 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
     var _linearTermCounts: [UInt32] = []
     var _linearFeatures: [UInt32] = []
     var _linearCoefficients: [Double] = []
+    var _negativeIsNoCategory: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -731,6 +759,7 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
       _linearTermCounts = source._linearTermCounts
       _linearFeatures = source._linearFeatures
       _linearCoefficients = source._linearCoefficients
+      _negativeIsNoCategory = source._negativeIsNoCategory
     }
   }
 
@@ -772,6 +801,7 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
         case 21: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._linearTermCounts) }()
         case 22: try { try decoder.decodeRepeatedUInt32Field(value: &_storage._linearFeatures) }()
         case 23: try { try decoder.decodeRepeatedDoubleField(value: &_storage._linearCoefficients) }()
+        case 30: try { try decoder.decodeSingularBoolField(value: &_storage._negativeIsNoCategory) }()
         default: break
         }
       }
@@ -853,6 +883,9 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
       if !_storage._linearCoefficients.isEmpty {
         try visitor.visitPackedDoubleField(value: _storage._linearCoefficients, fieldNumber: 23)
       }
+      if _storage._negativeIsNoCategory != false {
+        try visitor.visitSingularBoolField(value: _storage._negativeIsNoCategory, fieldNumber: 30)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -885,6 +918,7 @@ nonisolated extension PBTreeEnsembleIR: SwiftProtobuf.Message, SwiftProtobuf._Me
         if _storage._linearTermCounts != rhs_storage._linearTermCounts {return false}
         if _storage._linearFeatures != rhs_storage._linearFeatures {return false}
         if _storage._linearCoefficients != rhs_storage._linearCoefficients {return false}
+        if _storage._negativeIsNoCategory != rhs_storage._negativeIsNoCategory {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -900,7 +934,7 @@ nonisolated extension PBTreeEnsembleIR.Precision: SwiftProtobuf._ProtoNameProvid
 
 nonisolated extension PBLinearModelIR: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LinearModelIR"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}output_count\0\u{1}weights\0\u{1}intercepts\0\u{1}transform\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}output_count\0\u{1}weights\0\u{1}intercepts\0\u{1}transform\0\u{3}float32_skipping_missing\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -912,6 +946,7 @@ nonisolated extension PBLinearModelIR: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 2: try { try decoder.decodeRepeatedDoubleField(value: &self.weights) }()
       case 3: try { try decoder.decodeRepeatedDoubleField(value: &self.intercepts) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._transform) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.float32SkippingMissing) }()
       default: break
       }
     }
@@ -934,6 +969,9 @@ nonisolated extension PBLinearModelIR: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._transform {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
+    if self.float32SkippingMissing != false {
+      try visitor.visitSingularBoolField(value: self.float32SkippingMissing, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -942,6 +980,7 @@ nonisolated extension PBLinearModelIR: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.weights != rhs.weights {return false}
     if lhs.intercepts != rhs.intercepts {return false}
     if lhs._transform != rhs._transform {return false}
+    if lhs.float32SkippingMissing != rhs.float32SkippingMissing {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15plinth/v1/model.proto\x12\tplinth.v1\"\x8e\x02\n\x07ModelIR\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x15\n\rfeature_count\x18\x02 \x01(\r\x12\x15\n\rfeature_names\x18\x03 \x03(\t\x12/\n\rcategory_maps\x18\x05 \x03(\x0b\x32\x18.plinth.v1.CategoryMapIR\x12*\n\x05trees\x18\n \x01(\x0b\x32\x19.plinth.v1.TreeEnsembleIRH\x00\x12*\n\x06linear\x18\x0b \x01(\x0b\x32\x18.plinth.v1.LinearModelIRH\x00\x12,\n\x07network\x18\x0c \x01(\x0b\x32\x19.plinth.v1.DenseNetworkIRH\x00\x42\x06\n\x04kind\"B\n\rCategoryMapIR\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\r\x12\x0f\n\x07numbers\x18\x02 \x03(\x01\x12\x0f\n\x07strings\x18\x03 \x03(\t\"\xea\x01\n\x11OutputTransformIR\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.plinth.v1.OutputTransformIR.Kind\x12\x15\n\rsigmoid_scale\x18\x02 \x01(\x01\"\x8c\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_IDENTITY\x10\x01\x12\x10\n\x0cKIND_SIGMOID\x10\x02\x12\x10\n\x0cKIND_SOFTMAX\x10\x03\x12\x0c\n\x08KIND_EXP\x10\x04\x12\x16\n\x12KIND_SIGNED_SQUARE\x10\x06\x12\x11\n\rKIND_SOFTPLUS\x10\x07\"\xcc\x05\n\x0eTreeEnsembleIR\x12\x14\n\x0coutput_count\x18\x01 \x01(\r\x12\x14\n\x0c\x62\x61se_margins\x18\x02 \x03(\x01\x12\x36\n\tprecision\x18\x03 \x01(\x0e\x32#.plinth.v1.TreeEnsembleIR.Precision\x12\x15\n\raverage_trees\x18\x04 \x01(\x08\x12/\n\ttransform\x18\x05 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIR\x12\x14\n\x0ctree_outputs\x18\x06 \x03(\r\x12\x18\n\x10tree_node_counts\x18\x07 \x03(\r\x12 \n\x18tree_category_set_counts\x18\x08 \x03(\r\x12\x10\n\x08\x66\x65\x61tures\x18\t \x03(\r\x12\x12\n\nthresholds\x18\n \x03(\x02\x12\x15\n\rleft_children\x18\x0b \x03(\x11\x12\x16\n\x0eright_children\x18\x0c \x03(\x11\x12\x12\n\nnode_flags\x18\r \x03(\r\x12\x15\n\rcategory_sets\x18\x0e \x03(\x11\x12\x13\n\x0bleaf_values\x18\x0f \x03(\x01\x12\x1a\n\x12\x63\x61tegory_set_sizes\x18\x10 \x03(\r\x12\x16\n\x0e\x63\x61tegory_words\x18\x11 \x03(\x07\x12\x1c\n\x14tiny_inputs_are_zero\x18\x12 \x01(\x08\x12\x13\n\x0btree_linear\x18\x13 \x03(\x08\x12\x18\n\x10linear_constants\x18\x14 \x03(\x01\x12\x1a\n\x12linear_term_counts\x18\x15 \x03(\r\x12\x17\n\x0flinear_features\x18\x16 \x03(\r\x12\x1b\n\x13linear_coefficients\x18\x17 \x03(\x01\"T\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x15\n\x11PRECISION_FLOAT32\x10\x01\x12\x15\n\x11PRECISION_FLOAT64\x10\x02\"{\n\rLinearModelIR\x12\x14\n\x0coutput_count\x18\x01 \x01(\r\x12\x0f\n\x07weights\x18\x02 \x03(\x01\x12\x12\n\nintercepts\x18\x03 \x03(\x01\x12/\n\ttransform\x18\x04 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIR\"\x96\x02\n\x0c\x44\x65nseLayerIR\x12\x13\n\x0binput_count\x18\x01 \x01(\r\x12\x14\n\x0coutput_count\x18\x02 \x01(\r\x12\x0f\n\x07weights\x18\x03 \x03(\x01\x12\x0c\n\x04\x62ias\x18\x04 \x03(\x01\x12\x36\n\nactivation\x18\x05 \x01(\x0e\x32\".plinth.v1.DenseLayerIR.Activation\"\x83\x01\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x43TIVATION_IDENTITY\x10\x01\x12\x13\n\x0f\x41\x43TIVATION_RELU\x10\x02\x12\x13\n\x0f\x41\x43TIVATION_TANH\x10\x03\x12\x16\n\x12\x41\x43TIVATION_SIGMOID\x10\x04\"j\n\x0e\x44\x65nseNetworkIR\x12\'\n\x06layers\x18\x01 \x03(\x0b\x32\x17.plinth.v1.DenseLayerIR\x12/\n\ttransform\x18\x02 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIRB\x05\xba\x02\x02PBb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15plinth/v1/model.proto\x12\tplinth.v1\"\x9c\x02\n\x07ModelIR\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x15\n\rfeature_count\x18\x02 \x01(\r\x12\x15\n\rfeature_names\x18\x03 \x03(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\x12/\n\rcategory_maps\x18\x05 \x03(\x0b\x32\x18.plinth.v1.CategoryMapIR\x12*\n\x05trees\x18\n \x01(\x0b\x32\x19.plinth.v1.TreeEnsembleIRH\x00\x12*\n\x06linear\x18\x0b \x01(\x0b\x32\x18.plinth.v1.LinearModelIRH\x00\x12,\n\x07network\x18\x0c \x01(\x0b\x32\x19.plinth.v1.DenseNetworkIRH\x00\x42\x06\n\x04kind\"B\n\rCategoryMapIR\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\r\x12\x0f\n\x07numbers\x18\x02 \x03(\x01\x12\x0f\n\x07strings\x18\x03 \x03(\t\"\xf9\x01\n\x11OutputTransformIR\x12/\n\x04kind\x18\x01 \x01(\x0e\x32!.plinth.v1.OutputTransformIR.Kind\x12\x15\n\rsigmoid_scale\x18\x02 \x01(\x01\"\x9b\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x11\n\rKIND_IDENTITY\x10\x01\x12\x10\n\x0cKIND_SIGMOID\x10\x02\x12\x10\n\x0cKIND_SOFTMAX\x10\x03\x12\x0c\n\x08KIND_EXP\x10\x04\x12\x16\n\x12KIND_SIGNED_SQUARE\x10\x06\x12\x11\n\rKIND_SOFTPLUS\x10\x07\x12\r\n\tKIND_STEP\x10\x05\"\xed\x05\n\x0eTreeEnsembleIR\x12\x14\n\x0coutput_count\x18\x01 \x01(\r\x12\x14\n\x0c\x62\x61se_margins\x18\x02 \x03(\x01\x12\x36\n\tprecision\x18\x03 \x01(\x0e\x32#.plinth.v1.TreeEnsembleIR.Precision\x12\x15\n\raverage_trees\x18\x04 \x01(\x08\x12/\n\ttransform\x18\x05 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIR\x12\x14\n\x0ctree_outputs\x18\x06 \x03(\r\x12\x18\n\x10tree_node_counts\x18\x07 \x03(\r\x12 \n\x18tree_category_set_counts\x18\x08 \x03(\r\x12\x10\n\x08\x66\x65\x61tures\x18\t \x03(\r\x12\x12\n\nthresholds\x18\n \x03(\x02\x12\x15\n\rleft_children\x18\x0b \x03(\x11\x12\x16\n\x0eright_children\x18\x0c \x03(\x11\x12\x12\n\nnode_flags\x18\r \x03(\r\x12\x15\n\rcategory_sets\x18\x0e \x03(\x11\x12\x13\n\x0bleaf_values\x18\x0f \x03(\x01\x12\x1a\n\x12\x63\x61tegory_set_sizes\x18\x10 \x03(\r\x12\x16\n\x0e\x63\x61tegory_words\x18\x11 \x03(\x07\x12\x1c\n\x14tiny_inputs_are_zero\x18\x12 \x01(\x08\x12\x13\n\x0btree_linear\x18\x13 \x03(\x08\x12\x18\n\x10linear_constants\x18\x14 \x03(\x01\x12\x1a\n\x12linear_term_counts\x18\x15 \x03(\r\x12\x17\n\x0flinear_features\x18\x16 \x03(\r\x12\x1b\n\x13linear_coefficients\x18\x17 \x03(\x01\x12\x1f\n\x17negative_is_no_category\x18\x1e \x01(\x08\"T\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x15\n\x11PRECISION_FLOAT32\x10\x01\x12\x15\n\x11PRECISION_FLOAT64\x10\x02\"\x9d\x01\n\rLinearModelIR\x12\x14\n\x0coutput_count\x18\x01 \x01(\r\x12\x0f\n\x07weights\x18\x02 \x03(\x01\x12\x12\n\nintercepts\x18\x03 \x03(\x01\x12/\n\ttransform\x18\x04 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIR\x12 \n\x18\x66loat32_skipping_missing\x18\x05 \x01(\x08\"\x96\x02\n\x0c\x44\x65nseLayerIR\x12\x13\n\x0binput_count\x18\x01 \x01(\r\x12\x14\n\x0coutput_count\x18\x02 \x01(\r\x12\x0f\n\x07weights\x18\x03 \x03(\x01\x12\x0c\n\x04\x62ias\x18\x04 \x03(\x01\x12\x36\n\nactivation\x18\x05 \x01(\x0e\x32\".plinth.v1.DenseLayerIR.Activation\"\x83\x01\n\nActivation\x12\x1a\n\x16\x41\x43TIVATION_UNSPECIFIED\x10\x00\x12\x17\n\x13\x41\x43TIVATION_IDENTITY\x10\x01\x12\x13\n\x0f\x41\x43TIVATION_RELU\x10\x02\x12\x13\n\x0f\x41\x43TIVATION_TANH\x10\x03\x12\x16\n\x12\x41\x43TIVATION_SIGMOID\x10\x04\"j\n\x0e\x44\x65nseNetworkIR\x12\'\n\x06layers\x18\x01 \x03(\x0b\x32\x17.plinth.v1.DenseLayerIR\x12/\n\ttransform\x18\x02 \x01(\x0b\x32\x1c.plinth.v1.OutputTransformIRB\x05\xba\x02\x02PBb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'plinth.v1.model_pb2', globals())
@@ -22,23 +22,23 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'\272\002\002PB'
   _MODELIR._serialized_start=37
-  _MODELIR._serialized_end=307
-  _CATEGORYMAPIR._serialized_start=309
-  _CATEGORYMAPIR._serialized_end=375
-  _OUTPUTTRANSFORMIR._serialized_start=378
-  _OUTPUTTRANSFORMIR._serialized_end=612
-  _OUTPUTTRANSFORMIR_KIND._serialized_start=472
-  _OUTPUTTRANSFORMIR_KIND._serialized_end=612
-  _TREEENSEMBLEIR._serialized_start=615
-  _TREEENSEMBLEIR._serialized_end=1331
-  _TREEENSEMBLEIR_PRECISION._serialized_start=1247
-  _TREEENSEMBLEIR_PRECISION._serialized_end=1331
-  _LINEARMODELIR._serialized_start=1333
-  _LINEARMODELIR._serialized_end=1456
-  _DENSELAYERIR._serialized_start=1459
-  _DENSELAYERIR._serialized_end=1737
-  _DENSELAYERIR_ACTIVATION._serialized_start=1606
-  _DENSELAYERIR_ACTIVATION._serialized_end=1737
-  _DENSENETWORKIR._serialized_start=1739
-  _DENSENETWORKIR._serialized_end=1845
+  _MODELIR._serialized_end=321
+  _CATEGORYMAPIR._serialized_start=323
+  _CATEGORYMAPIR._serialized_end=389
+  _OUTPUTTRANSFORMIR._serialized_start=392
+  _OUTPUTTRANSFORMIR._serialized_end=641
+  _OUTPUTTRANSFORMIR_KIND._serialized_start=486
+  _OUTPUTTRANSFORMIR_KIND._serialized_end=641
+  _TREEENSEMBLEIR._serialized_start=644
+  _TREEENSEMBLEIR._serialized_end=1393
+  _TREEENSEMBLEIR_PRECISION._serialized_start=1309
+  _TREEENSEMBLEIR_PRECISION._serialized_end=1393
+  _LINEARMODELIR._serialized_start=1396
+  _LINEARMODELIR._serialized_end=1553
+  _DENSELAYERIR._serialized_start=1556
+  _DENSELAYERIR._serialized_end=1834
+  _DENSELAYERIR_ACTIVATION._serialized_start=1703
+  _DENSELAYERIR_ACTIVATION._serialized_end=1834
+  _DENSENETWORKIR._serialized_start=1836
+  _DENSENETWORKIR._serialized_end=1942
 # @@protoc_insertion_point(module_scope)
