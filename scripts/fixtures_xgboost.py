@@ -127,6 +127,9 @@ def generate(out, write_expected):
         bst = xgb.train(dict(base, objective="binary:logistic", max_depth=4, max_cat_to_onehot=onehot),
                         xgb.DMatrix(frame, label=(y > 0.3).astype(np.float32), enable_categorical=True), 10)
         bst.save_model(os.path.join(out, f"{name}.json"))
+        if name == "xgb_cat_partition":
+            # UBJSON stores cats' values as typed arrays.
+            bst.save_model(os.path.join(out, f"{name}.ubj"))
         # The DataFrame's categories are re-encoded through the model's, the
         # codes are taken as they are: the two must agree on the test rows.
         by_frame = bst.predict(xgb.DMatrix(test, enable_categorical=True), output_margin=True)

@@ -75,6 +75,7 @@ def sklearn_early_stop(xgb, x_train, y_bin, x_test):
 
 def main():
     import lightgbm as lgb
+    import pandas
     import sklearn
     import xgboost as xgb
     from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -182,8 +183,7 @@ def main():
 
     with open(os.path.join(OUT, "versions.txt"), "w") as f:
         f.write(f"xgboost {xgb.__version__}\nlightgbm {lgb.__version__}\n"
-                f"scikit-learn {sklearn.__version__}\nnumpy {np.__version__}\n"
-                f"pandas {__import__('pandas').__version__}\n")
+                f"scikit-learn {sklearn.__version__}\nnumpy {np.__version__}\npandas {pandas.__version__}\n")
 
     # The model kinds of issue 20 (linear trees, reg_sqrt, pandas categories, ...).
     sys.path.insert(0, HERE)

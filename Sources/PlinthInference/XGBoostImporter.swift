@@ -5,7 +5,9 @@
 // following `default_left`, leaf value in `split_conditions`, float32 sums,
 // and base_score converted from the objective's output space into margin
 // space. base_score is a scalar string ("5E-1") before 3.1 and an array
-// string ("[5E-1]", one value per class or target) from 3.1 on.
+// string ("[5E-1]", one value per class or target) from 3.1 on. The gbtree,
+// dart and gblinear boosters are read; trees, categorical splits, the
+// recorded categories and gblinear's weights are in XGBoostTree.swift.
 
 #if canImport(Glibc)
 import Glibc

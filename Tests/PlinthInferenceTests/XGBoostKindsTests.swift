@@ -97,6 +97,13 @@ import Testing
         #expect(model.categoryMaps[0] == nil)
     }
 
+    @Test func categoricalFromUBJSON() throws {
+        let json = try XGBoostImporter.load(json: try Fixture.bytes("xgb_cat_partition.json"))
+        let ubj = try XGBoostImporter.load(ubjson: try Fixture.bytes("xgb_cat_partition.ubj"))
+        #expect(ubj.kind == json.kind)
+        #expect(ubj.categoryMaps == json.categoryMaps)
+    }
+
     @Test func categoricalOneHotSplits() throws {
         try check("xgb_cat_onehot", rows: "xgb_cat_rows.csv")
     }
