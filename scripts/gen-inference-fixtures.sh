@@ -10,6 +10,6 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 # Pinned: the committed fixtures were made with these (see Fixtures/versions.txt).
-"$venv/bin/pip" install -q xgboost==3.2.0 lightgbm==4.7.0 scikit-learn==1.9.1 numpy==2.4.6
+"$venv/bin/pip" install -q xgboost==3.2.0 lightgbm==4.7.0 scikit-learn==1.9.1 numpy==2.4.6 pandas==3.1.2
 "$venv/bin/python" scripts/gen_inference_fixtures.py "$@"
 echo "fixtures written to ${1:-Tests/PlinthInferenceTests/Fixtures}"

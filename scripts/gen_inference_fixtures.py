@@ -181,6 +181,8 @@ def main():
     with open(os.path.join(OUT, "versions.txt"), "w") as f:
         f.write(f"xgboost {xgb.__version__}\nlightgbm {lgb.__version__}\n"
                 f"scikit-learn {sklearn.__version__}\nnumpy {np.__version__}\n")
+    # scikit-learn's tree ensembles (own rng and rows, so the fixtures above do not change).
+    __import__("fixtures_sklearn").generate(OUT, write_expected)
 
 
 if __name__ == "__main__":
