@@ -185,11 +185,12 @@ def main():
         f.write(f"xgboost {xgb.__version__}\nlightgbm {lgb.__version__}\n"
                 f"scikit-learn {sklearn.__version__}\nnumpy {np.__version__}\npandas {pandas.__version__}\n")
 
-    # The model kinds of issue 20 (linear trees, reg_sqrt, pandas categories, ...).
+    # The model kinds of issue 20, each generator with its own seed and rows,
+    # so the fixtures above do not change.
     sys.path.insert(0, HERE)
     __import__("fixtures_lightgbm").main(OUT)
-
-    fixtures_xgboost.generate(OUT, write_expected)  # XGBoost's other model kinds; its own seed
+    fixtures_xgboost.generate(OUT, write_expected)
+    __import__("fixtures_sklearn").generate(OUT, write_expected)
 
 
 if __name__ == "__main__":

@@ -217,15 +217,6 @@ public enum LightGBMImporter {
         }
     }
 
-    /// The float32 threshold `t` such that, for every float32 `x`,
-    /// `x < t` exactly when `Double(x) <= threshold`.
-    static func strictThreshold(_ threshold: Double) -> Float {
-        if threshold.isNaN { return .nan }
-        var f = Float(threshold)
-        if Double(f) > threshold { f = f.nextDown }
-        return f.nextUp
-    }
-
     private static func numbers<T>(_ fields: [Substring: Substring], _ key: Substring, tree t: Int, count: Int,
                                    _ parse: (Substring) -> T?) throws(ModelError) -> [T] {
         guard let text = fields[key] else { throw .missingField(format: format, field: "Tree=\(t).\(key)") }
@@ -290,7 +281,7 @@ public enum LightGBMImporter {
             let d = decisions[i]
             let defaultLeft = d & 2 != 0
             let missingType = (d >> 2) & 3
-            var node = TreeEnsemble.Node(feature: features[i], threshold: strictThreshold(thresholds[i]),
+            var node = TreeEnsemble.Node(feature: features[i], threshold: TreeEnsemble.strictThreshold(thresholds[i]),
                                          left: lefts[i], right: rights[i], defaultLeft: defaultLeft)
             if d & 1 != 0 {
                 guard let set = Int32(exactly: thresholds[i]), set >= 0, Int(set) < sets.count else {

@@ -1,6 +1,7 @@
-// Imports Plinth's own JSON format for linear models and dense networks, as
-// written by `plinth.export.from_sklearn` in the Python client and
-// documented in docs/inference.md. Shapes are checked against `n_features`
+// Imports Plinth's own JSON format for linear models, dense networks and
+// tree ensembles (PlinthJSONTrees.swift), as written by
+// `plinth.export.from_sklearn` in the Python client and documented in
+// docs/inference.md. Shapes are checked against `n_features`
 // and between layers, so a hand-edited file fails with the field to fix.
 
 public enum PlinthJSONImporter {
@@ -8,7 +9,7 @@ public enum PlinthJSONImporter {
     /// The format version this reader understands.
     public static let formatVersion = 1
 
-    /// Loads a `"plinth_model": "linear"` or `"mlp"` document.
+    /// Loads a `"plinth_model": "linear"`, `"mlp"` or `"trees"` document.
     public static func load(json data: [UInt8]) throws(ModelError) -> Model {
         try build(JSONReader.parse(data, format: format))
     }
@@ -37,7 +38,7 @@ public enum PlinthJSONImporter {
                 throw .invalidField(format: format, field: "coefficients[\(k)]",
                                     detail: "\(row.count) values for \(featureCount) features")
             }
-            let transform = try outputTransform(doc["output"])
+            let transform = try outputTransform(doc)
             let linear = LinearModel(featureCount: featureCount, outputCount: rows.count, weights: rows.flatMap { $0 },
                                      intercepts: intercepts, transform: transform)
             return try Model(kind: .linear(linear), featureNames: names)
@@ -79,10 +80,12 @@ public enum PlinthJSONImporter {
                                                  bias: bias, activation: activation))
                 width = units
             }
-            let network = DenseNetwork(layers: layers, transform: try outputTransform(doc["output"]))
+            let network = DenseNetwork(layers: layers, transform: try outputTransform(doc))
             return try Model(kind: .network(network), featureNames: names)
+        case "trees":
+            return try trees(doc, featureCount: featureCount, names: names)
         default:
-            throw .unsupported(format: format, feature: "plinth_model '\(kind)' (expected 'linear' or 'mlp')")
+            throw .unsupported(format: format, feature: "plinth_model '\(kind)' (expected 'linear', 'mlp' or 'trees')")
         }
     }
 
@@ -116,13 +119,21 @@ public enum PlinthJSONImporter {
         return out
     }
 
-    private static func outputTransform(_ value: JSONValue?) throws(ModelError) -> OutputTransform {
-        switch value?.string ?? "identity" {
+    /// `output`, and for a sigmoid its optional `sigmoid_scale` (2 for
+    /// scikit-learn's exponential loss, whose probability is expit(2·raw)).
+    static func outputTransform(_ doc: JSONValue) throws(ModelError) -> OutputTransform {
+        switch doc["output"]?.string ?? "identity" {
         case "identity": return .identity
-        case "sigmoid": return .sigmoid(scale: 1)
+        case "sigmoid":
+            guard let v = doc["sigmoid_scale"] else { return .sigmoid(scale: 1) }
+            guard let scale = v.number, scale.isFinite, scale > 0 else {
+                throw .invalidField(format: format, field: "sigmoid_scale", detail: "expected a positive number")
+            }
+            return .sigmoid(scale: scale)
         case "softmax": return .softmax
+        case "exp": return .exp
         case let other:
-            throw .unsupported(format: format, feature: "output '\(other)' (use identity, sigmoid or softmax)")
+            throw .unsupported(format: format, feature: "output '\(other)' (use identity, sigmoid, softmax or exp)")
         }
     }
 }

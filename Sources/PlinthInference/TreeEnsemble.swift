@@ -241,3 +241,17 @@ public struct TreeEnsemble: Sendable, Equatable {
         }
     }
 }
+
+extension TreeEnsemble {
+    /// The float32 threshold `t` such that, for every float32 `x`,
+    /// `x < t` exactly when `Double(x) <= threshold`. LightGBM and
+    /// scikit-learn send a value left when it is `<=` a float64 threshold;
+    /// the IR compares `x < t` in float32, and this is the one conversion
+    /// that keeps every float32 input on the same side.
+    static func strictThreshold(_ threshold: Double) -> Float {
+        if threshold.isNaN { return .nan }
+        var f = Float(threshold)
+        if Double(f) > threshold { f = f.nextDown }
+        return f.nextUp
+    }
+}

@@ -43,7 +43,7 @@ import Testing
 
     @Test func strictThresholdMatchesLessOrEqualOnDoubles() {
         for t in [0.066577952355146422, -1.1452788114547727, 0, 1e-35, -3.5, 1.0000000001, 16777217.0] {
-            let s = LightGBMImporter.strictThreshold(t)
+            let s = TreeEnsemble.strictThreshold(t)
             var x = Float(t).nextDown.nextDown
             for _ in 0..<5 {
                 #expect((x < s) == (Double(x) <= t), "threshold \(t), x \(x)")

@@ -100,6 +100,36 @@ final class PlinthctlTrackingTests: XCTestCase {
         XCTAssertTrue(err.contains("NAME:TYPE"), err)
     }
 
+    /// A scikit-learn tree ensemble exported by plinth.export ("plinth_model":
+    /// "trees") registers and serves like any other model.
+    func testModelsRegisterServesAnExportedTreeEnsemble() throws {
+        let c = try Connection(address: server.address)
+        _ = try c.call(Method.applyDefinitions, PBApplyDefinitionsRequest.with { $0.yaml = definitionsYAML },
+                       as: PBApplyDefinitionsResponse.self)
+        let file = NSTemporaryDirectory() + "plinthctl-trees-\(UUID().uuidString).plinth.json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        // amount <= 10 -> 1.5; else count <= 5 -> 10, else 20. score (no
+        // default, so missing) is not split on.
+        try Data("""
+        {"plinth_model": "trees", "format_version": 1, "source": "sklearn.RandomForestRegressor", "n_features": 3,
+         "feature_names": ["count", "score", "amount"], "n_outputs": 1, "base_margins": [0], "average": true,
+         "output": "identity",
+         "trees": [{"output": 0, "split_feature": [2, 0], "threshold": [10, 5], "left": [-1, -2], "right": [1, -3],
+                    "missing_left": [false, true], "leaf_value": [1.5, 10, 20]}]}
+        """.utf8).write(to: URL(fileURLWithPath: file))
+        let (code, out, err) = try ctl("models", "register", "forest", "--file", file, "--service", "svc",
+                                       "--request-field", "amount:float64", "--default", "stats:count=7",
+                                       "--alias", "production", "--reason", "sklearn export")
+        XCTAssertEqual(code, 0, err)
+        XCTAssertTrue(out.contains("plinth-json"), out)
+        let r = try c.call(Method.predict, PBPredictRequest.with {
+            $0.modelName = "forest"
+            $0.inputs = [PBColumn.with { $0.name = "user_id"; $0.type = .int64; $0.int64Values = [9, 9] },
+                         PBColumn.with { $0.name = "amount"; $0.type = .float64; $0.float64Values = [5, 50] }]
+        }, as: PBPredictResponse.self)
+        XCTAssertEqual(r.outputs[0].float64Values, [1.5, 20])
+    }
+
     func testModelsAliasPolicyLineageAudit() throws {
         let c = try Connection(address: server.address)
         let content = Data("{\"trees\": []}".utf8)

@@ -1,15 +1,21 @@
-"""Export scikit-learn linear models and MLPs to Plinth's JSON model format.
+"""Export scikit-learn models to Plinth's JSON model format.
 
-Plinth imports XGBoost and LightGBM models directly; for linear models and
-small dense networks it reads the JSON documented in docs/inference.md
-(``"plinth_model": "linear"`` or ``"mlp"``). ``from_sklearn`` turns a fitted
-LogisticRegression, LinearRegression, MLPClassifier or MLPRegressor into that
-document; ``save`` writes it to a file. Only the standard library is needed:
-the estimator's arrays are read with ``tolist()``.
+Plinth imports XGBoost and LightGBM models directly; for scikit-learn models
+it reads the JSON documented in docs/inference.md: ``"plinth_model":
+"linear"``, ``"mlp"`` or ``"trees"``. ``from_sklearn`` turns a fitted
+LogisticRegression, LinearRegression, MLPClassifier, MLPRegressor, or one of
+the tree models (DecisionTree, RandomForest, ExtraTrees, GradientBoosting and
+HistGradientBoosting, each Classifier or Regressor) into that document;
+``save`` writes it to a file. Only the standard library is needed: the
+estimator's arrays are read with ``tolist()``.
 
 Binary classifiers produce one output, the probability of ``classes[1]`` (the
 second column of ``predict_proba``); multiclass classifiers produce one
-probability per class in ``classes`` order.
+probability per class in ``classes`` order. Tree documents are scored as
+scikit-learn scores them: the same splits (``x <= threshold`` in float64 on
+the float32 input, the learned direction for missing values, categorical
+sets), the same sums in the same order, so margins (``decision_function``,
+raw predictions) agree to the bit on float32 inputs.
 """
 import json
 
@@ -68,6 +74,16 @@ def _linear(model, feature_names):
     return doc
 
 
+# Tree models, exported by plinth/_export_trees.py into "plinth_model": "trees".
+_TREE_KINDS = (
+    "DecisionTreeClassifier", "DecisionTreeRegressor",
+    "ExtraTreeClassifier", "ExtraTreeRegressor",
+    "RandomForestClassifier", "RandomForestRegressor",
+    "ExtraTreesClassifier", "ExtraTreesRegressor",
+    "GradientBoostingClassifier", "GradientBoostingRegressor",
+    "HistGradientBoostingClassifier", "HistGradientBoostingRegressor",
+)
+
 _ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "logistic": "sigmoid", "identity": "identity"}
 
 
@@ -106,11 +122,15 @@ def from_sklearn(model, feature_names=None):
     """Return the Plinth JSON document (a dict) for a fitted estimator.
 
     Supported: LogisticRegression (binary or multinomial), LinearRegression,
-    MLPClassifier and MLPRegressor. ``feature_names`` overrides the names the
+    MLPClassifier, MLPRegressor, and the tree models in ``_TREE_KINDS``
+    (see plinth/_export_trees.py). ``feature_names`` overrides the names the
     estimator learned from a DataFrame (``feature_names_in_``), if any.
     Raises ValueError for anything else, including an unfitted estimator.
     """
     kind = type(model).__name__
+    if kind in _TREE_KINDS:
+        from plinth._export_trees import trees_document
+        return trees_document(model, feature_names)
     if kind in ("LogisticRegression", "LinearRegression"):
         if not hasattr(model, "coef_"):
             raise ValueError(f"{kind} is not fitted")
@@ -120,7 +140,7 @@ def from_sklearn(model, feature_names=None):
             raise ValueError(f"{kind} is not fitted")
         return _mlp(model, feature_names)
     raise ValueError(f"cannot export {kind}: supported are LogisticRegression, LinearRegression, "
-                     "MLPClassifier, MLPRegressor")
+                     "MLPClassifier, MLPRegressor, " + ", ".join(_TREE_KINDS))
 
 
 def save(model, path, feature_names=None):

@@ -86,10 +86,15 @@ def test_linear_regression_and_mlp(tmp_path, rows):
 
 
 def test_unsupported_and_unfitted_models_are_refused():
+    class SVC:
+        pass
+
     class RandomForestClassifier:
         pass
 
-    with pytest.raises(ValueError, match="cannot export RandomForestClassifier"):
+    with pytest.raises(ValueError, match="cannot export SVC"):
+        plinth.export.from_sklearn(SVC())
+    with pytest.raises(ValueError, match="RandomForestClassifier is not fitted"):
         plinth.export.from_sklearn(RandomForestClassifier())
     unfitted = LogisticRegression([[1.0]], [0.0], [0, 1])
     del unfitted.coef_
