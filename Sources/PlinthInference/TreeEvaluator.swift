@@ -132,9 +132,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private let transform: OutputTransform
     private let treeCount: Int
     private let treeOutputs: UnsafeMutablePointer<Int32>
-    /// Per output: base margin, and 1/tree count when averaging (else 1).
+    /// Per output: base margin.
     private let baseMargins: UnsafeMutablePointer<Double>
-    private let scale: UnsafeMutablePointer<Double>
+    /// Per output: its tree count when averaging (else 1). Divided by, not
+    /// multiplied by the reciprocal: scikit-learn's forests and LightGBM
+    /// divide, and `x * (1/n)` differs from `x / n` in the last bit for most n.
+    private let divisor: UnsafeMutablePointer<Double>
     private let averaging: Bool
     private let singleOutput: Bool
     /// Values per input row (the distance between rows in a block).
@@ -241,12 +244,12 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
         treeOutputs = alloc(Int32.self, e.trees.count)
         for (i, o) in e.treeOutputs.enumerated() { treeOutputs[i] = o }
         baseMargins = alloc(Double.self, e.outputCount)
-        scale = alloc(Double.self, e.outputCount)
+        divisor = alloc(Double.self, e.outputCount)
         var perOutput = [Int](repeating: 0, count: e.outputCount)
         for o in e.treeOutputs { perOutput[Int(o)] += 1 }
         for o in 0..<e.outputCount {
             baseMargins[o] = e.baseMargins[o]
-            scale[o] = e.averageTrees && perOutput[o] > 0 ? 1.0 / Double(perOutput[o]) : 1.0
+            divisor[o] = e.averageTrees && perOutput[o] > 0 ? Double(perOutput[o]) : 1.0
         }
 
         let depths = e.depths()
@@ -755,7 +758,7 @@ final class TreeEvaluator: Evaluator, @unchecked Sendable {
     private func finishAveraging(_ out: UnsafeMutablePointer<Double>, _ kind: OutputKind) {
         guard averaging else { return }
         for o in 0..<outputCount {
-            out[o] = (kind == .probability ? out[o] * scale[o] : out[o]) + baseMargins[o]
+            out[o] = (kind == .probability ? out[o] / divisor[o] : out[o]) + baseMargins[o]
         }
     }
 
