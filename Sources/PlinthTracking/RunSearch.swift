@@ -392,17 +392,25 @@ private struct Parser {
     }
 
     static func tokenize(_ text: String) throws -> [Token] {
-        let chars = Array(text)
+        // Unicode scalars, not Characters: a quote followed by a combining
+        // mark is one Character, and the value inside must keep its bytes.
+        let chars = Array(text.unicodeScalars)
+        func string(_ scalars: ArraySlice<Unicode.Scalar>) -> String { String(String.UnicodeScalarView(scalars)) }
+        func isDigit(_ c: Unicode.Scalar) -> Bool { c.value >= 0x30 && c.value <= 0x39 }
+        func isLetter(_ c: Unicode.Scalar) -> Bool { c.properties.isAlphabetic }
         var out: [Token] = []
         var i = 0
         func fail(_ at: Int, _ what: String) -> TrackingError {
             TrackingError.invalidArgument("invalid filter at position \(at + 1): \(what)\n  \(text)\n  \(String(repeating: " ", count: at))^")
         }
-        func isWordChar(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" || c == "." || c == "-" || c == ":" || c == "/" }
+        func isWordChar(_ c: Unicode.Scalar) -> Bool {
+            isLetter(c) || isDigit(c) || c.properties.generalCategory == .nonspacingMark
+                || c == "_" || c == "." || c == "-" || c == ":" || c == "/"
+        }
         while i < chars.count {
             let c = chars[i]
             let start = i
-            if c.isWhitespace { i += 1; continue }
+            if c.properties.isWhitespace { i += 1; continue }
             if c == "'" || c == "\"" || c == "`" {
                 var value = ""
                 i += 1
@@ -410,30 +418,30 @@ private struct Parser {
                 while i < chars.count {
                     if chars[i] == c {
                         // A doubled quote inside a string is one quote, as in SQL.
-                        if i + 1 < chars.count && chars[i + 1] == c && c != "`" { value.append(c); i += 2; continue }
+                        if i + 1 < chars.count && chars[i + 1] == c && c != "`" { value.unicodeScalars.append(c); i += 2; continue }
                         closed = true
                         i += 1
                         break
                     }
-                    value.append(chars[i])
+                    value.unicodeScalars.append(chars[i])
                     i += 1
                 }
                 guard closed else { throw fail(start, "the \(c == "`" ? "backtick" : "quote") opened here is never closed") }
-                out.append(Token(kind: c == "`" ? .backticked(value) : .quoted(value), position: start, text: String(chars[start..<i])))
+                out.append(Token(kind: c == "`" ? .backticked(value) : .quoted(value), position: start, text: string(chars[start..<i])))
                 continue
             }
-            if c.isNumber || ((c == "-" || c == "+" || c == ".") && i + 1 < chars.count && (chars[i + 1].isNumber || chars[i + 1] == ".")) {
+            if isDigit(c) || ((c == "-" || c == "+" || c == ".") && i + 1 < chars.count && (isDigit(chars[i + 1]) || chars[i + 1] == ".")) {
                 i += 1
-                while i < chars.count, chars[i].isNumber || chars[i] == "." || chars[i] == "e" || chars[i] == "E"
+                while i < chars.count, isDigit(chars[i]) || chars[i] == "." || chars[i] == "e" || chars[i] == "E"
                         || ((chars[i] == "-" || chars[i] == "+") && (chars[i - 1] == "e" || chars[i - 1] == "E")) { i += 1 }
-                let text = String(chars[start..<i])
+                let text = string(chars[start..<i])
                 guard let n = Double(text) else { throw fail(start, "'\(text)' is not a number") }
                 out.append(Token(kind: .number(n), position: start, text: text))
                 continue
             }
-            if c.isLetter || c == "_" {
+            if isLetter(c) || c == "_" {
                 while i < chars.count, isWordChar(chars[i]) { i += 1 }
-                let word = String(chars[start..<i])
+                let word = string(chars[start..<i])
                 out.append(Token(kind: .word(word), position: start, text: word))
                 continue
             }
@@ -441,20 +449,20 @@ private struct Parser {
             case "(": out.append(Token(kind: .lparen, position: i, text: "(")); i += 1
             case ")": out.append(Token(kind: .rparen, position: i, text: ")")); i += 1
             case ",": out.append(Token(kind: .comma, position: i, text: ",")); i += 1
-            // Only after a backticked or quoted prefix: `metric`.auc
+            // Only after a backticked prefix: `metric`.auc
             case ".": out.append(Token(kind: .dot, position: i, text: ".")); i += 1
             case "=": out.append(Token(kind: .op("="), position: i, text: "=")); i += 1
             case "!", "<", ">":
                 if i + 1 < chars.count, chars[i + 1] == "=" || (c == "<" && chars[i + 1] == ">") {
-                    let op = String(chars[i...i + 1])
+                    let op = string(chars[i...i + 1])
                     out.append(Token(kind: .op(op == "<>" ? "!=" : op), position: i, text: op)); i += 2
                 } else if c == "!" {
                     throw fail(i, "'!' must be followed by '=' (write != for not equal)")
                 } else {
-                    out.append(Token(kind: .op(String(c)), position: i, text: String(c))); i += 1
+                    out.append(Token(kind: .op(String(Character(c))), position: i, text: String(Character(c)))); i += 1
                 }
             default:
-                throw fail(i, "unexpected character '\(c)'")
+                throw fail(i, "unexpected character '\(Character(c))'")
             }
         }
         out.append(Token(kind: .end, position: chars.count, text: ""))
@@ -486,7 +494,7 @@ private struct Parser {
             advance()
             key = k
             // `metric`.auc: MLflow strips backticks from a prefix (not quotes).
-            if case .backticked = first.kind, peek.kind == .dot, peek.position == first.position + first.text.count {
+            if case .backticked = first.kind, peek.kind == .dot, peek.position == first.position + first.text.unicodeScalars.count {
                 advance()
                 prefix = k
                 switch peek.kind {

@@ -113,6 +113,19 @@ final class MLflowSemanticsTests: XCTestCase {
         XCTAssertEqual(try names(f, e, "attributes.run_name = '\(composed)'"), [])
     }
 
+    func testFilterTextIsReadByScalarsSoQuotedValuesKeepTheirBytes() throws {
+        // A quote followed by a combining mark is one Character; the filter
+        // must still see the quote, and the value must keep the mark.
+        let filter = "tags.t = '\u{301}x' and params.p = '\(decomposed)'"
+        let comparisons = try RunFilter.parse(filter).comparisons
+        guard comparisons.count == 2, case .string(let first) = comparisons[0].value, case .string(let second) = comparisons[1].value else {
+            return XCTFail("\(comparisons)")
+        }
+        XCTAssertEqual(Array(first.unicodeScalars), ["\u{301}", "x"])
+        XCTAssertTrue(sameBytes(second, decomposed))
+        XCTAssertFalse(sameBytes(second, composed))
+    }
+
     func testParamLoggedAgainInTheOtherNormalFormIsAChange() async throws {
         let (f, e) = try await fixture()
         let run = try await start(f, e, "r", at: 100)
