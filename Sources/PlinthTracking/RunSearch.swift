@@ -2,18 +2,23 @@
 //
 //   filter     := comparison (AND comparison)*          -- no OR, as MLflow
 //   comparison := identifier operator value
+//   comparison := identifier operator value | identifier IS [NOT] NULL
 //   identifier := [prefix "."] key | `key` | "key"     -- key quoted when it has spaces
-//   prefix     := metrics|metric | params|param|parameter | tags|tag
+//   prefix     := metrics|metric | params|param|parameter|parameters | tags|tag
 //               | attributes|attribute|attr|run | datasets|dataset
+//               (or any of them in backticks: `metric`.auc, as MLflow's parser)
 //   operator   := = | != | <> | < | <= | > | >= | LIKE | ILIKE | IN | NOT IN
 //   value      := number | 'string' | "string" | ( 'a', 'b', ... )
 //
 // Metrics compare numbers; params and tags compare strings (= != LIKE
-// ILIKE); attributes are run_id (also IN / NOT IN), run_name (alias
-// `run name`), status, start_time (alias created), end_time; datasets are
-// name, digest, context. A run lacking the metric, param or tag compared is
-// not a match (MLflow's rule). A filter that does not parse is an
-// INVALID_ARGUMENT that names the offending token and its position.
+// ILIKE, IS NULL, IS NOT NULL); attributes are run_id (also IN / NOT IN),
+// run_name (alias `run name`), status, artifact_uri, user_id, start_time
+// (alias created), end_time; datasets are name, digest, context. A run
+// lacking the metric, param or tag compared is not a match (MLflow's rule),
+// nor is a RUNNING run compared on end_time (MLflow's NULL). Strings
+// compare as bytes (SQLite's BINARY), never by canonical equivalence. A
+// filter that does not parse is an INVALID_ARGUMENT that names the
+// offending token and its position.
 import Foundation
 import PlinthStorage
 
@@ -32,6 +37,8 @@ public enum RunAttribute: String, Sendable, CaseIterable {
     case status
     case startTime = "start_time"
     case endTime = "end_time"
+    case artifactUri = "artifact_uri"
+    case userId = "user_id"
 
     var isNumeric: Bool { self == .startTime || self == .endTime }
 }
@@ -43,12 +50,15 @@ public enum DatasetAttribute: String, Sendable, CaseIterable {
 public enum SearchOperator: String, Sendable {
     case eq = "=", ne = "!=", lt = "<", le = "<=", gt = ">", ge = ">="
     case like = "LIKE", ilike = "ILIKE", `in` = "IN", notIn = "NOT IN"
+    case isNull = "IS NULL", isNotNull = "IS NOT NULL"
 }
 
 public enum SearchValue: Sendable, Equatable {
     case number(Double)
     case string(String)
     case list([String])
+    /// The missing value of IS NULL / IS NOT NULL.
+    case none
 }
 
 /// One `identifier operator value` clause.
@@ -103,19 +113,24 @@ extension Comparison {
             guard case .number(let n) = value, let actual = try metric(key) else { return false }
             return compare(actual, n)
         case .param(let key):
-            guard let actual = run.params[key] else { return false }
-            return matchString(actual)
+            return matchOptional(run.params[key])
         case .tag(let key):
-            guard let actual = run.tags[key] else { return false }
-            return matchString(actual)
+            return matchOptional(run.tags[key])
         case .attribute(let attribute):
             switch attribute {
             case .runId: return matchString(run.id)
+            // The name and the mlflow.runName tag are kept equal; MLflow
+            // filters run_name on the tag, which is the same value here.
             case .runName: return matchString(run.name)
             case .status: return matchString(run.status.rawValue)
-            case .startTime, .endTime:
+            case .artifactUri: return matchString(run.artifactUri)
+            case .userId: return matchString(run.user)
+            case .startTime:
                 guard case .number(let n) = value else { return false }
-                return compare(Double(attribute == .startTime ? run.startMs : run.endMs), n)
+                return compare(Double(run.startMs), n)
+            case .endTime:
+                guard case .number(let n) = value, let end = run.endTime else { return false }
+                return compare(Double(end), n)
             }
         case .dataset(let attribute):
             let values = run.inputs.map { d -> String in
@@ -125,8 +140,10 @@ extension Comparison {
                 case .context: d.context
                 }
             }
-            // NOT IN and != mean "no dataset has it", the rest "some dataset has it".
-            if op == .notIn || op == .ne { return values.allSatisfy { matchString($0) } }
+            // Every operator means "some dataset of the run matches", != and
+            // NOT IN included: MLflow joins the run to its datasets that pass
+            // the comparison, so `name != 'a'` keeps a run with datasets a
+            // and b, and drops a run without datasets.
             return values.contains { matchString($0) }
         }
     }
@@ -139,19 +156,30 @@ extension Comparison {
         case .le: actual <= expected
         case .gt: actual > expected
         case .ge: actual >= expected
-        case .like, .ilike, .in, .notIn: false
+        case .like, .ilike, .in, .notIn, .isNull, .isNotNull: false
         }
     }
 
+    /// A param or tag: IS [NOT] NULL looks at presence; anything else needs the value.
+    private func matchOptional(_ actual: String?) -> Bool {
+        switch op {
+        case .isNull: return actual == nil
+        case .isNotNull: return actual != nil
+        default: return actual.map { matchString($0) } ?? false
+        }
+    }
+
+    /// Strings compare as bytes, as SQLite's BINARY collation (MLflow's
+    /// store): Swift's `==` would call "é" and "e" + combining accent equal.
     private func matchString(_ actual: String) -> Bool {
         switch (op, value) {
-        case (.eq, .string(let s)): actual == s
-        case (.ne, .string(let s)): actual != s
+        case (.eq, .string(let s)): sameBytes(actual, s)
+        case (.ne, .string(let s)): !sameBytes(actual, s)
         case (.like, .string(let s)): likeMatch(Array(actual.unicodeScalars), Array(s.unicodeScalars))
         case (.ilike, .string(let s)):
             likeMatch(Array(actual.lowercased().unicodeScalars), Array(s.lowercased().unicodeScalars))
-        case (.in, .list(let l)): l.contains(actual)
-        case (.notIn, .list(let l)): !l.contains(actual)
+        case (.in, .list(let l)): l.contains { sameBytes($0, actual) }
+        case (.notIn, .list(let l)): !l.contains { sameBytes($0, actual) }
         default: false
         }
     }
@@ -210,8 +238,10 @@ public struct RunOrder: Sendable, Equatable {
             case .runId: .string(record.run.id)
             case .runName: .string(record.run.name)
             case .status: .string(record.run.status.rawValue)
+            case .artifactUri: .string(record.run.artifactUri)
+            case .userId: .string(record.run.user)
             case .startTime: .number(Double(record.run.startMs))
-            case .endTime: record.run.endMs == 0 ? nil : .number(Double(record.run.endMs))
+            case .endTime: record.run.endTime.map { .number(Double($0)) }
             }
         case .dataset: nil
         }
@@ -222,15 +252,25 @@ enum SortKey {
     case number(Double)
     case string(String)
 
-    /// -1, 0, 1; NaN sorts after every number.
+    /// Where a run sorts whatever the direction, before its value is looked
+    /// at: values (±infinity included), then NaN, then runs without the
+    /// field. MLflow's ORDER BY puts `CASE is_nan THEN 1 WHEN NULL THEN 2
+    /// ELSE 0` ascending before the value, so this holds for ASC and DESC.
+    static func group(_ key: SortKey?) -> Int {
+        switch key {
+        case nil: 2
+        case .number(let n)? where n.isNaN: 1
+        default: 0
+        }
+    }
+
+    /// -1, 0, 1 between two keys of one group; strings by UTF-8 bytes (SQLite's BINARY).
     func compare(_ other: SortKey) -> Int {
         switch (self, other) {
-        case (.number(let a), .number(let b)):
-            if a.isNaN || b.isNaN { return a.isNaN == b.isNaN ? 0 : (a.isNaN ? 1 : -1) }
-            return a < b ? -1 : (a > b ? 1 : 0)
-        case (.string(let a), .string(let b)): return a < b ? -1 : (a > b ? 1 : 0)
-        case (.number, .string): return -1
-        case (.string, .number): return 1
+        case (.number(let a), .number(let b)): a < b ? -1 : (a > b ? 1 : 0)
+        case (.string(let a), .string(let b)): compareBytes(a, b)
+        case (.number, .string): -1
+        case (.string, .number): 1
         }
     }
 }
@@ -253,6 +293,10 @@ extension TrackingStore {
                            maxResults: Int = 0, pageToken: String = "", view: RunView = .activeOnly) throws -> Page<RunRecord> {
         let parsed = try RunFilter.parse(filter)
         let orders = try orderBy.map { try RunOrder.parse($0) }
+        // MLflow refuses a field ordered twice (created and start_time are one field).
+        for (n, o) in orders.enumerated() where orders[..<n].contains(where: { $0.field == o.field }) {
+            throw TrackingError.invalidArgument("order_by names \(orderBy[n]) twice; order by each field once")
+        }
         let limit = maxResults == 0 ? TrackingLimits.defaultSearchResults : maxResults
         guard (1...TrackingLimits.maxSearchResults).contains(limit) else {
             throw TrackingError.invalidArgument("max_results must be between 1 and \(TrackingLimits.maxSearchResults), not \(maxResults)")
@@ -294,18 +338,16 @@ extension TrackingStore {
         let keys = matched.map { record in orders.map { $0.key(record) } }
         let order = matched.indices.sorted { i, j in
             for (n, o) in orders.enumerated() {
-                switch (keys[i][n], keys[j][n]) {
-                case (nil, nil): continue
-                case (nil, _): return false
-                case (_, nil): return true
-                case (let x?, let y?):
+                let gi = SortKey.group(keys[i][n]), gj = SortKey.group(keys[j][n])
+                if gi != gj { return gi < gj }
+                if let x = keys[i][n], let y = keys[j][n] {
                     let c = x.compare(y)
                     if c != 0 { return o.ascending ? c < 0 : c > 0 }
                 }
             }
             let a = matched[i].run, b = matched[j].run
             if a.startMs != b.startMs { return a.startMs > b.startMs }
-            return a.id < b.id
+            return compareBytes(a.id, b.id) < 0
         }
         let page = order.dropFirst(offset).prefix(limit).map { matched[$0] }
         let next = offset + page.count < matched.count ? Data("offset:\(offset + page.count)".utf8).base64EncodedString() : ""
@@ -322,7 +364,7 @@ private struct Token {
         case backticked(String)
         case number(Double)
         case op(String)
-        case lparen, rparen, comma, end
+        case lparen, rparen, comma, dot, end
     }
     var kind: Kind
     /// Offset of the first character, counting from 0.
@@ -350,17 +392,25 @@ private struct Parser {
     }
 
     static func tokenize(_ text: String) throws -> [Token] {
-        let chars = Array(text)
+        // Unicode scalars, not Characters: a quote followed by a combining
+        // mark is one Character, and the value inside must keep its bytes.
+        let chars = Array(text.unicodeScalars)
+        func string(_ scalars: ArraySlice<Unicode.Scalar>) -> String { String(String.UnicodeScalarView(scalars)) }
+        func isDigit(_ c: Unicode.Scalar) -> Bool { c.value >= 0x30 && c.value <= 0x39 }
+        func isLetter(_ c: Unicode.Scalar) -> Bool { c.properties.isAlphabetic }
         var out: [Token] = []
         var i = 0
         func fail(_ at: Int, _ what: String) -> TrackingError {
             TrackingError.invalidArgument("invalid filter at position \(at + 1): \(what)\n  \(text)\n  \(String(repeating: " ", count: at))^")
         }
-        func isWordChar(_ c: Character) -> Bool { c.isLetter || c.isNumber || c == "_" || c == "." || c == "-" || c == ":" || c == "/" }
+        func isWordChar(_ c: Unicode.Scalar) -> Bool {
+            isLetter(c) || isDigit(c) || c.properties.generalCategory == .nonspacingMark
+                || c == "_" || c == "." || c == "-" || c == ":" || c == "/"
+        }
         while i < chars.count {
             let c = chars[i]
             let start = i
-            if c.isWhitespace { i += 1; continue }
+            if c.properties.isWhitespace { i += 1; continue }
             if c == "'" || c == "\"" || c == "`" {
                 var value = ""
                 i += 1
@@ -368,30 +418,30 @@ private struct Parser {
                 while i < chars.count {
                     if chars[i] == c {
                         // A doubled quote inside a string is one quote, as in SQL.
-                        if i + 1 < chars.count && chars[i + 1] == c && c != "`" { value.append(c); i += 2; continue }
+                        if i + 1 < chars.count && chars[i + 1] == c && c != "`" { value.unicodeScalars.append(c); i += 2; continue }
                         closed = true
                         i += 1
                         break
                     }
-                    value.append(chars[i])
+                    value.unicodeScalars.append(chars[i])
                     i += 1
                 }
                 guard closed else { throw fail(start, "the \(c == "`" ? "backtick" : "quote") opened here is never closed") }
-                out.append(Token(kind: c == "`" ? .backticked(value) : .quoted(value), position: start, text: String(chars[start..<i])))
+                out.append(Token(kind: c == "`" ? .backticked(value) : .quoted(value), position: start, text: string(chars[start..<i])))
                 continue
             }
-            if c.isNumber || ((c == "-" || c == "+" || c == ".") && i + 1 < chars.count && (chars[i + 1].isNumber || chars[i + 1] == ".")) {
+            if isDigit(c) || ((c == "-" || c == "+" || c == ".") && i + 1 < chars.count && (isDigit(chars[i + 1]) || chars[i + 1] == ".")) {
                 i += 1
-                while i < chars.count, chars[i].isNumber || chars[i] == "." || chars[i] == "e" || chars[i] == "E"
+                while i < chars.count, isDigit(chars[i]) || chars[i] == "." || chars[i] == "e" || chars[i] == "E"
                         || ((chars[i] == "-" || chars[i] == "+") && (chars[i - 1] == "e" || chars[i - 1] == "E")) { i += 1 }
-                let text = String(chars[start..<i])
+                let text = string(chars[start..<i])
                 guard let n = Double(text) else { throw fail(start, "'\(text)' is not a number") }
                 out.append(Token(kind: .number(n), position: start, text: text))
                 continue
             }
-            if c.isLetter || c == "_" {
+            if isLetter(c) || c == "_" {
                 while i < chars.count, isWordChar(chars[i]) { i += 1 }
-                let word = String(chars[start..<i])
+                let word = string(chars[start..<i])
                 out.append(Token(kind: .word(word), position: start, text: word))
                 continue
             }
@@ -399,18 +449,20 @@ private struct Parser {
             case "(": out.append(Token(kind: .lparen, position: i, text: "(")); i += 1
             case ")": out.append(Token(kind: .rparen, position: i, text: ")")); i += 1
             case ",": out.append(Token(kind: .comma, position: i, text: ",")); i += 1
+            // Only after a backticked prefix: `metric`.auc
+            case ".": out.append(Token(kind: .dot, position: i, text: ".")); i += 1
             case "=": out.append(Token(kind: .op("="), position: i, text: "=")); i += 1
             case "!", "<", ">":
                 if i + 1 < chars.count, chars[i + 1] == "=" || (c == "<" && chars[i + 1] == ">") {
-                    let op = String(chars[i...i + 1])
+                    let op = string(chars[i...i + 1])
                     out.append(Token(kind: .op(op == "<>" ? "!=" : op), position: i, text: op)); i += 2
                 } else if c == "!" {
                     throw fail(i, "'!' must be followed by '=' (write != for not equal)")
                 } else {
-                    out.append(Token(kind: .op(String(c)), position: i, text: String(c))); i += 1
+                    out.append(Token(kind: .op(String(Character(c))), position: i, text: String(Character(c)))); i += 1
                 }
             default:
-                throw fail(i, "unexpected character '\(c)'")
+                throw fail(i, "unexpected character '\(Character(c))'")
             }
         }
         out.append(Token(kind: .end, position: chars.count, text: ""))
@@ -441,13 +493,22 @@ private struct Parser {
         case .backticked(let k), .quoted(let k):
             advance()
             key = k
+            // `metric`.auc: MLflow strips backticks from a prefix (not quotes).
+            if case .backticked = first.kind, peek.kind == .dot, peek.position == first.position + first.text.unicodeScalars.count {
+                advance()
+                prefix = k
+                switch peek.kind {
+                case .word(let w), .quoted(let w), .backticked(let w): key = w; advance()
+                default: throw error(at: peek, "expected a key after '\(first.text).'")
+                }
+            }
         default:
             throw error(at: first, "expected an identifier such as metrics.auc, params.model, tags.team or attributes.status")
         }
         guard !key.isEmpty else { throw error(at: first, "the key is empty") }
         switch prefix?.lowercased() {
         case "metrics", "metric": return (.metric(key), first)
-        case "params", "param", "parameter": return (.param(key), first)
+        case "params", "param", "parameter", "parameters": return (.param(key), first)
         case "tags", "tag": return (.tag(key), first)
         case "datasets", "dataset":
             guard let a = DatasetAttribute(rawValue: key.lowercased()) else {
@@ -461,7 +522,7 @@ private struct Parser {
                 if prefix == nil {
                     throw error(at: first, "unknown identifier '\(key)': use a prefix (metrics., params., tags., attributes., datasets.)")
                 }
-                throw error(at: first, "unknown attribute '\(key)' (run_id, run_name, status, start_time, end_time)")
+                throw error(at: first, "unknown attribute '\(key)' (run_id, run_name, status, artifact_uri, user_id, start_time, end_time)")
             }
             return (.attribute(a), first)
         case let other?:
@@ -472,6 +533,9 @@ private struct Parser {
     mutating func comparison() throws -> Comparison {
         let (field, _) = try identifier()
         let opToken = peek
+        if case .word(let w) = opToken.kind, w.uppercased() == "IS" {
+            return try nullTest(field, opToken)
+        }
         var op: SearchOperator
         switch opToken.kind {
         case .op(let o):
@@ -489,11 +553,11 @@ private struct Parser {
                     throw error(at: peek, "expected IN after NOT")
                 }
                 op = .notIn
-            default: throw error(at: opToken, "expected a comparison operator (= != < <= > >= LIKE ILIKE IN NOT IN)")
+            default: throw error(at: opToken, "expected a comparison operator (= != < <= > >= LIKE ILIKE IN NOT IN IS)")
             }
             advance()
         default:
-            throw error(at: opToken, "expected a comparison operator (= != < <= > >= LIKE ILIKE IN NOT IN)")
+            throw error(at: opToken, "expected a comparison operator (= != < <= > >= LIKE ILIKE IN NOT IN IS)")
         }
         let valueToken = peek
         let value: SearchValue
@@ -518,6 +582,22 @@ private struct Parser {
         }
         try check(field, op, value, opToken: opToken, valueToken: valueToken)
         return Comparison(field: field, op: op, value: value)
+    }
+
+    /// `IS NULL` / `IS NOT NULL`, which MLflow allows on params and tags only.
+    mutating func nullTest(_ field: SearchField, _ opToken: Token) throws -> Comparison {
+        advance()
+        var op = SearchOperator.isNull
+        if case .word(let w) = peek.kind, w.uppercased() == "NOT" {
+            op = .isNotNull
+            advance()
+        }
+        guard case .word(let w) = peek.kind, w.uppercased() == "NULL" else { throw error(at: peek, "expected NULL") }
+        advance()
+        switch field {
+        case .param, .tag: return Comparison(field: field, op: op, value: .none)
+        default: throw error(at: opToken, "IS NULL and IS NOT NULL apply to params and tags only (as MLflow's)")
+        }
     }
 
     /// Refuses operators and values that do not fit the field (MLflow's rules).

@@ -132,6 +132,29 @@ public struct Run: Codable, Sendable, Equatable {
     public var params: [String: String]
     public var inputs: [Dataset]
     public var codeVersion: CodeVersion?
+    /// Who started the run: the `mlflow.user` tag it was started with, as
+    /// MLflow's client fills `user_id`. Optional so runs stored before it
+    /// existed still decode (see `user`).
+    public var userId: String?
+
+    /// The tag MLflow keeps the run name in; Plinth keeps it in step with
+    /// `name` (see `TrackingStore`), so filters on either agree.
+    public static let nameTag = "mlflow.runName"
+    /// The tag MLflow's client takes `user_id` from.
+    public static let userTag = "mlflow.user"
+
+    /// `user_id` as search sees it; "unknown" when the run was started
+    /// without a user, which is what MLflow's client stores then.
+    public var user: String { userId ?? "unknown" }
+
+    /// `artifact_uri` as search sees it. Plinth's artifacts are content
+    /// addressed and listed per run, so there is no storage path: this URI
+    /// names the run's listing the way MLflow's `<root>/<experiment>/<run>/artifacts` does.
+    public var artifactUri: String { "plinth:/\(experimentId)/\(id)/artifacts" }
+
+    /// `end_time` as search sees it: nil while the run is RUNNING (MLflow's
+    /// NULL, which no comparison matches and which sorts last).
+    public var endTime: Int64? { status == .running ? nil : endMs }
 }
 
 /// One metric measurement.
@@ -147,6 +170,26 @@ public struct MetricPoint: Sendable, Equatable {
         self.value = value
         self.step = step
         self.timestampMs = timestampMs
+    }
+
+    /// Whether this point replaces `other` as a metric's latest value:
+    /// MLflow's order, the highest step, then timestamp, then value. A tie
+    /// keeps the point logged first (MLflow replaces only on "strictly newer").
+    func isNewer(than other: MetricPoint) -> Bool {
+        if step != other.step { return step > other.step }
+        if timestampMs != other.timestampMs { return timestampMs > other.timestampMs }
+        return Self.supersedes(value, other.value)
+    }
+
+    /// Whether `value` beats `other` at the same step and timestamp. MLflow's
+    /// SQL store keeps NaN as 0 (with a flag) and ±infinity as ±Double.max,
+    /// and compares those, so this does too: the choice of value is then the
+    /// one MLflow makes, while the value kept is still the one logged.
+    static func supersedes(_ value: Double, _ other: Double) -> Bool {
+        func stored(_ v: Double) -> Double {
+            v.isNaN ? 0 : (v.isInfinite ? (v > 0 ? .greatestFiniteMagnitude : -.greatestFiniteMagnitude) : v)
+        }
+        return stored(value) > stored(other)
     }
 
     /// Equality that treats two NaNs as the same value (bit-for-bit).
@@ -190,6 +233,44 @@ public struct LogBatch: Sendable {
 public struct Page<Item: Sendable>: Sendable {
     public var items: [Item]
     public var nextPageToken: String
+}
+
+/// Whether two strings are the same bytes. Swift's `==` is canonical
+/// equivalence ("é" precomposed equals "e" + combining accent); MLflow's
+/// stores compare the stored bytes, so everything a user can see compared
+/// (search, param immutability, tag changes, names) uses this instead.
+@inline(__always)
+public func sameBytes(_ a: String, _ b: String) -> Bool {
+    a.utf8.elementsEqual(b.utf8)
+}
+
+/// -1, 0, 1 by UTF-8 bytes: SQLite's BINARY collation, which is also code
+/// point order (Swift's `<` orders canonically equivalent forms together).
+public func compareBytes(_ a: String, _ b: String) -> Int {
+    var i = a.utf8.makeIterator(), j = b.utf8.makeIterator()
+    while true {
+        switch (i.next(), j.next()) {
+        case (nil, nil): return 0
+        case (nil, _): return -1
+        case (_, nil): return 1
+        case (let x?, let y?): if x != y { return x < y ? -1 : 1 }
+        }
+    }
+}
+
+extension Dataset {
+    /// Field by field with `sameBytes`: whether logging `other` again would add nothing.
+    func isIdentical(to other: Dataset) -> Bool {
+        sameBytes(name, other.name) && sameBytes(digest, other.digest) && sameBytes(context, other.context)
+            && sameBytes(featureService, other.featureService) && asOfMs == other.asOfMs
+            && featureReferences.count == other.featureReferences.count
+            && zip(featureReferences, other.featureReferences).allSatisfy { sameBytes($0, $1) }
+            && featureVersions.count == other.featureVersions.count
+            && zip(featureVersions, other.featureVersions).allSatisfy {
+                sameBytes($0.reference, $1.reference) && sameBytes($0.project, $1.project)
+                    && $0.projectVersion == $1.projectVersion && $0.schemaVersion == $1.schemaVersion
+            }
+    }
 }
 
 /// Milliseconds since the Unix epoch, from the system clock.

@@ -120,7 +120,7 @@ public final class TrackingStore: @unchecked Sendable {
     public func renameExperiment(id: UInt64, to name: String, now: Int64 = currentMillis()) async throws -> Experiment {
         try Self.checkName(name, what: "experiment name")
         return try await updateExperiment(id, now: now) { [self] experiment, txn in
-            guard experiment.name != name else { return }
+            guard !sameBytes(experiment.name, name) else { return }
             if try txn.get(experimentNames, Array(name.utf8)) != nil {
                 throw TrackingError.alreadyExists("an experiment named '\(name)' already exists")
             }
@@ -155,12 +155,26 @@ public final class TrackingStore: @unchecked Sendable {
     // MARK: Runs
 
     /// Starts a RUNNING run in an active experiment.
+    ///
+    /// As MLflow's: the name may come from `name` or from the
+    /// `mlflow.runName` tag (two different values are refused), and the tag
+    /// is always set to the name, so filters on `tags.mlflow.runName` and
+    /// `attributes.run_name` see the same thing. `user_id` is the
+    /// `mlflow.user` tag it starts with.
     public func startRun(experimentId: UInt64, name: String = "", tags: [String: String] = [:],
                          startMs: Int64 = currentMillis()) async throws -> Run {
         if name.utf8.count > TrackingLimits.maxNameLength {
             throw TrackingError.invalidArgument("run name is longer than \(TrackingLimits.maxNameLength) bytes")
         }
         try Self.checkTags(tags)
+        let tagName = tags[Run.nameTag] ?? ""
+        if !name.isEmpty && !tagName.isEmpty && !sameBytes(name, tagName) {
+            throw TrackingError.invalidArgument("the run name '\(name)' and its tag \(Run.nameTag) '\(tagName)' differ; give one of them, or the same value in both")
+        }
+        if tagName.utf8.count > TrackingLimits.maxNameLength {
+            throw TrackingError.invalidArgument("tag \(Run.nameTag) is the run name, at most \(TrackingLimits.maxNameLength) bytes")
+        }
+        let given = name.isEmpty ? tagName : name
         let id = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         defer { searchCache.changed(experimentId) }
         return try await environment.writer.write(durability: durability) { [self] txn in
@@ -169,9 +183,12 @@ public final class TrackingStore: @unchecked Sendable {
                 throw TrackingError.failedPrecondition("experiment '\(experiment.name)' (\(experimentId)) is deleted; restore it to start runs in it")
             }
             let seq = try nextCounter("next_run_seq", txn)
-            let run = Run(id: id, seq: seq, experimentId: experimentId, name: name.isEmpty ? "run-\(seq)" : name,
+            let name = given.isEmpty ? "run-\(seq)" : given
+            var tags = tags
+            tags[Run.nameTag] = name
+            let run = Run(id: id, seq: seq, experimentId: experimentId, name: name,
                           status: .running, startMs: startMs, endMs: 0, lifecycle: .active, tags: tags,
-                          params: [:], inputs: [], codeVersion: nil)
+                          params: [:], inputs: [], codeVersion: nil, userId: tags[Run.userTag])
             try txn.put(runs, Array(id.utf8), try Self.encode(run))
             try txn.put(runsByExperiment, makeKey { $0.append(experimentId); $0.append(id) }, [])
             return run
@@ -193,10 +210,14 @@ public final class TrackingStore: @unchecked Sendable {
         }
     }
 
-    /// Sets a run's name (only the name: everything else is logged history).
+    /// Sets a run's name (only the name: everything else is logged history),
+    /// and its `mlflow.runName` tag with it, as MLflow's UpdateRun does.
     public func renameRun(id: String, to name: String) async throws -> Run {
         try Self.checkName(name, what: "run name")
-        return try await updateRun(id) { run in run.name = name }
+        return try await updateRun(id) { run in
+            run.name = name
+            run.tags[Run.nameTag] = name
+        }
     }
 
     public func deleteRun(id: String) async throws -> Run {
@@ -210,7 +231,7 @@ public final class TrackingStore: @unchecked Sendable {
     private func updateRun(_ id: String, _ change: @escaping @Sendable (inout Run) throws -> Void) async throws -> Run {
         let run = try await environment.writer.write(durability: durability) { [self] txn in
             guard let raw = try txn.get(runs, Array(id.utf8)) else { throw TrackingError.notFound("no run has id '\(id)'") }
-            var run = try JSONDecoder().decode(Run.self, from: Data(raw))
+            var run = try Self.decodeRun(Data(raw))
             try change(&run)
             try txn.put(runs, Array(id.utf8), try Self.encode(run))
             return run
@@ -308,7 +329,8 @@ public final class TrackingStore: @unchecked Sendable {
         var changed = false
         for (key, value) in batch.params.sorted(by: { $0.key < $1.key }) {
             if let old = run.params[key] {
-                guard old == value else {
+                // Bytes, as MLflow's check: "é" and "e" + accent are different values.
+                guard sameBytes(old, value) else {
                     throw TrackingError.invalidArgument("param '\(key)' of run \(run.id) is already '\(old)'; params are immutable (tried '\(value)')")
                 }
             } else {
@@ -316,11 +338,14 @@ public final class TrackingStore: @unchecked Sendable {
                 changed = true
             }
         }
-        for (key, value) in batch.tags where run.tags[key] != value {
+        for (key, value) in batch.tags where !(run.tags[key].map { sameBytes($0, value) } ?? false) {
+            // Setting the name tag renames the run (MLflow's set_tag does):
+            // name and tag never disagree.
+            if key == Run.nameTag { run.name = value }
             run.tags[key] = value
             changed = true
         }
-        for input in batch.inputs where !run.inputs.contains(input) {
+        for input in batch.inputs where !run.inputs.contains(where: { $0.isIdentical(to: input) }) {
             run.inputs.append(input)
             changed = true
         }
@@ -364,22 +389,23 @@ public final class TrackingStore: @unchecked Sendable {
                         let key = UnsafeRawBufferPointer(rebasing: raw[0..<prefixLength + 16])
                         if appending, try txn.append(metrics, key, value) { return }
                         appending = false
+                        // A point at a step and timestamp already stored keeps
+                        // the larger value (MLflow's rule for the latest value),
+                        // so the history's last point is always the latest.
+                        if let old = try txn.get(metrics, key), old.count == 8,
+                           !MetricPoint.supersedes(point.value, Double(bitPattern: old.loadUnaligned(as: UInt64.self))) { return }
                         try txn.put(metrics, key, value)
                     }
-                    if (point.step, point.timestampMs) >= (best.step, best.timestampMs) { best = point }
+                    if point.isNewer(than: best) { best = point }
                     index += 1
                 }
-                if let known = newest[key], (known.step, known.timestampMs) > (best.step, best.timestampMs) { continue }
+                if let known = newest[key], !best.isNewer(than: known) { continue }
                 newest[key] = best
             }
         }
         for (name, point) in newest {
             let key = makeKey { $0.append(seq); $0.append(name) }
-            if let old = try txn.get(latest, key), old.count == 24 {
-                let step = old.loadUnaligned(fromByteOffset: 8, as: Int64.self)
-                let time = old.loadUnaligned(fromByteOffset: 16, as: Int64.self)
-                if (step, time) > (point.step, point.timestampMs) { continue }
-            }
+            if let old = try txn.get(latest, key), old.count == 24, !point.isNewer(than: Self.point(name, old)) { continue }
             var value = [UInt8](repeating: 0, count: 24)
             value.withUnsafeMutableBytes { v in
                 v.storeBytes(of: point.value.bitPattern, toByteOffset: 0, as: UInt64.self)
@@ -390,8 +416,9 @@ public final class TrackingStore: @unchecked Sendable {
         }
     }
 
-    /// Every point of one metric of a run, by step then timestamp. A point
-    /// logged twice with the same step and timestamp keeps its last value.
+    /// Every point of one metric of a run, by step then timestamp. Of points
+    /// logged with the same step and timestamp the one with the larger value
+    /// is kept (MLflow keeps them all; its latest value is the larger).
     /// - Parameter pageToken: the `nextPageToken` of the previous page.
     public func metricHistory(runId: String, key: String, maxResults: Int = TrackingLimits.defaultHistoryResults,
                               pageToken: String = "") throws -> Page<MetricPoint> {
@@ -498,6 +525,21 @@ public final class TrackingStore: @unchecked Sendable {
             }
         }
         try checkTags(batch.tags)
+        if let name = batch.tags[Run.nameTag] {
+            // The tag is the run's name, so it follows the name's rules.
+            try checkName(name, what: "tag \(Run.nameTag) (the run name)")
+        }
+    }
+
+    /// Decodes a stored run. Runs stored before the name was mirrored in the
+    /// `mlflow.runName` tag get the tag here, on read, rather than by a
+    /// migration: the stored bytes stay as they were (so the run cache's
+    /// byte comparison still holds) and every reader sees the tag, and the
+    /// next write to the run stores it.
+    static func decodeRun(_ data: Data) throws -> Run {
+        var run = try JSONDecoder().decode(Run.self, from: data)
+        if run.tags[Run.nameTag] == nil { run.tags[Run.nameTag] = run.name }
+        return run
     }
 }
 
@@ -528,7 +570,7 @@ final class RunCache: @unchecked Sendable {
     func entry(id: String, _ raw: UnsafeRawBufferPointer) throws -> Entry {
         if let hit = lock.withLock({ entries[id] }), hit.bytes.count == raw.count, hasPrefix(raw, hit.bytes) { return hit }
         let bytes = Array(raw)
-        let entry = Entry(bytes: bytes, run: try JSONDecoder().decode(Run.self, from: Data(bytes)))
+        let entry = Entry(bytes: bytes, run: try TrackingStore.decodeRun(Data(bytes)))
         lock.withLock { entries[id] = entry }
         return entry
     }

@@ -65,7 +65,7 @@ final class TrackingStoreTests: XCTestCase {
                                             codeVersion: CodeVersion(gitCommit: "abc123", dirty: true)))
         let record = try f.store.run(id: run.id)
         XCTAssertEqual(record.run.params, ["lr": "0.1"])
-        XCTAssertEqual(record.run.tags, ["team": "a"])
+        XCTAssertEqual(record.run.tags, ["team": "a", Run.nameTag: record.run.name], "the name is mirrored in its tag")
         XCTAssertEqual(record.run.codeVersion, CodeVersion(gitCommit: "abc123", dirty: true))
         XCTAssertEqual(record.metrics["loss"]?.step, 99)
         XCTAssertEqual(record.metrics["loss"]?.value, 0.01)
@@ -196,7 +196,7 @@ final class TrackingStoreTests: XCTestCase {
         }
         let record = try f.store.run(id: run.id)
         XCTAssertEqual(record.run.params.count, writers * perWriter)
-        XCTAssertEqual(record.run.tags.count, writers)
+        XCTAssertEqual(record.run.tags.count, writers + 1, "one per writer, and mlflow.runName")
         XCTAssertEqual(record.metrics["m"]?.step, Int64(writers * perWriter - 1))
         XCTAssertEqual(try f.store.metricHistory(runId: run.id, key: "m").items.count, writers * perWriter)
     }

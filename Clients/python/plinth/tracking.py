@@ -42,6 +42,8 @@ from . import errors
 from ._proto.plinth.v1 import tracking_pb2
 
 _TRACKING = "/plinth.v1.Tracking/"
+# The tag MLflow keeps a run's name in; the daemon keeps it equal to the name.
+RUN_NAME_TAG = "mlflow.runName"
 #: Buffered metric points that trigger a flush.
 DEFAULT_FLUSH_POINTS = 50_000
 #: Seconds after which buffered metrics are flushed even if few.
@@ -398,25 +400,31 @@ class TrackingMixin:
 
     def create_run(
         self, experiment: Union[int, str, Experiment], run_name: Optional[str] = None,
-        tags: Optional[Mapping[str, Any]] = None,
+        tags: Optional[Mapping[str, Any]] = None, start_time: Optional[int] = None,
     ) -> Run:
         """Start a RUNNING run without making it the active run (MLflow's
         `MlflowClient.create_run`): log to it with `run_id=`, unbuffered,
-        and end it with `end_run(run_id)`."""
+        and end it with `end_run(run_id)`.
+
+        As MLflow's, the name may also come as the `mlflow.runName` tag (the
+        daemon keeps the two equal), `start_time` (ms) defaults to now, and
+        the `mlflow.user` tag becomes the run's `user_id`."""
         request = tracking_pb2.StartRunRequest(
-            experiment_id=self._experiment_id(experiment), name=run_name or "", tags=_strings(tags)
+            experiment_id=self._experiment_id(experiment), name=run_name or "", tags=_strings(tags),
+            start_time_ms=int(start_time or 0),
         )
         return _run(self._call(_TRACKING + "StartRun", request, tracking_pb2.RunResponse.FromString).run)
 
-    def end_run(self, run_id: Optional[str] = None, status: str = "FINISHED") -> Run:
-        """End a run (the active one by default): FINISHED, FAILED or KILLED."""
+    def end_run(self, run_id: Optional[str] = None, status: str = "FINISHED", end_time: Optional[int] = None) -> Run:
+        """End a run (the active one by default): FINISHED, FAILED or KILLED,
+        at `end_time` (ms; now by default, and always now for the active run)."""
         if run_id is None or any(r.run_id == run_id for r in self._runs()):
             run_id, active = self._run_for(run_id)
             if active is not None and not active._ended:
                 return active.end(status)
         if status not in _STATUS_CODES or status == "RUNNING":
             raise errors.InvalidArgumentError("status must be FINISHED, FAILED or KILLED, not %r" % status)
-        request = tracking_pb2.EndRunRequest(run_id=run_id, status=_STATUS_CODES[status])
+        request = tracking_pb2.EndRunRequest(run_id=run_id, status=_STATUS_CODES[status], end_time_ms=int(end_time or 0))
         return _run(self._call(_TRACKING + "EndRun", request, tracking_pb2.RunResponse.FromString).run)
 
     def get_run(self, run_id: str) -> Run:
@@ -453,6 +461,11 @@ class TrackingMixin:
 
     def set_tag(self, key: str, value: Any, run_id: Optional[str] = None) -> None:
         self.set_tags({key: value}, run_id=run_id)
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Rename a RUNNING run: MLflow's way, by setting its `mlflow.runName`
+        tag, which the daemon keeps equal to the run's name."""
+        self.set_tag(RUN_NAME_TAG, name, run_id=run_id)
 
     def log_metric(
         self, key: str, value: float, step: Optional[int] = None, timestamp: Optional[int] = None,

@@ -59,7 +59,7 @@ def test_run_context_manager_finishes_and_logs_everything(client, tag):
     assert info.status == "FINISHED"
     assert info.end_time >= info.start_time > 0
     assert info.params == {"max_depth": "6", "eta": "0.1"}
-    assert info.tags == {"owner": "ann"}
+    assert info.tags == {"owner": "ann", "mlflow.runName": "first"}
     assert info.metrics["loss"] == pytest.approx(0.001)
     assert math.isnan(info.metrics["odd"]) and info.metrics["big"] == math.inf
     history = client.get_metric_history(run.run_id, "loss")
@@ -310,6 +310,20 @@ def test_create_run_is_not_active_and_logs_unbuffered(client, tag):
     client.log_batch(run.run_id, metrics=[plinth.Metric("y", 1.0, 0, 5), plinth.Metric("y", 2.0, 1, 6)], params={"p": 1})
     assert client.get_run(run.run_id).metrics == {"x": 2.0, "y": 2.0}
     assert client.end_run(run.run_id, "KILLED").status == "KILLED"
+
+
+def test_run_name_lives_in_the_mlflow_run_name_tag(client, tag):
+    experiment = client.create_experiment("names-" + tag)
+    run = client.create_run(experiment, tags={"mlflow.runName": "from-tag", "mlflow.user": "ann"}, start_time=1000)
+    assert (run.name, run.start_time, run.tags["mlflow.runName"]) == ("from-tag", 1000, "from-tag")
+    client.rename_run(run.run_id, "renamed")
+    got = client.get_run(run.run_id)
+    assert got.name == "renamed" and got.tags["mlflow.runName"] == "renamed"
+    found = client.search_runs(experiment, filter="tags.mlflow.runName = 'renamed' and attributes.user_id = 'ann'")
+    assert [r.run_id for r in found] == [run.run_id]
+    assert client.end_run(run.run_id, end_time=2000).end_time == 2000
+    with pytest.raises(plinth.InvalidArgumentError, match="differ"):
+        client.create_run(experiment, run_name="a", tags={"mlflow.runName": "b"})
 
 
 def test_a_failed_download_leaves_no_partial_file_and_the_client_usable(client, plinthd, tag, tmp_path):
