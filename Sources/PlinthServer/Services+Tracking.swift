@@ -253,7 +253,7 @@ extension Services {
         }
         var params: [String: String] = [:]
         for param in request.params {
-            if let old = params[param.key], old != param.value {
+            if let old = params[param.key], !sameBytes(old, param.value) {
                 throw TrackingError.invalidArgument("param '\(param.key)' appears twice in the batch with different values ('\(old)', '\(param.value)')")
             }
             params[param.key] = param.value
