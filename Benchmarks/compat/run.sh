@@ -18,7 +18,8 @@ log() { echo "[compat] $*" >&2; }
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  for seed in ${COMPAT_SEED_VENVS:-"$ROOT/Benchmarks/.venv-inference $ROOT/Benchmarks/.venv-mlflow"}; do
+  seeds="${COMPAT_SEED_VENVS-$ROOT/Benchmarks/.venv-inference $ROOT/Benchmarks/.venv-mlflow}"
+  for seed in $seeds; do
     from="$seed/lib/$(basename "$(dirname "$site")")/site-packages"
     if [ -d "$from" ]; then
       log "seeding $venv from $seed"
