@@ -171,22 +171,35 @@ static void lgb_range(long b, long e, double *out) {
   LGBM_BoosterPredictForMat(lgb, rows + b * NF, 0, (int32_t)(e - b), NF, 1, 0, 0, -1, lgb_params, &len, out + b);
 }
 
-/* ---- tl2cgen ---- */
+/* ---- tl2cgen ----
+ * The generated predict() takes float32 or float64 entries and writes float32
+ * or float64 results, as get_threshold_type() / get_leaf_output_type() say
+ * (XGBoost and LightGBM: float32 / float32 or float64; scikit-learn: float64),
+ * one per target and class: the result buffer holds up to 64. */
 union Entry { int missing; float fvalue; int qvalue; };
-static void (*tl_predict)(union Entry *, int, float *);
+union Entry64 { int missing; double fvalue; int qvalue; };
+static void (*tl_predict)(void *, int, void *);
+static int tl_f64_in, tl_f64_out;
 static void tl_row(const float *row, double *out) {
-  union Entry e[NF];
-  for (int j = 0; j < NF; j++) {
-    if (isnan(row[j])) e[j].missing = -1; else e[j].fvalue = row[j];
+  union { double d[64]; float f[128]; } r;
+  if (tl_f64_in) {
+    union Entry64 e[NF];
+    for (int j = 0; j < NF; j++) {
+      if (isnan(row[j])) e[j].missing = -1; else e[j].fvalue = row[j];
+    }
+    tl_predict(e, 0, &r);
+  } else {
+    union Entry e[NF];
+    for (int j = 0; j < NF; j++) {
+      if (isnan(row[j])) e[j].missing = -1; else e[j].fvalue = row[j];
+    }
+    tl_predict(e, 0, &r);
   }
-  float r = 0;
-  tl_predict(e, 0, &r);
-  out[0] = r;
+  out[0] = tl_f64_out ? r.d[0] : r.f[0];
 }
 static void tl_range(long b, long e, double *out) {
   for (long i = b; i < e; i++) tl_row(rows + i * NF, out + i);
 }
-
 /* ---- lleaves (object linked in when built with -DWITH_LLEAVES) ---- */
 #ifdef WITH_LLEAVES
 void forest_root(double *data, double *out, int start, int end);
@@ -261,6 +274,9 @@ int main(int argc, char **argv) {
   } else if (!strcmp(impl, "tl2cgen")) {
     void *h = must_dlopen(argv[2]);
     tl_predict = sym(h, "predict");
+    const char *(*tt)(void) = dlsym(h, "get_threshold_type"), *(*lt)(void) = dlsym(h, "get_leaf_output_type");
+    tl_f64_in = tt && !strcmp(tt(), "float64");
+    tl_f64_out = lt && !strcmp(lt(), "float64");
     single(tl_row);
     batch_threads(tl_range, 1);
     batch_threads(tl_range, 2);

@@ -1,4 +1,5 @@
 """Prepares the inference benchmark: input rows and the peers' compiled models.
+usage: prepare.py [OUT [rows]]   (with `rows`: only the rows and paths.txt)
 
 Writes into OUT (default Benchmarks/results/inference/work):
   rows_dense.f32 / rows_missing.f32  100,000 rows x 32 float32 features
@@ -104,6 +105,8 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     rows()
     paths()
+    if sys.argv[2:] == ["rows"]:  # run.sh's `kinds` set: the rows and library paths only
+        sys.exit(0)
     onnx_models()
     lleaves_obj()
     tl2cgen_libs()
