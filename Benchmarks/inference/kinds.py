@@ -33,7 +33,8 @@ def run(impl, label, cmd):
         print(l, flush=True)
     if p.returncode != 0:
         err = [l for l in p.stderr.strip().splitlines() if l.strip()]
-        detail = err[-1] if err else f"exit status {p.returncode}"
+        fatal = [l for l in err if "Error raised at top level" in l]
+        detail = (fatal or err or [f"exit status {p.returncode}"])[-1]
         # Swift's uncaught error: "...: Fatal error: Error raised at top level: <the error>"
         detail = detail.split("Error raised at top level: ", 1)[-1]
         emit(impl, label, "refused" if impl == "plinth" and not lines else "error", detail[:300])
