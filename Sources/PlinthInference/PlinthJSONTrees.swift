@@ -105,7 +105,11 @@ extension PlinthJSONImporter {
             }
             thresholds = list
         }
-        let sets = try categorySets(value["category_sets"], field: "\(field).category_sets")
+        var sets = try categorySets(value["category_sets"], field: "\(field).category_sets")
+        /// The empty set that stands for "every present value goes right"
+        /// (see the +inf case below), added once per tree when needed.
+        var allRight: Int32?
+        let documentSets = sets.count
 
         var nodes = [TreeEnsemble.Node]()
         nodes.reserveCapacity(splitCount)
@@ -120,9 +124,9 @@ extension PlinthJSONImporter {
             var node = TreeEnsemble.Node(feature: feature, threshold: 0, left: left, right: right,
                                          defaultLeft: missingLeft[i] != 0)
             if set >= 0 {
-                guard Int(set) < sets.count else {
+                guard Int(set) < documentSets else {
                     throw .invalidField(format: format, field: "\(field).category_set",
-                                        detail: "split \(i) names set \(set) but the tree has \(sets.count)")
+                                        detail: "split \(i) names set \(set) but the tree has \(documentSets)")
                 }
                 // The IR sends NaN right at a categorical split; a document
                 // asking otherwise would be scored wrong, so it is refused
@@ -138,12 +142,21 @@ extension PlinthJSONImporter {
                     throw .invalidField(format: format, field: "\(field).threshold", detail: "split \(i) is NaN")
                 }
                 if threshold == .infinity {
-                    // `x <= +inf` holds for every present value, +inf included,
-                    // and no float32 `t` has `+inf < t`; the same split with
-                    // the children swapped is "`x < -inf` (never) goes left",
-                    // so present values go to the old left child and only the
-                    // missing direction needs flipping.
-                    node.threshold = -.infinity
+                    // `x <= +inf` holds for every present value, +inf
+                    // included, and no float32 `t` has `+inf < t`. A
+                    // categorical split on the empty set sends every present
+                    // value right and NaN its default way, so with the
+                    // children swapped and the missing side flipped it is
+                    // this split exactly. (A threshold of -inf would say the
+                    // same but keep the whole model off the perfect layout,
+                    // which cannot express `x < -inf` with NaN going left.)
+                    let empty: Int32
+                    if let allRight { empty = allRight } else {
+                        empty = Int32(sets.count)
+                        sets.append([])
+                        allRight = empty
+                    }
+                    node.categorySet = empty
                     node.left = right
                     node.right = left
                     node.defaultLeft.toggle()

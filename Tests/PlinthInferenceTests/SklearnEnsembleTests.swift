@@ -124,6 +124,11 @@ import Testing
             #expect(try model.predict([x]) == [1], "x = \(x)")
         }
         #expect(try model.predict([.nan]) == [2])
+        // The same split with missing values sent left: everything goes left.
+        let both = try Self.load(Self.stump(threshold: "Infinity", missingLeft: true))
+        for x: Float in [.infinity, -.infinity, -1, 0.5, .nan] {
+            #expect(try both.predict([x]) == [1], "x = \(x)")
+        }
         let negative = try Self.load(Self.stump(threshold: "-Infinity", missingLeft: false))
         #expect(try negative.predict([-.infinity]) == [1])
         #expect(try negative.predict([-.greatestFiniteMagnitude]) == [2])
