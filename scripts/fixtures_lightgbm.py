@@ -26,24 +26,9 @@ def _data(rng, n, missing):
     return x
 
 
-def _write_rows(path, x, names):
-    with open(path, "w") as f:
-        f.write(",".join(names) + "\n")
-        for row in x:
-            f.write(",".join("" if np.isnan(v) else repr(float(v)) for v in row) + "\n")
-
-
-def _write_expected(path, margin, prob):
-    margin = np.asarray(margin, dtype=np.float64).reshape(len(margin), -1)
-    prob = np.asarray(prob, dtype=np.float64).reshape(len(prob), -1)
-    with open(path, "w") as f:
-        f.write(",".join([f"margin_{i}" for i in range(margin.shape[1])]
-                         + [f"prob_{i}" for i in range(prob.shape[1])]) + "\n")
-        for m, p in zip(margin, prob):
-            f.write(",".join(repr(float(v)) for v in list(m) + list(p)) + "\n")
-
-
-def main(out, rows=400):
+def main(out, write_rows, write_expected, rows=400):
+    """`write_rows` and `write_expected` are gen_inference_fixtures' writers,
+    so every generator writes rows and outputs in one format."""
     import lightgbm as lgb
     import pandas as pd
 
@@ -56,7 +41,7 @@ def main(out, rows=400):
     y_frac = 1 / (1 + np.exp(-y_reg))
     y_multi = np.digitize(y_reg, [-1.0, 1.0])
     x_test = _data(rng, rows, missing=True)
-    _write_rows(os.path.join(out, "lgbk_rows.csv"), x_test, NAMES)
+    write_rows(os.path.join(out, "lgbk_rows.csv"), x_test, NAMES)
 
     def model(name, params, label, rounds=20, objective=None, edit=None):
         params = dict(params, verbose=-1, num_threads=1, seed=3, num_leaves=params.get("num_leaves", 15))
@@ -70,7 +55,7 @@ def main(out, rows=400):
         with open(os.path.join(out, f"{name}.txt"), "w") as f:
             f.write(text)
         x = x_test.astype(np.float64)
-        _write_expected(os.path.join(out, f"{name}.expected.csv"), bst.predict(x, raw_score=True), bst.predict(x))
+        write_expected(os.path.join(out, f"{name}.expected.csv"), bst.predict(x, raw_score=True), bst.predict(x))
 
     model("lgbk_linear", {"objective": "regression", "linear_tree": True}, y_reg)
     model("lgbk_linear_binary", {"objective": "binary", "linear_tree": True, "linear_lambda": 0.1}, y_bin)
@@ -147,5 +132,5 @@ def main(out, rows=400):
             f.write(",".join(cells) + "\n")
     test["store"] = pd.Categorical(test["store"], categories=[float(s) for s in stores]).rename_categories(stores)
     test["city"] = pd.Categorical(test["city"], categories=cities)
-    _write_expected(os.path.join(out, "lgbk_pandas.expected.csv"), bst.predict(test, raw_score=True),
+    write_expected(os.path.join(out, "lgbk_pandas.expected.csv"), bst.predict(test, raw_score=True),
                     bst.predict(test))

@@ -37,21 +37,6 @@ def _target(x):
     return np.sin(z[:, 2]) + z[:, 3] * z[:, 4] + (z[:, 0] % 3 == 1) * 1.2 - 0.4 * z[:, 5] + 0.3 * z[:, 1]
 
 
-def _write_rows(path, x, names):
-    with open(path, "w") as f:
-        f.write(",".join(names) + "\n")
-        for row in x:
-            cells = []
-            for v in row:
-                if isinstance(v, str):
-                    cells.append(v)
-                elif v is None or v != v:
-                    cells.append("")
-                else:
-                    cells.append(repr(float(v)))
-            f.write(",".join(cells) + "\n")
-
-
 def _forest_sum(model, x, classifier):
     """What a forest sums before dividing by its tree count: each tree's
     output added in estimator order from zero, as _accumulate_prediction."""
@@ -65,7 +50,7 @@ def _forest_sum(model, x, classifier):
     return total
 
 
-def generate(out, write_expected):
+def generate(out, write_rows, write_expected):
     import pandas as pd
     from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
                                   GradientBoostingRegressor, HistGradientBoostingClassifier,
@@ -86,8 +71,8 @@ def generate(out, write_expected):
     x_test[7::29, 0] = -1
     x_dense_train = np.nan_to_num(x_train, nan=0.0)
     x_dense = np.nan_to_num(x_test, nan=0.0)
-    _write_rows(os.path.join(out, "sk_tree_rows.csv"), x_test, NAMES)
-    _write_rows(os.path.join(out, "sk_tree_rows_dense.csv"), x_dense, NAMES)
+    write_rows(os.path.join(out, "sk_tree_rows.csv"), x_test, NAMES)
+    write_rows(os.path.join(out, "sk_tree_rows_dense.csv"), x_dense, NAMES)
     xt = x_test.astype(np.float64)
     xd = x_dense.astype(np.float64)
 
@@ -157,7 +142,7 @@ def generate(out, write_expected):
     # Names from the DataFrame (feature_names_in_).
     save("sk_hgb_pandas_cat", model, model.decision_function(test), proba(model, test), names=None)
     cells = test.astype(object).where(test.notna(), None).to_numpy().tolist()
-    _write_rows(os.path.join(out, "sk_hgb_pandas_cat_rows.csv"), cells, list(test.columns))
+    write_rows(os.path.join(out, "sk_hgb_pandas_cat_rows.csv"), cells, list(test.columns))
 
     with open(os.path.join(out, "versions.txt"), "a") as f:
         f.write(f"pandas {pd.__version__}\n")

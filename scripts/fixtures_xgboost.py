@@ -20,16 +20,9 @@ import numpy as np
 N = 6  # numerical features of the plain-kind models
 
 
-def _rows(path, names, x):
-    with open(path, "w") as f:
-        f.write(",".join(names) + "\n")
-        for row in x:
-            f.write(",".join("" if np.isnan(v) else repr(float(v)) for v in row) + "\n")
-
-
-def generate(out, write_expected):
-    """`write_expected` is gen_inference_fixtures' writer, so both modules
-    write the expected outputs in one format."""
+def generate(out, write_rows, write_expected):
+    """`write_rows` and `write_expected` are gen_inference_fixtures' writers,
+    so every generator writes rows and outputs in one format."""
     import pandas as pd
     import xgboost as xgb
 
@@ -44,7 +37,7 @@ def generate(out, write_expected):
         return x
 
     x_train, x_test = data(1500), data(150)
-    _rows(os.path.join(out, "xgb_kinds_rows.csv"), names, x_test)
+    write_rows(os.path.join(out, "xgb_kinds_rows.csv"), x_test, names)
     z = np.nan_to_num(x_train, nan=0.2)
     y_reg = np.sin(z[:, 0]) + z[:, 1] * z[:, 2] - 0.3 * z[:, 3] ** 2 + rng.normal(scale=0.1, size=len(z))
     y_bin = (y_reg > 0.1).astype(np.float32)
@@ -122,7 +115,7 @@ def generate(out, write_expected):
                      [0.1, -0.0, 17.99], [0.1, np.nan, np.nan], [0.1, 4, -3], [0.1, 2**24, 16777215],
                      [-1.0, 7.5, 0.5], [0.5, -1e-30, 5]], dtype=np.float32)
     rows = np.concatenate([codes(test), edge])
-    _rows(os.path.join(out, "xgb_cat_rows.csv"), cat_names, rows)
+    write_rows(os.path.join(out, "xgb_cat_rows.csv"), rows, cat_names)
     for name, onehot in [("xgb_cat_partition", 1), ("xgb_cat_onehot", 32)]:
         bst = xgb.train(dict(base, objective="binary:logistic", max_depth=4, max_cat_to_onehot=onehot),
                         xgb.DMatrix(frame, label=(y > 0.3).astype(np.float32), enable_categorical=True), 10)

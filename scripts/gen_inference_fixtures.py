@@ -44,11 +44,22 @@ def target(x):
             + (z[:, 0] % 3 == 1) * 1.5 + 0.3 * z[:, 6:12].sum(axis=1))
 
 
-def write_rows(path, x):
+def write_rows(path, x, names=NAMES):
+    """Rows as `plinthctl score` reads them: a number as Python spells its
+    float exactly, an empty cell for a missing one (NaN or None), a string
+    (an original category) as it is."""
     with open(path, "w") as f:
-        f.write(",".join(NAMES) + "\n")
+        f.write(",".join(names) + "\n")
         for row in x:
-            f.write(",".join("" if np.isnan(v) else repr(float(v)) for v in row) + "\n")
+            cells = []
+            for v in row:
+                if isinstance(v, str):
+                    cells.append(v)
+                elif v is None or v != v:
+                    cells.append("")
+                else:
+                    cells.append(repr(float(v)))
+            f.write(",".join(cells) + "\n")
 
 
 def write_expected(path, margin, prob):
@@ -188,9 +199,9 @@ def main():
     # The model kinds of issue 20, each generator with its own seed and rows,
     # so the fixtures above do not change.
     sys.path.insert(0, HERE)
-    __import__("fixtures_lightgbm").main(OUT)
-    fixtures_xgboost.generate(OUT, write_expected)
-    __import__("fixtures_sklearn").generate(OUT, write_expected)
+    __import__("fixtures_lightgbm").main(OUT, write_rows, write_expected)
+    fixtures_xgboost.generate(OUT, write_rows, write_expected)
+    __import__("fixtures_sklearn").generate(OUT, write_rows, write_expected)
 
 
 if __name__ == "__main__":
