@@ -22,17 +22,22 @@ public struct CategoryMap: Sendable, Equatable {
 
     public let values: Values
     private let numberCodes: [Double: Int]
-    /// Keyed by the UTF-8 bytes: pandas compares categories exactly, and
-    /// Swift's `String` equality would also match canonically equivalent
-    /// spellings ("é" precomposed and decomposed) that pandas keeps apart.
-    private let stringCodes: [[UInt8]: Int]
+    /// String categories are matched by their UTF-8 bytes: pandas compares
+    /// categories exactly, and Swift's `String` equality would also match
+    /// canonically equivalent spellings ("é" precomposed and decomposed)
+    /// that pandas keeps apart. The codes are found through a hash of the
+    /// bytes, so a lookup (once per value on the predict path) allocates
+    /// nothing: `stringBytes[code]` confirms each candidate.
+    private let stringBuckets: [UInt64: [Int32]]
+    private let stringBytes: [[UInt8]]
 
     /// - Throws: `ModelError.invalidField` for a repeated category, or a NaN
     ///   or infinite number (neither can be a pandas category).
     public init(_ values: Values) throws(ModelError) {
         self.values = values
         var numbers = [Double: Int]()
-        var strings = [[UInt8]: Int]()
+        var buckets = [UInt64: [Int32]]()
+        var bytes = [[UInt8]]()
         switch values {
         case let .numbers(list):
             for (code, v) in list.enumerated() {
@@ -46,14 +51,22 @@ public struct CategoryMap: Sendable, Equatable {
                 }
             }
         case let .strings(list):
+            guard list.count <= Int(Int32.max) else {
+                throw .tooLarge(what: "category count", count: list.count, limit: Int(Int32.max))
+            }
             for (code, s) in list.enumerated() {
-                guard strings.updateValue(code, forKey: Array(s.utf8)) == nil else {
+                let utf8 = Array(s.utf8)
+                let hash = Self.hash(utf8)
+                guard !(buckets[hash] ?? []).contains(where: { bytes[Int($0)] == utf8 }) else {
                     throw .invalidField(format: "model", field: "categories", detail: "category '\(s)' is listed twice")
                 }
+                buckets[hash, default: []].append(Int32(code))
+                bytes.append(utf8)
             }
         }
         numberCodes = numbers
-        stringCodes = strings
+        stringBuckets = buckets
+        stringBytes = bytes
     }
 
     /// The number of categories.
@@ -83,11 +96,20 @@ public struct CategoryMap: Sendable, Equatable {
     public func code<Bytes: Collection>(utf8 bytes: Bytes) -> Float where Bytes.Element == UInt8 {
         switch values {
         case .strings:
-            return stringCodes[Array(bytes)].map(Float.init) ?? .nan
+            guard let candidates = stringBuckets[Self.hash(bytes)] else { return .nan }
+            for code in candidates where stringBytes[Int(code)].elementsEqual(bytes) { return Float(code) }
+            return .nan
         case .numbers:
             guard let number = Double(String(decoding: bytes, as: UTF8.self)) else { return .nan }
             return code(number: number)
         }
+    }
+
+    /// FNV-1a of the bytes: stable, and computed without copying them.
+    static func hash<Bytes: Collection>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
     }
 
     /// A whole number without a fraction ("3"), anything else as Swift prints it.
